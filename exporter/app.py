@@ -1,0 +1,115 @@
+"""The running exporter: the current config, the statistics, and probing.
+
+The HTTP server, the CLI and the demo all go through this one object, so a
+probe is counted, logged and limited to configured targets the same way
+whoever asked for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from prometheus_client import CollectorRegistry, gc_collector, platform_collector, process_collector
+
+from exporter import config as config_module
+from exporter import probers
+from exporter.config import Config, ConfigError
+from exporter.metrics import ExporterCollector
+from exporter.probers import store
+from exporter.probers.report import ProbeReport
+from exporter.stats import Stats
+
+logger = logging.getLogger("dicom_exporter")
+# Subtracted from Prometheus' scrape timeout so the answer arrives in time,
+# as blackbox_exporter's --timeout-offset does.
+SCRAPE_TIMEOUT_OFFSET = 0.5
+
+
+class UnknownProbe(LookupError):
+    """A /probe request for something not in the config: nothing is sent."""
+
+
+class Exporter:
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
+        self._config = config
+        self.config_path = config_path
+        self.stats = Stats()
+        self.stats.configured(config)
+        self._reload_lock = threading.Lock()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(ExporterCollector(self.stats, lambda: self._config))
+        process_collector.ProcessCollector(registry=self.registry)
+        platform_collector.PlatformCollector(registry=self.registry)
+        gc_collector.GCCollector(registry=self.registry)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    def reload(self) -> str | None:
+        """Load the file again; on any problem keep the running config.
+
+        Returns None on success, else the problems, one per line.
+        """
+        if self.config_path is None:
+            return "no configuration file to reload (built-in configuration)"
+        with self._reload_lock:
+            try:
+                new = config_module.load(self.config_path)
+            except ConfigError as exc:
+                self.stats.reload_failed()
+                for problem in exc.problems:
+                    logger.error("config reload failed, keeping the running config",
+                                 extra={"fields": {"problem": problem}})
+                return str(exc)
+            self._config = new
+            self.stats.configured(new)
+            store.forget()
+            logger.info("config reloaded", extra={"fields": {
+                "file": self.config_path, "targets": len(new.targets),
+                "modules": len(new.modules)}})
+            return None
+
+    def timeout_for(self, module_timeout: float, scrape_timeout: float | None) -> float:
+        if scrape_timeout is None or scrape_timeout <= 0:
+            return module_timeout
+        budget = scrape_timeout - SCRAPE_TIMEOUT_OFFSET
+        if budget <= 0:
+            budget = scrape_timeout / 2
+        return min(module_timeout, budget)
+
+    def probe(
+        self, target_name: str, module_name: str, scrape_timeout: float | None = None
+    ) -> ProbeReport:
+        config = self._config
+        target = config.targets.get(target_name)
+        if target is None:
+            raise UnknownProbe(f"unknown target {target_name!r}")
+        module = config.modules.get(module_name)
+        if module is None:
+            raise UnknownProbe(f"unknown module {module_name!r}")
+        if module_name not in target.modules:
+            raise UnknownProbe(
+                f"module {module_name!r} is not configured for target {target_name!r}"
+            )
+        self.stats.started()
+        try:
+            report = probers.run(target, module, self.timeout_for(module.timeout, scrape_timeout))
+        except BaseException:  # interrupted (shutdown): keep in_flight right
+            self.stats.finished(target.name, module.name, False, None, 0.0)
+            raise
+        self.stats.finished(
+            target.name, module.name, report.success, report.reason, report.duration
+        )
+        if not report.success:
+            logger.warning(
+                "probe failed",
+                extra={"fields": {
+                    "target": target.name, "module": module.name,
+                    "reason": report.reason.value if report.reason else "",
+                    "ae_title": target.ae_title, "detail": report.detail,
+                    "duration_seconds": f"{report.duration:.6f}",
+                }},
+            )
+        return report

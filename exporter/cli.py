@@ -1,0 +1,213 @@
+"""The `dicom-exporter` command: serve, check-config, probe, demo.
+
+Flags are spelled as in Prometheus' own programs (--config.file,
+--web.listen-address, --log.level) so the exporter reads like its neighbours
+in a systemd unit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from exporter import __version__, logs
+from exporter import config as config_module
+from exporter.app import Exporter, UnknownProbe
+from exporter.config import Config, ConfigError, parse_duration
+from exporter.http import DEFAULT_LISTEN, parse_listen_address, start
+from exporter.probers.report import ProbeReport
+from exporter.reasons import RECEIVE_CAUSES, ROUTINE, SEND_CAUSES, describe
+from exporter.schedule import Scheduler
+
+PHASE_ORDER = ("connect", "associate", "dimse", "release")
+
+
+def _load(path: str) -> Config:
+    try:
+        return config_module.load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(1) from None
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        return parse_duration(value) if value not in ("0", "") else 0.0
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _address(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+    try:
+        return parse_listen_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dicom-exporter")
+@click.option("--log.level", "log_level", type=click.Choice(logs.LEVELS), default="info",
+              show_default=True, help="Only log messages with this severity or above.")
+@click.option("--log.format", "log_format", type=click.Choice(logs.FORMATS), default="logfmt",
+              show_default=True, help="Output format of log messages.")
+def main(log_level: str, log_format: str) -> None:
+    """Prometheus exporter for DICOM transfer between hospitals."""
+    logs.setup(log_level, log_format)
+
+
+def _serve_until_signalled(
+    exporter: Exporter, address: tuple[str, int], interval: float, extra_routes=None
+) -> None:
+    server, _ = start(exporter, address, extra_routes)
+    scheduler = Scheduler(exporter, interval) if interval > 0 else None
+    if scheduler:
+        scheduler.start()
+    stop = threading.Event()
+
+    def reload(*_: object) -> None:
+        threading.Thread(target=exporter.reload, name="reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, reload)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    logging.getLogger("dicom_exporter").info(
+        "listening", extra={"fields": {"address": server.url, "version": __version__}}
+    )
+    click.echo(f"Listening on {server.url}", err=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if scheduler:
+            scheduler.stop()
+        server.shutdown()
+        server.server_close()
+
+
+@main.command()
+@click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="The YAML configuration (modules and targets).")
+@click.option("--web.listen-address", "address", default=DEFAULT_LISTEN, show_default=True,
+              callback=_address, help="Address to listen on, host:port.")
+@click.option("--probe.interval", "interval", default="0", callback=_duration,
+              help="Also probe every target on this interval (e.g. 30s); 0 = only on /probe.")
+def serve(config_file: str, address: tuple[str, int], interval: float) -> None:
+    """Serve /probe, /metrics and /sd."""
+    exporter = Exporter(_load(config_file), config_file)
+    _serve_until_signalled(exporter, address, interval)
+
+
+@main.command("check-config")
+@click.argument("config_file", type=click.Path(dir_okay=False))
+def check_config(config_file: str) -> None:
+    """Validate a configuration file; exit 1 listing every problem."""
+    config = _load(config_file)
+    pairs = sum(len(t.modules) for t in config.targets.values())
+    click.echo(
+        f"{config_file}: OK: {len(config.modules)} modules, {len(config.targets)} targets, "
+        f"{pairs} probes"
+    )
+
+
+def _print_report(report: ProbeReport, debug: bool) -> None:
+    target, module = report.target, report.module
+    click.echo(f"target    {target.name} ({target.ae_title} at {target.host}:{target.port})")
+    click.echo(f"module    {module.name} ({module.prober})")
+    if report.success:
+        click.echo("result    OK")
+    else:
+        reason = report.reason
+        click.echo(f"result    FAILED: {reason.value if reason else '?'} ({report.detail})")
+        if reason is not None:
+            click.echo(f"orsak     {describe(reason)}")
+            cause = ROUTINE[reason]
+            for number in cause.send_causes:
+                click.echo(f"          skicka {number}: {SEND_CAUSES[number]}")
+            for number in cause.receive_causes:
+                click.echo(f"          ta emot {number}: {RECEIVE_CAUSES[number]}")
+    if report.status is not None:
+        click.echo(f"status    0x{report.status:04X}")
+    phases = "  ".join(
+        f"{phase} {report.phases[phase] * 1000:.3f} ms"
+        for phase in PHASE_ORDER
+        if phase in report.phases
+    )
+    click.echo(f"phases    {phases or '-'}")
+    click.echo(f"duration  {report.duration * 1000:.3f} ms")
+    if debug:
+        click.echo("log")
+        for line in report.log:
+            click.echo(f"  {line}")
+
+
+@main.command()
+@click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--module", "module_name", default=None,
+              help="Probe with this module only (default: every module of the target).")
+@click.option("--debug", is_flag=True, help="Print the probe's log.")
+@click.argument("target")
+def probe(config_file: str, module_name: str | None, debug: bool, target: str) -> None:
+    """Probe TARGET once and explain the result; exit 1 if any probe failed."""
+    exporter = Exporter(_load(config_file), config_file)
+    config = exporter.config
+    if target not in config.targets:
+        click.echo(f"unknown target {target!r}; configured: {', '.join(config.targets)}", err=True)
+        raise SystemExit(2)
+    modules = [module_name] if module_name else list(config.targets[target].modules)
+    ok = True
+    for index, name in enumerate(modules):
+        if index:
+            click.echo()
+        try:
+            report = exporter.probe(target, name)
+        except UnknownProbe as exc:
+            click.echo(str(exc), err=True)
+            raise SystemExit(2) from None
+        _print_report(report, debug)
+        ok = ok and report.success
+    raise SystemExit(0 if ok else 1)
+
+
+@main.command()
+@click.option("--web.listen-address", "address", default="127.0.0.1:10104", show_default=True,
+              callback=_address)
+@click.option("--down", "down", multiple=True, metavar="TARGET",
+              help="Start with this simulated peer down (repeatable).")
+@click.option("--probe.interval", "interval", default="10s", callback=_duration,
+              show_default=True, help="How often the demo probes every target itself.")
+def demo(address: tuple[str, int], down: tuple[str, ...], interval: float) -> None:
+    """Run the exporter against simulated Kronoberg peers on 127.0.0.1."""
+    from exporter.demo import Demo
+
+    simulation = Demo.start()
+    try:
+        for name in down:
+            try:
+                simulation.peers.set_state(name, "down")
+            except KeyError:
+                click.echo(f"no simulated peer {name!r}", err=True)
+                raise SystemExit(2) from None
+        exporter = Exporter(simulation.config)
+        host, port = address
+        base = f"http://{host or '127.0.0.1'}:{port}"
+        click.echo("Simulated peers on 127.0.0.1:")
+        for name, peer in simulation.peers.peers.items():
+            click.echo(f"  {name:<14} {peer.ae_title:<16} port {peer.port}  {peer.state}")
+        click.echo(f"""
+Exporter:         {base}/
+Probe one:        curl '{base}/probe?target=z97117&module=echo'
+Explain a probe:  curl '{base}/probe?target=z97117&module=echo&debug=true'
+Own metrics:      curl {base}/metrics
+Switch a peer:    curl -X POST '{base}/demo/peers/skane?state=down'   (up|down|reject)
+                  or open {base}/demo
+Stop with Ctrl-C.
+""")
+        sys.stdout.flush()
+        _serve_until_signalled(exporter, address, interval, {"/demo": simulation.route})
+    finally:
+        simulation.stop()

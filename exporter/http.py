@@ -1,0 +1,221 @@
+"""The exporter's HTTP endpoints, blackbox_exporter style.
+
+One thread per request (ThreadingHTTPServer), so a probe that waits out its
+timeout never holds up /metrics or another probe. /probe only ever contacts
+targets named in the config: the target parameter is a name, not an address.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from exporter import __version__
+from exporter.app import Exporter, UnknownProbe
+from exporter.metrics import render_probe
+
+logger = logging.getLogger("dicom_exporter.http")
+DEFAULT_LISTEN = ":10104"
+SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+TEXT = "text/plain; charset=utf-8"
+
+# Extra pages (the demo's peer switches): path prefix -> handler(request, method).
+ExtraRoute = Callable[["Handler", str], None]
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        exporter: Exporter,
+        extra_routes: dict[str, ExtraRoute] | None = None,
+    ) -> None:
+        self.exporter = exporter
+        self.extra_routes = extra_routes or {}
+        super().__init__(address, Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Server
+    server_version = f"dicom-exporter/{__version__}"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        logger.debug(format % args)
+
+    # -- responses ---------------------------------------------------------
+    def reply(self, status: int, body: bytes | str, content_type: str = TEXT) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    # -- dispatch ----------------------------------------------------------
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        self.query = parse_qs(parts.query)
+        self.route = parts.path
+        routes: dict[str, Callable[[str], None]] = {
+            "/probe": self._probe,
+            "/metrics": self._metrics,
+            "/sd": self._sd,
+            "/-/healthy": self._healthy,
+            "/-/ready": self._healthy,
+            "/-/reload": self._reload,
+            "/": self._landing,
+        }
+        handler = routes.get(self.route)
+        if handler is not None:
+            handler(method)
+            return
+        for prefix, extra in self.server.extra_routes.items():
+            if self.route.startswith(prefix):
+                extra(self, method)
+                return
+        self.reply(HTTPStatus.NOT_FOUND, "not found\n")
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    # -- endpoints ---------------------------------------------------------
+    def _probe(self, method: str) -> None:
+        target, module = self.param("target"), self.param("module")
+        if not target or not module:
+            self.reply(HTTPStatus.BAD_REQUEST, "target and module parameters are required\n")
+            return
+        scrape_timeout = None
+        header = self.headers.get(SCRAPE_TIMEOUT_HEADER)
+        if header:
+            try:
+                scrape_timeout = float(header)
+            except ValueError:
+                self.reply(HTTPStatus.BAD_REQUEST, f"bad {SCRAPE_TIMEOUT_HEADER}: {header!r}\n")
+                return
+        try:
+            report = self.server.exporter.probe(target, module, scrape_timeout)
+        except UnknownProbe as exc:
+            self.reply(HTTPStatus.BAD_REQUEST, f"{exc}\n")
+            return
+        metrics = render_probe(report)
+        if self.param("debug") == "true":
+            text = "Logs for the probe:\n" + "\n".join(report.log)
+            text += "\n\nMetrics that would have been returned:\n" + metrics.decode()
+            self.reply(HTTPStatus.OK, text)
+            return
+        self.reply(HTTPStatus.OK, metrics, CONTENT_TYPE_LATEST)
+
+    def _metrics(self, method: str) -> None:
+        body = generate_latest(self.server.exporter.registry)
+        self.reply(HTTPStatus.OK, body, CONTENT_TYPE_LATEST)
+
+    def _sd(self, method: str) -> None:
+        config = self.server.exporter.config
+        groups = []
+        for target in config.targets.values():
+            for module in target.modules:
+                labels = {
+                    **target.labels,
+                    "module": module,
+                    "ae_title": target.ae_title,
+                    "__param_module": module,
+                }
+                groups.append({"targets": [target.name], "labels": labels})
+        self.reply(HTTPStatus.OK, json.dumps(groups, indent=1), "application/json")
+
+    def _healthy(self, method: str) -> None:
+        self.reply(HTTPStatus.OK, "Healthy\n")
+
+    def _reload(self, method: str) -> None:
+        if method != "POST":
+            self.reply(HTTPStatus.METHOD_NOT_ALLOWED, "use POST to reload\n")
+            return
+        problems = self.server.exporter.reload()
+        if problems is None:
+            self.reply(HTTPStatus.OK, "reloaded\n")
+        else:
+            self.reply(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                f"failed to reload config, keeping the running one:\n{problems}\n",
+            )
+
+    def _landing(self, method: str) -> None:
+        config = self.server.exporter.config
+        snapshot = self.server.exporter.stats.snapshot()
+        rows = []
+        for target in config.targets.values():
+            for module in target.modules:
+                series = snapshot.series.get((target.name, module))
+                if series is None or not series.last_time:
+                    state = "not probed yet"
+                elif series.last_success:
+                    state = f"up ({series.last_duration * 1000:.2f} ms)"
+                else:
+                    state = f"DOWN: {series.last_reason.value if series.last_reason else '?'}"
+                link = f"/probe?target={target.name}&amp;module={module}"
+                rows.append(
+                    f"<tr><td>{html.escape(target.name)}</td><td>{html.escape(target.ae_title)}</td>"
+                    f"<td>{html.escape(target.labels.get('site', ''))}</td>"
+                    f"<td>{html.escape(target.labels.get('role', ''))}</td>"
+                    f"<td><a href=\"{link}&amp;debug=true\">{html.escape(module)}</a></td>"
+                    f"<td>{html.escape(state)}</td></tr>"
+                )
+        page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>DICOM exporter</title></head>
+<body><h1>DICOM exporter {__version__}</h1>
+<p><a href="/metrics">Metrics</a> · <a href="/sd">Service discovery</a> ·
+<a href="/-/healthy">Health</a></p>
+<table><thead><tr><th>Target</th><th>AE title</th><th>Site</th><th>Role</th>
+<th>Module (probe with debug)</th><th>Last result</th></tr></thead>
+<tbody>{''.join(rows)}</tbody></table></body></html>
+"""
+        self.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """Prometheus-style `host:port`; an empty host means all interfaces."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid listen address {text!r} (use host:port, e.g. :10104)")
+    return host.strip("[]"), int(port)
+
+
+def start(
+    exporter: Exporter,
+    address: tuple[str, int],
+    extra_routes: dict[str, ExtraRoute] | None = None,
+) -> tuple[Server, threading.Thread]:
+    server = Server(address, exporter, extra_routes)
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return server, thread

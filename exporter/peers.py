@@ -1,0 +1,94 @@
+"""Simulated DICOM peers on loopback: pynetdicom SCPs that can be switched.
+
+Used by the demo (the README's first command) and by the tests that need a
+peer to go down, come back or turn away our AE title on request. Every peer
+listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import ThreadedAssociationServer
+
+STATES = ("up", "down", "reject")
+LOOPBACK = "127.0.0.1"
+
+
+def _accept_store(event: evt.Event) -> int:
+    """Accept and drop: a simulated peer keeps nothing, least of all data."""
+    return 0x0000
+
+
+@dataclass
+class SimulatedPeer:
+    name: str
+    ae_title: str
+    port: int = 0
+    state: str = "down"
+    _server: ThreadedAssociationServer | None = field(default=None, repr=False)
+    _ae: AE = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        ae = AE(ae_title=self.ae_title)
+        ae.require_called_aet = True
+        ae.add_supported_context(Verification)
+        for context in AllStoragePresentationContexts:
+            ae.add_supported_context(context.abstract_syntax)
+        ae.maximum_associations = 64
+        self._ae = ae
+
+    def set_state(self, state: str) -> None:
+        """up: answers; down: port closed (refused); reject: calling AE refused."""
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}, use one of {', '.join(STATES)}")
+        with self._lock:
+            if state == "down":
+                self._stop()
+            else:
+                # Only titles nobody uses are accepted while rejecting.
+                self._ae.require_calling_aet = ["NOT_ACCEPTED"] if state == "reject" else []
+                if self._server is None:
+                    self._start()
+            self.state = state
+
+    def _start(self) -> None:
+        self._server = self._ae.start_server(
+            (LOOPBACK, self.port),
+            block=False,
+            evt_handlers=[(evt.EVT_C_STORE, _accept_store)],
+        )
+        self.port = self._server.server_address[1]
+
+    def _stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class PeerSet:
+    """The simulated peers of one topology, by target name."""
+
+    def __init__(self, peers: dict[str, SimulatedPeer]) -> None:
+        self.peers = peers
+
+    @classmethod
+    def start(cls, ae_titles: dict[str, str]) -> PeerSet:
+        peers = {name: SimulatedPeer(name, title) for name, title in ae_titles.items()}
+        for peer in peers.values():
+            peer.set_state("up")
+        return cls(peers)
+
+    def set_state(self, name: str, state: str) -> None:
+        if name not in self.peers:
+            raise KeyError(name)
+        self.peers[name].set_state(state)
+
+    def stop(self) -> None:
+        for peer in self.peers.values():
+            peer.set_state("down")

@@ -1,0 +1,48 @@
+"""Probers by name, all with one signature: `probe(report) -> bool`.
+
+A prober reads its target and module from the report and writes what it finds
+into it. `run` is the one place that turns a ProbeFailure, or a bug, into a
+classified result, so no prober can raise past it and no probe can outlive
+its deadline by more than the socket call in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from exporter.config import Module, Target
+from exporter.probers import echo, negotiate, store, tcp
+from exporter.probers.report import ProbeReport
+from exporter.reasons import Reason
+from exporter.upperlayer import ProbeFailure
+
+Prober = Callable[[ProbeReport], bool]
+
+PROBERS: dict[str, Prober] = {
+    "tcp": tcp.probe,
+    "echo": echo.probe,
+    "negotiate": negotiate.probe,
+    "store": store.probe,
+}
+
+logger = logging.getLogger("dicom_exporter.probe")
+
+
+def run(target: Target, module: Module, timeout: float) -> ProbeReport:
+    report = ProbeReport(target=target, module=module, timeout=timeout)
+    report.note(
+        f"probing {target.name} ({target.host}:{target.port}) with module "
+        f"{module.name} ({module.prober}), timeout {timeout:.3f}s"
+    )
+    try:
+        report.success = PROBERS[module.prober](report)
+    except ProbeFailure as failure:
+        report.success = report.fail(failure)
+    except Exception as exc:  # a bug of ours must not look like a peer fault
+        logger.exception("prober %s crashed on %s", module.prober, target.name)
+        report.success = report.fail(ProbeFailure(Reason.INTERNAL_ERROR, repr(exc)))
+    report.duration = time.perf_counter() - report.started
+    report.note("probe succeeded" if report.success else "probe failed")
+    return report

@@ -1,0 +1,55 @@
+"""What one probe found out, filled in by the prober and read by everything else.
+
+The report is the only thing a prober hands back besides its bool, so the
+/probe registry, the exporter's counters, the CLI and the logs all describe a
+probe from the same facts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from exporter.config import Module, Target
+from exporter.reasons import Reason
+from exporter.upperlayer import Accepted, ContextResult, Deadline, ProbeFailure
+
+
+@dataclass
+class ProbeReport:
+    target: Target
+    module: Module
+    timeout: float
+    deadline: Deadline = field(init=False)
+    started: float = field(init=False)
+    success: bool = False
+    duration: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    reason: Reason | None = None
+    detail: str = ""
+    reject: tuple[int, int, int] | None = None
+    abort: tuple[int, int] | None = None
+    status: int | None = None
+    peer: Accepted | None = None
+    contexts: tuple[ContextResult, ...] = ()
+    # Store probes within the module's min_interval repeat the last result.
+    result_age: float | None = None
+    log: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.deadline = Deadline(self.timeout)
+        self.started = time.perf_counter()
+
+    def note(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.log.append(f"{elapsed * 1000:9.3f}ms {message}")
+
+    def fail(self, failure: ProbeFailure) -> bool:
+        self.reason = failure.reason
+        self.detail = failure.detail
+        self.reject = failure.reject or self.reject
+        self.abort = failure.abort or self.abort
+        if failure.status is not None:
+            self.status = failure.status
+        self.note(f"failed: {failure}")
+        return False

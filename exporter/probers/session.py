@@ -1,0 +1,72 @@
+"""Connect, associate, hand over, then release, or abort on any failure.
+
+Shared by the DICOM probers so that every one of them releases in the same
+way, aborts in the same way and times its phases in the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from exporter.probers.report import ProbeReport
+from exporter.reasons import Reason
+from exporter.upperlayer import (
+    ContextSpec,
+    ProbeFailure,
+    UpperLayer,
+    connect,
+    resolve,
+)
+
+
+def open_socket(report: ProbeReport):
+    target = report.target
+    family, address = resolve(target.host, target.port)
+    report.note(f"connecting to {address[0]} port {address[1]}")
+    started = time.perf_counter()
+    sock = connect(family, address, report.deadline)
+    report.phases["connect"] = time.perf_counter() - started
+    report.note("connected")
+    return sock
+
+
+@contextmanager
+def association(
+    report: ProbeReport, contexts: tuple[ContextSpec, ...]
+) -> Iterator[UpperLayer]:
+    sock = open_socket(report)
+    layer = UpperLayer(sock, report.deadline)
+    module, target = report.module, report.target
+    try:
+        report.note(
+            f"A-ASSOCIATE-RQ calling {module.calling_ae_title!r} called {target.ae_title!r}, "
+            f"{len(contexts)} presentation context(s)"
+        )
+        accepted = layer.associate(module.calling_ae_title, target.ae_title, contexts)
+        report.peer = accepted
+        report.contexts = accepted.contexts
+        report.note(
+            f"A-ASSOCIATE-AC from {accepted.implementation_version_name or 'unknown'}, "
+            f"{sum(cx.accepted for cx in accepted.contexts)} context(s) accepted"
+        )
+        yield layer
+        layer.release()
+        report.note("released")
+    except ProbeFailure as failure:
+        if failure.reason not in (
+            Reason.ABORTED,
+            Reason.REJECTED_CALLED_AE,
+            Reason.REJECTED_CALLING_AE,
+            Reason.REJECTED_OTHER,
+        ):
+            layer.abort()
+            report.note("sent A-ABORT")
+        raise
+    except BaseException:
+        layer.abort()
+        raise
+    finally:
+        report.phases.update(layer.phases)
+        layer.close()

@@ -1,0 +1,159 @@
+"""Failure reasons and what they mean in Region Kronoberg's backup routine.
+
+A failed probe carries exactly one reason from this fixed set. The set is a
+label value on several metrics, so it must stay small and bounded; the
+routine's causes ("Problem med att skicka" 1-6, "Problem med att ta emot"
+1-5) are attached here once, so the CLI, the README table and the alerts all
+speak of the same causes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Reason(enum.StrEnum):
+    DNS = "dns"
+    REFUSED = "refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    UNREACHABLE = "unreachable"
+    RESET = "reset"
+    PROTOCOL_ERROR = "protocol_error"
+    ASSOCIATION_TIMEOUT = "association_timeout"
+    REJECTED_CALLING_AE = "rejected_calling_ae"
+    REJECTED_CALLED_AE = "rejected_called_ae"
+    REJECTED_OTHER = "rejected_other"
+    NO_ACCEPTED_CONTEXT = "no_accepted_context"
+    ABORTED = "aborted"
+    DIMSE_TIMEOUT = "dimse_timeout"
+    STATUS_FAILURE = "status_failure"
+    STATUS_WARNING = "status_warning"
+    RELEASE_TIMEOUT = "release_timeout"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True)
+class RoutineCause:
+    """A reason explained in the routine's own terms, for the people on call."""
+
+    send_causes: tuple[int, ...]
+    receive_causes: tuple[int, ...]
+    explanation: str
+
+
+# Numbers refer to the routine's lists "Problem med att skicka" (send) and
+# "Problem med att ta emot" (receive).
+SEND_CAUSES: dict[int, str] = {
+    1: "Avsändande dator Z83680 är ur funktion.",
+    2: "Länkadator Z97117 är ur funktion/avstängd.",
+    3: "Region Kronobergs nätverk eller Sjunet är ur funktion.",
+    4: "Region Kronobergs brandvägg är fel konfigurerad.",
+    5: "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad.",
+    6: "Mottagande region kan inte ta emot DICOM.",
+}
+RECEIVE_CAUSES: dict[int, str] = {
+    1: "Mottagande dator Z83680 eller Z97117 är ur funktion/avstängd.",
+    2: "Undersökning finns redan på mottagande dator.",
+    3: "Kommunikation mellan sändande och mottagande enhet är felaktigt konfigurerad.",
+    4: "Brandvägg mellan sändande och mottagande enhet är felaktigt konfigurerad.",
+    5: "Avsändande regionens system är ur funktion.",
+}
+
+ROUTINE: dict[Reason, RoutineCause] = {
+    Reason.DNS: RoutineCause(
+        (3, 5), (3,),
+        "Datornamnet kan inte slås upp: namntjänsten i nätverket eller en felaktig "
+        "adress i konfigurationen.",
+    ),
+    Reason.REFUSED: RoutineCause(
+        (1, 2, 6), (1, 5),
+        "Datorn svarar men DICOM-tjänsten tar inte emot anslutningar: tjänsten är "
+        "stoppad eller datorn omstartad utan den.",
+    ),
+    Reason.CONNECT_TIMEOUT: RoutineCause(
+        (1, 2, 3, 4), (1, 4),
+        "Inget svar alls: datorn är avstängd, nätverket/Sjunet är nere eller en "
+        "brandvägg släpper inte igenom trafiken.",
+    ),
+    Reason.UNREACHABLE: RoutineCause(
+        (3,), (4,),
+        "Nätverket har ingen väg till datorn: Region Kronobergs nätverk eller Sjunet.",
+    ),
+    Reason.RESET: RoutineCause(
+        (4, 6), (4, 5),
+        "Anslutningen bröts mitt i överföringen: brandvägg eller motpartens system.",
+    ),
+    Reason.PROTOCOL_ERROR: RoutineCause(
+        (5, 6), (3,),
+        "Motparten svarar inte med DICOM: fel port, fel protokoll (t.ex. TLS) eller "
+        "trasig tjänst.",
+    ),
+    Reason.ASSOCIATION_TIMEOUT: RoutineCause(
+        (2, 6), (1, 5),
+        "Anslutningen öppnades men DICOM-tjänsten svarar inte: tjänsten har hängt sig.",
+    ),
+    Reason.REJECTED_CALLING_AE: RoutineCause(
+        (5,), (3,),
+        "Motparten känner inte igen vår AE-titel (calling AE): kommunikationen är "
+        "inte rätt konfigurerad.",
+    ),
+    Reason.REJECTED_CALLED_AE: RoutineCause(
+        (5,), (3,),
+        "Motparten har inte den AE-titel vi anropar (called AE): kommunikationen är "
+        "inte rätt konfigurerad.",
+    ),
+    Reason.REJECTED_OTHER: RoutineCause(
+        (5, 6), (3, 5),
+        "Motparten avvisade anslutningen av annat skäl (t.ex. överbelastad).",
+    ),
+    Reason.NO_ACCEPTED_CONTEXT: RoutineCause(
+        (5, 6), (3,),
+        "Motparten tar inte emot den bildtyp eller överföringssyntax vi skickar.",
+    ),
+    Reason.ABORTED: RoutineCause(
+        (4, 6), (4, 5),
+        "Motparten eller nätverket avbröt DICOM-förbindelsen (A-ABORT).",
+    ),
+    Reason.DIMSE_TIMEOUT: RoutineCause(
+        (6,), (5,),
+        "Motparten tog emot förfrågan men svarade aldrig: systemet är överbelastat "
+        "eller har hängt sig.",
+    ),
+    Reason.STATUS_FAILURE: RoutineCause(
+        (6,), (5,),
+        "Motparten svarade med felstatus: den kan inte ta emot DICOM just nu "
+        "(t.ex. fullt lagringsutrymme).",
+    ),
+    Reason.STATUS_WARNING: RoutineCause(
+        (6,), (2,),
+        "Motparten svarade med varning, t.ex. för att undersökningen redan finns "
+        "eller att data ändrades.",
+    ),
+    Reason.RELEASE_TIMEOUT: RoutineCause(
+        (6,), (5,),
+        "Motparten avslutade inte förbindelsen på rätt sätt.",
+    ),
+    Reason.INTERNAL_ERROR: RoutineCause(
+        (), (),
+        "Fel i övervakningen själv, inte hos motparten: kontakta den som förvaltar "
+        "dicom-exporter.",
+    ),
+}
+
+
+def describe(reason: Reason) -> str:
+    """One line in Swedish for the CLI and logs: the explanation and the causes."""
+    cause = ROUTINE[reason]
+    parts = [cause.explanation]
+    if cause.send_causes:
+        parts.append(
+            "Problem med att skicka: " + ", ".join(str(n) for n in cause.send_causes) + "."
+        )
+    if cause.receive_causes:
+        parts.append(
+            "Problem med att ta emot: "
+            + ", ".join(str(n) for n in cause.receive_causes)
+            + "."
+        )
+    return " ".join(parts)

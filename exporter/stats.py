@@ -1,0 +1,103 @@
+"""Running totals and the latest result per (target, module).
+
+Written by every probe, read by /metrics and, through `latest`, by anything
+that needs the current state of a target. Plain numbers behind one lock: at
+hundreds of targets this is far lighter than a client_python child per label
+set, and a snapshot is consistent across all series.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+from exporter.config import Config
+from exporter.reasons import Reason
+
+# Latency buckets from a loopback echo (half a millisecond) up to a timeout.
+BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+
+
+@dataclass
+class Series:
+    count: int = 0
+    failures: dict[Reason, int] = field(default_factory=dict)
+    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+    duration_sum: float = 0.0
+    last_success: bool = False
+    last_time: float = 0.0  # Unix time of the latest result, 0 before the first
+    last_reason: Reason | None = None
+    last_duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    series: dict[tuple[str, str], Series]
+    reload_ok: bool
+    reload_time: float
+    in_flight: int
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str], Series] = {}
+        self._reload_ok = True
+        self._reload_time = 0.0
+        self._in_flight = 0
+
+    def configured(self, config: Config) -> None:
+        """Start counting every configured pair at zero and drop removed ones.
+
+        Counters that exist from the start make rate() and increase() right
+        from the first failure instead of missing it.
+        """
+        wanted = {(t.name, m) for t in config.targets.values() for m in t.modules}
+        with self._lock:
+            for key in list(self._series):
+                if key not in wanted:
+                    del self._series[key]
+            for key in wanted:
+                self._series.setdefault(key, Series())
+            self._reload_ok = True
+            self._reload_time = time.time()
+
+    def reload_failed(self) -> None:
+        with self._lock:
+            self._reload_ok = False
+
+    def started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def finished(
+        self, target: str, module: str, success: bool, reason: Reason | None, duration: float
+    ) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            series = self._series.get((target, module))
+            if series is None:  # removed by a reload while the probe ran
+                return
+            series.count += 1
+            if not success and reason is not None:
+                series.failures[reason] = series.failures.get(reason, 0) + 1
+            index = bisect.bisect_left(BUCKETS, duration)
+            if index < len(BUCKETS):
+                series.buckets[index] += 1
+            series.duration_sum += duration
+            series.last_success = success
+            series.last_reason = reason
+            series.last_time = time.time()
+            series.last_duration = duration
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            series = {
+                key: replace(s, failures=dict(s.failures), buckets=list(s.buckets))
+                for key, s in self._series.items()
+            }
+            return Snapshot(series, self._reload_ok, self._reload_time, self._in_flight)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the project needs when it is missing: the Debian packages the
+# tests run for real (Orthanc, dcmtk, Prometheus, Alertmanager) and a Python
+# virtual environment in .venv with the exporter and its test tools.
+# Usage: scripts/setup.sh [--test]   (--test also installs the Debian packages)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--test" ]; then
+    missing=()
+    command -v Orthanc >/dev/null || missing+=(orthanc)
+    command -v storescp >/dev/null || missing+=(dcmtk)
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing Debian packages: ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+extra=""
+[ "${1:-}" = "--test" ] && extra="[test]"
+stamp=".venv/.installed${extra}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/pip install --quiet --disable-pip-version-check -e ".${extra}" 2>&1 \
+        | grep -v "^WARNING: Location" || true
+    touch "$stamp"
+fi

@@ -1,0 +1,57 @@
+"""The README and the examples say what the code does: fail when they drift."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from exporter import metrics
+from exporter.reasons import ROUTINE, Reason
+from tests.conftest import require
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _numbers(cell: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", cell))
+
+
+def test_reason_table_matches_the_routine_mapping() -> None:
+    rows = re.findall(r"^\| `([a-z_]+)` \| ([^|]*) \| ([^|]*) \|", README, re.MULTILINE)
+    table = {name: (_numbers(send), _numbers(receive)) for name, send, receive in rows
+             if name in {r.value for r in Reason}}
+    expected = {
+        reason.value: (cause.send_causes, cause.receive_causes)
+        for reason, cause in ROUTINE.items()
+    }
+    assert table == expected
+
+
+def test_every_reason_has_a_routine_mapping() -> None:
+    assert set(ROUTINE) == set(Reason)
+
+
+def test_every_metric_is_documented_in_the_readme() -> None:
+    names = {
+        value for key, value in vars(metrics).items()
+        if key.isupper() and isinstance(value, str) and re.fullmatch(r"[a-z_]+", value)
+    }
+    assert len(names) > 20
+    missing = sorted(name for name in names if f"`{name}" not in README)
+    assert missing == []
+
+
+def test_example_prometheus_config_is_valid() -> None:
+    result = subprocess.run(
+        [require("promtool"), "check", "config", str(ROOT / "examples" / "prometheus.yml")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_examples_never_name_an_ip_address() -> None:
+    for path in (ROOT / "examples").iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"\b\d{1,3}(\.\d{1,3}){3}\b", text), path

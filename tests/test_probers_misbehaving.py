@@ -1,0 +1,274 @@
+"""Every failure reason, provoked for real by a peer that misbehaves.
+
+Each case must give exactly one failed probe with its reason, within the
+probe's timeout plus half a second.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    MRImageStorage,
+    SecondaryCaptureImageStorage,
+    Verification,
+)
+
+from exporter import probers
+from exporter.reasons import Reason
+from tests.conftest import LOOPBACK, free_port, make_config
+from tests.hostile import (
+    ScriptedPeer,
+    accept_association,
+    answer_echo,
+    read_pdu,
+    reject_association,
+    reset,
+    send_abort,
+)
+
+TIMEOUT = 1.0
+
+
+def run(port: int, module: str = "echo", ae_title: str = "PEER", host: str = LOOPBACK,
+        timeout: float = TIMEOUT):
+    config = make_config({"peer": {"port": port, "ae_title": ae_title, "host": host}})
+    started = time.monotonic()
+    report = probers.run(config.targets["peer"], config.modules[module], timeout)
+    elapsed = time.monotonic() - started
+    assert elapsed < timeout + 0.5, f"probe took {elapsed:.2f}s"
+    return report
+
+
+def assert_failed(report, reason: Reason) -> None:
+    assert report.success is False
+    assert report.reason is reason, f"{report.reason} ({report.detail})"
+
+
+@pytest.fixture
+def scp() -> Iterator[callable]:
+    servers = []
+
+    def start(*contexts, handlers=(), ae_title="PEER", require_calling=None):
+        ae = AE(ae_title=ae_title)
+        ae.require_called_aet = True
+        if require_calling:
+            ae.require_calling_aet = require_calling
+        for context in contexts or (Verification,):
+            ae.add_supported_context(context)
+        server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=list(handlers))
+        servers.append(server)
+        return server.server_address[1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_closed_port_is_refused() -> None:
+    assert_failed(run(free_port()), Reason.REFUSED)
+
+
+def test_an_unresolvable_name_is_a_dns_failure() -> None:
+    # An empty label fails in the resolver itself: no query leaves the machine.
+    assert_failed(run(104, host="pacs..invalid"), Reason.DNS)
+
+
+def test_a_listener_whose_backlog_is_full_gives_a_connect_timeout() -> None:
+    peer = ScriptedPeer(lambda peer, conn: None, backlog=0, accept=False)
+    fillers = []
+    try:
+        # Fill the accept queue: later SYNs are dropped, as by a silent firewall.
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex((LOOPBACK, peer.port))
+            fillers.append(filler)
+        time.sleep(0.1)
+        assert_failed(run(peer.port, module="tcp"), Reason.CONNECT_TIMEOUT)
+    finally:
+        for filler in fillers:
+            filler.close()
+        peer.close()
+
+
+def test_a_peer_that_accepts_and_stays_silent_times_out_the_association() -> None:
+    with ScriptedPeer(lambda peer, conn: peer.hold()) as peer:
+        assert_failed(run(peer.port), Reason.ASSOCIATION_TIMEOUT)
+
+
+def test_a_pdu_header_followed_by_a_stall_times_out_within_the_deadline() -> None:
+    def script(peer, conn):
+        read_pdu(conn)
+        conn.sendall(b"\x02\x00\x00\x00\x01\x00")  # an A-ASSOCIATE-AC of 256 bytes, never sent
+        peer.hold()
+
+    with ScriptedPeer(script) as peer:
+        assert_failed(run(peer.port), Reason.ASSOCIATION_TIMEOUT)
+
+
+def test_a_huge_declared_pdu_length_is_a_protocol_error() -> None:
+    def script(peer, conn):
+        read_pdu(conn)
+        conn.sendall(b"\x02\x00\xff\xff\xff\xff")
+        peer.hold()
+
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.PROTOCOL_ERROR)
+    assert "declares" in report.detail
+
+
+def test_garbage_instead_of_dicom_is_a_protocol_error() -> None:
+    def script(peer, conn):
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        peer.hold()
+
+    with ScriptedPeer(script) as peer:
+        assert_failed(run(peer.port), Reason.PROTOCOL_ERROR)
+
+
+def test_a_reset_during_association_is_a_reset() -> None:
+    def script(peer, conn):
+        read_pdu(conn)
+        reset(conn)
+
+    with ScriptedPeer(script) as peer:
+        assert_failed(run(peer.port), Reason.RESET)
+
+
+def test_a_close_during_dimse_is_a_reset() -> None:
+    def script(peer, conn):
+        accept_association(conn)
+        read_pdu(conn)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.RESET)
+    assert report.peer is not None  # the association itself had been accepted
+
+
+def test_a_peer_that_never_answers_release_times_out_the_release() -> None:
+    def script(peer, conn):
+        accept_association(conn)
+        answer_echo(conn)
+        peer.hold()
+
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.RELEASE_TIMEOUT)
+    assert report.status == 0
+
+
+def test_a_reject_for_another_reason_keeps_result_source_and_diagnostic() -> None:
+    # Transient, by the service provider (presentation): local limit exceeded.
+    with ScriptedPeer(lambda peer, conn: reject_association(conn, 2, 3, 2)) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.REJECTED_OTHER)
+    assert report.reject == (2, 3, 2)
+
+
+def test_a_wrong_called_ae_title_is_classified(scp) -> None:
+    port = scp()
+    assert_failed(run(port, ae_title="NOT_PEER"), Reason.REJECTED_CALLED_AE)
+
+
+def test_an_unknown_calling_ae_title_is_classified(scp) -> None:
+    port = scp(require_calling=["SOMEONE_ELSE"])
+    report = run(port)
+    assert_failed(report, Reason.REJECTED_CALLING_AE)
+    assert report.reject == (1, 1, 3)
+
+
+def test_an_a_abort_during_association_is_aborted() -> None:
+    def script(peer, conn):
+        read_pdu(conn)
+        send_abort(conn)
+        peer.hold()
+
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.ABORTED)
+    assert report.abort == (2, 0)
+
+
+def test_an_a_abort_during_dimse_is_aborted(scp) -> None:
+    def abort(event):
+        event.assoc.abort()
+        return 0x0000
+
+    port = scp(handlers=[(evt.EVT_C_ECHO, abort)])
+    assert_failed(run(port), Reason.ABORTED)
+
+
+def test_no_accepted_context_when_the_peer_lacks_verification(scp) -> None:
+    port = scp(MRImageStorage)
+    assert_failed(run(port), Reason.NO_ACCEPTED_CONTEXT)
+
+
+def test_negotiate_names_the_sop_classes_the_peer_refused(scp) -> None:
+    port = scp(Verification, MRImageStorage)
+    report = run(port, module="negotiate")
+    assert_failed(report, Reason.NO_ACCEPTED_CONTEXT)
+    assert "CTImageStorage" in report.detail
+    accepted = {cx.abstract_syntax: cx.accepted for cx in report.contexts}
+    assert accepted == {CTImageStorage: False, Verification: True}
+
+
+def test_negotiate_succeeds_when_the_configured_classes_are_accepted(scp) -> None:
+    port = scp(Verification, CTImageStorage)
+    report = run(port, module="negotiate")
+    assert report.success, report.detail
+    assert set(report.phases) == {"connect", "associate", "release"}
+
+
+def test_a_slow_echo_answer_is_a_dimse_timeout(scp) -> None:
+    release = threading.Event()
+
+    def slow(event):
+        release.wait(TIMEOUT + 1)
+        return 0x0000
+
+    port = scp(handlers=[(evt.EVT_C_ECHO, slow)])
+    try:
+        assert_failed(run(port), Reason.DIMSE_TIMEOUT)
+    finally:
+        release.set()
+
+
+def test_an_echo_failure_status_is_kept(scp) -> None:
+    port = scp(handlers=[(evt.EVT_C_ECHO, lambda event: 0x0122)])
+    report = run(port)
+    assert_failed(report, Reason.STATUS_FAILURE)
+    assert report.status == 0x0122
+
+
+def test_a_store_out_of_resources_status_is_a_status_failure(scp) -> None:
+    port = scp(SecondaryCaptureImageStorage, handlers=[(evt.EVT_C_STORE, lambda event: 0xA700)])
+    report = run(port, module="store", timeout=3)
+    assert_failed(report, Reason.STATUS_FAILURE)
+    assert report.status == 0xA700
+
+
+def test_a_store_warning_status_is_a_status_warning(scp) -> None:
+    port = scp(SecondaryCaptureImageStorage, handlers=[(evt.EVT_C_STORE, lambda event: 0xB000)])
+    report = run(port, module="store", timeout=3)
+    assert_failed(report, Reason.STATUS_WARNING)
+    assert report.status == 0xB000
+
+
+def test_a_probe_never_raises_even_when_the_prober_has_a_bug(monkeypatch) -> None:
+    def broken(report):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(probers.PROBERS, "tcp", broken)
+    assert_failed(run(free_port(), module="tcp"), Reason.INTERNAL_ERROR)
