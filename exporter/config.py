@@ -22,7 +22,9 @@ PROBERS = ("tcp", "echo", "negotiate", "store")
 ROLES = ("link_computer", "partner", "relay")
 REQUIRED_LABELS = ("site", "role")
 # Label names the exporter sets itself on /sd and its metrics.
-RESERVED_LABELS = frozenset({"target", "module", "job", "instance", "ae_title", "reason"})
+RESERVED_LABELS = frozenset(
+    {"target", "module", "prober", "job", "instance", "ae_title", "reason", "phase"}
+)
 DEFAULT_CALLING_AE = "DICOM_EXPORTER"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_TRANSFER_SYNTAXES = ("ExplicitVRLittleEndian", "ImplicitVRLittleEndian")
@@ -166,6 +168,17 @@ class _Checker:
                 self.error(f"{path}.{key}", f"unknown field (allowed: {names})")
         return value
 
+    def entry(
+        self, name: str, raw: object, path: str, allowed: set[str], needs: str
+    ) -> dict | None:
+        """A named entry of a section (a module, a target): its body, or None."""
+        if not _NAME.match(name):
+            self.error(path, "name must be letters, digits, '_', '.', '-'")
+        body = self.mapping(raw, path, allowed)
+        if raw is None:
+            self.error(path, f"must be a mapping with {needs}")
+        return body if isinstance(raw, dict) else None
+
     def string(self, value: object, path: str) -> str | None:
         if not isinstance(value, str) or not value:
             self.error(path, f"must be a non-empty string, got {_shown(value)}")
@@ -215,12 +228,8 @@ def _shown(value: object) -> str:
 
 def _parse_module(check: _Checker, name: str, raw: object) -> Module | None:
     path = f"modules.{name}"
-    if not _NAME.match(name):
-        check.error(path, "name must be letters, digits, '_', '.', '-'")
-    body = check.mapping(raw, path, _MODULE_KEYS)
-    if not isinstance(raw, dict):
-        if raw is None:
-            check.error(path, "must be a mapping with at least 'prober'")
+    body = check.entry(name, raw, path, _MODULE_KEYS, "at least 'prober'")
+    if body is None:
         return None
     prober = body.get("prober")
     if prober not in PROBERS:
@@ -283,12 +292,8 @@ def _parse_target(
     check: _Checker, name: str, raw: object, modules: Mapping[str, Module]
 ) -> Target | None:
     path = f"targets.{name}"
-    if not _NAME.match(name):
-        check.error(path, "name must be letters, digits, '_', '.', '-'")
-    body = check.mapping(raw, path, _TARGET_KEYS)
-    if not isinstance(raw, dict):
-        if raw is None:
-            check.error(path, "must be a mapping with host, port, ae_title and modules")
+    body = check.entry(name, raw, path, _TARGET_KEYS, "host, port, ae_title and modules")
+    if body is None:
         return None
     for key in ("host", "port", "ae_title", "modules"):
         if key not in body:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from exporter import __version__
+from exporter import __version__, runbooks
 from exporter.app import Exporter, UnknownProbe
 from exporter.metrics import render_probe
 
@@ -96,6 +96,9 @@ class Handler(BaseHTTPRequestHandler):
         if handler is not None:
             handler(method)
             return
+        if self.route == "/runbooks" or self.route.startswith("/runbooks/"):
+            self._runbook(self.route.removeprefix("/runbooks").lstrip("/"))
+            return
         for prefix, extra in self.server.extra_routes.items():
             if self.route.startswith(prefix):
                 extra(self, method)
@@ -145,6 +148,7 @@ class Handler(BaseHTTPRequestHandler):
                 labels = {
                     **target.labels,
                     "module": module,
+                    "prober": config.modules[module].prober,
                     "ae_title": target.ae_title,
                     "__param_module": module,
                 }
@@ -166,6 +170,19 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.INTERNAL_SERVER_ERROR,
                 f"failed to reload config, keeping the running one:\n{problems}\n",
             )
+
+    def _runbook(self, name: str) -> None:
+        if self.route == "/runbooks":
+            self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+            self.send_header("Location", "/runbooks/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        page = runbooks.render(name or runbooks.INDEX)
+        if page is None:
+            self.reply(HTTPStatus.NOT_FOUND, "no such runbook\n")
+            return
+        self.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
 
     def _landing(self, method: str) -> None:
         config = self.server.exporter.config
@@ -194,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
 <title>DICOM exporter</title></head>
 <body><h1>DICOM exporter {__version__}</h1>
 <p><a href="/metrics">Metrics</a> · <a href="/sd">Service discovery</a> ·
-<a href="/-/healthy">Health</a></p>
+<a href="/runbooks/">Runbooks</a> · <a href="/-/healthy">Health</a></p>
 <table><thead><tr><th>Target</th><th>AE title</th><th>Site</th><th>Role</th>
 <th>Module (probe with debug)</th><th>Last result</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table></body></html>

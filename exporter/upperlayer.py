@@ -30,6 +30,7 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
@@ -70,6 +71,9 @@ REJECT_CALLING_AE = 3
 REJECT_CALLED_AE = 7
 RELEASE_RQ_BYTES = A_RELEASE_RQ().encode()
 RELEASE_RP_BYTES = A_RELEASE_RP().encode()
+
+
+_P = TypeVar("_P", A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ABORT_RQ, P_DATA_TF)
 
 
 @dataclass
@@ -200,7 +204,7 @@ ABORT_BYTES = encode_abort()
 
 
 # -- decoding (cached by the exact bytes) ------------------------------------
-def _decode(cls: type, raw: bytes):
+def _decode(cls: type[_P], raw: bytes) -> _P:
     pdu = cls()
     try:
         pdu.decode(raw)

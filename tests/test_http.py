@@ -201,6 +201,7 @@ def test_sd_lists_every_target_and_module_with_its_labels(served: Setup) -> None
         labels = group["labels"]
         assert labels["__param_module"] == labels["module"]
         assert {"site", "role", "region", "ae_title"} <= set(labels)
+        assert labels["prober"] == labels["module"]  # the test config names modules so
 
 
 def test_reload_keeps_the_running_config_when_the_new_one_is_bad(served: Setup) -> None:

@@ -6,6 +6,7 @@ way, aborts in the same way and times its phases in the same way.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from exporter.upperlayer import (
 )
 
 
-def open_socket(report: ProbeReport):
+def open_socket(report: ProbeReport) -> socket.socket:
     target = report.target
     family, address = resolve(target.host, target.port)
     report.note(f"connecting to {address[0]} port {address[1]}")

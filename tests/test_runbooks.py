@@ -1,0 +1,159 @@
+"""Alerts, runbooks, metrics and Alertmanager routing stay consistent."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import http, runbooks
+from exporter.app import Exporter
+from exporter.demo import Demo
+from exporter.metrics import render_probe
+from tests.conftest import LOOPBACK, require
+
+ROOT = Path(__file__).parent.parent
+RULES = ROOT / "alerts" / "dicom.rules.yml"
+ALERTMANAGER = ROOT / "alerts" / "alertmanager.yml"
+SECTIONS = ("Betydelse", "Påverkan", "Diagnos", "Åtgärd", "Roller", "Eskalering")
+
+
+def rules() -> list[dict]:
+    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def test_every_alert_has_a_runbook_and_every_runbook_an_alert() -> None:
+    assert {rule["alert"] for rule in rules()} == set(runbooks.names())
+
+
+@pytest.mark.parametrize("name", runbooks.names())
+def test_every_runbook_has_its_sections_in_order(name: str) -> None:
+    text = runbooks.source(name) or ""
+    headings = re.findall(r"^## (.+)$", text, re.MULTILINE)
+    assert tuple(headings) == SECTIONS
+    assert text.startswith(f"# {name}\n")
+
+
+def test_the_coverage_table_names_every_cause_of_the_routine() -> None:
+    text = (ROOT / "runbooks" / "README.md").read_text(encoding="utf-8")
+    for number in range(1, 7):
+        assert re.search(rf"^\| Skicka {number}: ", text, re.MULTILINE), f"skicka {number}"
+    for number in range(1, 6):
+        assert re.search(rf"^\| Ta emot {number}: ", text, re.MULTILINE), f"ta emot {number}"
+    rows = re.findall(r"^\| (?:Skicka|Ta emot) \d: [^|]*\| ([^|]*)\|", text, re.MULTILINE)
+    alerts = {rule["alert"] for rule in rules()}
+    for cell in rows:
+        named = set(re.findall(r"[A-Z][A-Za-z]+", cell)) & alerts
+        assert named or "syns inte från vår sida" in cell, cell
+
+
+@pytest.fixture(scope="module")
+def demo_exporter() -> Iterator[tuple[Exporter, str]]:
+    demo = Demo.start()
+    exporter = Exporter(demo.config)
+    server, _ = http.start(exporter, (LOOPBACK, 0))
+    try:
+        yield exporter, server.url
+    finally:
+        server.shutdown()
+        server.server_close()
+        demo.stop()
+
+
+def exposed_names(exporter: Exporter) -> set[str]:
+    """Every metric family the exporter really exposes, on both endpoints."""
+    texts = [generate_latest(exporter.registry).decode()]
+    config = exporter.config
+    for target in config.targets.values():
+        for module in target.modules:
+            texts.append(render_probe(exporter.probe(target.name, module)).decode())
+    names = set()
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            names.update(sample.name for sample in family.samples)
+    return names
+
+
+def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter) -> None:
+    exporter, _ = demo_exporter
+    used = set()
+    for rule in rules():
+        used.update(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", rule["expr"]))
+        for text in rule["annotations"].values():
+            used.update(re.findall(r"`([a-z_:]+)\{", text))
+    used.discard("up")  # Prometheus' own
+    assert used, "no metric found in the rules"
+    assert used <= exposed_names(exporter), used - exposed_names(exporter)
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def test_every_runbook_url_answers_from_a_running_exporter(demo_exporter) -> None:
+    _, url = demo_exporter
+    for rule in rules():
+        link = rule["annotations"]["runbook_url"]
+        path = link[link.index("/runbooks/"):]
+        status, page = fetch(url + path)
+        assert status == 200, path
+        assert f"<h1>{rule['alert']}</h1>" in page
+        assert "<h2>Åtgärd</h2>" in page
+
+
+def test_the_runbook_index_links_every_runbook(demo_exporter) -> None:
+    _, url = demo_exporter
+    status, page = fetch(f"{url}/runbooks/")
+    assert status == 200
+    for name in runbooks.names():
+        assert f'href="{name}.md"' in page
+        assert fetch(f"{url}/runbooks/{name}.md")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/runbooks/Nope", "/runbooks/..%2F..%2Fpyproject.toml",
+                                  "/runbooks/../README", "/runbooks/%2Fetc%2Fpasswd",
+                                  "/runbooks/Watchdog/extra"])
+def test_unknown_runbooks_are_404_and_paths_cannot_escape(demo_exporter, path: str) -> None:
+    _, url = demo_exporter
+    assert fetch(url + path)[0] == 404
+
+
+def test_alertmanager_config_is_valid() -> None:
+    result = subprocess.run([require("amtool"), "check-config", str(ALERTMANAGER)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["alertname=DicomLinkComputerDown", "severity=critical", "target=z97117"],
+         "admin-pager"),
+        (["alertname=DicomPartnerUnreachable", "severity=critical", "site=ljungby"],
+         "admin-pager"),
+        (["alertname=DicomEchoLatencyHigh", "severity=warning"], "it-mail"),
+        (["alertname=DicomProbesStale", "severity=warning"], "it-mail"),
+        (["alertname=Watchdog", "severity=none"], "deadman"),
+    ],
+)
+def test_alertmanager_routes(labels: list[str], receiver: str) -> None:
+    result = subprocess.run(
+        [require("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+         f"--verify.receivers={receiver}", *labels],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receiver
