@@ -7,12 +7,6 @@ A missing program fails the test loudly: the test command installs them.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,104 +15,32 @@ import yaml
 
 from exporter import config as config_module
 from exporter.config import Config
-
-LOOPBACK = "127.0.0.1"
-MONITOR_AE = "KRONOBERG_MON"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening")
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {LOOPBACK}:{port} after {timeout}s")
+from tests.realpeers import (  # noqa: F401 - re-exported for the tests
+    LOOPBACK,
+    MONITOR_AE,
+    Orthanc,
+    free_port,
+    program,
+    start_orthanc,
+    start_storescp,
+    stop,
+    wait_for_port,
+)
 
 
-def require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.fail(f"{program} is not installed; run the README's test command, which installs it")
-    return path
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
+def require(name: str) -> str:
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class Orthanc:
-    def __init__(self, dicom_port: int, http_port: int, storage: Path) -> None:
-        self.dicom_port = dicom_port
-        self.http_port = http_port
-        self.storage = storage
-        self.ae_title = "ORTHANC"
-
-    def instances(self) -> list[str]:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{self.http_port}/instances") as answer:
-            return json.load(answer)
-
-
-def start_orthanc(workdir: Path) -> tuple[Orthanc, subprocess.Popen]:
-    storage = workdir / "storage"
-    storage.mkdir(parents=True, exist_ok=True)
-    orthanc = Orthanc(free_port(), free_port(), storage)
-    settings = {
-        "Name": "dicom-exporter-test",
-        "StorageDirectory": str(storage),
-        "IndexDirectory": str(storage),
-        "DicomAet": orthanc.ae_title,
-        "DicomPort": orthanc.dicom_port,
-        "HttpPort": orthanc.http_port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomCheckCalledAet": True,
-        # Only known modalities may associate: an unknown calling AE is rejected.
-        "DicomAlwaysAllowEcho": False,
-        "DicomAlwaysAllowStore": False,
-        "DicomCheckModalityHost": False,
-        "DicomModalities": {"monitor": [MONITOR_AE, LOOPBACK, 104]},
-        "Plugins": [],
-        "LuaScripts": [],
-    }
-    settings_file = workdir / "orthanc.json"
-    settings_file.write_text(json.dumps(settings))
-    log = open(workdir / "orthanc.log", "wb")
-    process = subprocess.Popen(
-        [require("Orthanc"), str(settings_file)],
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "TCP_NODELAY": "1"},
-    )
-    try:
-        wait_for_port(orthanc.dicom_port, process)
-        wait_for_port(orthanc.http_port, process)
-    except RuntimeError:
-        stop(process)
-        raise
-    return orthanc, process
+        return program(name)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
-    server, process = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    try:
+        server, process = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
     yield server
     stop(process)
 
@@ -127,19 +49,10 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
 def storescp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     """dcmtk's storescp: AE STORESCP, writes what it receives to a temp dir."""
     out = tmp_path_factory.mktemp("storescp")
-    port = free_port()
-    process = subprocess.Popen(
-        [require("storescp"), "--aetitle", "STORESCP", "--output-directory", str(out),
-         "--fork", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "TCP_NODELAY": "1"},
-    )
     try:
-        wait_for_port(port, process)
-    except RuntimeError:
-        stop(process)
-        raise
+        port, process = start_storescp(out)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
     yield port, out
     stop(process)
 

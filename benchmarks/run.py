@@ -1,0 +1,383 @@
+"""Side-by-side measurements of the probe, printed as one table.
+
+Starts every peer and competitor itself on 127.0.0.1 (Orthanc with
+TCP_NODELAY=1, dcmtk storescp, the exporter as `dicom-exporter serve`,
+prometheus-blackbox-exporter when installed) and measures, in one run:
+
+  echo over a full association: the exporter's reported duration, its whole
+  /probe request, plain pynetdicom, echoscu as a process;
+  echo on an open association (the DIMSE phase);
+  500 targets in a 15 s interval, 10 % silent (2 s timeout);
+  throughput; /probe?module=tcp against blackbox_exporter; RSS.
+
+Run: .venv/bin/python -m benchmarks.run [--quick]
+Timing goals live here, as printed figures, never in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+from exporter import config as config_module
+from exporter import probers
+from tests.realpeers import (
+    LOOPBACK,
+    MONITOR_AE,
+    free_port,
+    start_orthanc,
+    start_storescp,
+    stop,
+    wait_for_port,
+)
+
+HEALTHY, SILENT, INTERVAL, SILENT_TIMEOUT = 450, 50, 15.0, "2s"
+
+
+@dataclass
+class Row:
+    benchmark: str
+    subject: str
+    samples: list[float]  # seconds, or a single figure in `unit`
+    unit: str = "ms"
+    goal: str = ""
+    met: bool | None = None
+
+    def cells(self) -> list[str]:
+        if self.unit == "ms":
+            ordered = sorted(self.samples)
+            median = statistics.median(ordered) * 1000
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+            figures = [f"{median:.3f}", f"{p99:.3f}", str(len(ordered))]
+        else:
+            figures = [f"{self.samples[0]:.1f} {self.unit}", "", ""]
+        verdict = "" if self.met is None else ("yes" if self.met else "NO")
+        return [self.benchmark, self.subject, *figures, self.goal, verdict]
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def timed(action: Callable[[], object], count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        started = time.perf_counter()
+        action()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(name)
+
+
+class ProbeClient:
+    """A keep-alive HTTP client, as Prometheus scrapes: one connection reused."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+
+    def get(self, path: str) -> str:
+        self.connection.request("GET", path)
+        answer = self.connection.getresponse()
+        return answer.read().decode()
+
+
+def silent_listener() -> tuple[socket.socket, threading.Event]:
+    """Accepts connections and never says a word: a hung DICOM service."""
+    listener = socket.socket()
+    listener.bind((LOOPBACK, 0))
+    listener.listen(512)
+    done = threading.Event()
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+        for conn in held:
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, done
+
+
+def exporter_config(orthanc_port: int, storescp_port: int, silent_port: int) -> dict:
+    labels = {"site": "vaxjo", "role": "partner"}
+    targets = {
+        "orthanc": {"host": LOOPBACK, "port": orthanc_port, "ae_title": "ORTHANC",
+                    "modules": ["echo", "tcp"], "labels": labels},
+        "storescp": {"host": LOOPBACK, "port": storescp_port, "ae_title": "STORESCP",
+                     "modules": ["echo"], "labels": labels},
+    }
+    for index in range(HEALTHY):
+        targets[f"healthy{index:03d}"] = {"host": LOOPBACK, "port": orthanc_port,
+                                          "ae_title": "ORTHANC", "modules": ["echo"],
+                                          "labels": labels}
+    for index in range(SILENT):
+        targets[f"silent{index:03d}"] = {"host": LOOPBACK, "port": silent_port,
+                                         "ae_title": "SILENT", "modules": ["silent_echo"],
+                                         "labels": labels}
+    return {
+        "modules": {
+            "echo": {"prober": "echo", "timeout": "5s", "calling_ae_title": MONITOR_AE},
+            "silent_echo": {"prober": "echo", "timeout": SILENT_TIMEOUT,
+                            "calling_ae_title": MONITOR_AE},
+            "tcp": {"prober": "tcp", "timeout": "2s"},
+        },
+        "targets": targets,
+    }
+
+
+@contextlib.contextmanager
+def exporter_process(config_file: Path) -> Iterator[tuple[int, subprocess.Popen]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--log.level", "error", "serve",
+         "--config.file", str(config_file), "--web.listen-address", f"{LOOPBACK}:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield port, process
+    finally:
+        stop(process)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+# -- the measurements ---------------------------------------------------------
+def full_association(rows: list[Row], client: ProbeClient, peer: str, port: int, called: str,
+                     count: int, echoscu_count: int) -> list[float]:
+    reported, requests = [], []
+    for _ in range(count):
+        started = time.perf_counter()
+        body = client.get(f"/probe?target={peer}&module=echo")
+        requests.append(time.perf_counter() - started)
+        assert metric(body, "probe_success") == 1, body
+        reported.append(metric(body, "probe_duration_seconds"))
+    is_orthanc = peer == "orthanc"
+    rows.append(Row("echo, full association", f"{peer}: exporter, reported", reported,
+                    goal="<= 1 ms median" if is_orthanc else "",
+                    met=median_ms(reported) <= 1.0 if is_orthanc else None))
+    rows.append(Row("echo, full association", f"{peer}: exporter, whole /probe", requests))
+
+    ae = AE(ae_title=MONITOR_AE)
+    ae.add_requested_context(Verification)
+
+    def plain() -> None:
+        association = ae.associate(LOOPBACK, port, ae_title=called)
+        assert association.is_established
+        association.send_c_echo()
+        association.release()
+
+    rows.append(Row("echo, full association", f"{peer}: plain pynetdicom",
+                    timed(plain, max(count // 5, 20))))
+    echoscu = shutil.which("echoscu")
+    if echoscu:
+        command = [echoscu, "-aet", MONITOR_AE, "-aec", called, LOOPBACK, str(port)]
+        rows.append(Row("echo, full association", f"{peer}: echoscu process", timed(
+            lambda: subprocess.run(command, check=True, capture_output=True), echoscu_count)))
+    return reported
+
+
+def open_association(rows: list[Row], client: ProbeClient, orthanc_port: int,
+                     count: int) -> None:
+    phases = [metric(client.get("/probe?target=orthanc&module=echo"),
+                     'probe_dicom_phase_duration_seconds{phase="dimse"}')
+              for _ in range(count)]
+    rows.append(Row("echo, open association", "orthanc: exporter, dimse phase", phases,
+                    goal="<= 0.3 ms median", met=median_ms(phases) <= 0.3))
+    ae = AE(ae_title=MONITOR_AE)
+    ae.add_requested_context(Verification)
+    association = ae.associate(LOOPBACK, orthanc_port, ae_title="ORTHANC")
+    try:
+        rows.append(Row("echo, open association", "orthanc: pynetdicom send_c_echo",
+                        timed(association.send_c_echo, count)))
+    finally:
+        association.release()
+
+
+def load(rows: list[Row], port: int, process: subprocess.Popen, idle: list[float],
+         rounds: int) -> None:
+    names = [f"healthy{i:03d}" for i in range(HEALTHY)]
+    names += [f"silent{i:03d}" for i in range(SILENT)]
+    # Interleave silent targets among the healthy ones, as they would fall in a real list.
+    order = sorted(names, key=lambda n: (int(n[-3:]) * 10 + (5 if n.startswith("s") else 0)))
+    gap = INTERVAL / len(order)
+    healthy_reported: list[float] = []
+    lateness: list[float] = []
+    lock = threading.Lock()
+    local = threading.local()
+
+    def scrape(name: str, due: float) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = ProbeClient(port)
+        module = "silent_echo" if name.startswith("silent") else "echo"
+        body = client.get(f"/probe?target={name}&module={module}")
+        finished = time.monotonic()
+        with lock:
+            lateness.append(finished - due)
+            if module == "echo":
+                healthy_reported.append(metric(body, "probe_duration_seconds"))
+
+    start = time.monotonic() + 0.5
+    with ThreadPoolExecutor(max_workers=96) as pool:
+        for round_number in range(rounds):
+            for index, name in enumerate(order):
+                due = start + round_number * INTERVAL + index * gap
+                time.sleep(max(0.0, due - time.monotonic()))
+                pool.submit(scrape, name, due)
+    in_time = max(lateness) < INTERVAL
+    rows.append(Row(f"{HEALTHY + SILENT} targets / {INTERVAL:g} s, {SILENT} silent",
+                    "healthy: exporter, reported", healthy_reported,
+                    goal=f"<= idle + 1 ms ({median_ms(idle):.3f} ms idle)",
+                    met=median_ms(healthy_reported) <= median_ms(idle) + 1.0))
+    rows.append(Row(f"{HEALTHY + SILENT} targets / {INTERVAL:g} s, {SILENT} silent",
+                    "every probe answered within its round", [max(lateness)], unit="s max",
+                    goal=f"< {INTERVAL:g} s", met=in_time))
+    mib = rss_mib(process.pid)
+    rows.append(Row(f"{HEALTHY + SILENT} targets", "exporter RSS after the rounds", [mib],
+                    unit="MiB", goal="<= 60 MiB", met=mib <= 60))
+
+
+def throughput(rows: list[Row], config_file: Path, seconds: float) -> None:
+    config = config_module.load(config_file)
+    target, module = config.targets["orthanc"], config.modules["echo"]
+    count = [0]
+    lock = threading.Lock()
+    end = time.monotonic() + seconds
+
+    def worker() -> None:
+        done = 0
+        while time.monotonic() < end:
+            report = probers.run(target, module, 5.0)
+            assert report.success, report.detail
+            done += 1
+        with lock:
+            count[0] += done
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rate = count[0] / seconds
+    rows.append(Row("throughput, 2 cores", "echo probes/s against Orthanc (4 threads)", [rate],
+                    unit="/s", goal=">= 1000/s", met=rate >= 1000))
+
+
+def tcp_versus_blackbox(rows: list[Row], client: ProbeClient, orthanc_port: int,
+                        count: int, workdir: Path) -> None:
+    ours = timed(lambda: client.get("/probe?target=orthanc&module=tcp"), count)
+    binary = shutil.which("prometheus-blackbox-exporter")
+    if binary is None:
+        rows.append(Row("/probe?module=tcp, whole request", "dicom-exporter", ours,
+                        goal="blackbox_exporter not installed "
+                             "(apt-get install prometheus-blackbox-exporter)"))
+        return
+    config = workdir / "blackbox.yml"
+    config.write_text("modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 2s\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--web.listen-address={LOOPBACK}:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        theirs_client = ProbeClient(port)
+        path = f"/probe?target={LOOPBACK}:{orthanc_port}&module=tcp_connect"
+        theirs_client.get(path)
+        # Interleaved halves, so neither side profits from a quieter moment.
+        theirs = timed(lambda: theirs_client.get(path), count // 2)
+        ours = timed(lambda: client.get("/probe?target=orthanc&module=tcp"), count // 2)
+        theirs += timed(lambda: theirs_client.get(path), count // 2)
+        ours += timed(lambda: client.get("/probe?target=orthanc&module=tcp"), count // 2)
+    finally:
+        stop(process)
+    rows.append(Row("/probe?module=tcp, whole request", "dicom-exporter", ours,
+                    goal="<= blackbox_exporter", met=median_ms(ours) <= median_ms(theirs)))
+    rows.append(Row("/probe?module=tcp, whole request", "prometheus-blackbox-exporter", theirs))
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ["benchmark", "subject", "median ms", "p99 ms", "n", "goal", "met"]
+    table = [header] + [row.cells() for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for index, line in enumerate(table):
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+              + " |")
+        if index == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples, one load round")
+    args = parser.parse_args()
+    count = 200 if args.quick else 1000
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="dicom-bench-") as folder:
+        workdir = Path(folder)
+        (workdir / "orthanc").mkdir()
+        (workdir / "storescp").mkdir()
+        orthanc, orthanc_process = start_orthanc(workdir / "orthanc")
+        storescp_port, storescp_process = start_storescp(workdir / "storescp")
+        listener, silence = silent_listener()
+        try:
+            config_file = workdir / "exporter.yml"
+            config_file.write_text(yaml.safe_dump(exporter_config(
+                orthanc.dicom_port, storescp_port, listener.getsockname()[1])))
+            with exporter_process(config_file) as (port, process):
+                client = ProbeClient(port)
+                client.get("/probe?target=orthanc&module=echo")  # warm up
+                idle = full_association(rows, client, "orthanc", orthanc.dicom_port, "ORTHANC",
+                                        count, 20 if args.quick else 50)
+                full_association(rows, client, "storescp", storescp_port, "STORESCP",
+                                 count // 5, 10 if args.quick else 30)
+                open_association(rows, client, orthanc.dicom_port, count)
+                tcp_versus_blackbox(rows, client, orthanc.dicom_port, 2 * count, workdir)
+                load(rows, port, process, idle, 1 if args.quick else 2)
+            throughput(rows, config_file, 3.0 if args.quick else 10.0)
+        finally:
+            silence.set()
+            listener.close()
+            stop(storescp_process)
+            stop(orthanc_process)
+    print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+          f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
