@@ -18,14 +18,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.reasons import ROUTINE, Reason
+from exporter.reasons import REGION_NAMES, ROUTINE, Reason
 
 # -- Selectors -------------------------------------------------------------
 # Prometheus jobs as in examples/prometheus.yml.
 PROBE_JOB = 'job="dicom_probe"'
 EXPORTER_JOB = 'job="dicom_exporter"'
 # Target roles (the `role` label in the exporter config).
-LINK_COMPUTERS = 'role="link_computer"'
+LINK_COMPUTERS = 'role="link_computer", direction!="receive"'
+# Receive-side probes: our link computers called with a partner's AE title.
+RECEIVE = 'direction="receive"'
 PARTNERS = 'role=~"partner|relay"'
 # Which probers say what (the `prober` label /sd sets).
 REACHABILITY = 'prober=~"tcp|echo"'
@@ -33,6 +35,10 @@ ECHO = 'prober="echo"'
 RECEIVING = 'prober=~"negotiate|store"'
 # Reasons that mean "the partner turns our association away on configuration".
 AE_REJECTIONS = 'reason=~"rejected_calling_ae|rejected_called_ae"'
+# Reasons that mean our receiver turns a partner away (not: the receiver is down).
+RECEIVER_REFUSALS = (
+    'reason=~"rejected_calling_ae|rejected_called_ae|rejected_other|no_accepted_context"'
+)
 
 # -- Thresholds and waiting times --------------------------------------------
 # With a 15 s scrape and evaluation interval, `for: 45s` needs four failing
@@ -50,17 +56,15 @@ FOR_STALE = "5m"
 FOR_PROBE_SCRAPE = "5m"
 FOR_EXPORTER_DOWN = "1m"
 FOR_RELOAD = "1m"
+FOR_ROUTE = "1m"
+FOR_RECEIVER = "1m"
 MIN_PARTNERS_FOR_ALL_FAILING = 2
 
 # Where runbook links point when an alert has no exporter `instance` label.
 RUNBOOK_FALLBACK_BASE = "http://dicom-exporter.vaxjo.invalid:10104"
 # Label values as the staff say them.
 SITE_NAMES = {"vaxjo": "Växjö", "ljungby": "Ljungby"}
-REGION_NAMES = {
-    "kronoberg": "Kronoberg", "skane": "Skåne", "blekinge": "Blekinge",
-    "ostergotland": "Östra Götaland", "jonkoping": "Jönköping",
-    "vastragotland": "Västra Götaland", "halland": "Halland",
-}
+
 
 OUT = Path(__file__).resolve().parent / "dicom.rules.yml"
 
@@ -260,8 +264,44 @@ def rules() -> list[dict]:
         "Prometheus → Alertmanager → personsökare.",
         with_instance=False,
     )
+    on_fallback = alert(
+        "RouteOnFallback",
+        'dicom_route_active{status="fallback"} == 1',
+        FOR_ROUTE,
+        "warning",
+        "{{ $site }} → {{ $region }}: skicka {{ $labels.path }}",
+        "Ordinarie väg från {{ $site }} till {{ $region }} är stängd. Den första öppna "
+        "reservvägen enligt rutinen är: {{ $labels.path }}. Skicka den vägen tills ordinarie "
+        "väg är öppen igen, och meddela röntgen/klinfys.",
+    )
+    no_route = alert(
+        "NoRouteAvailable",
+        'dicom_route_active{status="none"} == 1',
+        FOR_ROUTE,
+        "critical",
+        "{{ $site }} → {{ $region }}: ingen väg, {{ $labels.path }}",
+        "Varken ordinarie väg eller någon reservväg från {{ $site }} till {{ $region }} är "
+        "öppen. Enligt rutinen: {{ $labels.path }}. "
+        '{{ if eq $labels.partner "skane" }}Kan Region Skåne inte ta emot bildöverföring från '
+        "någon annan region, måste det övervägas att skicka patienten till annan region; "
+        "remitterande enhet tar den kontakten.{{ end }}",
+    )
+    receiver = alert(
+        "ReceiverRejectsPartner",
+        f"probe_dicom_failure_reason{{{PROBE_JOB}, {RECEIVE}, {RECEIVER_REFUSALS}}} == 1",
+        FOR_RECEIVER,
+        "critical",
+        "{{ $labels.ae_title }} tar inte emot DICOM från {{ $labels.partner }}",
+        "Vår länkadator {{ $labels.ae_title }} ({{ $site }}) avvisar {{ $labels.partner }} "
+        "(orsak {{ $labels.reason }}) när den anropar med sin AE-titel. Undersökningar från "
+        "{{ $labels.partner }} kommer inte fram: kommunikation mellan sändande och mottagande "
+        "enhet är felaktigt konfigurerad (Problem med att ta emot, punkt 3). Kontrollera "
+        "att {{ $labels.partner }} finns med rätt AE-titel i {{ $labels.ae_title }}s "
+        "konfiguration.",
+    )
     return [link_down, partner_unreachable, rejects, cannot_receive, all_failing, latency,
-            probe_scrape, stale, exporter_down, reload_failed, watchdog]
+            probe_scrape, stale, exporter_down, reload_failed, watchdog, on_fallback, no_route,
+            receiver]
 
 
 def _literal(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

@@ -11,16 +11,20 @@ import logging
 import signal
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import click
 
 from exporter import __version__, logs
 from exporter import config as config_module
+from exporter import routes as route_state
 from exporter.app import Exporter, UnknownProbe
-from exporter.config import Config, ConfigError, parse_duration
+from exporter.checker import parse_duration
+from exporter.config import Config, ConfigError
 from exporter.http import DEFAULT_LISTEN, parse_listen_address, start
 from exporter.probers.report import ProbeReport
-from exporter.reasons import RECEIVE_CAUSES, ROUTINE, SEND_CAUSES, describe
+from exporter.reasons import RECEIVE_CAUSES, REGION_NAMES, ROUTINE, SEND_CAUSES, describe
 from exporter.schedule import Scheduler
 
 PHASE_ORDER = ("connect", "associate", "dimse", "release")
@@ -211,3 +215,48 @@ Stop with Ctrl-C.
         _serve_until_signalled(exporter, address, interval, {"/demo": simulation.route})
     finally:
         simulation.stop()
+
+
+@main.command()
+@click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False))
+def routes(config_file: str) -> None:
+    """Probe every hop once and print which way each route goes now.
+
+    Exit 1 when some route has no open path (the routine's last resort).
+    """
+    exporter = Exporter(_load(config_file), config_file)
+    config = exporter.config
+    hops = {hop for route in config.routes.values() for path in route.paths for hop in path.hops}
+    pairs = [(hop, module) for hop in sorted(hops) for module in config.targets[hop].modules]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda pair: exporter.probe(*pair), pairs))
+    states = route_state.current(config, exporter.stats.snapshot(), time.time())
+    for line in route_table(config, states):
+        click.echo(line)
+    raise SystemExit(1 if any(s.status is route_state.RouteStatus.NONE for s in states) else 0)
+
+
+def route_table(config: Config, states: list[route_state.RouteState]) -> list[str]:
+    """The route table in Swedish, aligned for a terminal."""
+    def place(target: str) -> str:
+        labels = config.targets[target].labels
+        return REGION_NAMES.get(labels.get("region", ""), target)
+
+    lines = []
+    for state in states:
+        route = state.route
+        site = config.sites[route.site].name if route.site in config.sites else route.site
+        lines.append(f"{site} → {place(route.partner)}: {state.advice}")
+        width = max(len(p.path.name) for p in state.paths)
+        for path in state.paths:
+            hops = " → ".join(
+                f"{config.targets[hop].ae_title} {route_state.SWEDISH_HOP[hop_state]}"
+                for hop, hop_state in path.hops
+            )
+            assumed = f" (antas: {path.path.assumed})" if path.path.assumed else ""
+            mark = "*" if state.active is path else " "
+            lines.append(f"  {mark} {path.path.name:<{width}}  "
+                         f"{route_state.SWEDISH_STATE[path.state]:<7} {hops}{assumed}")
+        lines.append(f"    {'sista utväg':<{width}}  {route.last_resort}")
+        lines.append("")
+    return lines

@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import pydicom.uid
 import yaml
+
+from exporter.checker import (
+    Checker,
+    UniqueKeyLoader,
+    shown,
+)
+from exporter.config_routes import Route, Site, parse_routes, parse_sites
 
 PROBERS = ("tcp", "echo", "negotiate", "store")
 ROLES = ("link_computer", "partner", "relay")
 REQUIRED_LABELS = ("site", "role")
 # Label names the exporter sets itself on /sd and its metrics.
 RESERVED_LABELS = frozenset(
-    {"target", "module", "prober", "job", "instance", "ae_title", "reason", "phase"}
+    {"target", "module", "prober", "job", "instance", "ae_title", "reason", "phase",
+     "partner", "direction", "route", "path", "status", "state", "kind"}
 )
+DEFAULT_RESULTS_MAX_AGE = 120.0
 DEFAULT_CALLING_AE = "DICOM_EXPORTER"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_TRANSFER_SYNTAXES = ("ExplicitVRLittleEndian", "ImplicitVRLittleEndian")
@@ -34,24 +42,21 @@ DEFAULT_STORE_SOP_CLASS = "SecondaryCaptureImageStorage"
 DEFAULT_UID_ROOT = "1.2.826.0.1.3680043.8.498."
 DEFAULT_STORE_MIN_INTERVAL = 3600.0
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UID_ROOT = re.compile(r"^[0-9]+(\.[0-9]+)*\.$")
 
+_DICOM_KEYS = {"prober", "timeout", "calling_ae_title", "as_partners"}
 _PROBER_KEYS = {
     "tcp": {"prober", "timeout"},
-    "echo": {"prober", "timeout", "calling_ae_title"},
-    "negotiate": {"prober", "timeout", "calling_ae_title", "sop_classes", "transfer_syntaxes"},
-    "store": {
-        "prober", "timeout", "calling_ae_title", "sop_classes", "transfer_syntaxes",
-        "uid_root", "min_interval",
-    },
+    "echo": _DICOM_KEYS,
+    "negotiate": _DICOM_KEYS | {"sop_classes", "transfer_syntaxes"},
+    "store": _DICOM_KEYS | {"sop_classes", "transfer_syntaxes", "uid_root", "min_interval"},
 }
 _MODULE_KEYS = set().union(*_PROBER_KEYS.values())
-_TARGET_KEYS = {"host", "port", "ae_title", "modules", "labels"}
-_TOP_KEYS = {"modules", "targets"}
+_TARGET_KEYS = {"host", "port", "ae_title", "modules", "labels", "calling_ae_title"}
+_TOP_KEYS = {"modules", "targets", "sites", "routes", "results_max_age"}
+_REQUIRED_TOP_KEYS = ("modules", "targets")
 
 
 class ConfigError(Exception):
@@ -73,6 +78,9 @@ class Module:
     transfer_syntaxes: tuple[str, ...] = ()
     uid_root: str = DEFAULT_UID_ROOT
     min_interval: float = DEFAULT_STORE_MIN_INTERVAL
+    # Probe the target once per partner, calling as that partner does: does
+    # our receiver still accept partner X ("problem med att ta emot", 3)?
+    as_partners: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,11 @@ class Target:
     ae_title: str
     modules: tuple[str, ...]
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # A partner's own AE title when it calls us (YAML `calling_ae_title`).
+    calls_us_as: str | None = None
+    # Set on the receive-side targets derived from `as_partners` modules: the
+    # calling AE title to probe with instead of the module's.
+    probe_calling_ae: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,30 +103,10 @@ class Config:
     source: str
     modules: Mapping[str, Module]
     targets: Mapping[str, Target]
-
-
-def parse_duration(text: str) -> float:
-    """Prometheus-style duration ("5s", "1m30s", "500ms") in seconds."""
-    match = _DURATION.match(text)
-    if not text or match is None:
-        raise ValueError(f"invalid duration {text!r} (use e.g. 5s, 500ms, 1m30s, 1h)")
-    hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds + millis / 1000
-
-
-def ae_title_problem(value: object) -> str | None:
-    """PS3.5: 1-16 characters of the default repertoire, no backslash or controls."""
-    if not isinstance(value, str):
-        return f"must be a string, got {type(value).__name__}"
-    if not value.strip():
-        return "must not be empty"
-    if len(value) > 16:
-        return f"{value!r} is {len(value)} characters long, at most 16 are allowed"
-    if value != value.strip():
-        return f"{value!r} has leading or trailing spaces"
-    if any(ch == "\\" or not (" " <= ch <= "~") for ch in value):
-        return f"{value!r} has characters outside printable ASCII or a backslash"
-    return None
+    sites: Mapping[str, Site] = field(default_factory=lambda: MappingProxyType({}))
+    routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
+    # Older results count as unknown when route states are computed.
+    results_max_age: float = DEFAULT_RESULTS_MAX_AGE
 
 
 def _uid_for(keyword_or_uid: str) -> str | None:
@@ -123,117 +116,14 @@ def _uid_for(keyword_or_uid: str) -> str | None:
     return str(value) if isinstance(value, pydicom.uid.UID) else None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys silently; we report them."""
-
-    duplicates: list[tuple[str, int]]
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            loader.duplicates.append((str(key), key_node.start_mark.line + 1))
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
-
-
-class _Checker:
-    """Collects problems with their field paths instead of stopping at the first."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[str] = []
-
-    def error(self, path: str, problem: str) -> None:
-        self.problems.append(f"{self.source}: {path}: {problem}")
-
-    def mapping(self, value: object, path: str, allowed: set[str] | None) -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.error(path, f"must be a mapping, got {type(value).__name__}")
-            return {}
-        for key in value:
-            if not isinstance(key, str):
-                self.error(path, f"key {key!r} must be a string")
-            elif allowed is not None and key not in allowed:
-                names = ", ".join(sorted(allowed))
-                self.error(f"{path}.{key}", f"unknown field (allowed: {names})")
-        return value
-
-    def entry(
-        self, name: str, raw: object, path: str, allowed: set[str], needs: str
-    ) -> dict | None:
-        """A named entry of a section (a module, a target): its body, or None."""
-        if not _NAME.match(name):
-            self.error(path, "name must be letters, digits, '_', '.', '-'")
-        body = self.mapping(raw, path, allowed)
-        if raw is None:
-            self.error(path, f"must be a mapping with {needs}")
-        return body if isinstance(raw, dict) else None
-
-    def string(self, value: object, path: str) -> str | None:
-        if not isinstance(value, str) or not value:
-            self.error(path, f"must be a non-empty string, got {_shown(value)}")
-            return None
-        return value
-
-    def string_list(self, value: object, path: str) -> list[str]:
-        if not isinstance(value, list) or not value:
-            self.error(path, f"must be a non-empty list, got {_shown(value)}")
-            return []
-        out = []
-        for index, item in enumerate(value):
-            text = self.string(item, f"{path}[{index}]")
-            if text is not None:
-                out.append(text)
-        return out
-
-    def duration(self, value: object, path: str, default: float) -> float:
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            self.error(path, f"must be a duration string like 5s, got {_shown(value)}")
-            return default
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            self.error(path, str(exc))
-            return default
-        if seconds <= 0:
-            self.error(path, "must be greater than zero")
-            return default
-        return seconds
-
-    def ae_title(self, value: object, path: str) -> str | None:
-        problem = ae_title_problem(value)
-        if problem:
-            self.error(path, problem)
-            return None
-        return value  # type: ignore[return-value]
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return "nothing"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _parse_module(check: _Checker, name: str, raw: object) -> Module | None:
+def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
     path = f"modules.{name}"
     body = check.entry(name, raw, path, _MODULE_KEYS, "at least 'prober'")
     if body is None:
         return None
     prober = body.get("prober")
     if prober not in PROBERS:
-        check.error(f"{path}.prober", f"must be one of {', '.join(PROBERS)}, got {_shown(prober)}")
+        check.error(f"{path}.prober", f"must be one of {', '.join(PROBERS)}, got {shown(prober)}")
         return None
     for key in sorted(set(body) & _MODULE_KEYS - _PROBER_KEYS[prober]):
         check.error(f"{path}.{key}", f"not used by prober {prober}")
@@ -285,11 +175,20 @@ def _parse_module(check: _Checker, name: str, raw: object) -> Module | None:
         transfer_syntaxes=tuple(transfer_syntaxes),
         uid_root=uid_root,
         min_interval=min_interval,
+        as_partners=_flag(check, body, "as_partners", path),
     )
 
 
+def _flag(check: Checker, body: dict, key: str, path: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        check.error(f"{path}.{key}", f"must be true or false, got {shown(value)}")
+        return False
+    return value
+
+
 def _parse_target(
-    check: _Checker, name: str, raw: object, modules: Mapping[str, Module]
+    check: Checker, name: str, raw: object, modules: Mapping[str, Module]
 ) -> Target | None:
     path = f"targets.{name}"
     body = check.entry(name, raw, path, _TARGET_KEYS, "host, port, ae_title and modules")
@@ -301,7 +200,7 @@ def _parse_target(
     host = check.string(body.get("host"), f"{path}.host") if "host" in body else None
     port = body.get("port")
     if "port" in body and (isinstance(port, bool) or not isinstance(port, int)):
-        check.error(f"{path}.port", f"must be an integer, got {_shown(port)}")
+        check.error(f"{path}.port", f"must be an integer, got {shown(port)}")
         port = None
     elif isinstance(port, int) and not 1 <= port <= 65535:
         check.error(f"{path}.port", f"{port} is out of range 1-65535")
@@ -328,7 +227,7 @@ def _parse_target(
         elif key in RESERVED_LABELS:
             check.error(label_path, "is set by the exporter itself; choose another name")
         elif not isinstance(value, str) or not value:
-            check.error(label_path, f"must be a non-empty string, got {_shown(value)}")
+            check.error(label_path, f"must be a non-empty string, got {shown(value)}")
         else:
             labels[key] = value
     for key in REQUIRED_LABELS:
@@ -337,6 +236,12 @@ def _parse_target(
     role = labels.get("role")
     if role is not None and role not in ROLES:
         check.error(f"{path}.labels.role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+    calls_us_as = None
+    if "calling_ae_title" in body:
+        calls_us_as = check.ae_title(body["calling_ae_title"], f"{path}.calling_ae_title")
+        if role == "link_computer":
+            check.error(f"{path}.calling_ae_title", "is for partners: how they call us")
+            calls_us_as = None
     if host is None or port is None or ae_title is None or not module_names:
         return None
     return Target(
@@ -346,13 +251,47 @@ def _parse_target(
         ae_title=ae_title,
         modules=tuple(module_names),
         labels=MappingProxyType(labels),
+        calls_us_as=calls_us_as,
     )
+
+
+def _receive_targets(
+    check: Checker, targets: dict[str, Target], modules: Mapping[str, Module]
+) -> dict[str, Target]:
+    """Expand `as_partners` modules: one receive-side target per calling partner.
+
+    `z97117` with module `receive_echo` and partner `skane` calling as
+    SKANE_PACS becomes `z97117.from.skane`: the host, port and called AE title
+    of Z97117, probed with SKANE_PACS as calling AE title.
+    """
+    callers = [t for t in targets.values() if t.calls_us_as]
+    out: dict[str, Target] = {}
+    for target in targets.values():
+        per_partner = [m for m in target.modules if m in modules and modules[m].as_partners]
+        if not per_partner:
+            out[target.name] = target
+            continue
+        if not callers:
+            check.error(f"targets.{target.name}.modules",
+                        f"{per_partner[0]!r} probes as partners, but no target has "
+                        "calling_ae_title")
+        kept = tuple(m for m in target.modules if m not in per_partner)
+        if kept:
+            out[target.name] = replace(target, modules=kept)
+        for partner in callers:
+            name = f"{target.name}.from.{partner.name}"
+            labels = {**target.labels, "partner": partner.name, "direction": "receive"}
+            out[name] = replace(
+                target, name=name, modules=tuple(per_partner),
+                labels=MappingProxyType(labels), probe_calling_ae=partner.calls_us_as,
+            )
+    return out
 
 
 def parse(text: str, source: str) -> Config:
     """Parse a YAML document; raise ConfigError listing every problem."""
-    check = _Checker(source)
-    loader = _UniqueKeyLoader(text)
+    check = Checker(source)
+    loader = UniqueKeyLoader(text)
     loader.duplicates = []
     try:
         document = loader.get_single_data()
@@ -368,7 +307,7 @@ def parse(text: str, source: str) -> Config:
     if not isinstance(document, dict):
         raise ConfigError([f"{source}: document: must be a mapping with modules and targets"])
     top = check.mapping(document, "document", _TOP_KEYS)
-    for key in sorted(_TOP_KEYS):
+    for key in _REQUIRED_TOP_KEYS:
         if key not in top:
             check.error(key, "missing required section")
     modules: dict[str, Module] = {}
@@ -381,9 +320,21 @@ def parse(text: str, source: str) -> Config:
         target = _parse_target(check, str(name), raw, modules)
         if target is not None:
             targets[target.name] = target
+    sites = parse_sites(check, top.get("sites"))
+    if sites:
+        for target in targets.values():
+            if target.labels.get("site") not in sites:
+                check.error(f"targets.{target.name}.labels.site",
+                            f"unknown site {target.labels.get('site')!r} "
+                            f"(sites: {', '.join(sites)})")
+    routes = parse_routes(check, top.get("routes"), sites, targets)
+    max_age = check.duration(top.get("results_max_age"), "results_max_age",
+                             DEFAULT_RESULTS_MAX_AGE)
+    targets = _receive_targets(check, targets, modules)
     if check.problems:
         raise ConfigError(check.problems)
-    return Config(source, MappingProxyType(modules), MappingProxyType(targets))
+    return Config(source, MappingProxyType(modules), MappingProxyType(targets),
+                  MappingProxyType(sites), MappingProxyType(routes), max_age)
 
 
 def load(path: str | Path) -> Config:

@@ -49,6 +49,7 @@ def on_loopback(document: dict[str, Any], ports: dict[str, int] | None = None) -
 class Demo:
     peers: PeerSet
     config: Config
+    config_text: str  # the example on loopback, for tools that read a file
 
     @classmethod
     def start(cls) -> Demo:
@@ -56,8 +57,8 @@ class Demo:
         titles = {name: t["ae_title"] for name, t in document["targets"].items()}
         peers = PeerSet.start(titles)
         ports = {name: peer.port for name, peer in peers.peers.items()}
-        text = yaml.safe_dump(on_loopback(document, ports), sort_keys=False)
-        return cls(peers, config_module.parse(text, f"{EXAMPLE} (demo, on loopback)"))
+        text = yaml.safe_dump(on_loopback(document, ports), sort_keys=False, allow_unicode=True)
+        return cls(peers, config_module.parse(text, f"{EXAMPLE} (demo, on loopback)"), text)
 
     def stop(self) -> None:
         self.peers.stop()

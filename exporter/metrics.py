@@ -10,6 +10,7 @@ pattern for exporters): /probe from one ProbeReport in a fresh registry,
 from __future__ import annotations
 
 import platform
+import time
 from collections.abc import Callable, Iterator
 
 import pydicom
@@ -23,11 +24,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from exporter import __version__
+from exporter import __version__, routes
 from exporter.config import Config
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
-from exporter.stats import BUCKETS, Stats
+from exporter.stats import BUCKETS, Snapshot, Stats
 
 # /probe ----------------------------------------------------------------------
 PROBE_SUCCESS = "probe_success"
@@ -56,6 +57,9 @@ LAST_SUCCESS = "dicom_exporter_last_probe_success"
 LAST_TIMESTAMP = "dicom_exporter_last_probe_timestamp_seconds"
 TARGET_INFO = "dicom_exporter_target_info"
 MODULE_TIMEOUT = "dicom_exporter_module_timeout_seconds"
+ROUTE_INFO = "dicom_route_info"
+ROUTE_PATH_STATE = "dicom_route_path_state"
+ROUTE_ACTIVE = "dicom_route_active"
 
 PHASES_BY_PROBER = {
     "tcp": ("connect",),
@@ -265,3 +269,43 @@ class ExporterCollector(Collector):
                 last_success.add_metric(labels, int(series.last_success))
                 last_time.add_metric(labels, series.last_time)
         yield from (totals, failures, histogram, last_success, last_time)
+        yield from route_families(config, snapshot)
+
+
+def route_families(config: Config, snapshot: Snapshot) -> Iterator[Metric]:
+    """Route state from routes.current(): the same answer the status page gives."""
+    states = routes.current(config, snapshot, time.time())
+    common = ["route", "site", "partner", "region"]
+    info = GaugeMetricFamily(
+        ROUTE_INFO, "One series per configured route, with its last resort.",
+        labels=[*common, "last_resort"],
+    )
+    paths = GaugeMetricFamily(
+        ROUTE_PATH_STATE,
+        "1 for the current state (up, down, unknown) of each path of each route.",
+        labels=[*common, "path", "kind", "state"],
+    )
+    active = GaugeMetricFamily(
+        ROUTE_ACTIVE,
+        "The way a study goes now: status primary, fallback, none (last resort) or "
+        "unknown, and the path's name.",
+        labels=[*common, "status", "path"],
+    )
+    for state in states:
+        route = state.route
+        partner = config.targets[route.partner]
+        base = [route.name, route.site, route.partner, partner.labels.get("region", "")]
+        info.add_metric([*base, route.last_resort], 1)
+        for path in state.paths:
+            kind = "primary" if path.primary else "fallback"
+            for each in routes.HopState:
+                paths.add_metric([*base, path.path.name, kind, each.value],
+                                 int(path.state is each))
+        if state.active is not None:
+            name = state.active.path.name
+        elif state.status is routes.RouteStatus.NONE:
+            name = route.last_resort
+        else:
+            name = ""
+        active.add_metric([*base, state.status.value, name], 1)
+    yield from (info, paths, active)

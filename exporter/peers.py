@@ -29,6 +29,8 @@ class SimulatedPeer:
     ae_title: str
     port: int = 0
     state: str = "down"
+    # Calling AE titles accepted while up; empty: any.
+    accepted_callers: tuple[str, ...] = ()
     _server: ThreadedAssociationServer | None = field(default=None, repr=False)
     _ae: AE = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -51,10 +53,17 @@ class SimulatedPeer:
                 self._stop()
             else:
                 # Only titles nobody uses are accepted while rejecting.
-                self._ae.require_calling_aet = ["NOT_ACCEPTED"] if state == "reject" else []
+                accepted = ["NOT_ACCEPTED"] if state == "reject" else list(self.accepted_callers)
+                self._ae.require_calling_aet = accepted
                 if self._server is None:
                     self._start()
             self.state = state
+
+    def accept_only(self, callers: tuple[str, ...]) -> None:
+        """Accept only these calling AE titles (empty: any), as a PACS's AE list does."""
+        self.accepted_callers = callers
+        if self.state != "down":
+            self.set_state(self.state)
 
     def _start(self) -> None:
         self._server = self._ae.start_server(

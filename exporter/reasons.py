@@ -60,6 +60,13 @@ RECEIVE_CAUSES: dict[int, str] = {
     5: "Avsändande regionens system är ur funktion.",
 }
 
+# Region label values as the staff say them (labels stay ASCII).
+REGION_NAMES: dict[str, str] = {
+    "kronoberg": "Kronoberg", "skane": "Skåne", "blekinge": "Blekinge",
+    "ostergotland": "Östra Götaland", "jonkoping": "Jönköping",
+    "vastragotland": "Västra Götaland", "halland": "Halland",
+}
+
 ROUTINE: dict[Reason, RoutineCause] = {
     Reason.DNS: RoutineCause(
         (3, 5), (3,),

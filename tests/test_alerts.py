@@ -336,6 +336,85 @@ def cases() -> list[dict]:
             },
         }])],
     ))
+    # -- routes ---------------------------------------------------------------
+    route = {"job": "dicom_exporter", "instance": INSTANCE, "route": "ljungby-skane",
+             "site": "ljungby", "partner": "skane", "region": "skane"}
+    dvd = "Ljungby bränner DVD på dator med Intellispace Portal i granskningen"
+    out.append(case(
+        "a route on its fallback names the path, then no route names the last resort",
+        [series("dicom_route_active", "1x12 stale",
+                **route, status="primary", path="ordinarie väg"),
+         series("dicom_route_active", "_x12 1x12 stale",
+                **route, status="fallback", path="via Blekinge"),
+         series("dicom_route_active", "_x24 1x20", **route, status="none", path=dvd)],
+        [
+            ("2m", "RouteOnFallback", []),
+            ("2m", "NoRouteAvailable", []),
+            ("5m", "RouteOnFallback", [{
+                "exp_labels": {**route, "status": "fallback", "path": "via Blekinge",
+                               "severity": "warning"},
+                "exp_annotations": {
+                    "summary": "Ljungby → Skåne: skicka via Blekinge",
+                    "description": "Ordinarie väg från Ljungby till Skåne är stängd. Den första "
+                                   "öppna reservvägen enligt rutinen är: via Blekinge. Skicka "
+                                   "den vägen tills ordinarie väg är öppen igen, och meddela "
+                                   "röntgen/klinfys.",
+                    "runbook_url": runbook("RouteOnFallback"),
+                },
+            }]),
+            ("8m", "RouteOnFallback", []),
+            ("8m", "NoRouteAvailable", [{
+                "exp_labels": {**route, "status": "none", "path": dvd, "severity": "critical"},
+                "exp_annotations": {
+                    "summary": f"Ljungby → Skåne: ingen väg, {dvd}",
+                    "description": "Varken ordinarie väg eller någon reservväg från Ljungby till "
+                                   f"Skåne är öppen. Enligt rutinen: {dvd}. Kan Region Skåne "
+                                   "inte ta emot bildöverföring från någon annan region, måste "
+                                   "det övervägas att skicka patienten till annan region; "
+                                   "remitterande enhet tar den kontakten.",
+                    "runbook_url": runbook("NoRouteAvailable"),
+                },
+            }]),
+        ],
+    ))
+    # -- receive side ---------------------------------------------------------
+    receive = {**probe_labels("z97117.from.skane", "receive_echo", "link_computer", "vaxjo",
+                              "kronoberg", "Z97117"),
+               "prober": "echo", "partner": "skane", "direction": "receive"}
+    refused = {**receive, "target": "z97117.from.blekinge", "partner": "blekinge"}
+    out.append(case(
+        "our link computer turning a partner's AE title away is a receive alert, not a "
+        "dead link computer",
+        [series("probe_success", FAILING, **receive),
+         series("probe_dicom_failure_reason", "0 0 0 0 1x36", **receive,
+                reason="rejected_calling_ae"),
+         series("probe_success", FAILING, **refused),
+         series("probe_dicom_failure_reason", "0 0 0 0 1x36", **refused, reason="refused")],
+        [
+            ("3m", "ReceiverRejectsPartner", [{
+                "exp_labels": {**receive, "reason": "rejected_calling_ae",
+                               "severity": "critical"},
+                "exp_annotations": {
+                    "summary": "Z97117 tar inte emot DICOM från skane",
+                    "description": "Vår länkadator Z97117 (Växjö) avvisar skane (orsak "
+                                   "rejected_calling_ae) när den anropar med sin AE-titel. "
+                                   "Undersökningar från skane kommer inte fram: kommunikation "
+                                   "mellan sändande och mottagande enhet är felaktigt "
+                                   "konfigurerad (Problem med att ta emot, punkt 3). Kontrollera "
+                                   "att skane finns med rätt AE-titel i Z97117s konfiguration.",
+                    "runbook_url": runbook("ReceiverRejectsPartner"),
+                },
+            }]),
+            ("3m", "DicomLinkComputerDown", []),
+        ],
+    ))
+    out.append(case(
+        "a receiver that accepts every partner does not alert",
+        [series("probe_success", UP, **receive)]
+        + [series("probe_dicom_failure_reason", "0x40", **receive, reason=r.value)
+           for r in Reason],
+        [("3m", "ReceiverRejectsPartner", [])],
+    ))
     return out
 
 

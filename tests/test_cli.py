@@ -39,7 +39,7 @@ def write_config(path: Path, port: int, ae_title: str = "PEER") -> Path:
 def test_check_config_accepts_the_example() -> None:
     result = cli("check-config", str(EXAMPLES / "kronoberg.yml"))
     assert result.returncode == 0, result.stderr
-    assert "OK: 4 modules, 8 targets" in result.stdout
+    assert "OK: 5 modules, 20 targets" in result.stdout
 
 
 def test_check_config_lists_every_problem_and_exits_1_without_a_traceback() -> None:

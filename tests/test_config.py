@@ -7,14 +7,16 @@ from pathlib import Path
 import pytest
 
 from exporter import config
-from exporter.config import ConfigError, parse_duration
+from exporter.checker import parse_duration
+from exporter.config import ConfigError
 
 TESTDATA = Path(__file__).parent / "testdata"
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 INVALID = {
     "invalid-unknown-key.yml": [
-        "modules.echo.timeot: unknown field (allowed: calling_ae_title, min_interval, prober, "
+        "modules.echo.timeot: unknown field (allowed: as_partners, calling_ae_title, min_interval, "
+        "prober, "
         "sop_classes, timeout, transfer_syntaxes, uid_root)",
     ],
     "invalid-wrong-type.yml": [
@@ -50,6 +52,17 @@ INVALID = {
     ],
     "invalid-option-for-prober.yml": ["modules.echo.min_interval: not used by prober echo"],
     "invalid-yaml.yml": ["line 3: invalid YAML: expected ',' or '}', but got ':'"],
+    "invalid-routes.yml": [
+        "routes.malmo-skane.site: unknown site 'malmo' (sites: vaxjo)",
+        "routes.vaxjo-skane.primary: must be a non-empty list, got list []",
+        "routes.vaxjo-skane.fallbacks[0].path[2]: visits 'z97117' twice: a path must not loop",
+        "routes.vaxjo-skane.fallbacks[1].path[1]: unknown target 'blekinge'",
+    ],
+    "invalid-receive.yml": [
+        "modules.receive.as_partners: must be true or false, got str 'yes please'",
+        "targets.z97117.calling_ae_title: is for partners: how they call us",
+        "targets.z97117.modules: 'echo' probes as partners, but no target has calling_ae_title",
+    ],
     "invalid-many-problems.yml": [
         "modules.echo.calling_ae_title: must not be empty",
         "targets.skane.port: 0 is out of range 1-65535",

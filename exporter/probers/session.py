@@ -41,11 +41,12 @@ def association(
     layer = UpperLayer(sock, report.deadline)
     module, target = report.module, report.target
     try:
+        calling = target.probe_calling_ae or module.calling_ae_title
         report.note(
-            f"A-ASSOCIATE-RQ calling {module.calling_ae_title!r} called {target.ae_title!r}, "
+            f"A-ASSOCIATE-RQ calling {calling!r} called {target.ae_title!r}, "
             f"{len(contexts)} presentation context(s)"
         )
-        accepted = layer.associate(module.calling_ae_title, target.ae_title, contexts)
+        accepted = layer.associate(calling, target.ae_title, contexts)
         report.peer = accepted
         report.contexts = accepted.contexts
         report.note(

@@ -1,0 +1,135 @@
+"""The `sites:` and `routes:` sections: which way a study goes, and the ways around.
+
+A route is one (our site, partner) pair: the primary path as an ordered list
+of hops (configured targets), ordered named fallbacks, and the last resort
+that needs no network (the routine's DVD). A hop we cannot probe from our
+side, such as a relay region's onward link, is written down as `assumed`,
+never invented as a target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from exporter.checker import Checker, shown
+
+PRIMARY_NAME = "ordinarie väg"
+DEFAULT_LAST_RESORT = "bränn DVD på dator med Intellispace Portal i granskningen"
+_SITE_KEYS = {"name"}
+_ROUTE_KEYS = {"site", "partner", "primary", "fallbacks", "last_resort"}
+_PATH_KEYS = {"name", "path", "assumed"}
+
+
+@dataclass(frozen=True)
+class Site:
+    key: str
+    name: str  # as people say it: "Växjö"
+
+
+@dataclass(frozen=True)
+class RoutePath:
+    name: str
+    hops: tuple[str, ...]
+    assumed: str = ""  # a leg nobody here can probe, e.g. "Blekinge skickar vidare till Skåne"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    site: str
+    partner: str
+    primary: RoutePath
+    fallbacks: tuple[RoutePath, ...]
+    last_resort: str
+
+    @property
+    def paths(self) -> tuple[RoutePath, ...]:
+        return (self.primary, *self.fallbacks)
+
+
+def parse_sites(check: Checker, raw: object) -> dict[str, Site]:
+    sites = {}
+    for key, body in check.mapping(raw, "sites", None).items():
+        path = f"sites.{key}"
+        entry = check.entry(str(key), body, path, _SITE_KEYS, "name")
+        if entry is None:
+            continue
+        name = check.string(entry.get("name"), f"{path}.name")
+        if name is not None:
+            sites[str(key)] = Site(str(key), name)
+    return sites
+
+
+def _hops(check: Checker, raw: object, path: str, targets: Mapping[str, object]) -> tuple[str, ...]:
+    hops = check.string_list(raw, path)
+    seen = set()
+    for index, hop in enumerate(hops):
+        if hop not in targets:
+            check.error(f"{path}[{index}]", f"unknown target {hop!r}")
+        if hop in seen:
+            check.error(f"{path}[{index}]", f"visits {hop!r} twice: a path must not loop")
+        seen.add(hop)
+    return tuple(hops)
+
+
+def _route(
+    check: Checker, name: str, body: dict, sites: Mapping[str, Site],
+    targets: Mapping[str, object],
+) -> Route | None:
+    path = f"routes.{name}"
+    for key in ("site", "partner", "primary"):
+        if key not in body:
+            check.error(f"{path}.{key}", "missing required field")
+    site = check.string(body.get("site"), f"{path}.site") if "site" in body else None
+    if site is not None and site not in sites:
+        check.error(f"{path}.site", f"unknown site {site!r} (sites: {', '.join(sites) or '-'})")
+    partner = check.string(body.get("partner"), f"{path}.partner") if "partner" in body else None
+    if partner is not None and partner not in targets:
+        check.error(f"{path}.partner", f"unknown target {partner!r}")
+    primary = _hops(check, body.get("primary"), f"{path}.primary", targets)
+    fallbacks = []
+    raw_fallbacks = body.get("fallbacks", [])
+    if not isinstance(raw_fallbacks, list):
+        check.error(f"{path}.fallbacks", f"must be a list, got {shown(raw_fallbacks)}")
+        raw_fallbacks = []
+    names = {PRIMARY_NAME}
+    for index, raw in enumerate(raw_fallbacks):
+        where = f"{path}.fallbacks[{index}]"
+        entry = check.mapping(raw, where, _PATH_KEYS)
+        if not isinstance(raw, dict):
+            if raw is None:
+                check.error(where, "must be a mapping with name and path")
+            continue
+        label = check.string(entry.get("name"), f"{where}.name")
+        if label is not None and label in names:
+            check.error(f"{where}.name", f"{label!r} is used twice in this route")
+        names.add(label or "")
+        hops = _hops(check, entry.get("path"), f"{where}.path", targets)
+        assumed = ""
+        if "assumed" in entry:
+            assumed = check.string(entry["assumed"], f"{where}.assumed") or ""
+        if label is not None and hops:
+            fallbacks.append(RoutePath(label, hops, assumed))
+    last_resort = DEFAULT_LAST_RESORT
+    if "last_resort" in body:
+        last_resort = check.string(body["last_resort"], f"{path}.last_resort") or last_resort
+    if site is None or partner is None or not primary:
+        return None
+    return Route(name, site, partner, RoutePath(PRIMARY_NAME, primary), tuple(fallbacks),
+                 last_resort)
+
+
+def parse_routes(
+    check: Checker, raw: object, sites: Mapping[str, Site], targets: Mapping[str, object]
+) -> dict[str, Route]:
+    routes = {}
+    for key, body in check.mapping(raw, "routes", None).items():
+        entry = check.entry(str(key), body, f"routes.{key}", _ROUTE_KEYS,
+                            "site, partner and primary")
+        if entry is None:
+            continue
+        route = _route(check, str(key), entry, sites, targets)
+        if route is not None:
+            routes[route.name] = route
+    return routes

@@ -1,0 +1,79 @@
+"""A real Prometheus for end-to-end tests: examples/prometheus.yml on loopback,
+one-second intervals, the shipped alert rules, and helpers for its HTTP API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import LOOPBACK, free_port, require, stop, wait_for_port
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE_EXPORTER = "dicom-exporter.vaxjo.invalid:10104"
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str) -> object:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+class Prometheus:
+    def __init__(self, workdir: Path, exporter_address: str) -> None:
+        document = yaml.safe_load((ROOT / "examples" / "prometheus.yml").read_text())
+        document["global"].update(scrape_interval="1s", evaluation_interval="1s",
+                                  scrape_timeout="1s")
+        document["rule_files"] = [str(ROOT / "alerts" / "dicom.rules.yml")]
+        del document["alerting"]
+        text = yaml.safe_dump(document).replace(EXAMPLE_EXPORTER, exporter_address)
+        assert ".invalid" not in text, "every address must be on loopback"
+        config = workdir / "prometheus.yml"
+        config.write_text(text)
+        self.port = free_port()
+        self.base = f"http://{LOOPBACK}:{self.port}"
+        self.process = subprocess.Popen(
+            [require("prometheus"), f"--config.file={config}",
+             f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+             f"--web.listen-address={LOOPBACK}:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=(workdir / "prometheus.log").open("wb"),
+        )
+        try:
+            wait_for_port(self.port, self.process)
+            wait_until(self._ready, 30, "Prometheus to be ready")
+        except BaseException:
+            stop(self.process)
+            raise
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/-/ready", timeout=5) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def api(self, path: str, **params: str) -> dict:
+        url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return json.load(answer)["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        return self.api("/api/v1/query", query=expr)["result"]
+
+    def alerts(self, name: str, states: tuple[str, ...] = ("pending", "firing")) -> list[dict]:
+        return [a for a in self.api("/api/v1/alerts")["alerts"]
+                if a["labels"]["alertname"] == name and a["state"] in states]
+
+    def stop(self) -> None:
+        stop(self.process)

@@ -1,0 +1,220 @@
+"""Route state: every combination of hop states in the Kronoberg example, the
+freshness rule, the CLI table, and the whole chain with simulated peers and a
+real Prometheus evaluating the route alerts."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import config as config_module
+from exporter import http
+from exporter.app import Exporter
+from exporter.config_routes import PRIMARY_NAME
+from exporter.demo import Demo
+from exporter.reasons import Reason
+from exporter.routes import HopState, RouteStatus, current, evaluate, hop_states
+from exporter.stats import Series, Snapshot
+from tests.conftest import LOOPBACK
+from tests.promstack import Prometheus, wait_until
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "kronoberg.yml"
+CONFIG = config_module.load(EXAMPLE)
+HOPS = sorted({hop for r in CONFIG.routes.values() for p in r.paths for hop in p.hops})
+
+
+def test_the_example_carries_the_routines_routes() -> None:
+    routes = CONFIG.routes
+    assert routes["vaxjo-skane"].primary.hops == ("z97117", "skane")
+    assert routes["ljungby-skane"].primary.hops == ("z83680", "z97117", "skane")
+    assert [p.name for p in routes["vaxjo-skane"].fallbacks] == ["via Blekinge", "via Halland"]
+    assert [p.name for p in routes["ljungby-skane"].fallbacks] == [
+        "via Blekinge", "via Halland", "via Jönköping", "Växjö skickar"]
+    assert routes["ljungby-skane"].fallbacks[0].assumed == "Blekinge skickar vidare till Skåne"
+    assert "DVD" in routes["vaxjo-skane"].last_resort
+    assert len(HOPS) == 8
+
+
+def test_every_combination_of_hop_states_gives_the_first_open_path() -> None:
+    """3^8 combinations times every route, checked against what the answer must mean."""
+    states = (HopState.UP, HopState.DOWN, HopState.UNKNOWN)
+    counted = {status: 0 for status in RouteStatus}
+    for combination in itertools.product(states, repeat=len(HOPS)):
+        hops = dict(zip(HOPS, combination, strict=True))
+        for route in CONFIG.routes.values():
+            result = evaluate(route, hops)
+            counted[result.status] += 1
+            path_states = [{hops[h] for h in path.hops} for path in route.paths]
+            if result.status in (RouteStatus.PRIMARY, RouteStatus.FALLBACK):
+                index = route.paths.index(result.active.path)
+                assert (index == 0) == (result.status is RouteStatus.PRIMARY)
+                assert path_states[index] == {HopState.UP}
+                # every better path has a hop that is known to be down
+                assert all(HopState.DOWN in s for s in path_states[:index])
+            elif result.status is RouteStatus.NONE:
+                assert result.active is None
+                assert all(HopState.DOWN in s for s in path_states)
+            else:
+                first_open = next(s for s in path_states if HopState.DOWN not in s)
+                assert HopState.UNKNOWN in first_open
+                before = path_states[:path_states.index(first_open)]
+                assert all(HopState.DOWN in s for s in before)
+    assert all(counted.values()), counted
+
+
+def snapshot(results: dict[tuple[str, str], tuple[bool, float]]) -> Snapshot:
+    series = {key: Series(count=1, last_success=ok, last_time=at)
+              for key, (ok, at) in results.items()}
+    return Snapshot(series, True, 0.0, 0)
+
+
+def test_a_hop_is_up_only_when_every_module_is_a_fresh_success() -> None:
+    now = 10_000.0
+    fresh, stale = now - 10, now - CONFIG.results_max_age - 1
+    modules = CONFIG.targets["z97117"].modules
+    all_up = {("z97117", m): (True, fresh) for m in modules}
+    assert hop_states(CONFIG, snapshot(all_up), now)["z97117"] is HopState.UP
+    one_down = {**all_up, ("z97117", "echo"): (False, fresh)}
+    assert hop_states(CONFIG, snapshot(one_down), now)["z97117"] is HopState.DOWN
+    one_stale = {**all_up, ("z97117", "echo"): (True, stale)}
+    assert hop_states(CONFIG, snapshot(one_stale), now)["z97117"] is HopState.UNKNOWN
+    stale_failure = {**all_up, ("z97117", "echo"): (False, stale)}
+    assert hop_states(CONFIG, snapshot(stale_failure), now)["z97117"] is HopState.UNKNOWN
+    assert hop_states(CONFIG, snapshot({}), now)["z97117"] is HopState.UNKNOWN
+
+
+def test_stale_results_never_count_as_up() -> None:
+    now = 10_000.0
+    old = now - CONFIG.results_max_age - 1
+    everything_once_up = {(t.name, m): (True, old)
+                          for t in CONFIG.targets.values() for m in t.modules}
+    for state in current(CONFIG, snapshot(everything_once_up), now):
+        assert state.status is RouteStatus.UNKNOWN
+
+
+def test_receive_side_targets_call_with_the_partners_ae_title() -> None:
+    target = CONFIG.targets["z97117.from.skane"]
+    assert target.probe_calling_ae == "SKANE_PACS"
+    assert (target.host, target.port, target.ae_title) == ("z97117.vaxjo.invalid", 104, "Z97117")
+    assert target.labels["partner"] == "skane" and target.labels["direction"] == "receive"
+    assert target.modules == ("receive_echo",)
+    assert "receive_echo" not in CONFIG.targets["z97117"].modules
+
+
+@pytest.fixture
+def demo() -> Iterator[Demo]:
+    simulation = Demo.start()
+    yield simulation
+    simulation.stop()
+
+
+def probe_all(exporter: Exporter) -> None:
+    for target in exporter.config.targets.values():
+        for module in target.modules:
+            exporter.probe(target.name, module)
+
+
+def active(exporter: Exporter) -> dict[str, tuple[str, str]]:
+    text = generate_latest(exporter.registry).decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "dicom_route_active":
+            for sample in family.samples:
+                out[sample.labels["route"]] = (sample.labels["status"], sample.labels["path"])
+    return out
+
+
+def test_stopping_z97117_then_the_relays_in_metrics(demo: Demo) -> None:
+    exporter = Exporter(demo.config)
+    probe_all(exporter)
+    before = active(exporter)
+    assert before["ljungby-skane"] == ("primary", PRIMARY_NAME)
+    assert before["vaxjo-skane"] == ("primary", PRIMARY_NAME)
+
+    demo.peers.set_state("z97117", "down")
+    probe_all(exporter)
+    after = active(exporter)
+    assert after["ljungby-skane"] == ("fallback", "via Blekinge")
+    # The routine gives Växjö no network path without Z97117: its last resort.
+    assert after["vaxjo-skane"] == ("none", CONFIG.routes["vaxjo-skane"].last_resort)
+
+    for relay in ("blekinge", "halland", "jonkoping"):
+        demo.peers.set_state(relay, "down")
+    probe_all(exporter)
+    assert active(exporter)["ljungby-skane"] == (
+        "none", CONFIG.routes["ljungby-skane"].last_resort)
+
+
+def test_a_partner_removed_from_a_receivers_list_is_rejected(demo: Demo) -> None:
+    exporter = Exporter(demo.config)
+    callers = tuple(t.calls_us_as for t in demo.config.targets.values() if t.calls_us_as)
+    demo.peers.peers["z83680"].accept_only(
+        (*(c for c in callers if c != "SKANE_PACS"), "KRONOBERG_MON"))
+    assert exporter.probe("z83680.from.skane", "receive_echo").reason is (
+        Reason.REJECTED_CALLING_AE)
+    assert exporter.probe("z83680.from.blekinge", "receive_echo").success
+    assert exporter.probe("z83680", "echo").success
+
+
+def test_routes_command_prints_the_table_in_swedish(demo: Demo, tmp_path: Path) -> None:
+    config_file = tmp_path / "demo.yml"
+    config_file.write_text(demo.config_text, encoding="utf-8")
+    demo.peers.set_state("z97117", "down")
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--log.level", "error", "routes",
+         "--config.file", str(config_file)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1, result.stderr  # some route has no path
+    lines = result.stdout.splitlines()
+    assert "Ljungby → Skåne: skicka via Blekinge" in lines
+    assert ("Växjö → Skåne: ingen väg: bränn DVD på dator med Intellispace Portal i "
+            "granskningen") in lines
+    marked = [line for line in lines if line.startswith("  * via Blekinge")]
+    assert marked and "öppen" in marked[0] and "Z83680 upp → BLEKINGE_PACS upp" in marked[0]
+    assert any("Z97117 NERE" in line for line in lines)
+
+
+def test_route_alerts_in_a_real_prometheus(demo: Demo, tmp_path: Path) -> None:
+    exporter = Exporter(demo.config)
+    server, _ = http.start(exporter, (LOOPBACK, 0))
+    prometheus = None
+    try:
+        prometheus = Prometheus(tmp_path, f"{LOOPBACK}:{server.server_address[1]}")
+        wait_until(lambda: prometheus.query(
+            'dicom_route_active{route="ljungby-skane", status="primary"}'), 40,
+            "ljungby-skane on its primary path")
+
+        callers = tuple(t.calls_us_as for t in demo.config.targets.values() if t.calls_us_as)
+        demo.peers.peers["z83680"].accept_only(
+            (*(c for c in callers if c != "SKANE_PACS"), "KRONOBERG_MON"))
+        receive = wait_until(lambda: prometheus.alerts("ReceiverRejectsPartner"), 30,
+                             "ReceiverRejectsPartner")
+        assert {a["labels"]["target"] for a in receive} == {"z83680.from.skane"}
+
+        demo.peers.set_state("z97117", "down")
+        fallback = wait_until(lambda: [
+            a for a in prometheus.alerts("RouteOnFallback")
+            if a["labels"]["route"] == "ljungby-skane"], 30, "RouteOnFallback")[0]
+        assert fallback["labels"]["path"] == "via Blekinge"
+        assert fallback["annotations"]["summary"] == "Ljungby → Skåne: skicka via Blekinge"
+
+        for relay in ("blekinge", "halland", "jonkoping"):
+            demo.peers.set_state(relay, "down")
+        none = wait_until(lambda: [
+            a for a in prometheus.alerts("NoRouteAvailable")
+            if a["labels"]["route"] == "ljungby-skane"], 30, "NoRouteAvailable")[0]
+        assert none["labels"]["severity"] == "critical"
+        assert "DVD" in none["annotations"]["summary"]
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        server.shutdown()
+        server.server_close()
