@@ -7,11 +7,12 @@ targets named in the config: the target parameter is a name, not an address.
 
 from __future__ import annotations
 
-import html
+import dataclasses
 import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,9 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from exporter import __version__, runbooks
+from exporter import __version__, runbooks, status, statuspage
 from exporter.app import Exporter, UnknownProbe
 from exporter.metrics import render_probe
+from exporter.status import Status
 
 logger = logging.getLogger("dicom_exporter.http")
 DEFAULT_LISTEN = ":10104"
@@ -99,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
             "/-/ready": self._healthy,
             "/-/reload": self._reload,
             "/": self._landing,
+            "/status.json": self._status_json,
         }
         handler = routes.get(self.route)
         if handler is not None:
@@ -192,39 +195,19 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
 
+    def _status(self) -> Status:
+        exporter = self.server.exporter
+        return status.build(exporter.config, exporter.stats.snapshot(), time.time())
+
     def _landing(self, method: str) -> None:
-        config = self.server.exporter.config
-        snapshot = self.server.exporter.stats.snapshot()
-        rows = []
-        for target in config.targets.values():
-            for module in target.modules:
-                series = snapshot.series.get((target.name, module))
-                if series is None or not series.last_time:
-                    state = "not probed yet"
-                elif series.last_success:
-                    state = f"up ({series.last_duration * 1000:.2f} ms)"
-                else:
-                    state = f"DOWN: {series.last_reason.value if series.last_reason else '?'}"
-                link = f"/probe?target={target.name}&amp;module={module}"
-                rows.append(
-                    f"<tr><td>{html.escape(target.name)}</td><td>{html.escape(target.ae_title)}</td>"
-                    f"<td>{html.escape(target.labels.get('site', ''))}</td>"
-                    f"<td>{html.escape(target.labels.get('role', ''))}</td>"
-                    f"<td><a href=\"{link}&amp;debug=true\">{html.escape(module)}</a></td>"
-                    f"<td>{html.escape(state)}</td></tr>"
-                )
-        page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>DICOM exporter</title></head>
-<body><h1>DICOM exporter {__version__}</h1>
-<p><a href="/metrics">Metrics</a> · <a href="/sd">Service discovery</a> ·
-<a href="/runbooks/">Runbooks</a> · <a href="/-/healthy">Health</a></p>
-<table><thead><tr><th>Target</th><th>AE title</th><th>Site</th><th>Role</th>
-<th>Module (probe with debug)</th><th>Last result</th></tr></thead>
-<tbody>{''.join(rows)}</tbody></table></body></html>
-"""
+        refresh = self.param("refresh") or ""
+        seconds = int(refresh) if refresh.isdigit() else statuspage.REFRESH_SECONDS
+        page = statuspage.render(self._status(), seconds)
         self.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
+
+    def _status_json(self, method: str) -> None:
+        body = json.dumps(dataclasses.asdict(self._status()), ensure_ascii=False, indent=1)
+        self.reply(HTTPStatus.OK, body, "application/json; charset=utf-8")
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:

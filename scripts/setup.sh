@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs when it is missing: the Debian packages the
-# tests run for real (Orthanc, dcmtk, Prometheus, Alertmanager) and a Python
+# tests run for real (Orthanc, dcmtk, Prometheus, Alertmanager, Chromium for
+# the status page) and a Python
 # virtual environment in .venv with the exporter and its test tools.
 # Usage: scripts/setup.sh [--test]   (--test also installs the Debian packages)
 set -euo pipefail
@@ -12,6 +13,7 @@ if [ "${1:-}" = "--test" ]; then
     command -v storescp >/dev/null || missing+=(dcmtk)
     command -v promtool >/dev/null || missing+=(prometheus)
     command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+    command -v chromium >/dev/null || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}" >&2
         apt-get update -qq

@@ -1,0 +1,176 @@
+"""The on-call status page: its data for healthy, single-fault and no-route
+states, the page and /status.json over HTTP, and a real headless Chromium
+against the running demo."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter import config as config_module
+from exporter import status, statuspage
+from exporter.reasons import ROUTINE, Reason
+from exporter.stats import Series, Snapshot
+from tests.conftest import LOOPBACK, free_port, require, wait_for_port
+
+ROOT = Path(__file__).parent.parent
+CONFIG = config_module.load(ROOT / "examples" / "kronoberg.yml")
+ARTIFACTS = ROOT / "test-artifacts"
+NOW = 1_800_000_000.0
+
+
+def snapshot(down: dict[str, Reason] | None = None, echo_ms: float = 2.0) -> Snapshot:
+    """Every configured probe ran 5 s ago; targets in `down` failed with that reason."""
+    down = down or {}
+    series = {}
+    for target in CONFIG.targets.values():
+        for module in target.modules:
+            reason = down.get(target.name)
+            series[(target.name, module)] = Series(
+                count=1, last_success=reason is None, last_time=NOW - 5,
+                last_reason=reason, last_duration=echo_ms / 1000,
+            )
+    return Snapshot(series, True, NOW - 100, 0)
+
+
+def test_healthy_state_has_no_faults_and_every_route_on_its_primary_path() -> None:
+    result = status.build(CONFIG, snapshot(), NOW)
+    assert result.faults == []
+    assert {t.state for t in result.targets} == {"upp"}
+    assert {r.status for r in result.routes} == {"primary"}
+    assert {r.advice for r in result.routes} == {"skicka ordinarie väg"}
+    z97117 = next(t for t in result.targets if t.name == "z97117")
+    assert (z97117.title, z97117.role, z97117.site) == ("Z97117", "länkadator", "Växjö")
+    assert z97117.echo_ms == 2.0 and z97117.checked_seconds_ago == 5.0
+    assert {r.partner for r in result.receiving} >= {"Skåne", "Blekinge"}
+
+
+def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:
+    result = status.build(CONFIG, snapshot({"skane": Reason.CONNECT_TIMEOUT}), NOW)
+    assert len(result.faults) == 1
+    fault = result.faults[0]
+    assert fault.runbook == "DicomPartnerUnreachable"
+    explanation = ROUTINE[Reason.CONNECT_TIMEOUT].explanation
+    assert fault.what == f"DICOM till Skåne fungerar inte. {explanation}"
+    assert "Skåne: prova att skicka via Blekinge eller Halland." in fault.next_step
+    skane = next(t for t in result.targets if t.name == "skane")
+    assert (skane.state, skane.reason) == ("nere", "connect_timeout")
+    routes = {r.name: r for r in result.routes}
+    assert routes["vaxjo-skane"].advice == "skicka via Blekinge"
+    assert routes["ljungby-skane"].advice == "skicka via Blekinge"
+    assert routes["vaxjo-blekinge"].status == "primary"
+
+
+def test_no_route_state_names_the_last_resort_once_per_site() -> None:
+    down = {name: Reason.REFUSED for name in ("z97117", "blekinge", "halland", "jonkoping")}
+    result = status.build(CONFIG, snapshot(down), NOW)
+    runbooks = [f.runbook for f in result.faults]
+    assert runbooks.count("DicomLinkComputerDown") == 1
+    assert runbooks.count("NoRouteAvailable") == 2  # Växjö and Ljungby
+    vaxjo = next(f for f in result.faults if f.what.startswith("Växjö: ingen väg"))
+    assert vaxjo.what == ("Växjö: ingen väg är öppen till Skåne, Blekinge, Östra Götaland, "
+                          "Jönköping, Västra Götaland.")
+    assert vaxjo.next_step.startswith("Bränn DVD på dator med Intellispace Portal")
+    assert "skicka patienten till annan region" in vaxjo.next_step
+    routes = {r.name: r for r in result.routes}
+    assert routes["ljungby-skane"].advice == (
+        "ingen väg: Ljungby bränner DVD på dator med Intellispace Portal i granskningen")
+
+
+def test_stale_results_show_as_unknown_not_up() -> None:
+    result = status.build(CONFIG, snapshot(), NOW + CONFIG.results_max_age + 10)
+    assert {t.state for t in result.targets} == {"okänd"}
+    assert {r.status for r in result.routes} == {"unknown"}
+
+
+def test_the_page_says_state_in_words_and_needs_nothing_from_outside() -> None:
+    page = statuspage.render(status.build(CONFIG, snapshot({"skane": Reason.REFUSED}), NOW))
+    assert '<html lang="sv">' in page
+    assert "✖ NERE" in page and "✔ upp" in page  # text and symbol, not colour alone
+    assert 'href="/runbooks/DicomPartnerUnreachable"' in page
+    assert re.findall(r'(?:src|href)="(?:https?:)?//', page) == []  # no external resources
+    assert "<link" not in page and "@import" not in page and "@font-face" not in page
+    assert page.count("<h1>") == 1 and '<th scope="col">' in page
+
+
+@pytest.fixture(scope="module")
+def demo_process() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--log.level", "error", "demo",
+         "--web.listen-address", f"{LOOPBACK}:{port}", "--probe.interval", "1s"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def fetch(url: str, method: str = "GET") -> str:
+    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+        return r.read().decode()
+
+
+def test_status_json_has_the_same_data(demo_process: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        data = json.loads(fetch(f"{demo_process}/status.json"))
+        if all(t["state"] == "upp" for t in data["targets"]):
+            break
+        time.sleep(0.5)
+    assert {t["name"] for t in data["targets"]} == {
+        "z97117", "z83680", "skane", "blekinge", "ostergotland", "jonkoping", "vastragotland",
+        "halland"}
+    assert all(t["state"] == "upp" for t in data["targets"])
+    assert {r["status"] for r in data["routes"]} == {"primary"}
+    assert data["faults"] == []
+
+
+def test_a_real_browser_shows_a_stopped_partner_with_the_next_step(demo_process: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=require("chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 420, "height": 900})  # a phone
+            page.goto(f"{demo_process}/?refresh=2")
+            assert page.locator("h1").inner_text() == "Bildöverföring till och från andra regioner"
+            page.wait_for_function("document.querySelectorAll('.badge.ok').length > 8",
+                                   timeout=20_000)
+            page.evaluate("window.__notReloaded = true")
+
+            fetch(f"{demo_process}/demo/peers/skane?state=down", "POST")
+            fault = page.locator("li.fault", has_text="DICOM till Skåne fungerar inte")
+            fault.wait_for(timeout=30_000)
+            text = fault.inner_text()
+            assert "Nästa steg enligt rutinen: Kontakta mottagande enhet" in text
+            assert "Skåne: prova att skicka via Blekinge eller Halland." in text
+            # The script swapped the content in place: no reload, no flicker.
+            assert page.evaluate("window.__notReloaded") is True
+            page.screenshot(path=str(ARTIFACTS / "status-page-partner-down.png"), full_page=True)
+
+            fault.get_by_role("link").click()
+            page.wait_for_load_state()
+            assert page.url.endswith("/runbooks/DicomPartnerUnreachable")
+            assert page.locator("h1").inner_text() == "DicomPartnerUnreachable"
+            assert page.get_by_role("heading", name="Åtgärd").is_visible()
+        finally:
+            browser.close()
+            fetch(f"{demo_process}/demo/peers/skane?state=up", "POST")
