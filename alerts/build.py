@@ -133,8 +133,8 @@ def rules() -> list[dict]:
         f"(probe_success{{{PROBE_JOB}, {LINK_COMPUTERS}, {REACHABILITY}}}) == 0",
         FOR_LINK_COMPUTER,
         "critical",
-        "Länkadator {{ $labels.ae_title }} ({{ $site }}) är ur funktion",
-        "Länkadator {{ $labels.ae_title }} i {{ $site }} svarar inte på DICOM. "
+        "Länkadator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
+        "Länkadator {{ $labels.ae_title }} svarar inte på DICOM från {{ $site }}. "
         "Orsak: {{ $reason }}. " + EXPLANATION + " "
         "Enligt rutinen: starta om {{ $labels.ae_title }} och prova igen. "
         '{{ if eq $labels.ae_title "Z83680" }}Under tiden skickar Växjö undersökningar '

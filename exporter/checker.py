@@ -68,7 +68,10 @@ class Checker:
         self.problems: list[str] = []
 
     def error(self, path: str, problem: str) -> None:
-        self.problems.append(f"{self.source}: {path}: {problem}")
+        # One line per problem even when a key or value holds a newline.
+        line = f"{path}: {problem}"
+        line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)
+        self.problems.append(f"{self.source}: {line}")
 
     def mapping(self, value: object, path: str, allowed: set[str] | None) -> dict:
         if value is None:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import click
 
-from exporter import __version__, logs
+from exporter import __version__, logs, upperlayer
 from exporter import config as config_module
 from exporter import routes as route_state
 from exporter.app import Exporter, UnknownProbe
@@ -28,6 +28,9 @@ from exporter.reasons import RECEIVE_CAUSES, REGION_NAMES, ROUTINE, SEND_CAUSES,
 from exporter.schedule import Scheduler
 
 PHASE_ORDER = ("connect", "associate", "dimse", "release")
+# The simulated peers of `stack` are pynetdicom SCPs in one process: a few
+# seconds between scrapes keeps them from eating the CPU the probes measure.
+FAST_INTERVAL = "3s"
 
 
 def _load(path: str) -> Config:
@@ -90,7 +93,10 @@ def _serve_until_signalled(
         if scheduler:
             scheduler.stop()
         server.shutdown()
+        aborted = upperlayer.abort_all()
         server.server_close()
+        logging.getLogger("dicom_exporter").info(
+            "stopped", extra={"fields": {"aborted_associations": aborted}})
 
 
 @main.command()
@@ -186,7 +192,7 @@ def probe(config_file: str, module_name: str | None, debug: bool, target: str) -
               show_default=True, help="How often the demo probes every target itself.")
 def demo(address: tuple[str, int], down: tuple[str, ...], interval: float) -> None:
     """Run the exporter against simulated Kronoberg peers on 127.0.0.1."""
-    from exporter.demo import Demo
+    from exporter.demo import Demo, peer_switch
 
     simulation = Demo.start()
     try:
@@ -212,7 +218,8 @@ Switch a peer:    curl -X POST '{base}/demo/peers/skane?state=down'   (up|down|r
 Stop with Ctrl-C.
 """)
         sys.stdout.flush()
-        _serve_until_signalled(exporter, address, interval, {"/demo": simulation.route})
+        switch = {"/demo": peer_switch(simulation.peers)}
+        _serve_until_signalled(exporter, address, interval, switch)
     finally:
         simulation.stop()
 
@@ -260,3 +267,41 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
         lines.append(f"    {'sista utväg':<{width}}  {route.last_resort}")
         lines.append("")
     return lines
+
+
+@main.command()
+@click.option("--fast", is_flag=True,
+              help=f"Scrape and evaluate every {FAST_INTERVAL} instead of the shipped 15 s.")
+def stack(fast: bool) -> None:
+    """Run peers, both exporters, Prometheus and Alertmanager on 127.0.0.1.
+
+    Needs the Debian packages prometheus and prometheus-alertmanager, and a
+    checkout of the repository (it reads alerts/ and examples/).
+    """
+    from exporter.stack import SHIPPED_INTERVAL, Stack, StackError
+
+    try:
+        running = Stack.start(FAST_INTERVAL if fast else SHIPPED_INTERVAL, echo=click.echo)
+    except StackError as exc:
+        click.echo(f"cannot start the stack: {exc}", err=True)
+        raise SystemExit(1) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        click.echo("Simulated peers on 127.0.0.1: "
+                   + ", ".join(f"{n}:{p.port}" for n, p in running.peers.peers.items()))
+        for site in running.exporters:
+            click.echo(f"Exporter {site:<8} {running.exporter_url(site)}/")
+        click.echo(f"Prometheus       {running.prometheus_url}/alerts")
+        click.echo(f"Alertmanager     {running.alertmanager_url}/#/alerts")
+        click.echo(f"Dashboards       grafana/dashboards/*.json (import into Grafana, "
+                   f"datasource {running.prometheus_url})")
+        click.echo("Take a simulated peer down (up|down|reject), from either exporter:")
+        click.echo(f"  curl -X POST '{running.exporter_url('vaxjo')}/demo/peers/z97117?state=down'")
+        click.echo("Notifications the pager, mail and dead man's switch would get are printed "
+                   "below. Stop with Ctrl-C.")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        running.stop()

@@ -291,17 +291,20 @@ def _receive_targets(
 def parse(text: str, source: str) -> Config:
     """Parse a YAML document; raise ConfigError listing every problem."""
     check = Checker(source)
-    loader = UniqueKeyLoader(text)
-    loader.duplicates = []
+    loader = None
     try:
+        loader = UniqueKeyLoader(text)  # the reader already rejects control characters
+        loader.duplicates = []
         document = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{source}: {where}: invalid YAML: {problem}"]) from None
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+        check.error(where, f"invalid YAML: {problem}")
+        raise ConfigError(check.problems) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     for key, line in loader.duplicates:
         check.error(f"line {line}", f"duplicate key {key!r}")
     if not isinstance(document, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
@@ -63,13 +64,16 @@ class Demo:
     def stop(self) -> None:
         self.peers.stop()
 
-    # -- /demo -------------------------------------------------------------
-    def route(self, request: Handler, method: str) -> None:
+
+def peer_switch(peers: PeerSet) -> Callable[[Handler, str], None]:
+    """The /demo pages: list the simulated peers and switch them up, down or reject."""
+
+    def route(request: Handler, method: str) -> None:
         if method == "POST" and request.route.startswith("/demo/peers/"):
             name = request.route.removeprefix("/demo/peers/")
             state = request.param("state") or ""
             try:
-                self.peers.set_state(name, state)
+                peers.set_state(name, state)
             except KeyError:
                 request.reply(HTTPStatus.NOT_FOUND, f"no simulated peer {name!r}\n")
                 return
@@ -88,7 +92,7 @@ class Demo:
             request.reply(HTTPStatus.NOT_FOUND, "not found\n")
             return
         rows = []
-        for name, peer in self.peers.peers.items():
+        for name, peer in peers.peers.items():
             buttons = "".join(
                 f'<button name="state" value="{s}"{" disabled" * (s == peer.state)}>{s}</button>'
                 for s in STATES
@@ -100,10 +104,12 @@ class Demo:
                 f"</form></td></tr>"
             )
         page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Simulated peers</title></head><body><h1>Simulated peers</h1>
-<p>down: the port is closed (reason refused); reject: the peer refuses our calling AE
-title (reason rejected_calling_ae). <a href="/">Exporter</a></p>
-<table><thead><tr><th>Target</th><th>AE title</th><th>Address</th><th>State</th>
-<th>Switch</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>
-"""
+        <title>Simulated peers</title></head><body><h1>Simulated peers</h1>
+        <p>down: the port is closed (reason refused); reject: the peer refuses our calling AE
+        title (reason rejected_calling_ae). <a href="/">Exporter</a></p>
+        <table><thead><tr><th>Target</th><th>AE title</th><th>Address</th><th>State</th>
+        <th>Switch</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>
+        """
         request.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
+
+    return route

@@ -77,7 +77,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (e.g. its scrape timeout passed): nothing to answer.
+                logger.debug("client went away before the answer", extra={"fields": {
+                    "path": self.path}})
+                self.close_connection = True
 
     # -- dispatch ----------------------------------------------------------
     def do_GET(self) -> None:

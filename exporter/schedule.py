@@ -28,7 +28,7 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.interval + 1)
+        self._thread.join(timeout=1)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -22,11 +22,13 @@ caller says which reason a timeout means at each step.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import socket
 import ssl
 import struct
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -366,7 +368,26 @@ def connect(family: int, address: tuple, deadline: Deadline) -> socket.socket:
     return sock
 
 
-@dataclass
+_open_layers: set[UpperLayer] = set()
+_open_lock = threading.Lock()
+
+
+def abort_all() -> int:
+    """Abort every association in progress: for a clean shutdown on SIGTERM.
+
+    Each peer gets an A-ABORT instead of a connection that just vanishes, and
+    each waiting probe wakes at once with its socket shut down.
+    """
+    with _open_lock:
+        layers = list(_open_layers)
+    for layer in layers:
+        layer.abort()
+        with contextlib.suppress(OSError):
+            layer.sock.shutdown(socket.SHUT_RDWR)
+    return len(layers)
+
+
+@dataclass(eq=False)
 class UpperLayer:
     """One association on one socket, used by one probe on one thread.
 
@@ -379,6 +400,10 @@ class UpperLayer:
     phases: dict[str, float] = field(default_factory=dict)
     accepted: Accepted | None = None
     _buffer: bytearray = field(default_factory=bytearray)
+
+    def __post_init__(self) -> None:
+        with _open_lock:
+            _open_layers.add(self)
 
     def _time_left(self, on_timeout: Reason) -> float:
         remaining = self.deadline.remaining()
@@ -489,8 +514,8 @@ class UpperLayer:
             pass
 
     def close(self) -> None:
-        try:
+        with _open_lock:
+            _open_layers.discard(self)
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 

@@ -7,8 +7,10 @@ A missing program fails the test loudly: the test command installs them.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -26,6 +28,15 @@ from tests.realpeers import (  # noqa: F401 - re-exported for the tests
     stop,
     wait_for_port,
 )
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """Import a generator script (alerts/build.py, grafana/build.py) under its own name."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def require(name: str) -> str:

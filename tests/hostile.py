@@ -137,6 +137,13 @@ class ScriptedPeer:
             self.script(self, conn)
         except OSError:
             pass
+        finally:
+            conn.close()
+
+    def join_connections(self, timeout: float) -> None:
+        """Wait until every connection's script has finished."""
+        for thread in list(self._threads):
+            thread.join(timeout=timeout)
 
     def hold(self) -> None:
         """Keep the connection open and silent until the peer is closed."""

@@ -1,5 +1,6 @@
-"""A real Prometheus for end-to-end tests: examples/prometheus.yml on loopback,
-one-second intervals, the shipped alert rules, and helpers for its HTTP API."""
+"""A real Prometheus for end-to-end tests: examples/prometheus.yml on loopback
+(as the full stack builds it), one-second intervals, the shipped alert rules,
+and helpers for its HTTP API."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
+from exporter.stack import prometheus_config
 from tests.conftest import LOOPBACK, free_port, require, stop, wait_for_port
 
 ROOT = Path(__file__).parent.parent
-EXAMPLE_EXPORTER = "dicom-exporter.vaxjo.invalid:10104"
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str) -> object:
@@ -31,16 +31,12 @@ def wait_until(check: Callable[[], object], timeout: float, what: str) -> object
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, exporter_address: str) -> None:
-        document = yaml.safe_load((ROOT / "examples" / "prometheus.yml").read_text())
-        document["global"].update(scrape_interval="1s", evaluation_interval="1s",
-                                  scrape_timeout="1s")
-        document["rule_files"] = [str(ROOT / "alerts" / "dicom.rules.yml")]
-        del document["alerting"]
-        text = yaml.safe_dump(document).replace(EXAMPLE_EXPORTER, exporter_address)
-        assert ".invalid" not in text, "every address must be on loopback"
+    def __init__(self, workdir: Path, exporters: dict[str, str] | str,
+                 alertmanager: str | None = None) -> None:
+        if isinstance(exporters, str):
+            exporters = {"vaxjo": exporters}
         config = workdir / "prometheus.yml"
-        config.write_text(text)
+        config.write_text(prometheus_config(exporters, "1s", alertmanager))
         self.port = free_port()
         self.base = f"http://{LOOPBACK}:{self.port}"
         self.process = subprocess.Popen(

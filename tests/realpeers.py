@@ -15,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from exporter.stack import stop_process
+
 LOOPBACK = "127.0.0.1"
 MONITOR_AE = "KRONOBERG_MON"
 
@@ -47,13 +49,7 @@ def program(name: str) -> str:
     return path
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+stop = stop_process
 
 
 class Orthanc:

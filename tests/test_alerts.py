@@ -7,14 +7,13 @@ spelled out, and for the reason-dependent texts one case per failure reason.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from exporter.reasons import ROUTINE, Reason
-from tests.conftest import require
+from tests.conftest import load_script, require
 
 ROOT = Path(__file__).parent.parent
 ALERTS = ROOT / "alerts"
@@ -65,8 +64,8 @@ def link_down_alert(ae: str, target: str, site: str, site_name: str, reason: Rea
         "exp_labels": {"severity": "critical", "target": target, "ae_title": ae, "site": site,
                        "instance": INSTANCE},
         "exp_annotations": {
-            "summary": f"Länkadator {ae} ({site_name}) är ur funktion",
-            "description": f"Länkadator {ae} i {site_name} svarar inte på DICOM. Orsak: "
+            "summary": f"Länkadator {ae} är ur funktion (sett från {site_name})",
+            "description": f"Länkadator {ae} svarar inte på DICOM från {site_name}. Orsak: "
                            f"{reason.value}. {explanation(reason)} Enligt rutinen: starta om "
                            f"{ae} och prova igen. {meanwhile}",
             "runbook_url": runbook("DicomLinkComputerDown"),
@@ -425,11 +424,7 @@ def alert_names() -> set[str]:
 
 
 def test_rules_file_is_what_build_py_makes() -> None:
-    sys.path.insert(0, str(ALERTS))
-    try:
-        import build  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(ALERTS))
+    build = load_script(ALERTS / "build.py", "alerts_build")
     assert RULES.read_text(encoding="utf-8") == build.render(), (
         "alerts/dicom.rules.yml is out of date: run python alerts/build.py"
     )

@@ -1,0 +1,56 @@
+"""10,000 failing probes of mixed reasons: do threads, sockets and memory come back?
+
+Uses the hostile peers of tests/test_stability.py (garbage, RST, rejection,
+A-ABORT, silence, a PDU header and a stall, a closed port), probes them on
+eight threads and prints the process's threads, open file descriptors and
+RSS before, after and in between.
+
+Run: .venv/bin/python -m benchmarks.stability [--probes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from exporter.app import Exporter
+from tests.conftest import free_port, make_config
+from tests.test_stability import hostile_peers, resources, run_failures, settle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probes", type=int, default=10_000)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)  # one line per failed probe is not wanted here
+    peers = hostile_peers()
+    targets = {name: {"port": peer.port, "ae_title": "PEER", "modules": ["echo"]}
+               for name, peer in peers.items()}
+    targets["closed"] = {"port": free_port(), "ae_title": "PEER", "modules": ["echo"]}
+    exporter = Exporter(make_config(targets, {"echo": {"prober": "echo", "timeout": "300ms"}}))
+    rounds = max(1, args.probes // len(targets))
+    print("| after probes | threads | open fds | RSS MiB | seconds |")
+    print("|---|---|---|---|---|")
+    try:
+        run_failures(exporter, 3)
+        settle(peers)
+        started = time.monotonic()
+        threads, fds, rss = resources()
+        print(f"| 0 (baseline) | {threads} | {fds} | {rss:.1f} | 0 |")
+        done = 0
+        for step in range(5):
+            chunk = rounds // 5 + (rounds % 5 if step == 4 else 0)
+            run_failures(exporter, chunk)
+            settle(peers)
+            done += chunk * len(targets)
+            threads, fds, rss = resources()
+            print(f"| {done} | {threads} | {fds} | {rss:.1f} | "
+                  f"{time.monotonic() - started:.0f} |")
+    finally:
+        for peer in peers.values():
+            peer.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Builds the Grafana dashboards in grafana/dashboards/ from one description.
+
+Run `python grafana/build.py` after a change; a test fails when the JSON
+files differ from what this script makes. Generating them keeps panel ids
+unique, grid positions tidy and every query behind the `${datasource}`
+variable, which hand-edited dashboard JSON rarely stays.
+
+Target: Grafana 10.4 and later (schemaVersion 39); the JSON uses only core
+panel types (stat, timeseries, table, heatmap, state-timeline).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SCHEMA_VERSION = 39
+PROBE = 'job="dicom_probe"'
+EXPORTER = 'job="dicom_exporter"'
+UP_DOWN = [{"type": "value", "options": {
+    "0": {"text": "NERE", "color": "red", "index": 0},
+    "1": {"text": "upp", "color": "green", "index": 1}}}]
+
+
+def variable_datasource() -> dict:
+    return {"name": "datasource", "label": "Datakälla", "type": "datasource",
+            "query": "prometheus", "current": {}, "hide": 0}
+
+
+def variable_query(name: str, label: str, query: str, multi: bool = True) -> dict:
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DS,
+        "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
+        "refresh": 2, "includeAll": True, "multi": multi, "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1, "hide": 0,
+    }
+
+
+SITE = variable_query("site", "Plats (mätpunkt)",
+                      "label_values(dicom_exporter_target_info, site)")
+PARTNER = variable_query(
+    "partner", "Partnerregion",
+    'label_values(dicom_exporter_target_info{role=~"partner|relay", site=~"$site"}, target)')
+TARGET = variable_query("target", "Mål", 'label_values(probe_success{site=~"$site"}, target)')
+
+
+def target(expr: str, legend: str = "", fmt: str = "time_series", instant: bool = False
+           ) -> dict:
+    return {"datasource": DS, "expr": expr, "legendFormat": legend, "format": fmt,
+            "instant": instant, "range": not instant}
+
+
+def panel(kind: str, title: str, targets: list[dict], width: int, height: int,
+          description: str = "", unit: str = "", mappings: list | None = None,
+          options: dict | None = None) -> dict:
+    for index, each in enumerate(targets):
+        each["refId"] = chr(ord("A") + index)
+    defaults: dict = {}
+    if unit:
+        defaults["unit"] = unit
+    if mappings:
+        defaults["mappings"] = mappings
+        defaults["thresholds"] = {"mode": "absolute", "steps": [
+            {"color": "red", "value": None}, {"color": "green", "value": 1}]}
+    return {"type": kind, "title": title, "description": description, "datasource": DS,
+            "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": options or {}, "_size": (width, height)}
+
+
+def up_down_stat(title: str, selector: str, description: str) -> dict:
+    """One tile per target and vantage point: "upp" or "NERE", never colour alone."""
+    expr = f'min by (site, target) (probe_success{{{PROBE}, {selector}, site=~"$site"}})'
+    return panel("stat", title, [target(expr, "{{target}} från {{site}}", instant=True)],
+                 12, 5, description, mappings=UP_DOWN,
+                 options={"colorMode": "background", "textMode": "value_and_name",
+                          "reduceOptions": {"calcs": ["lastNotNull"]}})
+
+
+def layout(panels: list[dict]) -> list[dict]:
+    """Ids from 1 and a left-to-right, top-to-bottom grid 24 units wide."""
+    x = y = row_height = 0
+    out = []
+    for number, each in enumerate(panels, start=1):
+        width, height = each.pop("_size")
+        if x + width > 24:
+            x, y, row_height = 0, y + row_height, 0
+        each["id"] = number
+        each["gridPos"] = {"x": x, "y": y, "w": width, "h": height}
+        x += width
+        row_height = max(row_height, height)
+        out.append(each)
+    return out
+
+
+def dashboard(uid: str, title: str, description: str, variables: list[dict],
+              panels: list[dict], tags: list[str]) -> dict:
+    return {
+        "uid": uid, "title": title, "description": description, "tags": tags,
+        "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True,
+        "time": {"from": "now-6h", "to": "now"}, "refresh": "30s", "timezone": "browser",
+        "templating": {"list": [variable_datasource(), *variables]},
+        "annotations": {"list": []}, "links": [
+            {"title": "DICOM-dashboards", "type": "dashboards", "tags": ["dicom"],
+             "asDropdown": True}],
+        "panels": layout(panels),
+    }
+
+
+def overview() -> dict:
+    routes = 'dicom_route_active{site=~"$site"}'
+    return dashboard(
+        "dicom-overview", "DICOM-överföring: Överblick",
+        "Länkadatorer, partnerregioner och vägar i ett ögonkast, per mätpunkt.",
+        [SITE, PARTNER],
+        [
+            up_down_stat("Länkadatorer", 'role="link_computer", direction!="receive"',
+                         "Z97117 och Z83680, sett från varje mätpunkt."),
+            up_down_stat("Partnerregioner", 'role=~"partner|relay", target=~"$partner"',
+                         "Svarar regionens PACS (alla moduler)?"),
+            panel("table", "Vägar just nu", [target(
+                routes, fmt="table", instant=True)], 12, 9,
+                "Hur en undersökning går nu: ordinarie väg, reservväg eller ingen (sista utväg).",
+                options={"showHeader": True}),
+            panel("state-timeline", "Vägarnas läge över tid", [target(
+                'max by (route, status) (dicom_route_active{site=~"$site"})',
+                "{{route}}: {{status}}")], 12, 9, "primary, fallback, none eller unknown."),
+            panel("timeseries", "Fel per orsak", [target(
+                "sum by (reason) (rate(dicom_exporter_probe_failures_total["
+                "$__rate_interval]) * on (target, instance) group_left (site) "
+                'dicom_exporter_target_info{site=~"$site"})', "{{reason}}")], 12, 8,
+                "Misslyckade prober per sekund, per klassad orsak.", unit="reqps"),
+            panel("table", "Aktiva larm", [target(
+                'ALERTS{alertstate="firing"}', fmt="table", instant=True)], 12, 8,
+                "Larm som Prometheus skickar till Alertmanager just nu."),
+        ],
+        ["dicom"],
+    )
+
+
+def per_target() -> dict:
+    selector = f'{PROBE}, target=~"$target", site=~"$site"'
+    rates = ('rate(dicom_exporter_probe_duration_seconds_bucket{module="echo", '
+             'target=~"$target"}[$__rate_interval]) * on (target, instance) group_left (site) '
+             'dicom_exporter_target_info{site=~"$site"}')
+    return dashboard(
+        "dicom-target", "DICOM-överföring: Mål",
+        "C-ECHO-tid, faser, mottagning och felorsaker för valda mål.",
+        [SITE, TARGET],
+        [
+            panel("heatmap", "C-ECHO-tid (fördelning)", [target(
+                f"sum by (le) ({rates})", "{{le}}",
+                fmt="heatmap")], 12, 8, "Histogram över probtiden, från exporterns /metrics.",
+                unit="s", options={"calculate": False, "yAxis": {"unit": "s"}}),
+            panel("timeseries", "C-ECHO-tid (percentiler)", [
+                target(f"histogram_quantile({q}, sum by (le) ({rates}))", f"p{int(q * 100)}")
+                for q in (0.5, 0.95, 0.99)], 12, 8, unit="s"),
+            panel("timeseries", "Faser (C-ECHO)", [target(
+                f'avg by (phase) (probe_dicom_phase_duration_seconds{{{selector}, prober="echo"}})',
+                "{{phase}}")], 12, 8, "connect, associate, dimse, release: var tiden går.",
+                unit="s", options={"legend": {"displayMode": "table"}}),
+            panel("timeseries", "Mottagning: negotiate och store lyckas", [target(
+                f'avg by (target, module) (avg_over_time(probe_success{{{selector}, '
+                'prober=~"negotiate|store"}[$__rate_interval]))', "{{target}} {{module}}")],
+                12, 8, "Andel lyckade förhandlingar och provsändningar.", unit="percentunit"),
+            panel("timeseries", "Felorsaker över tid", [target(
+                'sum by (reason) (increase(dicom_exporter_probe_failures_total{target=~"$target"}'
+                "[$__rate_interval]))", "{{reason}}")], 12, 8, unit="short"),
+            panel("timeseries", "DIMSE-status", [target(
+                f"max by (target, module) (probe_dicom_dimse_status{{{selector}}})",
+                "{{target}} {{module}}")], 12, 8, "0 är lyckat; annat är varning eller fel.",
+                unit="none"),
+        ],
+        ["dicom"],
+    )
+
+
+def exporter_health() -> dict:
+    return dashboard(
+        "dicom-exporter", "DICOM-överföring: Exportern",
+        "Övervakningen själv: prober, tider mot timeout, omladdningar, minne.",
+        [SITE],
+        [
+            panel("timeseries", "Prober per sekund", [target(
+                f"sum by (instance) (rate(dicom_exporter_probes_total{{{EXPORTER}}}"
+                "[$__rate_interval]))", "{{instance}}")], 12, 8, unit="reqps"),
+            panel("timeseries", "Probtid mot timeout", [
+                target(f'max by (module) (probe_duration_seconds{{{PROBE}, site=~"$site"}})',
+                       "längsta {{module}}"),
+                target(f"max by (module) (dicom_exporter_module_timeout_seconds{{{EXPORTER}}})",
+                       "timeout {{module}}")], 12, 8,
+                "En prob som närmar sig sin timeout närmar sig ett falskt larm.", unit="s"),
+            panel("timeseries", "Pågående prober", [target(
+                f"dicom_exporter_probes_in_flight{{{EXPORTER}}}", "{{instance}}")], 8, 7),
+            panel("stat", "Senaste omladdning lyckades", [target(
+                f"dicom_exporter_config_last_reload_successful{{{EXPORTER}}}", "{{instance}}",
+                instant=True)], 8, 7, mappings=UP_DOWN,
+                options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}),
+            panel("timeseries", "Minne (RSS)", [target(
+                f"process_resident_memory_bytes{{{EXPORTER}}}", "{{instance}}")], 8, 7,
+                unit="bytes"),
+            panel("timeseries", "Scrape-tid för /probe", [target(
+                f'max by (instance) (scrape_duration_seconds{{{PROBE}}})', "{{instance}}")],
+                24, 7, "Hur lång tid Prometheus väntar på exportern.", unit="s"),
+        ],
+        ["dicom"],
+    )
+
+
+DASHBOARDS = {"overview.json": overview, "target.json": per_target,
+              "exporter.json": exporter_health}
+
+
+def render() -> dict[str, str]:
+    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+            for name, build in DASHBOARDS.items()}
+
+
+if __name__ == "__main__":
+    OUT.mkdir(exist_ok=True)
+    for name, text in render().items():
+        (OUT / name).write_text(text, encoding="utf-8")
+        print(f"wrote {OUT / name}")

@@ -1,0 +1,74 @@
+"""Dashboard JSON: generated, structurally valid, every query behind ${datasource}.
+
+Grafana itself cannot run here; the queries are run against a real Prometheus
+in test_stack.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import load_script
+
+ROOT = Path(__file__).parent.parent
+GRAFANA = ROOT / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_dashboards_are_what_build_py_makes() -> None:
+    build = load_script(GRAFANA / "build.py", "grafana_build")
+    rendered = build.render()
+    assert sorted(rendered) == [p.name for p in DASHBOARDS]
+    for path in DASHBOARDS:
+        assert path.read_text(encoding="utf-8") == rendered[path.name], (
+            f"{path.name} is out of date: run python grafana/build.py")
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_structure(path: Path) -> None:
+    dashboard = load(path)
+    assert dashboard["uid"].startswith("dicom-")
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert "site" in variables
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["w"] > 0 and grid["h"] > 0 and grid["x"] + grid["w"] <= 24
+        area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not area & cells, f"panel {panel['title']!r} overlaps another"
+        cells |= area
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}"
+            assert target["expr"]
+    for variable in variables.values():
+        if variable["type"] == "query":
+            assert variable["datasource"]["uid"] == "${datasource}"
+
+
+def test_the_overview_and_target_dashboards_have_site_and_partner_or_target() -> None:
+    overview = {v["name"] for v in load(GRAFANA / "dashboards" / "overview.json")
+                ["templating"]["list"]}
+    target = {v["name"] for v in load(GRAFANA / "dashboards" / "target.json")
+              ["templating"]["list"]}
+    assert {"site", "partner"} <= overview and {"site", "target"} <= target
+
+
+def test_no_hard_coded_datasource_anywhere() -> None:
+    for path in DASHBOARDS:
+        text = path.read_text(encoding="utf-8")
+        uids = {part.split('"')[0] for part in text.split('"uid": "')[1:]}
+        assert uids <= {"${datasource}", load(path)["uid"]}

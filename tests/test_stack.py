@@ -1,0 +1,134 @@
+"""The full chain with the real programs: simulated peers → two exporters →
+Prometheus → Alertmanager → notification sink, and the dashboards' queries."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter import metrics
+from exporter.stack import Stack, StackError
+from tests.promstack import wait_until
+
+ROOT = Path(__file__).parent.parent
+DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+# Series Prometheus makes itself, not the exporter.
+PROMETHEUS_OWN = {"up", "ALERTS", "scrape_duration_seconds"}
+VARIABLES = {"$site": "vaxjo|ljungby", "$partner": ".*", "$target": ".*",
+             "$__rate_interval": "30s", "$__interval": "3s", "$__range": "5m"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    try:
+        running = Stack.start("3s", tmp_path_factory.mktemp("stack"))
+    except StackError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def get_json(url: str, **params: str) -> dict:
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(url + query, timeout=10) as answer:
+        return json.load(answer)
+
+
+def query(stack: Stack, expr: str) -> list[dict]:
+    return get_json(f"{stack.prometheus_url}/api/v1/query", query=expr)["data"]["result"]
+
+
+def am_alerts(stack: Stack, name: str, **filters: str) -> list[dict]:
+    alerts = get_json(f"{stack.alertmanager_url}/api/v2/alerts")
+    return [a for a in alerts if a["labels"]["alertname"] == name
+            and all(a["labels"].get(k) == v for k, v in filters.items())]
+
+
+def panel_queries() -> list[tuple[str, str, str]]:
+    out = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                out.append((path.stem, panel["title"], target["expr"]))
+    return out
+
+
+def substitute(expr: str) -> str:
+    for name, value in sorted(VARIABLES.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(name, value)
+    assert "$" not in expr, expr
+    return expr
+
+
+def test_every_metric_a_panel_uses_is_exposed() -> None:
+    ours = {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str)}
+    ours |= {f"{metrics.PROBE_DURATION_HISTOGRAM}_bucket"}
+    standard = {"process_resident_memory_bytes"}
+    for dashboard, title, expr in panel_queries():
+        used = set(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", expr))
+        unknown = used - ours - standard - PROMETHEUS_OWN
+        assert not unknown, f"{dashboard}: {title}: {unknown}"
+
+
+def test_every_dashboard_query_returns_data(stack: Stack) -> None:
+    # Wait until both exporters were scraped for long enough for rate() windows.
+    wait_until(lambda: len(query(stack, "up == 1")) > 40, 60, "every scrape up")
+    wait_until(lambda: query(stack, "increase(dicom_exporter_probes_total[30s]) > 2"), 60,
+               "a few probe rounds")
+    empty = []
+    for dashboard, title, expr in panel_queries():
+        if not query(stack, substitute(expr)):
+            empty.append(f"{dashboard}: {title}: {expr}")
+    assert empty == []
+
+
+def test_both_vantage_points_report(stack: Stack) -> None:
+    sites = {r["metric"]["site"] for r in query(stack, 'probe_success{target="z97117"}')}
+    assert sites == {"vaxjo", "ljungby"}
+
+
+def test_a_dead_link_computer_pages_with_a_working_runbook_and_silences_the_rest(
+    stack: Stack,
+) -> None:
+    wait_until(lambda: query(stack, 'probe_success{target="skane", prober="echo"} == 1'), 60,
+               "Skåne up")
+    stack.peers.set_state("z97117", "down")
+    stack.peers.set_state("skane", "down")
+    try:
+        down = wait_until(lambda: am_alerts(stack, "DicomLinkComputerDown", target="z97117"),
+                          120, "DicomLinkComputerDown in Alertmanager")
+        alert = next(a for a in down if a["labels"]["site"] == "vaxjo")
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["labels"]["ae_title"] == "Z97117"
+        assert alert["annotations"]["summary"] == (
+            "Länkadator Z97117 är ur funktion (sett från Växjö)")
+        assert alert["annotations"]["reason"] == "refused"
+        with urllib.request.urlopen(alert["annotations"]["runbook_url"], timeout=10) as page:
+            assert page.status == 200
+            assert "<h1>DicomLinkComputerDown</h1>" in page.read().decode()
+
+        partner = wait_until(lambda: am_alerts(stack, "DicomPartnerUnreachable", target="skane"),
+                             120, "DicomPartnerUnreachable in Alertmanager")
+        assert all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
+                   for a in partner)
+        wait_until(lambda: [n for n in stack.sink.received if n.receiver == "admin-pager"
+                            and any(a["labels"]["alertname"] == "DicomLinkComputerDown"
+                                    for a in n.alerts)], 60, "the page for Z97117")
+        paged = {a["labels"]["alertname"] for n in stack.sink.received
+                 if n.receiver == "admin-pager" for a in n.alerts}
+        assert "DicomPartnerUnreachable" not in paged
+        assert "NoRouteAvailable" not in paged
+    finally:
+        stack.peers.set_state("z97117", "up")
+        stack.peers.set_state("skane", "up")
+    wait_until(lambda: not am_alerts(stack, "DicomLinkComputerDown", target="z97117"), 90,
+               "DicomLinkComputerDown to resolve")
