@@ -30,9 +30,54 @@ class UnknownProbe(LookupError):
     """A /probe request for something not in the config: nothing is sent."""
 
 
+class Overloaded(RuntimeError):
+    """Too many probes at once: refuse rather than overload a partner's PACS."""
+
+    def __init__(self, message: str, per_target: bool) -> None:
+        super().__init__(message)
+        self.per_target = per_target
+
+
+DEFAULT_MAX_CONCURRENT = 64
+DEFAULT_MAX_PER_TARGET = 4
+
+
+class ProbeLimits:
+    """Probes running at once, overall and per target host and port."""
+
+    def __init__(self, total: int = DEFAULT_MAX_CONCURRENT,
+                 per_target: int = DEFAULT_MAX_PER_TARGET) -> None:
+        self.total, self.per_target = total, per_target
+        self._lock = threading.Lock()
+        self._running = 0
+        self._by_peer: dict[tuple[str, int], int] = {}
+
+    def acquire(self, peer: tuple[str, int]) -> None:
+        with self._lock:
+            if self._running >= self.total:
+                raise Overloaded(f"{self.total} probes already running", per_target=False)
+            if self._by_peer.get(peer, 0) >= self.per_target:
+                raise Overloaded(
+                    f"{self.per_target} probes of {peer[0]}:{peer[1]} already running",
+                    per_target=True)
+            self._running += 1
+            self._by_peer[peer] = self._by_peer.get(peer, 0) + 1
+
+    def release(self, peer: tuple[str, int]) -> None:
+        with self._lock:
+            self._running -= 1
+            left = self._by_peer[peer] - 1
+            if left:
+                self._by_peer[peer] = left
+            else:
+                del self._by_peer[peer]
+
+
 class Exporter:
-    def __init__(self, config: Config, config_path: str | None = None) -> None:
+    def __init__(self, config: Config, config_path: str | None = None,
+                 limits: ProbeLimits | None = None) -> None:
         self._config = config
+        self.limits = limits or ProbeLimits()
         self.config_path = config_path
         self.stats = Stats()
         self.stats.configured(config)
@@ -93,12 +138,17 @@ class Exporter:
             raise UnknownProbe(
                 f"module {module_name!r} is not configured for target {target_name!r}"
             )
+        # Per peer, not per target name: z97117 and z97117.from.skane are one host.
+        peer = (target.host, target.port)
+        self.limits.acquire(peer)
         self.stats.started()
         try:
             report = probers.run(target, module, self.timeout_for(module.timeout, scrape_timeout))
         except BaseException:  # interrupted (shutdown): keep in_flight right
             self.stats.finished(target.name, module.name, False, None, 0.0)
             raise
+        finally:
+            self.limits.release(peer)
         self.stats.finished(
             target.name, module.name, report.success, report.reason, report.duration
         )

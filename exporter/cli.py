@@ -16,16 +16,23 @@ from concurrent.futures import ThreadPoolExecutor
 
 import click
 
-from exporter import __version__, logs, upperlayer
+from exporter import __version__, logs, upperlayer, webconfig
 from exporter import config as config_module
 from exporter import routes as route_state
-from exporter.app import Exporter, UnknownProbe
+from exporter.app import (
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_PER_TARGET,
+    Exporter,
+    ProbeLimits,
+    UnknownProbe,
+)
 from exporter.checker import parse_duration
 from exporter.config import Config, ConfigError
 from exporter.http import DEFAULT_LISTEN, parse_listen_address, start
 from exporter.probers.report import ProbeReport
 from exporter.reasons import RECEIVE_CAUSES, REGION_NAMES, ROUTINE, SEND_CAUSES, describe
 from exporter.schedule import Scheduler
+from exporter.webconfig import WebConfig
 
 PHASE_ORDER = ("connect", "associate", "dimse", "release")
 # The simulated peers of `stack` are pynetdicom SCPs in one process: a few
@@ -68,9 +75,10 @@ def main(log_level: str, log_format: str) -> None:
 
 
 def _serve_until_signalled(
-    exporter: Exporter, address: tuple[str, int], interval: float, extra_routes=None
+    exporter: Exporter, address: tuple[str, int], interval: float, extra_routes=None,
+    web: WebConfig | None = None,
 ) -> None:
-    server, _ = start(exporter, address, extra_routes)
+    server, _ = start(exporter, address, extra_routes, web)
     scheduler = Scheduler(exporter, interval) if interval > 0 else None
     if scheduler:
         scheduler.start()
@@ -106,10 +114,29 @@ def _serve_until_signalled(
               callback=_address, help="Address to listen on, host:port.")
 @click.option("--probe.interval", "interval", default="0", callback=_duration,
               help="Also probe every target on this interval (e.g. 30s); 0 = only on /probe.")
-def serve(config_file: str, address: tuple[str, int], interval: float) -> None:
+@click.option("--web.config.file", "web_config_file", default=None,
+              type=click.Path(dir_okay=False),
+              help="TLS and basic auth, in the Prometheus exporter-toolkit format.")
+@click.option("--probe.max-concurrent", "max_concurrent", default=DEFAULT_MAX_CONCURRENT,
+              show_default=True, type=click.IntRange(1),
+              help="Probes at once; more are answered 503.")
+@click.option("--probe.max-per-target", "max_per_target", default=DEFAULT_MAX_PER_TARGET,
+              show_default=True, type=click.IntRange(1),
+              help="Probes of one host and port at once; more are answered 429.")
+def serve(config_file: str, address: tuple[str, int], interval: float,
+          web_config_file: str | None, max_concurrent: int, max_per_target: int) -> None:
     """Serve /probe, /metrics and /sd."""
-    exporter = Exporter(_load(config_file), config_file)
-    _serve_until_signalled(exporter, address, interval)
+    web = None
+    if web_config_file:
+        try:
+            web = webconfig.load(web_config_file)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            raise SystemExit(1) from None
+    exporter = Exporter(_load(config_file), config_file,
+                        ProbeLimits(max_concurrent, max_per_target))
+    _serve_until_signalled(exporter, address, interval, web=web)
 
 
 @main.command("check-config")

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -21,14 +22,16 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from exporter import __version__, runbooks, status, statuspage
-from exporter.app import Exporter, UnknownProbe
+from exporter.app import Exporter, Overloaded, UnknownProbe
 from exporter.metrics import render_probe
 from exporter.status import Status
+from exporter.webconfig import WebConfig
 
 logger = logging.getLogger("dicom_exporter.http")
 DEFAULT_LISTEN = ":10104"
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 TEXT = "text/plain; charset=utf-8"
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 # Extra pages (the demo's peer switches): path prefix -> handler(request, method).
 ExtraRoute = Callable[["Handler", str], None]
@@ -43,15 +46,23 @@ class Server(ThreadingHTTPServer):
         address: tuple[str, int],
         exporter: Exporter,
         extra_routes: dict[str, ExtraRoute] | None = None,
+        web: WebConfig | None = None,
     ) -> None:
         self.exporter = exporter
         self.extra_routes = extra_routes or {}
+        self.web = web or WebConfig()
         super().__init__(address, Handler)
+        if self.web.ssl_context is not None:
+            # The handshake happens in the request's own thread (Handler.setup),
+            # so a slow or silent client never holds up accept().
+            self.socket = self.web.ssl_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False)
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if self.web.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -63,8 +74,18 @@ class Handler(BaseHTTPRequestHandler):
     wbufsize = -1
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+            self.request.do_handshake()
+            self.request.settimeout(None)
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            logger.debug("connection dropped", extra={"fields": {"error": str(exc)}})
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug(format % args)
@@ -97,6 +118,13 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
+        if not self.server.web.authorized(self.headers.get("Authorization")):
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            self.send_header("WWW-Authenticate", 'Basic realm="dicom-exporter"')
+            self.send_header("Content-Length", "13")
+            self.end_headers()
+            self.wfile.write(b"Unauthorized\n")
+            return
         parts = urlsplit(self.path)
         self.query = parse_qs(parts.query)
         self.route = parts.path
@@ -145,6 +173,11 @@ class Handler(BaseHTTPRequestHandler):
             report = self.server.exporter.probe(target, module, scrape_timeout)
         except UnknownProbe as exc:
             self.reply(HTTPStatus.BAD_REQUEST, f"{exc}\n")
+            return
+        except Overloaded as exc:
+            status = HTTPStatus.TOO_MANY_REQUESTS if exc.per_target else (
+                HTTPStatus.SERVICE_UNAVAILABLE)
+            self.reply(status, f"{exc}\n")
             return
         metrics = render_probe(report)
         if self.param("debug") == "true":
@@ -229,8 +262,9 @@ def start(
     exporter: Exporter,
     address: tuple[str, int],
     extra_routes: dict[str, ExtraRoute] | None = None,
+    web: WebConfig | None = None,
 ) -> tuple[Server, threading.Thread]:
-    server = Server(address, exporter, extra_routes)
+    server = Server(address, exporter, extra_routes, web)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread

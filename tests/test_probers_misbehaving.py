@@ -272,3 +272,68 @@ def test_a_probe_never_raises_even_when_the_prober_has_a_bug(monkeypatch) -> Non
 
     monkeypatch.setitem(probers.PROBERS, "tcp", broken)
     assert_failed(run(free_port(), module="tcp"), Reason.INTERNAL_ERROR)
+
+
+def _close(conn: socket.socket, how: str) -> None:
+    if how == "rst":
+        reset(conn)
+    else:
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+@pytest.mark.parametrize("phase", ["association", "dimse", "release"])
+def test_fin_and_rst_in_every_phase_are_a_reset(phase: str, how: str) -> None:
+    def script(peer, conn):
+        if phase == "association":
+            read_pdu(conn)
+            return _close(conn, how)
+        accept_association(conn)
+        if phase == "dimse":
+            read_pdu(conn)
+            return _close(conn, how)
+        answer_echo(conn)
+        read_pdu(conn)  # the A-RELEASE-RQ
+        return _close(conn, how)
+
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.RESET)
+    expected_phases = {"association": {"connect"}, "dimse": {"connect", "associate"},
+                       "release": {"connect", "associate", "dimse"}}[phase]
+    assert expected_phases <= set(report.phases)
+
+
+def test_metrics_keep_answering_while_hostile_peers_hold_probes() -> None:
+    from exporter import http
+    from exporter.app import Exporter
+
+    peers = [ScriptedPeer(lambda peer, conn: peer.hold()) for _ in range(3)]
+    peers.append(ScriptedPeer(lambda peer, conn: (read_pdu(conn),
+                                                  conn.sendall(b"\x02\x00\x00\x00\x01\x00"),
+                                                  peer.hold())))
+    config = make_config({f"hostile{i}": {"port": p.port, "ae_title": "PEER",
+                                          "modules": ["echo"]} for i, p in enumerate(peers)})
+    exporter = Exporter(config)
+    server, _ = http.start(exporter, (LOOPBACK, 0))
+    try:
+        probes = [threading.Thread(target=exporter.probe, args=(name, "echo"))
+                  for name in config.targets]
+        for thread in probes:
+            thread.start()
+        time.sleep(0.3)
+        import urllib.request
+
+        for _ in range(5):
+            started = time.monotonic()
+            with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as answer:
+                body = answer.read().decode()
+            assert time.monotonic() - started < 0.5
+            assert "dicom_exporter_probes_in_flight 4.0" in body
+        for thread in probes:
+            thread.join()
+    finally:
+        server.shutdown()
+        server.server_close()
+        for peer in peers:
+            peer.close()

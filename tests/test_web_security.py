@@ -1,0 +1,214 @@
+"""--web.config.file (TLS, client certificates, bcrypt basic auth), probe limits,
+and that nothing but configured targets is ever contacted."""
+
+from __future__ import annotations
+
+import base64
+import http.client as httpclient
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+import yaml
+
+from exporter import http, webconfig
+from exporter.app import Exporter, ProbeLimits
+from exporter.config import ConfigError
+from tests.conftest import LOOPBACK, make_config, require
+from tests.hostile import ScriptedPeer, read_pdu
+
+PASSWORD = "rätt-lösenord"
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run([require("openssl"), *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(folder: Path, name: str) -> None:
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", f"/CN={name} test CA", "-keyout", f"{name}.key", "-out", f"{name}.crt",
+            cwd=folder)
+
+
+def make_cert(folder: Path, name: str, ca: str, cn: str = "localhost") -> None:
+    """A certificate for 127.0.0.1/localhost signed by `ca`, made for this test only."""
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)
+    (folder / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
+            cwd=folder)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("pki")
+    make_ca(folder, "ca")
+    make_ca(folder, "other")
+    make_cert(folder, "server", "ca")
+    make_cert(folder, "client", "ca", cn="prometheus")
+    make_cert(folder, "stranger", "other", cn="stranger")
+    return folder
+
+
+def serve(web: webconfig.WebConfig | None, limits: ProbeLimits | None = None,
+          targets: dict | None = None) -> http.Server:
+    config = make_config(targets or {"peer": {"port": 1, "ae_title": "PEER",
+                                              "modules": ["tcp"]}})
+    server, _ = http.start(Exporter(config, limits=limits), (LOOPBACK, 0), web=web)
+    return server
+
+
+@pytest.fixture
+def secured(pki: Path, tmp_path: Path) -> Iterator[http.Server]:
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    web_file = tmp_path / "web.yml"
+    web_file.write_text(yaml.safe_dump({
+        "tls_server_config": {"cert_file": str(pki / "server.crt"),
+                              "key_file": str(pki / "server.key"),
+                              "client_ca_file": str(pki / "ca.crt"),
+                              "client_auth_type": "RequireAndVerifyClientCert"},
+        "basic_auth_users": {"prometheus": hashed.replace("$2b$", "$2y$")},
+    }, allow_unicode=True))
+    server = serve(webconfig.load(web_file))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def client_context(pki: Path, cert: str | None = "client") -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    if cert:
+        context.load_cert_chain(str(pki / f"{cert}.crt"), str(pki / f"{cert}.key"))
+    return context
+
+
+def request(server: http.Server, path: str, context: ssl.SSLContext | None,
+            user: str | None = "prometheus", password: str = PASSWORD) -> tuple[int, str]:
+    host, port = server.server_address[:2]
+    if context is None:
+        connection = httpclient.HTTPConnection(host, port, timeout=10)
+    else:
+        connection = httpclient.HTTPSConnection(host, port, timeout=10, context=context)
+    headers = {}
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    connection.request("GET", path, headers=headers)
+    answer = connection.getresponse()
+    return answer.status, answer.read().decode()
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/probe?target=peer&module=tcp", "/sd", "/",
+                                  "/status.json", "/runbooks/", "/-/healthy"])
+def test_every_endpoint_needs_the_password(secured: http.Server, pki: Path, path: str) -> None:
+    context = client_context(pki)
+    assert request(secured, path, context)[0] == 200
+    assert request(secured, path, context, user=None)[0] == 401
+    assert request(secured, path, context, password="fel")[0] == 401
+    assert request(secured, path, context, user="nobody")[0] == 401
+
+
+def test_tls_is_required_and_the_client_certificate_checked(secured: http.Server,
+                                                            pki: Path) -> None:
+    assert secured.url.startswith("https://")
+    with pytest.raises((ConnectionError, httpclient.HTTPException, OSError)):
+        request(secured, "/metrics", None)
+    with pytest.raises(ssl.SSLError):
+        request(secured, "/metrics", client_context(pki, cert=None))
+    with pytest.raises(ssl.SSLError):
+        request(secured, "/metrics", client_context(pki, cert="stranger"))
+    status, body = request(secured, "/metrics", client_context(pki))
+    assert status == 200 and "dicom_exporter_build_info" in body
+
+
+def test_a_silent_tls_client_does_not_block_others(secured: http.Server, pki: Path) -> None:
+    host, port = secured.server_address[:2]
+    with socket.create_connection((host, port)):  # connects, never says hello
+        assert request(secured, "/-/healthy", client_context(pki))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"basic_auth_users": {"admin": "plaintext"}},
+         "basic_auth_users.admin: must be a bcrypt hash ($2y$...), e.g. from htpasswd -nBC 10"),
+        ({"tls_server_config": {"cert_file": "missing.crt", "key_file": "missing.key"}},
+         "tls_server_config.cert_file: "),
+        ({"tls_server": {}}, "document.tls_server: unknown field"),
+        ({"tls_server_config": {"client_auth_type": "Sometimes"}},
+         "tls_server_config.client_auth_type: must be one of"),
+    ],
+)
+def test_bad_web_config_names_the_field(tmp_path: Path, document: dict, problem: str) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError) as caught:
+        webconfig.load(path)
+    assert any(line.startswith(f"{path}: {problem}") for line in caught.value.problems), (
+        caught.value.problems)
+
+
+def test_probe_limits_answer_503_overall_and_429_per_target() -> None:
+    release = threading.Event()
+
+    def hold(peer: ScriptedPeer, conn: socket.socket) -> None:
+        read_pdu(conn)
+        release.wait(10)
+
+    peers = [ScriptedPeer(hold), ScriptedPeer(hold)]
+    targets = {f"slow{i}": {"port": p.port, "ae_title": "SLOW", "modules": ["echo"]}
+               for i, p in enumerate(peers)}
+    server = serve(None, ProbeLimits(total=2, per_target=1), targets)
+    try:
+        running = [threading.Thread(target=request, args=(server, f"/probe?target={name}"
+                                                          "&module=echo", None))
+                   for name in targets]
+        for thread in running:
+            thread.start()
+        deadline = threading.Event()
+        for _ in range(100):
+            if server.exporter.stats.snapshot().in_flight == 2:
+                break
+            deadline.wait(0.05)
+        status, body = request(server, "/probe?target=slow0&module=echo", None)
+        assert status == 503 and "2 probes already running" in body
+        server.exporter.limits.total = 3
+        status, body = request(server, "/probe?target=slow0&module=echo", None)
+        assert status == 429 and "already running" in body
+        release.set()
+        for thread in running:
+            thread.join()
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        for peer in peers:
+            peer.close()
+
+
+def test_nothing_but_configured_targets_is_ever_contacted() -> None:
+    """A trap listener that no target names must see no connection, whatever is asked."""
+    contacted: list[bool] = []
+    trap = ScriptedPeer(lambda peer, conn: contacted.append(True))
+    trap_address = f"{LOOPBACK}:{trap.port}"
+    server = serve(None)
+    try:
+        for query in [f"target={trap_address}&module=tcp", f"target={trap_address}&module=echo",
+                      f"target=http://{trap_address}/&module=tcp",
+                      f"target=peer&module=tcp&host={LOOPBACK}&port={trap.port}",
+                      f"target=peer:{trap.port}&module=tcp", "target=../peer&module=tcp",
+                      f"target=peer%00{trap.port}&module=tcp", f"module=tcp&target={trap.port}"]:
+            status, _ = request(server, f"/probe?{query}", None)
+            assert status in (200, 400), query
+        trap.join_connections(1)
+    finally:
+        server.shutdown()
+        server.server_close()
+        trap.close()
+    assert contacted == []
