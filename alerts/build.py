@@ -57,6 +57,8 @@ FOR_PROBE_SCRAPE = "5m"
 FOR_EXPORTER_DOWN = "1m"
 FOR_RELOAD = "1m"
 FOR_ROUTE = "1m"
+TLS_EXPIRY_WARNING_DAYS = 21  # time to order and install a certificate at both ends
+FOR_TLS_EXPIRY = "15m"
 FOR_RECEIVER = "1m"
 MIN_PARTNERS_FOR_ALL_FAILING = 2
 
@@ -299,9 +301,20 @@ def rules() -> list[dict]:
         "att {{ $labels.partner }} finns med rätt AE-titel i {{ $labels.ae_title }}s "
         "konfiguration.",
     )
+    tls_expiry = alert(
+        "DicomTLSCertificateExpiringSoon",
+        f"(probe_dicom_tls_peer_certificate_expiry_seconds{{{PROBE_JOB}}} - time())\n"
+        f"< {TLS_EXPIRY_WARNING_DAYS} * 86400",
+        FOR_TLS_EXPIRY,
+        "warning",
+        "Certifikatet för {{ $labels.target }} ({{ $labels.ae_title }}) går snart ut",
+        "TLS-certifikatet som {{ $labels.target }} visar går ut om "
+        "{{ $value | humanizeDuration }}. När det har gått ut kan vi inte skicka DICOM dit "
+        "(orsak tls). Be mottagande enhet förnya certifikatet i tid.",
+    )
     return [link_down, partner_unreachable, rejects, cannot_receive, all_failing, latency,
             probe_scrape, stale, exporter_down, reload_failed, watchdog, on_fallback, no_route,
-            receiver]
+            receiver, tls_expiry]
 
 
 def _literal(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

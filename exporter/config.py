@@ -23,6 +23,7 @@ from exporter.checker import (
     shown,
 )
 from exporter.config_routes import Route, Site, parse_routes, parse_sites
+from exporter.config_tls import TargetTLS, parse_target_tls
 
 PROBERS = ("tcp", "echo", "negotiate", "store")
 ROLES = ("link_computer", "partner", "relay")
@@ -54,7 +55,7 @@ _PROBER_KEYS = {
     "store": _DICOM_KEYS | {"sop_classes", "transfer_syntaxes", "uid_root", "min_interval"},
 }
 _MODULE_KEYS = set().union(*_PROBER_KEYS.values())
-_TARGET_KEYS = {"host", "port", "ae_title", "modules", "labels", "calling_ae_title"}
+_TARGET_KEYS = {"host", "port", "ae_title", "modules", "labels", "calling_ae_title", "tls"}
 _TOP_KEYS = {"modules", "targets", "sites", "routes", "results_max_age"}
 _REQUIRED_TOP_KEYS = ("modules", "targets")
 
@@ -96,6 +97,7 @@ class Target:
     # Set on the receive-side targets derived from `as_partners` modules: the
     # calling AE title to probe with instead of the module's.
     probe_calling_ae: str | None = None
+    tls: TargetTLS | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,7 @@ def _parse_target(
         if role == "link_computer":
             check.error(f"{path}.calling_ae_title", "is for partners: how they call us")
             calls_us_as = None
+    tls = parse_target_tls(check, body["tls"], f"{path}.tls", host) if "tls" in body else None
     if host is None or port is None or ae_title is None or not module_names:
         return None
     return Target(
@@ -252,6 +255,7 @@ def _parse_target(
         modules=tuple(module_names),
         labels=MappingProxyType(labels),
         calls_us_as=calls_us_as,
+        tls=tls,
     )
 
 

@@ -44,6 +44,8 @@ PROBE_PEER_INFO = "probe_dicom_peer_info"
 PROBE_PEER_MAX_PDU = "probe_dicom_peer_max_pdu_length_bytes"
 PROBE_RESULT_AGE = "probe_dicom_result_age_seconds"
 PROBE_TIMEOUT = "probe_dicom_timeout_seconds"
+PROBE_TLS_VERSION = "probe_dicom_tls_version_info"
+PROBE_TLS_EXPIRY = "probe_dicom_tls_peer_certificate_expiry_seconds"
 
 # /metrics --------------------------------------------------------------------
 BUILD_INFO = "dicom_exporter_build_info"
@@ -94,9 +96,21 @@ class ProbeCollector(Collector):
             "Time per phase, from sending the request to the last byte of the answer.",
             labels=["phase"],
         )
-        for phase in PHASES_BY_PROBER[prober]:
+        tls = ("tls",) if report.target.tls is not None and prober != "tcp" else ()
+        for phase in PHASES_BY_PROBER[prober][:1] + tls + PHASES_BY_PROBER[prober][1:]:
             phases.add_metric([phase], report.phases.get(phase, 0.0))
         yield phases
+        if report.tls_version:
+            version = GaugeMetricFamily(
+                PROBE_TLS_VERSION, "The TLS version negotiated with the peer.",
+                labels=["version"])
+            version.add_metric([report.tls_version], 1)
+            yield version
+        if report.tls_expiry is not None:
+            yield GaugeMetricFamily(
+                PROBE_TLS_EXPIRY,
+                "When the peer's (verified) certificate expires, in Unix time.",
+                value=report.tls_expiry)
         reasons = GaugeMetricFamily(
             PROBE_FAILURE_REASON,
             "1 for the reason the probe failed, 0 for every other reason.",

@@ -20,6 +20,7 @@ class Reason(enum.StrEnum):
     UNREACHABLE = "unreachable"
     RESET = "reset"
     PROTOCOL_ERROR = "protocol_error"
+    TLS = "tls"
     ASSOCIATION_TIMEOUT = "association_timeout"
     REJECTED_CALLING_AE = "rejected_calling_ae"
     REJECTED_CALLED_AE = "rejected_called_ae"
@@ -95,6 +96,11 @@ ROUTINE: dict[Reason, RoutineCause] = {
         (5, 6), (3,),
         "Motparten svarar inte med DICOM: fel port, fel protokoll (t.ex. TLS) eller "
         "trasig tjänst.",
+    ),
+    Reason.TLS: RoutineCause(
+        (4, 5), (3, 4),
+        "Den krypterade förbindelsen (TLS) kunde inte upprättas: fel eller utgånget "
+        "certifikat, fel certifikatutfärdare eller olika TLS-inställningar på båda sidor.",
     ),
     Reason.ASSOCIATION_TIMEOUT: RoutineCause(
         (2, 6), (1, 5),

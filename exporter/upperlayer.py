@@ -56,6 +56,7 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import PresentationContext
 
+from exporter.config_tls import TargetTLS
 from exporter.reasons import Reason
 
 APPLICATION_CONTEXT = UID("1.2.840.10008.3.1.1.1")
@@ -385,6 +386,32 @@ def abort_all() -> int:
         with contextlib.suppress(OSError):
             layer.sock.shutdown(socket.SHUT_RDWR)
     return len(layers)
+
+
+def start_tls(sock: socket.socket, tls: TargetTLS, deadline: Deadline) -> ssl.SSLSocket:
+    """TLS handshake bounded by the deadline; every failure is reason `tls`."""
+    try:
+        wrapped = tls.context.wrap_socket(
+            sock, server_hostname=tls.server_name, do_handshake_on_connect=False)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        sock.close()
+        raise ProbeFailure(Reason.TLS, f"cannot start TLS: {exc}") from None
+    remaining = deadline.remaining()
+    try:
+        if remaining <= 0:
+            raise TimeoutError
+        wrapped.settimeout(remaining)
+        wrapped.do_handshake()
+    except ssl.SSLCertVerificationError as exc:
+        wrapped.close()
+        raise ProbeFailure(Reason.TLS, f"peer certificate rejected: {exc.verify_message}") from None
+    except TimeoutError:
+        wrapped.close()
+        raise ProbeFailure(Reason.TLS, "TLS handshake timed out") from None
+    except (ssl.SSLError, OSError) as exc:
+        wrapped.close()
+        raise ProbeFailure(Reason.TLS, f"TLS handshake failed: {exc}") from None
+    return wrapped
 
 
 @dataclass(eq=False)

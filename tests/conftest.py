@@ -8,6 +8,7 @@ A missing program fails the test loudly: the test command installs them.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +18,7 @@ import yaml
 
 from exporter import config as config_module
 from exporter.config import Config
-from tests.realpeers import (  # noqa: F401 - re-exported for the tests
+from tests.realpeers import (
     LOOPBACK,
     MONITOR_AE,
     Orthanc,
@@ -93,3 +94,53 @@ def make_config(
             **target,
         }
     return config_module.parse(yaml.safe_dump(document), source)
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run([require("openssl"), *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(folder: Path, name: str) -> None:
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", f"/CN={name} test CA", "-keyout", f"{name}.key", "-out", f"{name}.crt",
+            cwd=folder)
+
+
+def make_cert(folder: Path, name: str, ca: str, cn: str = "localhost") -> None:
+    """A certificate for 127.0.0.1/localhost signed by `ca`, made for this test only."""
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)
+    (folder / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
+            cwd=folder)
+
+
+@pytest.fixture(scope="session")
+def dicom_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dicom-pki")
+    make_ca(folder, "ca")
+    make_ca(folder, "other")
+    make_cert(folder, "peer", "ca")
+    make_cert(folder, "monitor", "ca", cn="KRONOBERG_MON")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tls_storescp(
+    dicom_pki: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """dcmtk's storescp with TLS (its default BCP 195 profile), client certificates required."""
+    out = tmp_path_factory.mktemp("tls-out")
+    port = free_port()
+    process = subprocess.Popen(
+        [require("storescp"), "--aetitle", "TLSSCP", "--output-directory", str(out),
+         "+tls", str(dicom_pki / "peer.key"), str(dicom_pki / "peer.crt"), "-pw",
+         "+cf", str(dicom_pki / "ca.crt"), str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield port
+    finally:
+        stop(process)

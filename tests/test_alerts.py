@@ -414,6 +414,24 @@ def cases() -> list[dict]:
            for r in Reason],
         [("3m", "ReceiverRejectsPartner", [])],
     ))
+    # -- TLS certificate expiry ------------------------------------------------
+    tls = probe_labels("skane", "echo", "partner", "vaxjo", "skane", "SKANE_PACS")
+    out.append(case(
+        "a peer certificate close to expiry warns in time, a fresh one does not",
+        [series("probe_dicom_tls_peer_certificate_expiry_seconds", "864000+0x80", **tls),
+         series("probe_dicom_tls_peer_certificate_expiry_seconds", "31536000+0x80",
+                **{**tls, "target": "halland", "ae_title": "HALLAND_PACS"})],
+        [("20m", "DicomTLSCertificateExpiringSoon", [{
+            "exp_labels": {**tls, "severity": "warning"},
+            "exp_annotations": {
+                "summary": "Certifikatet för skane (SKANE_PACS) går snart ut",
+                "description": "TLS-certifikatet som skane visar går ut om 9d 23h 40m 0s. När "
+                               "det har gått ut kan vi inte skicka DICOM dit (orsak tls). Be "
+                               "mottagande enhet förnya certifikatet i tid.",
+                "runbook_url": runbook("DicomTLSCertificateExpiringSoon"),
+            },
+        }]), ("10m", "DicomTLSCertificateExpiringSoon", [])],
+    ))
     return out
 
 

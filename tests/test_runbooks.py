@@ -19,6 +19,7 @@ from exporter.app import Exporter
 from exporter.demo import Demo
 from exporter.metrics import render_probe
 from tests.conftest import LOOPBACK, require
+from tests.test_dicom_tls import probe as tls_probe
 
 ROOT = Path(__file__).parent.parent
 RULES = ROOT / "alerts" / "dicom.rules.yml"
@@ -83,8 +84,12 @@ def exposed_names(exporter: Exporter) -> set[str]:
     return names
 
 
-def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter) -> None:
+def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter, dicom_pki,
+                                                             tls_storescp) -> None:
     exporter, _ = demo_exporter
+    # The demo has no TLS peer: a real one (dcmtk storescp with TLS) adds the TLS metrics.
+    tls_names = {sample.name for family in text_string_to_metric_families(
+        render_probe(tls_probe(dicom_pki, tls_storescp)).decode()) for sample in family.samples}
     used = set()
     for rule in rules():
         used.update(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", rule["expr"]))
@@ -92,7 +97,8 @@ def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter) -> N
             used.update(re.findall(r"`([a-z_:]+)\{", text))
     used.discard("up")  # Prometheus' own
     assert used, "no metric found in the rules"
-    assert used <= exposed_names(exporter), used - exposed_names(exporter)
+    exposed = exposed_names(exporter) | tls_names
+    assert used <= exposed, used - exposed
 
 
 def fetch(url: str) -> tuple[int, str]:

@@ -102,7 +102,7 @@ def test_failing_probes_return_threads_fds_and_memory_to_baseline() -> None:
                          Reason.ABORTED, Reason.ASSOCIATION_TIMEOUT, Reason.REFUSED}
     assert sum(seen.values()) == ROUNDS * len(targets)
     threads, fds, rss = after
-    assert threads == before[0], f"threads {before[0]} -> {threads}"
+    assert threads <= before[0], f"threads {before[0]} -> {threads}"
     assert fds <= before[1], f"open fds {before[1]} -> {fds}"
     assert rss - before[2] < 8, f"RSS grew {rss - before[2]:.1f} MiB"
     assert exporter.stats.snapshot().in_flight == 0

@@ -7,7 +7,6 @@ import base64
 import http.client as httpclient
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,30 +18,10 @@ import yaml
 from exporter import http, webconfig
 from exporter.app import Exporter, ProbeLimits
 from exporter.config import ConfigError
-from tests.conftest import LOOPBACK, make_config, require
+from tests.conftest import LOOPBACK, make_ca, make_cert, make_config
 from tests.hostile import ScriptedPeer, read_pdu
 
 PASSWORD = "rätt-lösenord"
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run([require("openssl"), *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_ca(folder: Path, name: str) -> None:
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", f"/CN={name} test CA", "-keyout", f"{name}.key", "-out", f"{name}.crt",
-            cwd=folder)
-
-
-def make_cert(folder: Path, name: str, ca: str, cn: str = "localhost") -> None:
-    """A certificate for 127.0.0.1/localhost signed by `ca`, made for this test only."""
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)
-    (folder / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
-            cwd=folder)
 
 
 @pytest.fixture(scope="module")

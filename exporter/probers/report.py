@@ -32,6 +32,8 @@ class ProbeReport:
     status: int | None = None
     peer: Accepted | None = None
     contexts: tuple[ContextResult, ...] = ()
+    tls_version: str = ""  # "TLSv1.3" when the target speaks TLS
+    tls_expiry: float | None = None  # the verified peer certificate's notAfter, Unix time
     # Store probes within the module's min_interval repeat the last result.
     result_age: float | None = None
     log: list[str] = field(default_factory=list)

@@ -7,6 +7,7 @@ way, aborts in the same way and times its phases in the same way.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +20,12 @@ from exporter.upperlayer import (
     UpperLayer,
     connect,
     resolve,
+    start_tls,
 )
 
 
-def open_socket(report: ProbeReport) -> socket.socket:
+def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
+    """Connect; with `handshake`, also start TLS when the target has a tls block."""
     target = report.target
     family, address = resolve(target.host, target.port)
     report.note(f"connecting to {address[0]} port {address[1]}")
@@ -30,6 +33,15 @@ def open_socket(report: ProbeReport) -> socket.socket:
     sock = connect(family, address, report.deadline)
     report.phases["connect"] = time.perf_counter() - started
     report.note("connected")
+    if handshake and target.tls is not None:
+        started = time.perf_counter()
+        sock = start_tls(sock, target.tls, report.deadline)
+        report.phases["tls"] = time.perf_counter() - started
+        report.tls_version = sock.version() or ""
+        certificate = sock.getpeercert()  # empty unless verified
+        if certificate and "notAfter" in certificate:
+            report.tls_expiry = ssl.cert_time_to_seconds(str(certificate["notAfter"]))
+        report.note(f"TLS {report.tls_version} with {target.tls.server_name}")
     return sock
 
 
@@ -37,7 +49,7 @@ def open_socket(report: ProbeReport) -> socket.socket:
 def association(
     report: ProbeReport, contexts: tuple[ContextSpec, ...]
 ) -> Iterator[UpperLayer]:
-    sock = open_socket(report)
+    sock = open_socket(report, handshake=True)
     layer = UpperLayer(sock, report.deadline)
     module, target = report.module, report.target
     try:

@@ -38,7 +38,8 @@ _lock = threading.Lock()
 
 def _repeat(report: ProbeReport, previous: _Remembered) -> bool:
     old = previous.report
-    for name in ("phases", "reason", "detail", "reject", "abort", "status", "peer", "contexts"):
+    for name in ("phases", "reason", "detail", "reject", "abort", "status", "peer", "contexts",
+                 "tls_version", "tls_expiry"):
         setattr(report, name, getattr(old, name))
     report.result_age = time.monotonic() - previous.at
     report.note(

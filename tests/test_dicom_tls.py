@@ -1,0 +1,79 @@
+"""DICOM over TLS against a real TLS peer: dcmtk's storescp with certificates
+the test makes, its default (non-downgrading BCP 195) profile, client
+certificates required."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter import probers
+from exporter.config import ConfigError
+from exporter.metrics import render_probe
+from exporter.reasons import Reason
+from tests.conftest import make_config
+
+
+def probe(dicom_pki: Path, port: int, module: str = "echo", ca: str = "ca", client: bool = True,
+          tls: bool = True):
+    settings: dict = {"ca_file": str(dicom_pki / f"{ca}.crt"), "server_name": "localhost"}
+    if client:
+        settings |= {"cert_file": str(dicom_pki / "monitor.crt"),
+                     "key_file": str(dicom_pki / "monitor.key")}
+    target = {"port": port, "ae_title": "TLSSCP"}
+    if tls:
+        target["tls"] = settings
+    config = make_config({"peer": target})
+    return probers.run(config.targets["peer"], config.modules[module], 3.0)
+
+
+@pytest.mark.parametrize("module", ["echo", "negotiate", "store"])
+def test_probes_succeed_over_tls_with_a_client_certificate(dicom_pki, tls_storescp, module) -> None:
+    report = probe(dicom_pki, tls_storescp, module)
+    assert report.success, report.detail
+    assert report.phases["tls"] > 0
+    assert report.tls_version in ("TLSv1.2", "TLSv1.3")
+    assert report.tls_expiry is not None and report.tls_expiry > time.time() + 86400
+    text = render_probe(report).decode()
+    assert f'probe_dicom_tls_version_info{{version="{report.tls_version}"}} 1.0' in text
+    assert "probe_dicom_tls_peer_certificate_expiry_seconds" in text
+    assert 'probe_dicom_phase_duration_seconds{phase="tls"}' in text
+
+
+def test_a_certificate_from_another_ca_is_a_tls_failure(dicom_pki, tls_storescp) -> None:
+    started = time.monotonic()
+    report = probe(dicom_pki, tls_storescp, ca="other")
+    assert report.reason is Reason.TLS, report.detail
+    assert "certificate" in report.detail
+    assert time.monotonic() - started < 3.5
+
+
+def test_a_missing_client_certificate_is_a_tls_failure(dicom_pki, tls_storescp) -> None:
+    report = probe(dicom_pki, tls_storescp, client=False)
+    assert report.reason in (Reason.TLS, Reason.RESET), report.detail
+    assert report.success is False
+
+
+def test_tls_towards_a_plain_dicom_port_is_a_tls_failure(dicom_pki, storescp) -> None:
+    port, _ = storescp
+    report = probe(dicom_pki, port)
+    assert report.reason is Reason.TLS, report.detail
+
+
+def test_plain_dicom_towards_a_tls_port_fails_cleanly(dicom_pki, tls_storescp) -> None:
+    report = probe(dicom_pki, tls_storescp, tls=False)
+    assert report.success is False
+    assert report.reason in (Reason.RESET, Reason.PROTOCOL_ERROR, Reason.ASSOCIATION_TIMEOUT)
+
+
+def test_a_tls_block_with_missing_files_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_config({"peer": {"port": 104, "ae_title": "P", "tls": {
+            "ca_file": str(tmp_path / "nope.crt"), "cert_file": str(tmp_path / "c.crt")}}})
+    assert caught.value.problems == [
+        f"test.yml: targets.peer.tls.ca_file: {tmp_path / 'nope.crt'} does not exist",
+        f"test.yml: targets.peer.tls.cert_file: {tmp_path / 'c.crt'} does not exist",
+        "test.yml: targets.peer.tls: cert_file and key_file go together",
+    ]
