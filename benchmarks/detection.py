@@ -64,11 +64,9 @@ def resolved(stack: Stack, target: str) -> bool:
         a["labels"].get("target") == target for a in n.alerts) for n in stack.sink.received)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1)
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)  # one line per failed probe is not wanted here
+def measure(rounds: int) -> tuple[dict[str, list[float]], bool]:
+    """Seconds from stopping Z97117 to each stage, per round; and whether a
+    single lost probe of Z83680 paged (it must not)."""
     rows: dict[str, list[float]] = {"firing in Prometheus": [], "in Alertmanager": [],
                                     "pager notified": []}
     stack = Stack.start(SHIPPED_INTERVAL)
@@ -76,7 +74,7 @@ def main() -> None:
         up = 'probe_success{target="z97117"} == 1'
         wait(lambda: get(f"{stack.prometheus_url}/api/v1/query", query=up)["data"]["result"],
              120)
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             started = time.monotonic()
             stack.peers.set_state("z97117", "down")
             for name, check in (("firing in Prometheus", firing_in_prometheus),
@@ -95,6 +93,15 @@ def main() -> None:
         flapped = wait(lambda: paged(stack, "z83680"), 120) is not None
     finally:
         stack.stop()
+    return rows, flapped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)  # one line per failed probe is not wanted here
+    rows, flapped = measure(args.rounds)
     print(f"Detection time with the shipped defaults (scrape and evaluation {SHIPPED_INTERVAL}, "
           "for: 45s, group_wait 10s), Z97117 stopped:")
     print("| stage | median s | max s | rounds |")

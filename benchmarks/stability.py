@@ -1,9 +1,10 @@
 """10,000 failing probes of mixed reasons: do threads, sockets and memory come back?
 
 Uses the hostile peers of tests/test_stability.py (garbage, RST, rejection,
-A-ABORT, silence, a PDU header and a stall, a closed port), probes them on
-eight threads and prints the process's threads, open file descriptors and
-RSS before, after and in between.
+A-ABORT, silence, a PDU header and a stall, a closed port), run in a child
+process so that only the exporter is measured, probes them on eight threads
+and prints the exporter's threads, open file descriptors and RSS before,
+after and in between.
 
 Run: .venv/bin/python -m benchmarks.stability [--probes N]
 """
@@ -12,11 +13,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import time
+from multiprocessing.connection import Connection
 
 from exporter.app import Exporter
 from tests.conftest import free_port, make_config
-from tests.test_stability import hostile_peers, resources, run_failures, settle
+from tests.test_stability import hostile_peers, resources, run_failures
+
+
+def serve_peers(connection: Connection) -> None:
+    """In a child process: the hostile peers, so their memory is not counted."""
+    peers = hostile_peers()
+    connection.send({name: peer.port for name, peer in peers.items()})
+    connection.recv()  # until the parent is done
+    for peer in peers.values():
+        peer.close()
 
 
 def main() -> None:
@@ -24,9 +36,12 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=10_000)
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # one line per failed probe is not wanted here
-    peers = hostile_peers()
-    targets = {name: {"port": peer.port, "ae_title": "PEER", "modules": ["echo"]}
-               for name, peer in peers.items()}
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("fork").Process(target=serve_peers, args=(child,))
+    process.start()
+    ports = parent.recv()
+    targets = {name: {"port": port, "ae_title": "PEER", "modules": ["echo"]}
+               for name, port in ports.items()}
     targets["closed"] = {"port": free_port(), "ae_title": "PEER", "modules": ["echo"]}
     exporter = Exporter(make_config(targets, {"echo": {"prober": "echo", "timeout": "300ms"}}))
     rounds = max(1, args.probes // len(targets))
@@ -34,7 +49,6 @@ def main() -> None:
     print("|---|---|---|---|---|")
     try:
         run_failures(exporter, 3)
-        settle(peers)
         started = time.monotonic()
         threads, fds, rss = resources()
         print(f"| 0 (baseline) | {threads} | {fds} | {rss:.1f} | 0 |")
@@ -42,14 +56,14 @@ def main() -> None:
         for step in range(5):
             chunk = rounds // 5 + (rounds % 5 if step == 4 else 0)
             run_failures(exporter, chunk)
-            settle(peers)
             done += chunk * len(targets)
+            time.sleep(0.5)  # let the last timed-out connections close
             threads, fds, rss = resources()
             print(f"| {done} | {threads} | {fds} | {rss:.1f} | "
                   f"{time.monotonic() - started:.0f} |")
     finally:
-        for peer in peers.values():
-            peer.close()
+        parent.send("stop")
+        process.join(timeout=30)
 
 
 if __name__ == "__main__":

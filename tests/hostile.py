@@ -114,8 +114,11 @@ class ScriptedPeer:
         self.listener.listen(backlog)
         self.port = self.listener.getsockname()[1]
         self._stop = threading.Event()
-        self._connections: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
+        # Live connections and their threads only: a long benchmark must not
+        # count the peer's own bookkeeping as the exporter's memory.
+        self._connections: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
         if accept:
             self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
             self._acceptor.start()
@@ -127,10 +130,11 @@ class ScriptedPeer:
                 conn, _ = self.listener.accept()
             except (TimeoutError, OSError):
                 continue
-            self._connections.append(conn)
             thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            with self._lock:
+                self._connections.add(conn)
+                self._threads.add(thread)
             thread.start()
-            self._threads.append(thread)
 
     def _run(self, conn: socket.socket) -> None:
         try:
@@ -139,10 +143,15 @@ class ScriptedPeer:
             pass
         finally:
             conn.close()
+            with self._lock:
+                self._connections.discard(conn)
+                self._threads.discard(threading.current_thread())
 
     def join_connections(self, timeout: float) -> None:
         """Wait until every connection's script has finished."""
-        for thread in list(self._threads):
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout=timeout)
 
     def hold(self) -> None:
@@ -151,13 +160,15 @@ class ScriptedPeer:
 
     def close(self) -> None:
         self._stop.set()
-        for conn in self._connections:
+        with self._lock:
+            connections, threads = list(self._connections), list(self._threads)
+        for conn in connections:
             try:
                 conn.close()
             except OSError:
                 pass
         self.listener.close()
-        for thread in self._threads:
+        for thread in threads:
             thread.join(timeout=5)
 
     def __enter__(self) -> ScriptedPeer:
