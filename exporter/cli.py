@@ -34,7 +34,7 @@ from exporter.reasons import RECEIVE_CAUSES, REGION_NAMES, ROUTINE, SEND_CAUSES,
 from exporter.schedule import Scheduler
 from exporter.webconfig import WebConfig
 
-PHASE_ORDER = ("connect", "associate", "dimse", "release")
+PHASE_ORDER = ("connect", "tls", "associate", "dimse", "release")
 # The simulated peers of `stack` are pynetdicom SCPs in one process: a few
 # seconds between scrapes keeps them from eating the CPU the probes measure.
 FAST_INTERVAL = "3s"

@@ -17,8 +17,6 @@ import pytest
 from exporter.stack import prometheus_config
 from tests.conftest import LOOPBACK, free_port, require, stop, wait_for_port
 
-ROOT = Path(__file__).parent.parent
-
 
 def wait_until(check: Callable[[], object], timeout: float, what: str) -> object:
     end = time.monotonic() + timeout
