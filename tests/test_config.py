@@ -142,3 +142,23 @@ def test_an_unreadable_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         config.load(missing)
     assert caught.value.problems[0].startswith(f"{missing}: file: cannot read:")
+
+
+@pytest.mark.parametrize(("site", "own_link"), [("vaxjo", "z97117"), ("ljungby", "z83680")])
+def test_vantage_point_configs_match_the_whole_region(site: str, own_link: str) -> None:
+    """vaxjo.yml and ljungby.yml are kronoberg.yml seen from one site: same peers,
+    that site's routes, receive-side checks on that site's own link computer."""
+    region = config.load(EXAMPLES / "kronoberg.yml")
+    vantage = config.load(EXAMPLES / f"{site}.yml")
+    assert dict(vantage.routes) == {k: r for k, r in region.routes.items() if r.site == site}
+    assert vantage.modules == region.modules
+    plain = {n for n, t in region.targets.items() if t.probe_calling_ae is None}
+    assert {n for n, t in vantage.targets.items() if t.probe_calling_ae is None} == plain
+    for name in plain:
+        ours, theirs = vantage.targets[name], region.targets[name]
+        assert (ours.host, ours.port, ours.ae_title, ours.calls_us_as) == (
+            theirs.host, theirs.port, theirs.ae_title, theirs.calls_us_as)
+        assert {**ours.labels, "site": "-"} == {**theirs.labels, "site": "-"}
+        assert ours.labels["site"] == site
+    receive = {n for n, t in vantage.targets.items() if t.probe_calling_ae is not None}
+    assert receive and all(n.startswith(f"{own_link}.from.") for n in receive)
