@@ -123,8 +123,6 @@ def alert(
     rule = {"alert": name, "expr": expr, "for": duration,
             "labels": {"severity": severity, **(extra_labels or {})},
             "annotations": annotations}
-    if duration == "0s":
-        del rule["for"]
     return rule
 
 
