@@ -55,3 +55,13 @@ def test_examples_never_name_an_ip_address() -> None:
     for path in (ROOT / "examples").iterdir():
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\b\d{1,3}(\.\d{1,3}){3}\b", text), path
+
+
+def test_every_alert_is_in_the_readme_table() -> None:
+    import yaml
+
+    rules = yaml.safe_load((ROOT / "alerts" / "dicom.rules.yml").read_text(encoding="utf-8"))
+    names = {r["alert"] for group in rules["groups"] for r in group["rules"]}
+    rows = set(re.findall(r"^\| `([A-Za-z]+)` \| (?:critical|warning|none) \|", README,
+                          re.MULTILINE))
+    assert rows == names
