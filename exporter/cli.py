@@ -12,7 +12,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import click
 
@@ -30,23 +32,30 @@ from exporter.checker import parse_duration
 from exporter.config import Config, ConfigError
 from exporter.http import DEFAULT_LISTEN, parse_listen_address, start
 from exporter.probers.report import ProbeReport
-from exporter.reasons import RECEIVE_CAUSES, REGION_NAMES, ROUTINE, SEND_CAUSES, describe
+from exporter.reasons import RECEIVE_CAUSES, ROUTINE, SEND_CAUSES, describe
 from exporter.schedule import Scheduler
+from exporter.status import route_title
 from exporter.webconfig import WebConfig
 
+T = TypeVar("T")
 PHASE_ORDER = ("connect", "tls", "associate", "dimse", "release")
 # The simulated peers of `stack` are pynetdicom SCPs in one process: a few
 # seconds between scrapes keeps them from eating the CPU the probes measure.
 FAST_INTERVAL = "3s"
 
 
-def _load(path: str) -> Config:
+def _or_exit(load: Callable[[str], T], path: str) -> T:
+    """Load a file, or print every problem in it and exit 1: no traceback."""
     try:
-        return config_module.load(path)
+        return load(path)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
         raise SystemExit(1) from None
+
+
+def _load(path: str) -> Config:
+    return _or_exit(config_module.load, path)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -126,14 +135,7 @@ def _serve_until_signalled(
 def serve(config_file: str, address: tuple[str, int], interval: float,
           web_config_file: str | None, max_concurrent: int, max_per_target: int) -> None:
     """Serve /probe, /metrics and /sd."""
-    web = None
-    if web_config_file:
-        try:
-            web = webconfig.load(web_config_file)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                click.echo(problem, err=True)
-            raise SystemExit(1) from None
+    web = _or_exit(webconfig.load, web_config_file) if web_config_file else None
     exporter = Exporter(_load(config_file), config_file,
                         ProbeLimits(max_concurrent, max_per_target))
     _serve_until_signalled(exporter, address, interval, web=web)
@@ -272,21 +274,13 @@ def routes(config_file: str) -> None:
 
 def route_table(config: Config, states: list[route_state.RouteState]) -> list[str]:
     """The route table in Swedish, aligned for a terminal."""
-    def place(target: str) -> str:
-        labels = config.targets[target].labels
-        return REGION_NAMES.get(labels.get("region", ""), target)
-
     lines = []
     for state in states:
         route = state.route
-        site = config.sites[route.site].name if route.site in config.sites else route.site
-        lines.append(f"{site} → {place(route.partner)}: {state.advice}")
+        lines.append(f"{route_title(config, route)}: {state.advice}")
         width = max(len(p.path.name) for p in state.paths)
         for path in state.paths:
-            hops = " → ".join(
-                f"{config.targets[hop].ae_title} {route_state.SWEDISH_HOP[hop_state]}"
-                for hop, hop_state in path.hops
-            )
+            hops = route_state.hops_text(config, path)
             assumed = f" (antas: {path.path.assumed})" if path.path.assumed else ""
             mark = "*" if state.active is path else " "
             lines.append(f"  {mark} {path.path.name:<{width}}  "

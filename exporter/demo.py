@@ -46,6 +46,18 @@ def on_loopback(document: dict[str, Any], ports: dict[str, int] | None = None) -
     return out
 
 
+def simulate(document: dict[str, Any]) -> PeerSet:
+    """One simulated peer per target of a config document, with its AE title."""
+    return PeerSet.start({name: t["ae_title"] for name, t in document["targets"].items()})
+
+
+def loopback_config(document: dict[str, Any], peers: PeerSet, source: str) -> tuple[Config, str]:
+    """The document pointed at the simulated peers, parsed as any config is."""
+    ports = {name: peer.port for name, peer in peers.peers.items()}
+    text = yaml.safe_dump(on_loopback(document, ports), sort_keys=False, allow_unicode=True)
+    return config_module.parse(text, source), text
+
+
 @dataclass
 class Demo:
     peers: PeerSet
@@ -55,11 +67,9 @@ class Demo:
     @classmethod
     def start(cls) -> Demo:
         document = yaml.safe_load(example_text())
-        titles = {name: t["ae_title"] for name, t in document["targets"].items()}
-        peers = PeerSet.start(titles)
-        ports = {name: peer.port for name, peer in peers.peers.items()}
-        text = yaml.safe_dump(on_loopback(document, ports), sort_keys=False, allow_unicode=True)
-        return cls(peers, config_module.parse(text, f"{EXAMPLE} (demo, on loopback)"), text)
+        peers = simulate(document)
+        config, text = loopback_config(document, peers, f"{EXAMPLE} (demo, on loopback)")
+        return cls(peers, config, text)
 
     def stop(self) -> None:
         self.peers.stop()

@@ -66,6 +66,13 @@ class RouteState:
         return "okänt: kontroller saknas eller är för gamla"
 
 
+def hops_text(config: Config, path: PathState) -> str:
+    """ "Z83680 upp → Z97117 NERE → SKANE_PACS upp": a path as people read it."""
+    return " → ".join(
+        f"{config.targets[hop].ae_title} {SWEDISH_HOP[state]}" for hop, state in path.hops
+    )
+
+
 def hop_states(config: Config, snapshot: Snapshot, now: float) -> dict[str, HopState]:
     """A target is up when every module's latest result is a fresh success."""
     states = {}

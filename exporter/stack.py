@@ -30,10 +30,9 @@ from pathlib import Path
 
 import yaml
 
-from exporter import config as config_module
 from exporter import http
 from exporter.app import Exporter
-from exporter.demo import on_loopback, peer_switch
+from exporter.demo import loopback_config, peer_switch, simulate
 from exporter.peers import LOOPBACK, PeerSet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,15 +186,13 @@ class Stack:
         started: list[Callable[[], None]] = []
         try:
             kronoberg = yaml.safe_load((ROOT / "examples" / "kronoberg.yml").read_text("utf-8"))
-            peers = PeerSet.start({n: t["ae_title"] for n, t in kronoberg["targets"].items()})
+            peers = simulate(kronoberg)
             started.append(peers.stop)
-            ports = {name: peer.port for name, peer in peers.peers.items()}
             exporters = {}
             for site in SITES:
                 source = ROOT / "examples" / f"{site}.yml"
-                document = on_loopback(yaml.safe_load(source.read_text("utf-8")), ports)
-                config = config_module.parse(yaml.safe_dump(document, allow_unicode=True),
-                                             f"{source.name} (stack, on loopback)")
+                config, _ = loopback_config(yaml.safe_load(source.read_text("utf-8")), peers,
+                                            f"{source.name} (stack, on loopback)")
                 exporter = Exporter(config)
                 server, _ = http.start(exporter, (LOOPBACK, 0), {"/demo": peer_switch(peers)})
                 started.append(server.shutdown)

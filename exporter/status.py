@@ -12,8 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from exporter.config import Config, Target
+from exporter.config_routes import Route
 from exporter.reasons import REGION_NAMES, ROUTINE, Reason
-from exporter.routes import HopState, RouteState, RouteStatus, evaluate, hop_states
+from exporter.routes import (
+    SWEDISH_STATE,
+    HopState,
+    RouteState,
+    RouteStatus,
+    evaluate,
+    hop_states,
+    hops_text,
+)
 from exporter.stats import Snapshot
 
 STATE_TEXT = {HopState.UP: "upp", HopState.DOWN: "nere", HopState.UNKNOWN: "okänd"}
@@ -141,18 +150,19 @@ def _target_fault(config: Config, target: Target, snapshot: Snapshot) -> Fault |
     )
 
 
+def route_title(config: Config, route: Route) -> str:
+    """ "Ljungby → Skåne" """
+    return f"{site_name(config, route.site)} → {place(config.targets[route.partner])}"
+
+
 def _route_view(config: Config, state: RouteState) -> RouteView:
     route = state.route
-    partner = config.targets[route.partner]
-    title = f"{site_name(config, route.site)} → {place(partner)}"
+    title = route_title(config, route)
     paths = [
         {
             "name": path.path.name,
-            "state": {"up": "öppen", "down": "stängd", "unknown": "okänd"}[path.state.value],
-            "hops": " → ".join(
-                f"{config.targets[hop].ae_title} {STATE_TEXT[hop_state]}"
-                for hop, hop_state in path.hops
-            ),
+            "state": SWEDISH_STATE[path.state],
+            "hops": hops_text(config, path),
             "assumed": path.path.assumed,
             "active": "ja" if state.active is path else "",
         }

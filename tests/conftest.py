@@ -117,26 +117,29 @@ def make_cert(folder: Path, name: str, ca: str, cn: str = "localhost") -> None:
 
 
 @pytest.fixture(scope="session")
-def dicom_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("dicom-pki")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Test-only certificates: `server` (127.0.0.1, localhost) and `client` from
+    `ca`; `stranger` from `other`, a CA nobody trusts."""
+    folder = tmp_path_factory.mktemp("pki")
     make_ca(folder, "ca")
     make_ca(folder, "other")
-    make_cert(folder, "peer", "ca")
-    make_cert(folder, "monitor", "ca", cn="KRONOBERG_MON")
+    make_cert(folder, "server", "ca")
+    make_cert(folder, "client", "ca", cn="KRONOBERG_MON")
+    make_cert(folder, "stranger", "other", cn="stranger")
     return folder
 
 
 @pytest.fixture(scope="session")
 def tls_storescp(
-    dicom_pki: Path, tmp_path_factory: pytest.TempPathFactory
+    pki: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[int]:
     """dcmtk's storescp with TLS (its default BCP 195 profile), client certificates required."""
     out = tmp_path_factory.mktemp("tls-out")
     port = free_port()
     process = subprocess.Popen(
         [require("storescp"), "--aetitle", "TLSSCP", "--output-directory", str(out),
-         "+tls", str(dicom_pki / "peer.key"), str(dicom_pki / "peer.crt"), "-pw",
-         "+cf", str(dicom_pki / "ca.crt"), str(port)],
+         "+tls", str(pki / "server.key"), str(pki / "server.crt"), "-pw",
+         "+cf", str(pki / "ca.crt"), str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

@@ -84,12 +84,12 @@ def exposed_names(exporter: Exporter) -> set[str]:
     return names
 
 
-def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter, dicom_pki,
+def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter, pki,
                                                              tls_storescp) -> None:
     exporter, _ = demo_exporter
     # The demo has no TLS peer: a real one (dcmtk storescp with TLS) adds the TLS metrics.
     tls_names = {sample.name for family in text_string_to_metric_families(
-        render_probe(tls_probe(dicom_pki, tls_storescp)).decode()) for sample in family.samples}
+        render_probe(tls_probe(pki, tls_storescp)).decode()) for sample in family.samples}
     used = set()
     for rule in rules():
         used.update(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", rule["expr"]))

@@ -18,21 +18,10 @@ import yaml
 from exporter import http, webconfig
 from exporter.app import Exporter, ProbeLimits
 from exporter.config import ConfigError
-from tests.conftest import LOOPBACK, make_ca, make_cert, make_config
+from tests.conftest import LOOPBACK, make_config
 from tests.hostile import ScriptedPeer, read_pdu
 
 PASSWORD = "rätt-lösenord"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("pki")
-    make_ca(folder, "ca")
-    make_ca(folder, "other")
-    make_cert(folder, "server", "ca")
-    make_cert(folder, "client", "ca", cn="prometheus")
-    make_cert(folder, "stranger", "other", cn="stranger")
-    return folder
 
 
 def serve(web: webconfig.WebConfig | None, limits: ProbeLimits | None = None,
