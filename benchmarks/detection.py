@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
-from exporter.stack import SHIPPED_INTERVAL, Stack
+from tools.stack import SHIPPED_INTERVAL, Stack
 
 
 def get(url: str, **params: str) -> object:

@@ -39,7 +39,7 @@ from pynetdicom.sop_class import Verification
 
 from exporter import config as config_module
 from exporter import probers
-from tests.realpeers import (
+from tests.support.realpeers import (
     LOOPBACK,
     MONITOR_AE,
     free_port,

@@ -1,6 +1,6 @@
 """10,000 failing probes of mixed reasons: do threads, sockets and memory come back?
 
-Uses the hostile peers of tests/test_stability.py (garbage, RST, rejection,
+Uses the hostile peers of tests/support/stability.py (garbage, RST, rejection,
 A-ABORT, silence, a PDU header and a stall, a closed port), run in a child
 process so that only the exporter is measured, probes them on eight threads
 and prints the exporter's threads, open file descriptors and RSS before,
@@ -18,8 +18,9 @@ import time
 from multiprocessing.connection import Connection
 
 from exporter.app import Exporter
-from tests.conftest import free_port, make_config
-from tests.test_stability import hostile_peers, resources, run_failures
+from tests.support.configs import make_config
+from tests.support.realpeers import free_port
+from tests.support.stability import hostile_peers, resources, run_failures
 
 
 def serve_peers(connection: Connection) -> None:

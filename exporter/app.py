@@ -16,8 +16,9 @@ from exporter import config as config_module
 from exporter import probers
 from exporter.config import Config, ConfigError
 from exporter.metrics import ExporterCollector
-from exporter.probers import store
+from exporter.probers.memory import ProberState
 from exporter.probers.report import ProbeReport
+from exporter.probers.store import store_key
 from exporter.stats import Stats
 
 logger = logging.getLogger("dicom_exporter")
@@ -80,6 +81,8 @@ class Exporter:
         self.limits = limits or ProbeLimits()
         self.config_path = config_path
         self.stats = Stats()
+        # What probes keep between them (open associations, the store memory).
+        self.prober_state = ProberState()
         self.stats.configured(config)
         self._reload_lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
@@ -110,11 +113,15 @@ class Exporter:
                 return str(exc)
             self._config = new
             self.stats.configured(new)
-            store.forget()
+            self.prober_state.store.keep_only(_store_keys(new))
             logger.info("config reloaded", extra={"fields": {
                 "file": self.config_path, "targets": len(new.targets),
                 "modules": len(new.modules)}})
             return None
+
+    def abort_all(self) -> int:
+        """Send an A-ABORT to every peer in an association now: for SIGTERM."""
+        return self.prober_state.associations.abort_all()
 
     def timeout_for(self, module_timeout: float, scrape_timeout: float | None) -> float:
         if scrape_timeout is None or scrape_timeout <= 0:
@@ -143,7 +150,8 @@ class Exporter:
         self.limits.acquire(peer)
         self.stats.started()
         try:
-            report = probers.run(target, module, self.timeout_for(module.timeout, scrape_timeout))
+            report = probers.run(target, module, self.timeout_for(module.timeout, scrape_timeout),
+                                 self.prober_state)
         except BaseException:  # interrupted (shutdown): keep in_flight right
             self.stats.finished(target.name, module.name, False, None, 0.0)
             raise
@@ -163,3 +171,14 @@ class Exporter:
                 }},
             )
         return report
+
+
+def _store_keys(config: Config) -> set:
+    """The peers the store probes of `config` write to, keyed as the store memory is."""
+    keys = set()
+    for target in config.targets.values():
+        for name in target.modules:
+            module = config.modules[name]
+            if module.prober == "store" and module.sop_classes:
+                keys.add(store_key(target, module))
+    return keys

@@ -18,9 +18,8 @@ from typing import TypeVar
 
 import click
 
-from exporter import __version__, logs, upperlayer, webconfig
+from exporter import __version__, logs, route_state
 from exporter import config as config_module
-from exporter import routes as route_state
 from exporter.app import (
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_PER_TARGET,
@@ -28,20 +27,17 @@ from exporter.app import (
     ProbeLimits,
     UnknownProbe,
 )
-from exporter.checker import parse_duration
-from exporter.config import Config, ConfigError
-from exporter.http import DEFAULT_LISTEN, parse_listen_address, start
+from exporter.config import Config, ConfigError, webconfig
+from exporter.config.strict import parse_duration
+from exporter.config.webconfig import WebConfig
 from exporter.probers.report import ProbeReport
 from exporter.reasons import RECEIVE_CAUSES, ROUTINE, SEND_CAUSES, describe
 from exporter.schedule import Scheduler
-from exporter.status import route_title
-from exporter.webconfig import WebConfig
+from exporter.web.oncall import route_title
+from exporter.web.server import DEFAULT_LISTEN, parse_listen_address, start
 
 T = TypeVar("T")
 PHASE_ORDER = ("connect", "tls", "associate", "dimse", "release")
-# The simulated peers of `stack` are pynetdicom SCPs in one process: a few
-# seconds between scrapes keeps them from eating the CPU the probes measure.
-FAST_INTERVAL = "3s"
 
 
 def _or_exit(load: Callable[[str], T], path: str) -> T:
@@ -84,10 +80,10 @@ def main(log_level: str, log_format: str) -> None:
 
 
 def _serve_until_signalled(
-    exporter: Exporter, address: tuple[str, int], interval: float, extra_routes=None,
+    exporter: Exporter, address: tuple[str, int], interval: float, extra_endpoints=None,
     web: WebConfig | None = None,
 ) -> None:
-    server, _ = start(exporter, address, extra_routes, web)
+    server, _ = start(exporter, address, extra_endpoints, web)
     scheduler = Scheduler(exporter, interval) if interval > 0 else None
     if scheduler:
         scheduler.start()
@@ -110,7 +106,7 @@ def _serve_until_signalled(
         if scheduler:
             scheduler.stop()
         server.shutdown()
-        aborted = upperlayer.abort_all()
+        aborted = exporter.abort_all()
         server.server_close()
         logging.getLogger("dicom_exporter").info(
             "stopped", extra={"fields": {"aborted_associations": aborted}})
@@ -221,7 +217,7 @@ def probe(config_file: str, module_name: str | None, debug: bool, target: str) -
               show_default=True, help="How often the demo probes every target itself.")
 def demo(address: tuple[str, int], down: tuple[str, ...], interval: float) -> None:
     """Run the exporter against simulated Kronoberg peers on 127.0.0.1."""
-    from exporter.demo import Demo, peer_switch
+    from exporter.demo.embedded import Demo, peer_switch
 
     simulation = Demo.start()
     try:
@@ -288,41 +284,3 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
         lines.append(f"    {'sista utväg':<{width}}  {route.last_resort}")
         lines.append("")
     return lines
-
-
-@main.command()
-@click.option("--fast", is_flag=True,
-              help=f"Scrape and evaluate every {FAST_INTERVAL} instead of the shipped 15 s.")
-def stack(fast: bool) -> None:
-    """Run peers, both exporters, Prometheus and Alertmanager on 127.0.0.1.
-
-    Needs the Debian packages prometheus and prometheus-alertmanager, and a
-    checkout of the repository (it reads alerts/ and examples/).
-    """
-    from exporter.stack import SHIPPED_INTERVAL, Stack, StackError
-
-    try:
-        running = Stack.start(FAST_INTERVAL if fast else SHIPPED_INTERVAL, echo=click.echo)
-    except StackError as exc:
-        click.echo(f"cannot start the stack: {exc}", err=True)
-        raise SystemExit(1) from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        click.echo("Simulated peers on 127.0.0.1: "
-                   + ", ".join(f"{n}:{p.port}" for n, p in running.peers.peers.items()))
-        for site in running.exporters:
-            click.echo(f"Exporter {site:<8} {running.exporter_url(site)}/")
-        click.echo(f"Prometheus       {running.prometheus_url}/alerts")
-        click.echo(f"Alertmanager     {running.alertmanager_url}/#/alerts")
-        click.echo(f"Dashboards       grafana/dashboards/*.json (import into Grafana, "
-                   f"datasource {running.prometheus_url})")
-        click.echo("Take a simulated peer down (up|down|reject), from either exporter:")
-        click.echo(f"  curl -X POST '{running.exporter_url('vaxjo')}/demo/peers/z97117?state=down'")
-        click.echo("Notifications the pager, mail and dead man's switch would get are printed "
-                   "below. Stop with Ctrl-C.")
-        while not stop.wait(0.5):
-            pass
-    finally:
-        running.stop()

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from exporter import __version__, routes
+from exporter import __version__, route_state
 from exporter.config import Config
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
@@ -287,8 +287,8 @@ class ExporterCollector(Collector):
 
 
 def route_families(config: Config, snapshot: Snapshot) -> Iterator[Metric]:
-    """Route state from routes.current(): the same answer the status page gives."""
-    states = routes.current(config, snapshot, time.time())
+    """Route state from route_state.current(): the same answer the status page gives."""
+    states = route_state.current(config, snapshot, time.time())
     common = ["route", "site", "partner", "region"]
     info = GaugeMetricFamily(
         ROUTE_INFO, "One series per configured route, with its last resort.",
@@ -312,12 +312,12 @@ def route_families(config: Config, snapshot: Snapshot) -> Iterator[Metric]:
         info.add_metric([*base, route.last_resort], 1)
         for path in state.paths:
             kind = "primary" if path.primary else "fallback"
-            for each in routes.HopState:
+            for each in route_state.HopState:
                 paths.add_metric([*base, path.path.name, kind, each.value],
                                  int(path.state is each))
         if state.active is not None:
             name = state.active.path.name
-        elif state.status is routes.RouteStatus.NONE:
+        elif state.status is route_state.RouteStatus.NONE:
             name = route.last_resort
         else:
             name = ""

@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
-exec .venv/bin/dicom-exporter stack "$@"
+exec .venv/bin/python -m tools.stack "$@"

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from exporter.reasons import ROUTINE, Reason
-from tests.conftest import load_script, require
+from tests.support.generated import load_script
+from tests.support.realpeers import require
 
 ROOT = Path(__file__).parent.parent
 ALERTS = ROOT / "alerts"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from exporter.peers import SimulatedPeer
-from tests.conftest import LOOPBACK, free_port, wait_for_port
+from exporter.demo.simulated import SimulatedPeer
+from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 TESTDATA = Path(__file__).parent / "testdata"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from exporter import config
-from exporter.checker import parse_duration
 from exporter.config import ConfigError
+from exporter.config.strict import parse_duration
 
 TESTDATA = Path(__file__).parent / "testdata"
 EXAMPLES = Path(__file__).parent.parent / "examples"

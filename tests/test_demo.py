@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from exporter.app import Exporter
-from exporter.demo import Demo, example_text, on_loopback
+from exporter.demo.embedded import Demo, example_text, on_loopback
 from exporter.reasons import Reason
-from tests.conftest import LOOPBACK, free_port, wait_for_port
+from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
 
 
 @pytest.fixture(scope="module")

@@ -9,29 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from exporter import probers
 from exporter.config import ConfigError
 from exporter.metrics import render_probe
 from exporter.reasons import Reason
-from tests.conftest import make_config
-
-
-def probe(pki: Path, port: int, module: str = "echo", ca: str = "ca", client: bool = True,
-          tls: bool = True):
-    settings: dict = {"ca_file": str(pki / f"{ca}.crt"), "server_name": "localhost"}
-    if client:
-        settings |= {"cert_file": str(pki / "client.crt"),
-                     "key_file": str(pki / "client.key")}
-    target = {"port": port, "ae_title": "TLSSCP"}
-    if tls:
-        target["tls"] = settings
-    config = make_config({"peer": target})
-    return probers.run(config.targets["peer"], config.modules[module], 3.0)
+from tests.support.configs import make_config
+from tests.support.pki import tls_probe
 
 
 @pytest.mark.parametrize("module", ["echo", "negotiate", "store"])
 def test_probes_succeed_over_tls_with_a_client_certificate(pki, tls_storescp, module) -> None:
-    report = probe(pki, tls_storescp, module)
+    report = tls_probe(pki, tls_storescp, module)
     assert report.success, report.detail
     assert report.phases["tls"] > 0
     assert report.tls_version in ("TLSv1.2", "TLSv1.3")
@@ -44,26 +31,26 @@ def test_probes_succeed_over_tls_with_a_client_certificate(pki, tls_storescp, mo
 
 def test_a_certificate_from_another_ca_is_a_tls_failure(pki, tls_storescp) -> None:
     started = time.monotonic()
-    report = probe(pki, tls_storescp, ca="other")
+    report = tls_probe(pki, tls_storescp, ca="other")
     assert report.reason is Reason.TLS, report.detail
     assert "certificate" in report.detail
     assert time.monotonic() - started < 3.5
 
 
 def test_a_missing_client_certificate_is_a_tls_failure(pki, tls_storescp) -> None:
-    report = probe(pki, tls_storescp, client=False)
+    report = tls_probe(pki, tls_storescp, client=False)
     assert report.reason in (Reason.TLS, Reason.RESET), report.detail
     assert report.success is False
 
 
 def test_tls_towards_a_plain_dicom_port_is_a_tls_failure(pki, storescp) -> None:
     port, _ = storescp
-    report = probe(pki, port)
+    report = tls_probe(pki, port)
     assert report.reason is Reason.TLS, report.detail
 
 
 def test_plain_dicom_towards_a_tls_port_fails_cleanly(pki, tls_storescp) -> None:
-    report = probe(pki, tls_storescp, tls=False)
+    report = tls_probe(pki, tls_storescp, tls=False)
     assert report.success is False
     assert report.reason in (Reason.RESET, Reason.PROTOCOL_ERROR, Reason.ASSOCIATION_TIMEOUT)
 

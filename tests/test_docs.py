@@ -8,7 +8,7 @@ from pathlib import Path
 
 from exporter import metrics
 from exporter.reasons import ROUTINE, Reason
-from tests.conftest import require
+from tests.support.realpeers import require
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import urllib.request
 from pathlib import Path
 
-from exporter import http
 from exporter.app import Exporter
-from tests.conftest import LOOPBACK, make_config, start_orthanc, stop
-from tests.promstack import Prometheus, wait_until
+from exporter.web import server as web_server
+from tests.support.configs import make_config
+from tests.support.promstack import Prometheus, wait_until
+from tests.support.realpeers import LOOPBACK, start_orthanc, stop
 
 
 def test_stopping_orthanc_makes_the_partner_alert_pending(tmp_path: Path) -> None:
@@ -20,7 +21,7 @@ def test_stopping_orthanc_makes_the_partner_alert_pending(tmp_path: Path) -> Non
                    "labels": {"site": "vaxjo", "region": "skane", "role": "partner"}}},
     )
     exporter = Exporter(config)
-    server, _ = http.start(exporter, (LOOPBACK, 0))
+    server, _ = web_server.start(exporter, (LOOPBACK, 0))
     address = f"{LOOPBACK}:{server.server_address[1]}"
     prometheus = None
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_script
+from tests.support.generated import load_script
 
 ROOT = Path(__file__).parent.parent
 GRAFANA = ROOT / "grafana"

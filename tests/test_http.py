@@ -15,12 +15,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import http
 from exporter.app import Exporter
 from exporter.config import load
-from exporter.peers import SimulatedPeer
-from tests.conftest import LOOPBACK, free_port, require
-from tests.hostile import ScriptedPeer
+from exporter.demo.simulated import SimulatedPeer
+from exporter.web import server as web_server
+from tests.support.hostile import ScriptedPeer
+from tests.support.realpeers import LOOPBACK, free_port, require
 
 
 def get(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, str]:
@@ -83,7 +83,7 @@ def served(tmp_path: Path, peer: SimulatedPeer) -> Iterator[Setup]:
     config_file = tmp_path / "exporter.yml"
     config_file.write_text(yaml.safe_dump(document))
     exporter = Exporter(load(config_file), str(config_file))
-    server, _ = http.start(exporter, (LOOPBACK, 0))
+    server, _ = web_server.start(exporter, (LOOPBACK, 0))
     try:
         yield Setup(server.url, exporter, config_file, silent, document)
     finally:

@@ -22,8 +22,8 @@ from pynetdicom.sop_class import (
 
 from exporter import probers
 from exporter.reasons import Reason
-from tests.conftest import LOOPBACK, free_port, make_config
-from tests.hostile import (
+from tests.support.configs import make_config
+from tests.support.hostile import (
     ScriptedPeer,
     accept_association,
     answer_echo,
@@ -32,6 +32,7 @@ from tests.hostile import (
     reset,
     send_abort,
 )
+from tests.support.realpeers import LOOPBACK, free_port
 
 TIMEOUT = 1.0
 
@@ -305,8 +306,8 @@ def test_fin_and_rst_in_every_phase_are_a_reset(phase: str, how: str) -> None:
 
 
 def test_metrics_keep_answering_while_hostile_peers_hold_probes() -> None:
-    from exporter import http
     from exporter.app import Exporter
+    from exporter.web import server as web_server
 
     peers = [ScriptedPeer(lambda peer, conn: peer.hold()) for _ in range(3)]
     peers.append(ScriptedPeer(lambda peer, conn: (read_pdu(conn),
@@ -315,7 +316,7 @@ def test_metrics_keep_answering_while_hostile_peers_hold_probes() -> None:
     config = make_config({f"hostile{i}": {"port": p.port, "ae_title": "PEER",
                                           "modules": ["echo"]} for i, p in enumerate(peers)})
     exporter = Exporter(config)
-    server, _ = http.start(exporter, (LOOPBACK, 0))
+    server, _ = web_server.start(exporter, (LOOPBACK, 0))
     try:
         probes = [threading.Thread(target=exporter.probe, args=(name, "echo"))
                   for name in config.targets]

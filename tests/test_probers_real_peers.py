@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from exporter import probers
+from exporter.dicom.testobject import PATIENT_ID, PATIENT_NAME
 from exporter.reasons import Reason
-from exporter.testobject import PATIENT_ID, PATIENT_NAME
-from tests.conftest import Orthanc, make_config
+from tests.support.configs import make_config
+from tests.support.realpeers import Orthanc
 
 
 def probe(port: int, ae_title: str, module: str, calling: str | None = None):

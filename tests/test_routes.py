@@ -15,15 +15,15 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import config as config_module
-from exporter import http
 from exporter.app import Exporter
-from exporter.config_routes import PRIMARY_NAME
-from exporter.demo import Demo
+from exporter.config.topology import PRIMARY_NAME
+from exporter.demo.embedded import Demo
 from exporter.reasons import Reason
-from exporter.routes import HopState, RouteStatus, current, evaluate, hop_states
+from exporter.route_state import HopState, RouteStatus, current, evaluate, hop_states
 from exporter.stats import Series, Snapshot
-from tests.conftest import LOOPBACK
-from tests.promstack import Prometheus, wait_until
+from exporter.web import server as web_server
+from tests.support.promstack import Prometheus, wait_until
+from tests.support.realpeers import LOOPBACK
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "kronoberg.yml"
 CONFIG = config_module.load(EXAMPLE)
@@ -184,7 +184,7 @@ def test_routes_command_prints_the_table_in_swedish(demo: Demo, tmp_path: Path) 
 
 def test_route_alerts_in_a_real_prometheus(demo: Demo, tmp_path: Path) -> None:
     exporter = Exporter(demo.config)
-    server, _ = http.start(exporter, (LOOPBACK, 0))
+    server, _ = web_server.start(exporter, (LOOPBACK, 0))
     prometheus = None
     try:
         prometheus = Prometheus(tmp_path, f"{LOOPBACK}:{server.server_address[1]}")

@@ -14,12 +14,13 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import http, runbooks
 from exporter.app import Exporter
-from exporter.demo import Demo
+from exporter.demo.embedded import Demo
 from exporter.metrics import render_probe
-from tests.conftest import LOOPBACK, require
-from tests.test_dicom_tls import probe as tls_probe
+from exporter.web import runbooks
+from exporter.web import server as web_server
+from tests.support.pki import tls_probe
+from tests.support.realpeers import LOOPBACK, require
 
 ROOT = Path(__file__).parent.parent
 RULES = ROOT / "alerts" / "dicom.rules.yml"
@@ -61,7 +62,7 @@ def test_the_coverage_table_names_every_cause_of_the_routine() -> None:
 def demo_exporter() -> Iterator[tuple[Exporter, str]]:
     demo = Demo.start()
     exporter = Exporter(demo.config)
-    server, _ = http.start(exporter, (LOOPBACK, 0))
+    server, _ = web_server.start(exporter, (LOOPBACK, 0))
     try:
         yield exporter, server.url
     finally:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import LOOPBACK, free_port, wait_for_port
-from tests.hostile import ScriptedPeer, read_pdu
+from tests.support.hostile import ScriptedPeer, read_pdu
+from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
 
 PROBE_TIMEOUT = 8.0
 

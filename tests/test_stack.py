@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from exporter import metrics
-from exporter.stack import Stack, StackError
-from tests.promstack import wait_until
+from tests.support.promstack import wait_until
+from tools.stack import Stack, StackError
 
 ROOT = Path(__file__).parent.parent
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))

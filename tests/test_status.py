@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from exporter import config as config_module
-from exporter import status, statuspage
 from exporter.reasons import ROUTINE, Reason
 from exporter.stats import Series, Snapshot
-from tests.conftest import LOOPBACK, free_port, require, wait_for_port
+from exporter.web import oncall, oncall_html
+from tests.support.realpeers import LOOPBACK, free_port, require, wait_for_port
 
 ROOT = Path(__file__).parent.parent
 CONFIG = config_module.load(ROOT / "examples" / "kronoberg.yml")
@@ -42,7 +42,7 @@ def snapshot(down: dict[str, Reason] | None = None, echo_ms: float = 2.0) -> Sna
 
 
 def test_healthy_state_has_no_faults_and_every_route_on_its_primary_path() -> None:
-    result = status.build(CONFIG, snapshot(), NOW)
+    result = oncall.build(CONFIG, snapshot(), NOW)
     assert result.faults == []
     assert {t.state for t in result.targets} == {"upp"}
     assert {r.status for r in result.routes} == {"primary"}
@@ -54,7 +54,7 @@ def test_healthy_state_has_no_faults_and_every_route_on_its_primary_path() -> No
 
 
 def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:
-    result = status.build(CONFIG, snapshot({"skane": Reason.CONNECT_TIMEOUT}), NOW)
+    result = oncall.build(CONFIG, snapshot({"skane": Reason.CONNECT_TIMEOUT}), NOW)
     assert len(result.faults) == 1
     fault = result.faults[0]
     assert fault.runbook == "DicomPartnerUnreachable"
@@ -71,7 +71,7 @@ def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:
 
 def test_no_route_state_names_the_last_resort_once_per_site() -> None:
     down = {name: Reason.REFUSED for name in ("z97117", "blekinge", "halland", "jonkoping")}
-    result = status.build(CONFIG, snapshot(down), NOW)
+    result = oncall.build(CONFIG, snapshot(down), NOW)
     runbooks = [f.runbook for f in result.faults]
     assert runbooks.count("DicomLinkComputerDown") == 1
     assert runbooks.count("NoRouteAvailable") == 2  # Växjö and Ljungby
@@ -86,13 +86,13 @@ def test_no_route_state_names_the_last_resort_once_per_site() -> None:
 
 
 def test_stale_results_show_as_unknown_not_up() -> None:
-    result = status.build(CONFIG, snapshot(), NOW + CONFIG.results_max_age + 10)
+    result = oncall.build(CONFIG, snapshot(), NOW + CONFIG.results_max_age + 10)
     assert {t.state for t in result.targets} == {"okänd"}
     assert {r.status for r in result.routes} == {"unknown"}
 
 
 def test_the_page_says_state_in_words_and_needs_nothing_from_outside() -> None:
-    page = statuspage.render(status.build(CONFIG, snapshot({"skane": Reason.REFUSED}), NOW))
+    page = oncall_html.render(oncall.build(CONFIG, snapshot({"skane": Reason.REFUSED}), NOW))
     assert '<html lang="sv">' in page
     assert "✖ NERE" in page and "✔ upp" in page  # text and symbol, not colour alone
     assert 'href="/runbooks/DicomPartnerUnreachable"' in page

@@ -15,25 +15,26 @@ import bcrypt
 import pytest
 import yaml
 
-from exporter import http, webconfig
 from exporter.app import Exporter, ProbeLimits
-from exporter.config import ConfigError
-from tests.conftest import LOOPBACK, make_config
-from tests.hostile import ScriptedPeer, read_pdu
+from exporter.config import ConfigError, webconfig
+from exporter.web import server as web_server
+from tests.support.configs import make_config
+from tests.support.hostile import ScriptedPeer, read_pdu
+from tests.support.realpeers import LOOPBACK
 
 PASSWORD = "rätt-lösenord"
 
 
 def serve(web: webconfig.WebConfig | None, limits: ProbeLimits | None = None,
-          targets: dict | None = None) -> http.Server:
+          targets: dict | None = None) -> web_server.Server:
     config = make_config(targets or {"peer": {"port": 1, "ae_title": "PEER",
                                               "modules": ["tcp"]}})
-    server, _ = http.start(Exporter(config, limits=limits), (LOOPBACK, 0), web=web)
+    server, _ = web_server.start(Exporter(config, limits=limits), (LOOPBACK, 0), web=web)
     return server
 
 
 @pytest.fixture
-def secured(pki: Path, tmp_path: Path) -> Iterator[http.Server]:
+def secured(pki: Path, tmp_path: Path) -> Iterator[web_server.Server]:
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
     web_file = tmp_path / "web.yml"
     web_file.write_text(yaml.safe_dump({
@@ -56,7 +57,7 @@ def client_context(pki: Path, cert: str | None = "client") -> ssl.SSLContext:
     return context
 
 
-def request(server: http.Server, path: str, context: ssl.SSLContext | None,
+def request(server: web_server.Server, path: str, context: ssl.SSLContext | None,
             user: str | None = "prometheus", password: str = PASSWORD) -> tuple[int, str]:
     host, port = server.server_address[:2]
     if context is None:
@@ -74,7 +75,9 @@ def request(server: http.Server, path: str, context: ssl.SSLContext | None,
 
 @pytest.mark.parametrize("path", ["/metrics", "/probe?target=peer&module=tcp", "/sd", "/",
                                   "/status.json", "/runbooks/", "/-/healthy"])
-def test_every_endpoint_needs_the_password(secured: http.Server, pki: Path, path: str) -> None:
+def test_every_endpoint_needs_the_password(
+    secured: web_server.Server, pki: Path, path: str
+) -> None:
     context = client_context(pki)
     assert request(secured, path, context)[0] == 200
     assert request(secured, path, context, user=None)[0] == 401
@@ -82,7 +85,7 @@ def test_every_endpoint_needs_the_password(secured: http.Server, pki: Path, path
     assert request(secured, path, context, user="nobody")[0] == 401
 
 
-def test_tls_is_required_and_the_client_certificate_checked(secured: http.Server,
+def test_tls_is_required_and_the_client_certificate_checked(secured: web_server.Server,
                                                             pki: Path) -> None:
     assert secured.url.startswith("https://")
     with pytest.raises((ConnectionError, httpclient.HTTPException, OSError)):
@@ -95,7 +98,7 @@ def test_tls_is_required_and_the_client_certificate_checked(secured: http.Server
     assert status == 200 and "dicom_exporter_build_info" in body
 
 
-def test_a_silent_tls_client_does_not_block_others(secured: http.Server, pki: Path) -> None:
+def test_a_silent_tls_client_does_not_block_others(secured: web_server.Server, pki: Path) -> None:
     host, port = secured.server_address[:2]
     with socket.create_connection((host, port)):  # connects, never says hello
         assert request(secured, "/-/healthy", client_context(pki))[0] == 200

@@ -1,6 +1,7 @@
 """Probers by name, all with one signature: `probe(report) -> bool`.
 
-A prober reads its target and module from the report and writes what it finds
+A prober reads its target, module and the state it may touch (open
+associations, the store memory) from the report and writes what it finds
 into it. `run` is the one place that turns a ProbeFailure, or a bug, into a
 classified result, so no prober can raise past it and no probe can outlive
 its deadline by more than the socket call in progress.
@@ -13,10 +14,12 @@ import time
 from collections.abc import Callable
 
 from exporter.config import Module, Target
+from exporter.config.prober_kinds import KINDS
+from exporter.dicom.failure import ProbeFailure
 from exporter.probers import echo, negotiate, store, tcp
+from exporter.probers.memory import ProberState
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
-from exporter.upperlayer import ProbeFailure
 
 Prober = Callable[[ProbeReport], bool]
 
@@ -26,12 +29,17 @@ PROBERS: dict[str, Prober] = {
     "negotiate": negotiate.probe,
     "store": store.probe,
 }
+assert set(PROBERS) == set(KINDS), "every kind in prober_kinds needs its prober"
 
 logger = logging.getLogger("dicom_exporter.probe")
 
 
-def run(target: Target, module: Module, timeout: float) -> ProbeReport:
-    report = ProbeReport(target=target, module=module, timeout=timeout)
+def run(
+    target: Target, module: Module, timeout: float, state: ProberState | None = None
+) -> ProbeReport:
+    """One probe; without `state` it starts from nothing (a one-off, e.g. the CLI)."""
+    report = ProbeReport(target=target, module=module, timeout=timeout,
+                         state=state or ProberState())
     report.note(
         f"probing {target.name} ({target.host}:{target.port}) with module "
         f"{module.name} ({module.prober}), timeout {timeout:.3f}s"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from exporter.probers import status
+from exporter.dicom.codec import VERIFICATION, presentation_contexts
+from exporter.dicom.failure import ProbeFailure
 from exporter.probers.report import ProbeReport
-from exporter.probers.session import association
+from exporter.probers.session import association, check_status
 from exporter.reasons import Reason
-from exporter.upperlayer import VERIFICATION, ProbeFailure, presentation_contexts
 
 TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
@@ -17,5 +17,5 @@ def probe(report: ProbeReport) -> bool:
         context = layer.accepted.context_for(VERIFICATION) if layer.accepted else None
         if context is None:
             raise ProbeFailure(Reason.NO_ACCEPTED_CONTEXT, "Verification was not accepted")
-        status.check(report, layer.echo(context.context_id), "C-ECHO")
+        check_status(report, layer.echo(context.context_id), "C-ECHO")
     return True

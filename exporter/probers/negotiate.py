@@ -6,10 +6,11 @@ peer is down", without putting anything in the peer's archive.
 
 from __future__ import annotations
 
+from exporter.dicom.codec import VERIFICATION, presentation_contexts
+from exporter.dicom.failure import ProbeFailure
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import association
 from exporter.reasons import Reason
-from exporter.upperlayer import VERIFICATION, ProbeFailure, presentation_contexts
 
 
 def probe(report: ProbeReport) -> bool:

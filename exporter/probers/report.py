@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass, field
 
 from exporter.config import Module, Target
+from exporter.dicom.codec import Accepted, ContextResult
+from exporter.dicom.failure import Deadline, ProbeFailure
+from exporter.probers.memory import ProberState
 from exporter.reasons import Reason
-from exporter.upperlayer import Accepted, ContextResult, Deadline, ProbeFailure
 
 
 @dataclass
@@ -20,6 +22,7 @@ class ProbeReport:
     target: Target
     module: Module
     timeout: float
+    state: ProberState = field(repr=False)
     deadline: Deadline = field(init=False)
     started: float = field(init=False)
     success: bool = False
@@ -36,6 +39,7 @@ class ProbeReport:
     tls_expiry: float | None = None  # the verified peer certificate's notAfter, Unix time
     # Store probes within the module's min_interval repeat the last result.
     result_age: float | None = None
+    store_sent: bool = False  # a C-STORE-RQ went out: the peer may have stored it
     log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -12,16 +12,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from exporter.dicom import dimse_status
+from exporter.dicom.association import UpperLayer
+from exporter.dicom.codec import ContextSpec, DimseResponse
+from exporter.dicom.failure import ProbeFailure
+from exporter.dicom.transport import connect, resolve, start_tls
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
-from exporter.upperlayer import (
-    ContextSpec,
-    ProbeFailure,
-    UpperLayer,
-    connect,
-    resolve,
-    start_tls,
-)
 
 
 def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
@@ -50,7 +47,7 @@ def association(
     report: ProbeReport, contexts: tuple[ContextSpec, ...]
 ) -> Iterator[UpperLayer]:
     sock = open_socket(report, handshake=True)
-    layer = UpperLayer(sock, report.deadline)
+    layer = UpperLayer(sock, report.deadline, registry=report.state.associations)
     module, target = report.module, report.target
     try:
         calling = target.probe_calling_ae or module.calling_ae_title
@@ -84,3 +81,15 @@ def association(
     finally:
         report.phases.update(layer.phases)
         layer.close()
+
+
+def check_status(report: ProbeReport, response: DimseResponse, what: str) -> None:
+    """Record the status; anything but success ends the probe with its class."""
+    report.status = response.status
+    comment = f" ({response.error_comment})" if response.error_comment else ""
+    report.note(f"{what} status 0x{response.status:04X}{comment}")
+    reason = dimse_status.failure_reason(response.status)
+    if reason is not None:
+        raise ProbeFailure(
+            reason, f"{what} status 0x{response.status:04X}{comment}", status=response.status
+        )

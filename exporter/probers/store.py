@@ -1,47 +1,43 @@
 """C-STORE of a synthetic test object: can the peer really receive.
 
 Storing every scrape would fill a partner's archive, so a store probe within
-the module's min_interval of the last real one for the same target repeats
-that result (with its age) instead of sending again.
+the module's min_interval of the last real one to the same peer repeats that
+result (with its age) instead of sending again. Probes of one peer take turns,
+so concurrent first probes store once and share the result. Only a probe whose
+C-STORE-RQ went out is remembered: one that never reached the peer's archive
+(refused, timed out, rejected) tries again at the next scrape.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass
 from io import BytesIO
 
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 
-from exporter.probers import status
+from exporter.config import Module, Target
+from exporter.dicom.codec import encode_dimse, presentation_contexts
+from exporter.dicom.failure import ProbeFailure
+from exporter.dicom.testobject import synthetic_instance
+from exporter.probers.memory import Remembered, StoreKey
 from exporter.probers.report import ProbeReport
-from exporter.probers.session import association
+from exporter.probers.session import association, check_status
 from exporter.reasons import Reason
-from exporter.testobject import synthetic_instance
-from exporter.upperlayer import ProbeFailure, encode_dimse, presentation_contexts
 
 IMPLICIT_LITTLE, EXPLICIT_BIG = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"
 DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
-@dataclass(frozen=True)
-class _Remembered:
-    at: float
-    report: ProbeReport
+def store_key(target: Target, module: Module) -> StoreKey:
+    return (target.host, target.port, target.ae_title, module.sop_classes[0][1])
 
 
-_last: dict[tuple[str, str], _Remembered] = {}
-_lock = threading.Lock()
-
-
-def _repeat(report: ProbeReport, previous: _Remembered) -> bool:
+def _repeat(report: ProbeReport, previous: Remembered) -> bool:
     old = previous.report
     for name in ("phases", "reason", "detail", "reject", "abort", "status", "peer", "contexts",
                  "tls_version", "tls_expiry"):
         setattr(report, name, getattr(old, name))
-    report.result_age = time.monotonic() - previous.at
+    report.result_age = previous.age()
     report.note(
         f"repeating the store result from {report.result_age:.0f}s ago "
         f"(min_interval {report.module.min_interval:g}s)"
@@ -51,32 +47,25 @@ def _repeat(report: ProbeReport, previous: _Remembered) -> bool:
     return True
 
 
-def forget() -> None:
-    """Drop remembered results, e.g. after a reload changed the modules."""
-    with _lock:
-        _last.clear()
-
-
 def probe(report: ProbeReport) -> bool:
-    key = (report.target.name, report.module.name)
-    with _lock:
-        previous = _last.get(key)
-    if previous is not None and time.monotonic() - previous.at < report.module.min_interval:
-        return _repeat(report, previous)
-    try:
-        _send(report)
-    except ProbeFailure:
-        report.success = False
-        _remember(key, report)
-        raise
-    report.success = True
-    _remember(key, report)
-    return True
-
-
-def _remember(key: tuple[str, str], report: ProbeReport) -> None:
-    with _lock:
-        _last[key] = _Remembered(time.monotonic(), report)
+    memory, key = report.state.store, store_key(report.target, report.module)
+    with memory.turn(key, report.deadline.remaining()) as our_turn:
+        if not our_turn:
+            raise ProbeFailure(
+                Reason.DIMSE_TIMEOUT, "the previous store probe of this peer is still running")
+        previous = memory.get(key)
+        if previous is not None and previous.age() < report.module.min_interval:
+            return _repeat(report, previous)
+        try:
+            _send(report)
+        except ProbeFailure:
+            report.success = False
+            if report.store_sent:
+                memory.remember(key, report)
+            raise
+        report.success = True
+        memory.remember(key, report)
+        return True
 
 
 def _send(report: ProbeReport) -> None:
@@ -105,5 +94,7 @@ def _send(report: ProbeReport) -> None:
         request.DataSet = BytesIO(encoded)
         peer_max = layer.accepted.peer_max_pdu if layer.accepted else 0
         report.note(f"C-STORE {dataset.SOPInstanceUID} as {syntax}, {len(encoded)} bytes")
-        response = layer.request(encode_dimse(request, context.context_id, peer_max))
-        status.check(report, response, "C-STORE")
+        encoded_request = encode_dimse(request, context.context_id, peer_max)
+        report.store_sent = True
+        response = layer.request(encoded_request)
+        check_status(report, response, "C-STORE")

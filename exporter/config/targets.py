@@ -17,15 +17,16 @@ from types import MappingProxyType
 import pydicom.uid
 import yaml
 
-from exporter.checker import (
+from exporter.config.prober_kinds import KINDS, MODULE_KEYS
+from exporter.config.strict import (
     Checker,
+    ConfigError,
     UniqueKeyLoader,
     shown,
 )
-from exporter.config_routes import Route, Site, parse_routes, parse_sites
-from exporter.config_tls import TargetTLS, parse_target_tls
+from exporter.config.target_tls import TargetTLS, parse_target_tls
+from exporter.config.topology import Route, Site, parse_routes, parse_sites
 
-PROBERS = ("tcp", "echo", "negotiate", "store")
 ROLES = ("link_computer", "partner", "relay")
 REQUIRED_LABELS = ("site", "role")
 # Label names the exporter sets itself on /sd and its metrics.
@@ -47,25 +48,9 @@ _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UID_ROOT = re.compile(r"^[0-9]+(\.[0-9]+)*\.$")
 
-_DICOM_KEYS = {"prober", "timeout", "calling_ae_title", "as_partners"}
-_PROBER_KEYS = {
-    "tcp": {"prober", "timeout"},
-    "echo": _DICOM_KEYS,
-    "negotiate": _DICOM_KEYS | {"sop_classes", "transfer_syntaxes"},
-    "store": _DICOM_KEYS | {"sop_classes", "transfer_syntaxes", "uid_root", "min_interval"},
-}
-_MODULE_KEYS = set().union(*_PROBER_KEYS.values())
 _TARGET_KEYS = {"host", "port", "ae_title", "modules", "labels", "calling_ae_title", "tls"}
 _TOP_KEYS = {"modules", "targets", "sites", "routes", "results_max_age"}
 _REQUIRED_TOP_KEYS = ("modules", "targets")
-
-
-class ConfigError(Exception):
-    """All problems found in one file; str() is one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -120,14 +105,14 @@ def _uid_for(keyword_or_uid: str) -> str | None:
 
 def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
     path = f"modules.{name}"
-    body = check.entry(name, raw, path, _MODULE_KEYS, "at least 'prober'")
+    body = check.entry(name, raw, path, MODULE_KEYS, "at least 'prober'")
     if body is None:
         return None
     prober = body.get("prober")
-    if prober not in PROBERS:
-        check.error(f"{path}.prober", f"must be one of {', '.join(PROBERS)}, got {shown(prober)}")
+    if prober not in KINDS:
+        check.error(f"{path}.prober", f"must be one of {', '.join(KINDS)}, got {shown(prober)}")
         return None
-    for key in sorted(set(body) & _MODULE_KEYS - _PROBER_KEYS[prober]):
+    for key in sorted(set(body) & MODULE_KEYS - KINDS[prober].keys):
         check.error(f"{path}.{key}", f"not used by prober {prober}")
     timeout = check.duration(body.get("timeout"), f"{path}.timeout", DEFAULT_TIMEOUT)
     calling = DEFAULT_CALLING_AE

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from exporter.checker import Checker, shown
+from exporter.config.strict import Checker, shown
 
 PRIMARY_NAME = "ordinarie väg"
 DEFAULT_LAST_RESORT = "bränn DVD på dator med Intellispace Portal i granskningen"

@@ -32,8 +32,7 @@ from types import MappingProxyType
 import bcrypt
 import yaml
 
-from exporter.checker import Checker
-from exporter.config import ConfigError
+from exporter.config.strict import Checker, ConfigError
 
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,

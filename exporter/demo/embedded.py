@@ -21,8 +21,8 @@ import yaml
 
 from exporter import config as config_module
 from exporter.config import Config
-from exporter.http import Handler
-from exporter.peers import LOOPBACK, STATES, PeerSet
+from exporter.demo.simulated import LOOPBACK, STATES, PeerSet
+from exporter.web.server import Handler
 
 EXAMPLE = "kronoberg.yml"
 
@@ -78,9 +78,9 @@ class Demo:
 def peer_switch(peers: PeerSet) -> Callable[[Handler, str], None]:
     """The /demo pages: list the simulated peers and switch them up, down or reject."""
 
-    def route(request: Handler, method: str) -> None:
-        if method == "POST" and request.route.startswith("/demo/peers/"):
-            name = request.route.removeprefix("/demo/peers/")
+    def endpoint(request: Handler, method: str) -> None:
+        if method == "POST" and request.url_path.startswith("/demo/peers/"):
+            name = request.url_path.removeprefix("/demo/peers/")
             state = request.param("state") or ""
             try:
                 peers.set_state(name, state)
@@ -98,7 +98,7 @@ def peer_switch(peers: PeerSet) -> Callable[[Handler, str], None]:
                 return
             request.reply(HTTPStatus.OK, f"{name} is {state}\n")
             return
-        if request.route != "/demo":
+        if request.url_path != "/demo":
             request.reply(HTTPStatus.NOT_FOUND, "not found\n")
             return
         rows = []
@@ -122,4 +122,4 @@ def peer_switch(peers: PeerSet) -> Callable[[Handler, str], None]:
         """
         request.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
 
-    return route
+    return endpoint

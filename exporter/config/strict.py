@@ -15,6 +15,14 @@ _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+class ConfigError(Exception):
+    """All problems found in one file; str() is one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
 def parse_duration(text: str) -> float:
     """Prometheus-style duration ("5s", "1m30s", "500ms") in seconds."""
     match = _DURATION.match(text)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from exporter.config import Config, Target
-from exporter.config_routes import Route
+from exporter.config.topology import Route
 from exporter.reasons import REGION_NAMES, ROUTINE, Reason
-from exporter.routes import (
+from exporter.route_state import (
     SWEDISH_STATE,
     HopState,
     RouteState,
@@ -70,7 +70,7 @@ class Fault:
 
 
 @dataclass(frozen=True)
-class Status:
+class OnCallStatus:
     generated_at: float
     targets: list[TargetStatus] = field(default_factory=list)
     receiving: list[ReceiveStatus] = field(default_factory=list)
@@ -193,9 +193,9 @@ def _no_route_faults(config: Config, states: list[RouteState]) -> list[Fault]:
     return faults
 
 
-def build(config: Config, snapshot: Snapshot, now: float) -> Status:
+def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
     hops = hop_states(config, snapshot, now)
-    status = Status(generated_at=now)
+    status = OnCallStatus(generated_at=now)
     for target in config.targets.values():
         state = hops.get(target.name, HopState.UNKNOWN)
         _, reason = _latest_failure(target, snapshot)

@@ -21,11 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from exporter import __version__, runbooks, status, statuspage
+from exporter import __version__
 from exporter.app import Exporter, Overloaded, UnknownProbe
+from exporter.config.webconfig import WebConfig
 from exporter.metrics import render_probe
-from exporter.status import Status
-from exporter.webconfig import WebConfig
+from exporter.web import oncall, oncall_html, runbooks
+from exporter.web.oncall import OnCallStatus
 
 logger = logging.getLogger("dicom_exporter.http")
 DEFAULT_LISTEN = ":10104"
@@ -34,7 +35,7 @@ TEXT = "text/plain; charset=utf-8"
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
 # Extra pages (the demo's peer switches): path prefix -> handler(request, method).
-ExtraRoute = Callable[["Handler", str], None]
+ExtraEndpoint = Callable[["Handler", str], None]
 
 
 class Server(ThreadingHTTPServer):
@@ -45,11 +46,11 @@ class Server(ThreadingHTTPServer):
         self,
         address: tuple[str, int],
         exporter: Exporter,
-        extra_routes: dict[str, ExtraRoute] | None = None,
+        extra_endpoints: dict[str, ExtraEndpoint] | None = None,
         web: WebConfig | None = None,
     ) -> None:
         self.exporter = exporter
-        self.extra_routes = extra_routes or {}
+        self.extra_endpoints = extra_endpoints or {}
         self.web = web or WebConfig()
         super().__init__(address, Handler)
         if self.web.ssl_context is not None:
@@ -127,8 +128,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         parts = urlsplit(self.path)
         self.query = parse_qs(parts.query)
-        self.route = parts.path
-        routes: dict[str, Callable[[str], None]] = {
+        self.url_path = parts.path
+        endpoints: dict[str, Callable[[str], None]] = {
             "/probe": self._probe,
             "/metrics": self._metrics,
             "/sd": self._sd,
@@ -138,15 +139,15 @@ class Handler(BaseHTTPRequestHandler):
             "/": self._landing,
             "/status.json": self._status_json,
         }
-        handler = routes.get(self.route)
+        handler = endpoints.get(self.url_path)
         if handler is not None:
             handler(method)
             return
-        if self.route == "/runbooks" or self.route.startswith("/runbooks/"):
-            self._runbook(self.route.removeprefix("/runbooks").lstrip("/"))
+        if self.url_path == "/runbooks" or self.url_path.startswith("/runbooks/"):
+            self._runbook(self.url_path.removeprefix("/runbooks").lstrip("/"))
             return
-        for prefix, extra in self.server.extra_routes.items():
-            if self.route.startswith(prefix):
+        for prefix, extra in self.server.extra_endpoints.items():
+            if self.url_path.startswith(prefix):
                 extra(self, method)
                 return
         self.reply(HTTPStatus.NOT_FOUND, "not found\n")
@@ -223,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
             )
 
     def _runbook(self, name: str) -> None:
-        if self.route == "/runbooks":
+        if self.url_path == "/runbooks":
             self.send_response(HTTPStatus.MOVED_PERMANENTLY)
             self.send_header("Location", "/runbooks/")
             self.send_header("Content-Length", "0")
@@ -235,18 +236,18 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
 
-    def _status(self) -> Status:
+    def _oncall(self) -> OnCallStatus:
         exporter = self.server.exporter
-        return status.build(exporter.config, exporter.stats.snapshot(), time.time())
+        return oncall.build(exporter.config, exporter.stats.snapshot(), time.time())
 
     def _landing(self, method: str) -> None:
         refresh = self.param("refresh") or ""
-        seconds = int(refresh) if refresh.isdigit() else statuspage.REFRESH_SECONDS
-        page = statuspage.render(self._status(), seconds)
+        seconds = int(refresh) if refresh.isdigit() else oncall_html.REFRESH_SECONDS
+        page = oncall_html.render(self._oncall(), seconds)
         self.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
 
     def _status_json(self, method: str) -> None:
-        body = json.dumps(dataclasses.asdict(self._status()), ensure_ascii=False, indent=1)
+        body = json.dumps(dataclasses.asdict(self._oncall()), ensure_ascii=False, indent=1)
         self.reply(HTTPStatus.OK, body, "application/json; charset=utf-8")
 
 
@@ -261,10 +262,10 @@ def parse_listen_address(text: str) -> tuple[str, int]:
 def start(
     exporter: Exporter,
     address: tuple[str, int],
-    extra_routes: dict[str, ExtraRoute] | None = None,
+    extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None,
 ) -> tuple[Server, threading.Thread]:
-    server = Server(address, exporter, extra_routes, web)
+    server = Server(address, exporter, extra_endpoints, web)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.stack import prometheus_config
-from tests.conftest import LOOPBACK, free_port, require, stop, wait_for_port
+from tests.support.realpeers import LOOPBACK, free_port, require, stop, wait_for_port
+from tools.stack import prometheus_config
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str) -> object:

@@ -15,7 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from exporter.stack import stop_process
+import pytest
+
+from tools.stack import stop_process
 
 LOOPBACK = "127.0.0.1"
 MONITOR_AE = "KRONOBERG_MON"
@@ -120,3 +122,10 @@ def start_storescp(out: Path, ae_title: str = "STORESCP") -> tuple[int, subproce
         stop(process)
         raise
     return port, process
+
+
+def require(name: str) -> str:
+    try:
+        return program(name)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))

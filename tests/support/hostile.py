@@ -13,10 +13,9 @@ import struct
 import threading
 from collections.abc import Callable
 
-from pynetdicom.dimse_messages import C_ECHO_RSP
-from pynetdicom.dimse_primitives import C_ECHO
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF
-from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, MaximumLengthNotification
+from pynetdicom.pdu import P_DATA_TF
+
+from tests.support import pdus
 
 LOOPBACK = "127.0.0.1"
 Script = Callable[["ScriptedPeer", socket.socket], None]
@@ -41,37 +40,12 @@ def _read_exact(conn: socket.socket, size: int) -> bytes:
 def accept_association(conn: socket.socket) -> None:
     """Read the A-ASSOCIATE-RQ and accept every context with its first syntax."""
     _, raw = read_pdu(conn)
-    request = A_ASSOCIATE_RQ()
-    request.decode(raw)
-    primitive = request.to_primitive()
-    results = []
-    for cx in primitive.presentation_context_definition_list:
-        cx.result = 0
-        cx.transfer_syntax = [cx.transfer_syntax[0]]
-        results.append(cx)
-    answer = A_ASSOCIATE()
-    answer.application_context_name = primitive.application_context_name
-    answer.calling_ae_title = primitive.calling_ae_title
-    answer.called_ae_title = primitive.called_ae_title
-    answer.result = 0
-    answer.presentation_context_definition_results_list = results
-    max_length = MaximumLengthNotification()
-    max_length.maximum_length_received = 16384
-    answer.user_information = [max_length]
-    pdu = A_ASSOCIATE_AC()
-    pdu.from_primitive(answer)
-    conn.sendall(pdu.encode())
+    conn.sendall(pdus.associate_ac(raw))
 
 
 def reject_association(conn: socket.socket, result: int, source: int, reason: int) -> None:
     read_pdu(conn)
-    primitive = A_ASSOCIATE()
-    primitive.result = result
-    primitive.result_source = source
-    primitive.diagnostic = reason
-    pdu = A_ASSOCIATE_RJ()
-    pdu.from_primitive(primitive)
-    conn.sendall(pdu.encode())
+    conn.sendall(pdus.associate_rj(result, source, reason))
 
 
 def answer_echo(conn: socket.socket, status: int = 0x0000) -> None:
@@ -79,24 +53,12 @@ def answer_echo(conn: socket.socket, status: int = 0x0000) -> None:
     pdata = P_DATA_TF()
     pdata.decode(raw)
     context_id = pdata.presentation_data_value_items[0].presentation_context_id
-    response = C_ECHO()
-    response.MessageIDBeingRespondedTo = 1
-    response.AffectedSOPClassUID = "1.2.840.10008.1.1"
-    response.Status = status
-    message = C_ECHO_RSP()
-    message.primitive_to_message(response)
-    for item in message.encode_msg(context_id, 16384):
-        pdu = P_DATA_TF()
-        pdu.from_primitive(item)
-        conn.sendall(pdu.encode())
+    for pdu in pdus.echo_rsp(context_id, status):
+        conn.sendall(pdu)
 
 
 def send_abort(conn: socket.socket) -> None:
-    primitive = A_ABORT()
-    primitive.abort_source = 2
-    pdu = A_ABORT_RQ()
-    pdu.from_primitive(primitive)
-    conn.sendall(pdu.encode())
+    conn.sendall(pdus.abort(source=2))
 
 
 def reset(conn: socket.socket) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from exporter.config import Config
-from exporter.config_routes import PRIMARY_NAME, Route, RoutePath
+from exporter.config.topology import PRIMARY_NAME, Route, RoutePath
 from exporter.stats import Snapshot
 
 

@@ -13,11 +13,15 @@ It reads the repository's alerts/ and examples/, so it runs from a checkout.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import functools
 import json
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -30,10 +34,10 @@ from pathlib import Path
 
 import yaml
 
-from exporter import http
 from exporter.app import Exporter
-from exporter.demo import loopback_config, peer_switch, simulate
-from exporter.peers import LOOPBACK, PeerSet
+from exporter.demo.embedded import loopback_config, peer_switch, simulate
+from exporter.demo.simulated import LOOPBACK, PeerSet
+from exporter.web import server as web_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = ("vaxjo", "ljungby")
@@ -162,7 +166,7 @@ class _SinkHandler(BaseHTTPRequestHandler):
 class Stack:
     workdir: Path
     peers: PeerSet
-    exporters: dict[str, tuple[Exporter, http.Server]]
+    exporters: dict[str, tuple[Exporter, web_server.Server]]
     prometheus: subprocess.Popen
     prometheus_url: str
     alertmanager: subprocess.Popen
@@ -194,7 +198,7 @@ class Stack:
                 config, _ = loopback_config(yaml.safe_load(source.read_text("utf-8")), peers,
                                             f"{source.name} (stack, on loopback)")
                 exporter = Exporter(config)
-                server, _ = http.start(exporter, (LOOPBACK, 0), {"/demo": peer_switch(peers)})
+                server, _ = web_server.start(exporter, (LOOPBACK, 0), {"/demo": peer_switch(peers)})
                 started.append(server.shutdown)
                 exporters[site] = (exporter, server)
             sink = Sink(echo)
@@ -264,3 +268,51 @@ def stop_process(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# The simulated peers are pynetdicom SCPs in one process: a few seconds between
+# scrapes keeps them from eating the CPU the probes measure.
+FAST_INTERVAL = "3s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run peers, both exporters, Prometheus and Alertmanager on 127.0.0.1.
+
+    Needs the Debian packages prometheus and prometheus-alertmanager, and a
+    checkout of the repository (it reads alerts/ and examples/).
+    """
+    parser = argparse.ArgumentParser(prog="python -m tools.stack", description=main.__doc__)
+    parser.add_argument("--fast", action="store_true",
+                        help=f"scrape and evaluate every {FAST_INTERVAL}, not the shipped 15 s")
+    fast = parser.parse_args(argv).fast
+    echo = functools.partial(print, flush=True)
+    try:
+        running = Stack.start(FAST_INTERVAL if fast else SHIPPED_INTERVAL, echo=echo)
+    except StackError as exc:
+        print(f"cannot start the stack: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        echo("Simulated peers on 127.0.0.1: "
+             + ", ".join(f"{n}:{p.port}" for n, p in running.peers.peers.items()))
+        for site in running.exporters:
+            echo(f"Exporter {site:<8} {running.exporter_url(site)}/")
+        echo(f"Prometheus       {running.prometheus_url}/alerts")
+        echo(f"Alertmanager     {running.alertmanager_url}/#/alerts")
+        echo(f"Dashboards       grafana/dashboards/*.json (import into Grafana, "
+             f"datasource {running.prometheus_url})")
+        echo("Take a simulated peer down (up|down|reject), from either exporter:")
+        echo(f"  curl -X POST '{running.exporter_url('vaxjo')}/demo/peers/z97117?state=down'")
+        echo("Notifications the pager, mail and dead man's switch would get are printed "
+             "below. Stop with Ctrl-C.")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        running.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,7 +18,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.checker import Checker, shown
+from exporter.config.strict import Checker, shown
 
 BCP195_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!eNULL:!SHA1"
 _KEYS = {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}

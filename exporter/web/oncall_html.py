@@ -12,7 +12,7 @@ import datetime
 import html
 
 from exporter import __version__
-from exporter.status import Status
+from exporter.web.oncall import OnCallStatus
 
 REFRESH_SECONDS = 15
 REFRESH_RANGE = (2, 300)
@@ -96,7 +96,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 60:.0f} min sedan"
 
 
-def _faults(status: Status) -> str:
+def _faults(status: OnCallStatus) -> str:
     if not status.faults:
         return ('<div class="allgood"><p><strong>Inga kända fel.</strong> Alla vägar och '
                 "kontroller fungerar.</p></div>")
@@ -110,7 +110,7 @@ def _faults(status: Status) -> str:
     return f'<ul style="list-style:none;padding:0">{"".join(items)}</ul>'
 
 
-def _routes(status: Status) -> str:
+def _routes(status: OnCallStatus) -> str:
     if not status.routes:
         return "<p>Inga vägar är konfigurerade (<code>routes:</code>).</p>"
     rows = []
@@ -135,7 +135,7 @@ def _routes(status: Status) -> str:
     )
 
 
-def _targets(status: Status) -> str:
+def _targets(status: OnCallStatus) -> str:
     rows = []
     for target in status.targets:
         echo = f"{target.echo_ms:.1f} ms" if target.echo_ms is not None else "-"
@@ -157,7 +157,7 @@ def _targets(status: Status) -> str:
     )
 
 
-def _receiving(status: Status) -> str:
+def _receiving(status: OnCallStatus) -> str:
     if not status.receiving:
         return ""
     rows = "".join(
@@ -173,7 +173,7 @@ def _receiving(status: Status) -> str:
     )
 
 
-def render(status: Status, refresh_seconds: int = REFRESH_SECONDS) -> str:
+def render(status: OnCallStatus, refresh_seconds: int = REFRESH_SECONDS) -> str:
     """The page; `refresh_seconds` (e.g. from ?refresh=) sets the script's interval."""
     low, high = REFRESH_RANGE
     interval = min(max(refresh_seconds, low), high)

@@ -1,0 +1,74 @@
+"""Peers failing in mixed ways and a resource reading: for the stability test and benchmark."""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from exporter.app import Exporter
+from exporter.reasons import Reason
+from tests.support.hostile import ScriptedPeer, read_pdu, reject_association, reset, send_abort
+
+
+def resources() -> tuple[int, int, float]:
+    gc.collect()
+    fds = len(os.listdir("/proc/self/fd"))
+    with open("/proc/self/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return threading.active_count(), fds, rss / 1024
+
+
+def drain(conn: socket.socket) -> None:
+    """Say nothing until the probe gives up and closes (or aborts)."""
+    conn.settimeout(10)
+    while conn.recv(4096):
+        pass
+
+
+def settle(peers: dict[str, ScriptedPeer]) -> None:
+    for peer in peers.values():
+        peer.join_connections(timeout=10)
+
+
+def hostile_peers() -> dict[str, ScriptedPeer]:
+    def garbage(peer, conn):
+        conn.recv(4096)
+        conn.sendall(b"\x00garbage" * 8)
+
+    def rst(peer, conn):
+        read_pdu(conn)
+        reset(conn)
+
+    def abort(peer, conn):
+        read_pdu(conn)
+        send_abort(conn)
+
+    def silent(peer, conn):
+        read_pdu(conn)
+        drain(conn)
+
+    def header_stall(peer, conn):
+        read_pdu(conn)
+        conn.sendall(b"\x02\x00\x00\x00\x01\x00")
+        drain(conn)
+
+    return {
+        "garbage": ScriptedPeer(garbage, backlog=64),
+        "rst": ScriptedPeer(rst, backlog=64),
+        "rejected": ScriptedPeer(lambda p, c: reject_association(c, 1, 1, 3), backlog=64),
+        "aborted": ScriptedPeer(abort, backlog=64),
+        "silent": ScriptedPeer(silent, backlog=64),
+        "header_stall": ScriptedPeer(header_stall, backlog=64),
+    }
+
+
+def run_failures(exporter: Exporter, rounds: int) -> dict[Reason | None, int]:
+    names = [t for t in exporter.config.targets] * rounds
+    seen: dict[Reason | None, int] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for report in pool.map(lambda name: exporter.probe(name, "echo"), names):
+            seen[report.reason] = seen.get(report.reason, 0) + 1
+    return seen

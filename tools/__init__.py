@@ -1,0 +1,1 @@
+"""Development tools that run from a checkout, not part of the shipped package."""
