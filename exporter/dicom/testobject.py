@@ -126,6 +126,10 @@ def encode_for(dataset: Dataset, transfer_syntax_uid: str) -> bytes:
     if ts.is_deflated:
         compressor = zlib.compressobj(zlib.Z_BEST_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
         encoded = compressor.compress(encoded) + compressor.flush()
+        # PS3.5 A.5: an odd-length deflated stream gets one trailing NUL, since
+        # every PDV fragment has even length (dcmtk aborts on an odd one).
+        if len(encoded) % 2:
+            encoded += b"\x00"
     return encoded
 
 
