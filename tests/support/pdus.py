@@ -10,7 +10,14 @@ import struct
 
 from pynetdicom.dimse_messages import C_ECHO_RSP, C_STORE_RSP, DIMSEMessage
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF
+from pynetdicom.pdu import (
+    A_ABORT_RQ,
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RJ,
+    A_ASSOCIATE_RQ,
+    A_RELEASE_RP,
+    P_DATA_TF,
+)
 from pynetdicom.pdu_primitives import (
     A_ABORT,
     A_ASSOCIATE,
@@ -137,3 +144,7 @@ def abort(source: int = 2, reason: int = 0) -> bytes:
     pdu = A_ABORT_RQ()
     pdu.from_primitive(primitive)
     return pdu.encode()
+
+
+def release_rp() -> bytes:
+    return A_RELEASE_RP().encode()
