@@ -15,6 +15,8 @@ from exporter.reasons import Reason
 from tests.support.configs import make_config
 from tests.support.pki import tls_probe
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("module", ["echo", "negotiate", "store"])
 def test_probes_succeed_over_tls_with_a_client_certificate(pki, tls_storescp, module) -> None:

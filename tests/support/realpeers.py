@@ -187,7 +187,7 @@ def _process(argv: list[str], port: int, cwd: Path, nodelay: bool = False
         stop(process)
 
 
-def _storescp(*options: str, nodelay: bool = False, tls: bool = False
+def storescp_peer(*options: str, nodelay: bool = False, tls: bool = False
               ) -> Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]:
     @contextmanager
     def start(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
@@ -263,19 +263,19 @@ STORE_DENIED_AE = "NOSTORE_MON"
 # Name -> how to start it. "as shipped" means Nagle on: neither dcmtk nor
 # Debian's orthanc.service sets TCP_NODELAY.
 INTEROP_PEERS: dict[str, Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]] = {
-    "storescp": _storescp(),
-    "storescp TCP_NODELAY=1": _storescp(nodelay=True),
-    "storescp +xs": _storescp("+xs"),
-    "storescp +xi": _storescp("+xi"),
-    "storescp +xb": _storescp("+xb"),
-    "storescp +xd": _storescp("+xd"),
-    "storescp -pdu 4096": _storescp("-pdu", "4096"),
-    "storescp --refuse": _storescp("--refuse"),
-    "storescp --abort-after": _storescp("--abort-after"),
-    "storescp --abort-during": _storescp("--abort-during"),
-    "storescp --sleep-during 4": _storescp("--sleep-during", "4"),
-    "storescp --sleep-after 4": _storescp("--sleep-after", "4"),
-    "storescp +tls": _storescp(tls=True),
+    "storescp": storescp_peer(),
+    "storescp TCP_NODELAY=1": storescp_peer(nodelay=True),
+    "storescp +xs": storescp_peer("+xs"),
+    "storescp +xi": storescp_peer("+xi"),
+    "storescp +xb": storescp_peer("+xb"),
+    "storescp +xd": storescp_peer("+xd"),
+    "storescp -pdu 4096": storescp_peer("-pdu", "4096"),
+    "storescp --refuse": storescp_peer("--refuse"),
+    "storescp --abort-after": storescp_peer("--abort-after"),
+    "storescp --abort-during": storescp_peer("--abort-during"),
+    "storescp --sleep-during 4": storescp_peer("--sleep-during", "4"),
+    "storescp --sleep-after 4": storescp_peer("--sleep-after", "4"),
+    "storescp +tls": storescp_peer(tls=True),
     "dcmqrscp": _dcmqrscp,
     "wlmscpfs": _wlmscpfs,
     "Orthanc": _orthanc(nodelay=False),
