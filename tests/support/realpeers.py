@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.probers.report import ProbeReport
 from tools.stack import stop_process
 
 LOOPBACK = "127.0.0.1"
@@ -291,3 +292,55 @@ def interop_peer(name: str, workdir: Path, pki: Path | None = None) -> Iterator[
     """Start the catalogue's peer `name` in `workdir`; stopped when the block ends."""
     with INTEROP_PEERS[name](workdir, pki) as peer:
         yield RunningPeer(name, peer.port, peer.ae_title, peer.tls)
+
+
+# -- what the interop suite and its benchmark run against every peer ------------
+ALL_UNCOMPRESSED = ["ExplicitVRLittleEndian", "ImplicitVRLittleEndian",
+                    "DeflatedExplicitVRLittleEndian", "ExplicitVRBigEndian"]
+# name -> (module, calling AE, called AE or None for the peer's own, client certificate)
+INTEROP_PROBES: dict[str, tuple[str, str, str | None, bool]] = {
+    "echo": ("echo", MONITOR_AE, None, True),
+    "negotiate": ("negotiate", MONITOR_AE, None, True),
+    "store": ("store", MONITOR_AE, None, True),
+    "wrong called AE": ("echo", MONITOR_AE, "NOT_THEIR_AE", True),
+    "unknown calling AE": ("echo", "STRANGER", None, True),
+    "store not permitted": ("store", STORE_DENIED_AE, None, True),
+    "no client certificate": ("echo", MONITOR_AE, None, False),  # TLS peers only
+}
+
+
+def interop_probe(peer: RunningPeer, probe: str, pki: Path | None,
+                  timeout: float = 2.0) -> ProbeReport:
+    """One probe of the interop matrix: CT Image Storage, every uncompressed syntax."""
+    from exporter import probers  # here: tests.support.configs imports this module
+    from tests.support.configs import make_config
+
+    module, calling, called, client_cert = INTEROP_PROBES[probe]
+    modules = {
+        "echo": {"prober": "echo", "calling_ae_title": calling},
+        "negotiate": {"prober": "negotiate", "calling_ae_title": calling,
+                      "sop_classes": ["CTImageStorage"]},
+        "store": {"prober": "store", "calling_ae_title": calling, "min_interval": "1ms",
+                  "sop_classes": ["CTImageStorage"], "transfer_syntaxes": ALL_UNCOMPRESSED},
+    }
+    target: dict[str, object] = {"port": peer.port, "ae_title": called or peer.ae_title}
+    if peer.tls:
+        assert pki is not None, "a TLS peer needs the test PKI"
+        tls: dict[str, str] = {"ca_file": str(pki / "ca.crt"), "server_name": "localhost"}
+        if client_cert:
+            tls |= {"cert_file": str(pki / "client.crt"), "key_file": str(pki / "client.key")}
+        target["tls"] = tls
+    config = make_config({"peer": target}, {module: modules[module]})
+    return probers.run(config.targets["peer"], config.modules[module], timeout)
+
+
+def interop_probes_for(peer: RunningPeer) -> list[str]:
+    return [name for name in INTEROP_PROBES if peer.tls or name != "no client certificate"]
+
+
+def outcome(report: ProbeReport) -> str:
+    """"ok", or the reason and the phase it failed in: "aborted (dimse)"."""
+    if report.success:
+        return "ok"
+    assert report.reason is not None
+    return f"{report.reason.value} ({report.failed_phase})"
