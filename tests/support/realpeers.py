@@ -188,8 +188,10 @@ def _process(argv: list[str], port: int, cwd: Path, nodelay: bool = False
         stop(process)
 
 
-def storescp_peer(*options: str, nodelay: bool = False, tls: bool = False
-              ) -> Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]:
+def storescp_peer(*options: str, nodelay: bool = False, tls: bool = False, fork: bool = True
+                  ) -> Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]:
+    """dcmtk's storescp with `options`; `fork=False` serves one association at a time
+    without a fork each (steadier figures, but a sleeping mode then blocks the next)."""
     @contextmanager
     def start(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
         port = free_port()
@@ -199,7 +201,7 @@ def storescp_peer(*options: str, nodelay: bool = False, tls: bool = False
             extra = ("+tls", str(pki / "server.key"), str(pki / "server.crt"), "-pw",
                      "+cf", str(pki / "ca.crt"))
         argv = [program("storescp"), "--aetitle", "STORESCP", "--output-directory",
-                str(workdir), "--fork", *options, *extra, str(port)]
+                str(workdir), *(["--fork"] if fork else []), *options, *extra, str(port)]
         with _process(argv, port, workdir, nodelay):
             yield RunningPeer("", port, "STORESCP", tls)
     return start
