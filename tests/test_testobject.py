@@ -365,3 +365,45 @@ def test_deflated_data_sets_are_padded_to_even_length():
         assert inflater.decompress(encoded) == explicit
         lengths.add(len(inflater.unused_data))
     assert lengths == {0, 1}, "no instance needed the pad byte: the test proves nothing"
+
+
+# --- the config refuses what the store cannot send ------------------------------------
+
+
+def test_store_config_refuses_other_sop_classes_and_compressed_syntaxes():
+    from exporter.config import ConfigError
+    from tests.support.configs import make_config
+
+    with pytest.raises(ConfigError) as caught:
+        make_config({"peer": {"port": 104, "ae_title": "PEER", "modules": ["store"]}}, {
+            "store": {"prober": "store", "sop_classes": ["DigitalXRayImageStorageForPresentation"],
+                      "transfer_syntaxes": ["ExplicitVRLittleEndian", "JPEGBaseline8Bit"]}})
+    assert caught.value.problems == [
+        "test.yml: modules.store.sop_classes[0]: the store prober has no test object for "
+        "SOP class 'DigitalXRayImageStorageForPresentation'; supported: CTImageStorage, "
+        "MRImageStorage, SecondaryCaptureImageStorage",
+        "test.yml: modules.store.transfer_syntaxes[1]: JPEG Baseline (Process 1) "
+        "(1.2.840.10008.1.2.4.50) is compressed/encapsulated, but the store test object has "
+        "native pixels; use one of: ImplicitVRLittleEndian, ExplicitVRLittleEndian, "
+        "ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian",
+    ]
+
+
+def test_negotiate_may_still_propose_any_class_and_compressed_syntaxes():
+    from tests.support.configs import make_config
+
+    config = make_config({"peer": {"port": 104, "ae_title": "PEER", "modules": ["negotiate"]}}, {
+        "negotiate": {"prober": "negotiate",
+                      "sop_classes": ["DigitalXRayImageStorageForPresentation"],
+                      "transfer_syntaxes": ["JPEGBaseline8Bit"]}})
+    assert config.modules["negotiate"].transfer_syntaxes == ("1.2.840.10008.1.2.4.50",)
+
+
+@pytest.mark.parametrize("keyword", CLASSES)
+def test_store_config_accepts_every_supported_class(keyword):
+    from tests.support.configs import make_config
+
+    config = make_config({"peer": {"port": 104, "ae_title": "PEER", "modules": ["store"]}}, {
+        "store": {"prober": "store", "sop_classes": [keyword],
+                  "transfer_syntaxes": [UID(ts).keyword for ts in STORE_TRANSFER_SYNTAXES]}})
+    assert config.modules["store"].sop_classes == ((keyword, SUPPORTED_STORE_CLASSES[keyword]),)
