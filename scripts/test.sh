@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
-.venv/bin/ruff check exporter tests benchmarks alerts
+.venv/bin/ruff check exporter tests benchmarks alerts tools grafana monitoring
 .venv/bin/python -m pytest "$@"
