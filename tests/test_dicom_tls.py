@@ -15,9 +15,8 @@ from exporter.reasons import Reason
 from tests.support.configs import make_config
 from tests.support.pki import tls_probe
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["echo", "negotiate", "store"])
 def test_probes_succeed_over_tls_with_a_client_certificate(pki, tls_storescp, module) -> None:
     report = tls_probe(pki, tls_storescp, module)
@@ -31,6 +30,7 @@ def test_probes_succeed_over_tls_with_a_client_certificate(pki, tls_storescp, mo
     assert 'probe_dicom_phase_duration_seconds{phase="tls"}' in text
 
 
+@pytest.mark.slow
 def test_a_certificate_from_another_ca_is_a_tls_failure(pki, tls_storescp) -> None:
     started = time.monotonic()
     report = tls_probe(pki, tls_storescp, ca="other")
@@ -39,6 +39,7 @@ def test_a_certificate_from_another_ca_is_a_tls_failure(pki, tls_storescp) -> No
     assert time.monotonic() - started < 3.5
 
 
+@pytest.mark.slow
 def test_a_missing_client_certificate_is_a_tls_failure(pki, tls_storescp) -> None:
     # Under TLS 1.3 the server refuses our (missing) certificate after the
     # handshake has completed on our side: the alert arrives on the first read.
@@ -47,12 +48,14 @@ def test_a_missing_client_certificate_is_a_tls_failure(pki, tls_storescp) -> Non
     assert report.success is False
 
 
+@pytest.mark.slow
 def test_tls_towards_a_plain_dicom_port_is_a_tls_failure(pki, storescp) -> None:
     port, _ = storescp
     report = tls_probe(pki, port)
     assert report.reason is Reason.TLS, report.detail
 
 
+@pytest.mark.slow
 def test_plain_dicom_towards_a_tls_port_fails_cleanly(pki, tls_storescp) -> None:
     report = tls_probe(pki, tls_storescp, tls=False)
     assert report.success is False

@@ -25,7 +25,7 @@ from tests.support.realpeers import (
     storescp_peer,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # starts real programs (see the module docstring)
 
 
 def probe(port: int, ae_title: str, module: str, calling: str | None = None):

@@ -62,6 +62,8 @@ class Server(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         scheme = "https" if self.web.ssl_context is not None else "http"
         return f"{scheme}://{host}:{port}"
 
