@@ -18,6 +18,7 @@ import pydicom.uid
 import yaml
 
 from exporter.config.prober_kinds import KINDS, MODULE_KEYS
+from exporter.config.storable import store_sop_class_problem, store_transfer_syntax_problem
 from exporter.config.strict import (
     Checker,
     ConfigError,
@@ -26,7 +27,6 @@ from exporter.config.strict import (
 )
 from exporter.config.target_tls import TargetTLS, parse_target_tls
 from exporter.config.topology import Route, Site, parse_routes, parse_sites
-from exporter.dicom.testobject import store_sop_class_problem, store_transfer_syntax_problem
 
 ROLES = ("link_computer", "partner", "relay")
 REQUIRED_LABELS = ("site", "role")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import datetime
 import json
-import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -30,77 +29,29 @@ from collections.abc import Callable
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from pydicom.uid import (
-    PYDICOM_ROOT_UID,
-    UID,
-    CTImageStorage,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    MRImageStorage,
-    SecondaryCaptureImageStorage,
-    generate_uid,
+from pydicom.uid import PYDICOM_ROOT_UID, UID, generate_uid
+
+from exporter.config.storable import (
+    STORE_TRANSFER_SYNTAXES,
+    SUPPORTED_STORE_CLASSES,
+    store_sop_class_problem,
+    store_transfer_syntax_problem,
 )
+
+__all__ = [
+    "STORE_TRANSFER_SYNTAXES", "SUPPORTED_STORE_CLASSES", "encode_for", "stable_uid",
+    "store_sop_class_problem", "store_transfer_syntax_problem", "synthetic_instance",
+]
 
 PATIENT_NAME = "ZZTEST^DICOM EXPORTER"
 PATIENT_ID = "ZZ-DICOM-EXPORTER-TEST"
 MARK = "SYNTETISKT TESTOBJEKT - INGEN PATIENT - dicom-exporter"
-
-# keyword (as in pydicom's UID dictionary / pynetdicom.sop_class) -> SOP Class UID
-SUPPORTED_STORE_CLASSES: dict[str, str] = {
-    "CTImageStorage": str(CTImageStorage),
-    "MRImageStorage": str(MRImageStorage),
-    "SecondaryCaptureImageStorage": str(SecondaryCaptureImageStorage),
-}
-
-# The transfer syntaxes the object can be sent in: the native (uncompressed) ones.
-STORE_TRANSFER_SYNTAXES: tuple[str, ...] = (
-    str(ImplicitVRLittleEndian),
-    str(ExplicitVRLittleEndian),
-    str(ExplicitVRBigEndian),
-    str(DeflatedExplicitVRLittleEndian),
-)
-
-_UID_FORMAT = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 ROWS = COLUMNS = 8
 BITS_STORED = 12
 # A ramp 0..4032 in steps of 64: distinct values whose two bytes differ, so a
 # byte-order mistake shows in the pixels.
 PIXELS: tuple[int, ...] = tuple(64 * i for i in range(ROWS * COLUMNS))
-
-
-def store_sop_class_problem(sop_class: str) -> str | None:
-    """None if `sop_class` (keyword or UID) can be stored, else why not."""
-    if sop_class in SUPPORTED_STORE_CLASSES or sop_class in SUPPORTED_STORE_CLASSES.values():
-        return None
-    return (
-        f"the store prober has no test object for SOP class {sop_class!r}; "
-        f"supported: {', '.join(SUPPORTED_STORE_CLASSES)}"
-    )
-
-
-def store_transfer_syntax_problem(uid: str) -> str | None:
-    """None if the test object can be sent in transfer syntax `uid`, else why not."""
-    if uid in STORE_TRANSFER_SYNTAXES:
-        return None
-    if not _UID_FORMAT.match(uid):  # UID() would warn about it
-        return f"{uid!r} is not a known transfer syntax"
-    ts = UID(uid)
-    name = f"{ts.name} ({ts})" if ts.name != ts else repr(str(ts))
-    try:
-        is_ts = ts.is_transfer_syntax
-    except ValueError:
-        is_ts = False
-    if not is_ts:
-        return f"{name} is not a known transfer syntax"
-    if ts.is_compressed:
-        return (
-            f"{name} is compressed/encapsulated, but the store test object has native pixels; "
-            f"use one of: {', '.join(UID(u).keyword for u in STORE_TRANSFER_SYNTAXES)}"
-        )
-    return f"{name} cannot be used to store the test object"  # pragma: no cover
 
 
 def encode_for(dataset: Dataset, transfer_syntax_uid: str) -> bytes:
