@@ -37,7 +37,7 @@ ALERT_FOR = {
 
 def step_text(step: Step) -> str:
     """A quote in quotation marks, verbatim; our own words marked as ours."""
-    return f"”{step.text}”" if step.quote else f"{step.text} ({OWN})"
+    return f"”{step.text}”" if step.quote else own(step.text)
 
 
 def numbered(steps: tuple[Step, ...]) -> str:
@@ -45,7 +45,9 @@ def numbered(steps: tuple[Step, ...]) -> str:
 
 
 def own(text: str) -> str:
-    return f"{text} ({OWN})"
+    """ "Vår text (inte i rutinen)." """
+    body = text[:-1] if text.endswith(".") else text
+    return f"{body} ({OWN})."
 
 
 def region_name(config: Config, key: str) -> str:
@@ -98,7 +100,8 @@ def situation_of(config: Config, target: Target, module: str | None,
 
 
 def target_next_step(config: Config, situation: str, target: Target) -> str:
-    return next_step(config, situation, target.name, target.labels.get("site", ""))
+    """Steps by target name only: the alert rules can switch on the `target` label alone."""
+    return next_step(config, situation, target.name)
 
 
 def target_fault(config: Config, target: Target, module: str | None,
