@@ -70,6 +70,7 @@ NEXT = {
         "region som bara släpper in Z97117 avvisar övervakningen fast överföringen kan fungera. "
         "Fråga mottagande enhet innan något ändras (inte i rutinen).",
         *ESCALATION),
+    ("partner_cannot_receive", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
     ("all_partners_failing", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
     ("no_route", "skane"): steps(RESTART_BOTH, ASK, SKANE_PATIENT, SKANE_DVD, *ESCALATION),
     ("no_route", "vaxjo"): steps(RESTART_BOTH, ASK, Z97117_DVD, *ESCALATION),
