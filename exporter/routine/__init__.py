@@ -166,3 +166,44 @@ def cli_lines(config: Config, target: Target, module: str, reason: Reason,
         lines.append(f"nästa steg {fault.next_step}")
         lines.append(f"runbook   /runbooks/{fault.runbook}")
     return lines
+
+
+# -- runbooks ------------------------------------------------------------------
+SITUATION_OF_ALERT = {alert: situation for situation, alert in ALERT_FOR.items()}
+ROUTE_FALLBACK_FIRST = own("Skicka den väg larmet anger (etiketten `path`, t.ex. "
+                           "”skicka via Blekinge”) tills ordinarie väg är öppen igen.")
+
+
+def _subject_name(config: Config, subject: str, situation: str) -> str:
+    if subject in config.targets:
+        name = place(config, config.targets[subject])
+        return f"till {name}" if situation == "no_route" else name
+    if subject in config.sites:
+        return f"från {config.sites[subject].name}"
+    if subject in config.routes:
+        route = config.routes[subject]
+        return f"{site_name(config, route.site)} → {place(config, config.targets[route.partner])}"
+    return subject
+
+
+def runbook_steps(config: Config, alert: str) -> str:
+    """The "Gör nu" section of an alert's runbook, in Markdown, from the routine model.
+
+    The runbooks are written by hand around it; a test keeps this section equal
+    to what the routine model says, so it is never written a second time.
+    """
+    situation = SITUATION_OF_ALERT[alert]
+    table = config.routine.situations.get(situation, {})
+    blocks = []
+    for subject in [s for s in table if s != "default"] + ["default"]:
+        if subject not in table:
+            continue
+        steps = [step_text(step) for step in config.routine.steps_for(situation, subject)]
+        if situation == "route_fallback":
+            steps = [ROUTE_FALLBACK_FIRST, *steps]
+        lines = [f"{n}. {text}" for n, text in enumerate(steps, 1)]
+        if len(table) > 1:
+            title = "Övriga" if subject == "default" else _subject_name(config, subject, situation)
+            lines = [f"**{title}:**", "", *lines]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
