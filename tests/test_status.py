@@ -87,8 +87,8 @@ def test_every_route_without_an_open_path_is_a_fault_with_its_own_steps() -> Non
                                                             "region") < skane.next_step.index(
         "patienttransporten")
     blekinge = faults["Ljungby → Blekinge: ingen väg är öppen."]
-    assert ("”Ljungby får bränna DVD på dator med Intellispace Portal – lämpligen på dator i "
-            "granskningen.”") in blekinge.next_step
+    assert ("”Ljungby får bränna DVD på dator med Intellispace Portal \N{EN DASH} lämpligen "
+            "på dator i granskningen.”") in blekinge.next_step
     routes = {r.name: r for r in result.routes}
     assert routes["ljungby-skane"].advice == (
         "ingen väg: Ljungby bränner DVD på dator med IntelliSpace Portal i granskningen")
