@@ -74,6 +74,17 @@ SITE_NAMES = M.site_names
 
 
 OUT = Path(__file__).resolve().parent / "dicom.rules.yml"
+_UNITS = {"s": "sekunder", "m": "minuter", "h": "timmar", "d": "dagar"}
+
+
+def spoken(duration: str) -> str:
+    """ "10m" -> "10 minuter": our prose writes durations out."""
+    return f"{duration[:-1]} {_UNITS[duration[-1]]}" if duration[-1] in _UNITS else duration
+
+
+def decimal(value: float) -> str:
+    """0.5 -> "0,5": Swedish decimal comma."""
+    return f"{value:g}".replace(".", ",")
 
 # -- Template pieces ---------------------------------------------------------
 def _named(label: str, names: dict[str, str]) -> str:
@@ -266,7 +277,7 @@ def rules() -> list[dict]:
         "Långsam DICOM-förbindelse till {{ $labels.target }} ({{ $labels.ae_title }})",
         "C-ECHO till {{ $labels.target }} från {{ $site }} tar i snitt "
         "{{ $value | humanizeDuration }} (gräns "
-        f"{ECHO_LATENCY_WARNING_SECONDS:g} s). Överföringar kan bli långsamma eller "
+        f"{decimal(ECHO_LATENCY_WARNING_SECONDS)} s). Överföringar kan bli långsamma eller "
         "avbrytas; kontrollera nätverket och mottagarens system.",
         extra_labels=IT,
     )
@@ -287,9 +298,9 @@ def rules() -> list[dict]:
         FOR_STALE,
         "warning",
         "{{ $labels.target }} ({{ $labels.module }}) har inte kontrollerats på "
-        f"{STALE_WINDOW}",
+        f"{spoken(STALE_WINDOW)}",
         "Exportern {{ $labels.instance }} har inte kört någon prob mot {{ $labels.target }} "
-        f"med modulen {{{{ $labels.module }}}} på {STALE_WINDOW}. Prometheus skrapar inte "
+        f"med modulen {{{{ $labels.module }}}} på {spoken(STALE_WINDOW)}. Prometheus skrapar inte "
         "målet (service discovery, scrape-konfiguration): ett fel där skulle inte synas.",
         extra_labels=IT,
     )

@@ -258,7 +258,7 @@ def cases() -> list[dict]:
                            "audience": "it"},
             "exp_annotations": {
                 "summary": "Långsam DICOM-förbindelse till skane (SKANE_PACS)",
-                "description": "C-ECHO till skane från Växjö tar i snitt 800ms (gräns 0.5 s). "
+                "description": "C-ECHO till skane från Växjö tar i snitt 800ms (gräns 0,5 s). "
                                "Överföringar kan bli långsamma eller avbrytas; kontrollera "
                                "nätverket och mottagarens system.",
                 "runbook_url": runbook("DicomEchoLatencyHigh"),
@@ -290,9 +290,9 @@ def cases() -> list[dict]:
             ("16m", "DicomProbesStale", [{
                 "exp_labels": {**counter, "severity": "warning", "audience": "it"},
                 "exp_annotations": {
-                    "summary": "skane (echo) har inte kontrollerats på 10m",
+                    "summary": "skane (echo) har inte kontrollerats på 10 minuter",
                     "description": f"Exportern {INSTANCE} har inte kört någon prob mot skane "
-                                   "med modulen echo på 10m. Prometheus skrapar inte målet "
+                                   "med modulen echo på 10 minuter. Prometheus skrapar inte målet "
                                    "(service discovery, scrape-konfiguration): ett fel där "
                                    "skulle inte synas.",
                     "runbook_url": runbook("DicomProbesStale"),

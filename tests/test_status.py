@@ -51,6 +51,9 @@ def test_healthy_state_has_no_faults_and_every_route_on_its_primary_path() -> No
     assert (z97117.title, z97117.role, z97117.site) == ("Z97117", "länkdator", "Växjö")
     assert z97117.echo_ms == 2.0 and z97117.checked_seconds_ago == 5.0
     assert {r.partner for r in result.receiving} >= {"Skåne", "Blekinge"}
+    # Who is reached how comes from the routine section of the config.
+    assert [name for name, _ in result.roles] == ["Arkivet", "LARS (jouren)",
+                                                 "Administratörer", "IT"]
 
 
 def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:

@@ -70,6 +70,7 @@ class OnCallStatus:
     receiving: list[ReceiveStatus] = field(default_factory=list)
     routes: list[RouteView] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    roles: list[tuple[str, str]] = field(default_factory=list)  # (name, contact) from routine
 
 
 def _latest_failure(target: Target, snapshot: Snapshot) -> tuple[str | None, Reason | None]:
@@ -125,7 +126,8 @@ def _no_route_faults(config: Config, states: list[RouteState]) -> list[Fault]:
 
 def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
     hops = hop_states(config, snapshot, now)
-    status = OnCallStatus(generated_at=now)
+    status = OnCallStatus(generated_at=now, roles=[
+        (role.name, role.contact) for role in config.routine.roles.values()])
     for target in config.targets.values():
         state = hops.get(target.name, HopState.UNKNOWN)
         _, reason = _latest_failure(target, snapshot)

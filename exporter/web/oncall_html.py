@@ -178,6 +178,15 @@ def _receiving(status: OnCallStatus) -> str:
     )
 
 
+def _roles(status: OnCallStatus) -> str:
+    if not status.roles:
+        return ""
+    items = "".join(f"<li><strong>{_e(name)}</strong>: {_e(contact)}</li>"
+                    for name, contact in status.roles)
+    return (f'<section aria-labelledby="roller"><h2 id="roller">Vem nås hur</h2>'
+            f"<ul>{items}</ul></section>")
+
+
 def render(status: OnCallStatus, refresh_seconds: int = REFRESH_SECONDS) -> str:
     """The page; `refresh_seconds` (e.g. from ?refresh=) sets the script's interval."""
     low, high = REFRESH_RANGE
@@ -203,6 +212,7 @@ nere.</p>
 <section aria-labelledby="noder"><h2 id="noder">Länkadatorer och regioner</h2>
 {_targets(status)}</section>
 {_receiving(status)}
+{_roles(status)}
 </main>
 <footer><h2>Mer</h2><p><a href="/runbooks/">Rutiner (runbooks)</a> ·
 <a href="/status.json">status.json</a> · <a href="/metrics">Mätvärden (/metrics)</a> ·
