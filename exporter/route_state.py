@@ -63,7 +63,8 @@ class RouteState:
         if self.status is RouteStatus.FALLBACK and self.active is not None:
             return self.active.path.name
         if self.status is RouteStatus.NONE:
-            return f"ingen väg: {self.route.last_resort}"
+            return f"ingen väg: {self.route.last_resort}" if self.route.last_resort else (
+                "ingen väg")
         return "okänt: kontroller saknas eller är för gamla"
 
     @property

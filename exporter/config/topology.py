@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from exporter.config.strict import Checker, shown
 
 PRIMARY_NAME = "ordinarie väg"
-DEFAULT_LAST_RESORT = "bränn DVD på dator med IntelliSpace Portal i granskningen"
+# No default last resort: what a site does without a network path (Kronoberg: a DVD)
+# is its routine's, written in its config.
+DEFAULT_LAST_RESORT = ""
 _SITE_KEYS = {"name"}
 _ROUTE_KEYS = {"site", "partner", "primary", "fallbacks", "last_resort"}
 _PATH_KEYS = {"name", "path", "assumed", "when_down", "note"}
