@@ -85,6 +85,7 @@ def exposed_names(exporter: Exporter) -> set[str]:
     return names
 
 
+@pytest.mark.slow
 def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter, pki,
                                                              tls_storescp) -> None:
     exporter, _ = demo_exporter
