@@ -226,6 +226,16 @@ SCENARIOS = [
                                      "ljungby-skane": NEXT[("no_route", "skane")],
                                      **BLEKINGE_NO_ROUTE}),
     )], notes="Skåne's own outage: Jönköping is not the routine's relay for it."),
+    Scenario("Skåne and Blekinge down, office hours", "2026-11-27T08:30", [Stage(
+        {"skane": "refused", "blekinge": "refused"},
+        staff("DicomPartnerUnreachable", each("skane", PU_SKANE))
+        + staff("DicomPartnerUnreachable", each("blekinge", PU))
+        + staff("RouteOnFallback", {"vaxjo-skane": fallback("skicka via Halland"),
+                                    "ljungby-skane": fallback("skicka via Halland")},
+                critical=False)
+        + staff("NoRouteAvailable", BLEKINGE_NO_ROUTE),
+    )], notes="A NoRouteAvailable (critical, no target) beside another route's "
+              "RouteOnFallback on the same exporter: the fallback is delivered."),
     Scenario("Z97117, then Blekinge, a weekday night", "2026-11-26T02:00", [
         Stage({"z97117": "refused"},
               staff("DicomLinkComputerDown", each("z97117", LCD_Z97117))

@@ -203,28 +203,30 @@ def test_route_alerts_in_a_real_prometheus(demo: Demo, tmp_path: Path) -> None:
     try:
         prometheus = Prometheus(tmp_path, f"{LOOPBACK}:{server.server_address[1]}")
         wait_until(lambda: prometheus.query(
-            'dicom_route_active{route="ljungby-skane", status="primary"}'), 40,
+            'dicom_route_active{route="ljungby-skane", status="primary"}'), 120,
             "ljungby-skane on its primary path")
 
         callers = tuple(t.calls_us_as for t in demo.config.targets.values() if t.calls_us_as)
         demo.peers.peers["z83680"].accept_only(
             (*(c for c in callers if c != "SKANE_PACS"), "KRONOBERG_MON"))
-        receive = wait_until(lambda: prometheus.alerts("ReceiverRejectsPartner"), 30,
+        receive = wait_until(lambda: prometheus.alerts("ReceiverRejectsPartner"), 120,
                              "ReceiverRejectsPartner")
         assert {a["labels"]["target"] for a in receive} == {"z83680.from.skane"}
 
         demo.peers.set_state("z97117", "down")
+        # The first open fallback that answers Z97117: Blekinge (a probe of Blekinge that
+        # times out on a loaded machine would briefly make it Halland, also right).
         fallback = wait_until(lambda: [
             a for a in prometheus.alerts("RouteOnFallback")
-            if a["labels"]["route"] == "ljungby-skane"], 30, "RouteOnFallback")[0]
-        assert fallback["labels"]["path"] == "skicka via Blekinge"
+            if a["labels"]["route"] == "ljungby-skane"
+            and a["labels"]["path"] == "skicka via Blekinge"], 120, "RouteOnFallback")[0]
         assert fallback["annotations"]["summary"] == "Ljungby → Skåne: skicka via Blekinge"
 
         for relay in ("blekinge", "halland", "jonkoping"):
             demo.peers.set_state(relay, "down")
         none = wait_until(lambda: [
             a for a in prometheus.alerts("NoRouteAvailable")
-            if a["labels"]["route"] == "ljungby-skane"], 30, "NoRouteAvailable")[0]
+            if a["labels"]["route"] == "ljungby-skane"], 120, "NoRouteAvailable")[0]
         assert none["labels"]["severity"] == "critical"
         assert "DVD" in none["annotations"]["summary"]
     finally:
