@@ -43,24 +43,9 @@ class RoutineCause:
     explanation: str
 
 
-# Numbers refer to the routine's lists "Problem med att skicka" (send) and
-# "Problem med att ta emot" (receive).
-SEND_CAUSES: dict[int, str] = {
-    1: "Avsändande dator Z83680 är ur funktion.",
-    2: "Länkadator Z97117 är ur funktion/avstängd.",
-    3: "Region Kronobergs nätverk eller Sjunet är ur funktion.",
-    4: "Region Kronobergs brandvägg är fel konfigurerad.",
-    5: "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad.",
-    6: "Mottagande region kan inte ta emot DICOM.",
-}
-RECEIVE_CAUSES: dict[int, str] = {
-    1: "Mottagande dator Z83680 eller Z97117 är ur funktion/avstängd",
-    2: "Undersökning finns redan på mottagande dator.",
-    3: "Kommunikation mellan sändande och mottagande enhet är felaktigt konfigurerad.",
-    4: "Brandvägg mellan sändande och mottagande enhet är felaktigt konfigurerad.",
-    5: "Avsändande regionens system är ur funktion.",
-}
-
+# Numbers refer to the routine's lists "Problem med att skicka" (send, 1-6) and
+# "Problem med att ta emot" (receive, 1-5); their words are the routine's and
+# live in the config (`routine.causes`).
 ROUTINE: dict[Reason, RoutineCause] = {
     Reason.DNS: RoutineCause(
         (3, 5), (3,),
@@ -194,20 +179,3 @@ def causes(
         send = (send - {1, 2}) | ({6} if down else set())
         receive = (receive - {1, 2}) | ({5} if down else set())
     return RoutineCause(tuple(sorted(send)), tuple(sorted(receive)), base.explanation)
-
-
-def describe(reason: Reason) -> str:
-    """One line in Swedish for logs: the explanation and the causes."""
-    cause = ROUTINE[reason]
-    parts = [cause.explanation]
-    if cause.send_causes:
-        parts.append(
-            "Problem med att skicka: " + ", ".join(str(n) for n in cause.send_causes) + "."
-        )
-    if cause.receive_causes:
-        parts.append(
-            "Problem med att ta emot: "
-            + ", ".join(str(n) for n in cause.receive_causes)
-            + "."
-        )
-    return " ".join(parts)

@@ -17,7 +17,7 @@ from exporter import config as config_module
 from exporter import routine
 from exporter.config import ConfigError
 from exporter.demo.embedded import on_loopback
-from exporter.reasons import RECEIVE_CAUSES, SEND_CAUSES, Reason, causes
+from exporter.reasons import Reason, causes
 from exporter.stats import Series, Snapshot
 from exporter.web import oncall, runbooks
 from tests.support.realpeers import free_port
@@ -60,7 +60,9 @@ def test_every_quote_in_the_routine_model_is_the_routines_text() -> None:
 
 
 def test_the_routines_causes_are_quoted_verbatim() -> None:
-    for text in [*SEND_CAUSES.values(), *RECEIVE_CAUSES.values()]:
+    routine_model = CONFIG.routine
+    assert (len(routine_model.send_causes), len(routine_model.receive_causes)) == (6, 5)
+    for text in [*routine_model.send_causes, *routine_model.receive_causes]:
         assert _flat(text) in ROUTINE_TEXT, text
 
 

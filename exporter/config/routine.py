@@ -33,7 +33,9 @@ SITUATIONS = (
     "receiver_rejects",        # our link computer turns a partner away
 )
 DEFAULT = "default"
-_TOP_KEYS = {"document", "regions", "link_computers", "roles", "steps", "situations"}
+_TOP_KEYS = {"document", "regions", "causes", "link_computers", "roles", "steps",
+             "situations"}
+_CAUSE_KEYS = {"send", "receive"}
 _STEP_KEYS = {"quote", "own"}
 _LINK_KEYS = {"send_cause", "receive_cause"}
 _ROLE_KEYS = {"name", "contact"}
@@ -72,6 +74,10 @@ class Routine:
     steps: Mapping[str, Step] = field(default_factory=lambda: _frozen({}))
     situations: Mapping[str, Mapping[str, tuple[str, ...]]] = field(
         default_factory=lambda: _frozen({}))
+    # The routine's numbered causes, verbatim: "Problem med att skicka" 1-6 and
+    # "Problem med att ta emot" 1-5 (exporter/reasons.py maps reasons to the numbers).
+    send_causes: tuple[str, ...] = ()
+    receive_causes: tuple[str, ...] = ()
 
     def steps_for(self, situation: str, *subjects: str) -> tuple[Step, ...]:
         """The steps for a situation: the first subject that has its own list, else default."""
@@ -82,7 +88,8 @@ class Routine:
         return tuple(self.steps[key] for key in table.get(DEFAULT, ()))
 
     def quotes(self) -> list[str]:
-        return [step.text for step in self.steps.values() if step.quote]
+        return [step.text for step in self.steps.values() if step.quote] + [
+            *self.send_causes, *self.receive_causes]
 
 
 def _steps(check: Checker, raw: object) -> dict[str, Step]:
@@ -179,9 +186,17 @@ def parse_routine(
         contact = check.string(entry.get("contact"), f"{path}.contact")
         if name and contact:
             roles[str(key)] = Role(str(key), name, contact)
+    cause_lists = check.mapping(top.get("causes"), "routine.causes", _CAUSE_KEYS)
+    send, receive = (
+        tuple(check.string_list(cause_lists[key], f"routine.causes.{key}"))
+        if key in cause_lists else () for key in ("send", "receive"))
+    for key, found, needed in (("send", send, 6), ("receive", receive, 5)):
+        if key in cause_lists and len(found) != needed:
+            check.error(f"routine.causes.{key}", f"the routine numbers {needed} causes, "
+                                                 f"got {len(found)}")
     _store_never_calls_as_a_link_computer(check, links, targets, modules or {})
     steps = _steps(check, top.get("steps"))
     subjects = set(targets) | set(routes) | set(sites)
     situations = _situations(check, top.get("situations"), steps, subjects)
     return Routine(document, _frozen(regions), _frozen(links), _frozen(roles), _frozen(steps),
-                   _frozen(situations))
+                   _frozen(situations), send, receive)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from exporter.config import Config, Target
 from exporter.config.routine import Step
 from exporter.config.topology import Route, RoutePath
-from exporter.reasons import PHASED, RECEIVE_CAUSES, ROUTINE, SEND_CAUSES, Reason, causes
+from exporter.reasons import PHASED, ROUTINE, Reason, causes
 
 OWN = "inte i rutinen"
 AE_REJECTIONS = frozenset({Reason.REJECTED_CALLING_AE, Reason.REJECTED_CALLED_AE})
@@ -151,8 +151,11 @@ def cause_lines(config: Config, target: Target, reason: Reason,
     found = causes(reason, target.labels.get("role", ""),
                    target.labels.get("direction", "send"), phase,
                    link_send_cause=link.send_cause if link else None)
-    lines = [f"skicka {n}: ”{SEND_CAUSES[n]}”" for n in found.send_causes]
-    lines += [f"ta emot {n}: ”{RECEIVE_CAUSES[n]}”" for n in found.receive_causes]
+    send, receive = config.routine.send_causes, config.routine.receive_causes
+    lines = [f"skicka {n}" + (f": ”{send[n - 1]}”" if n <= len(send) else "")
+             for n in found.send_causes]
+    lines += [f"ta emot {n}" + (f": ”{receive[n - 1]}”" if n <= len(receive) else "")
+              for n in found.receive_causes]
     return lines
 
 
