@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import click
 
-from exporter import __version__, logs, route_state
+from exporter import __version__, logs, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
     DEFAULT_MAX_CONCURRENT,
@@ -32,7 +32,6 @@ from exporter.config.prober_kinds import PHASES
 from exporter.config.strict import parse_duration
 from exporter.config.webconfig import WebConfig
 from exporter.probers.report import ProbeReport
-from exporter.reasons import RECEIVE_CAUSES, ROUTINE, SEND_CAUSES, describe
 from exporter.schedule import Scheduler
 from exporter.web.oncall import route_title
 from exporter.web.server import DEFAULT_LISTEN, parse_listen_address, start
@@ -149,7 +148,7 @@ def check_config(config_file: str) -> None:
     )
 
 
-def _print_report(report: ProbeReport, debug: bool) -> None:
+def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
     target, module = report.target, report.module
     click.echo(f"target    {target.name} ({target.ae_title} at {target.host}:{target.port})")
     click.echo(f"module    {module.name} ({module.prober})")
@@ -159,12 +158,9 @@ def _print_report(report: ProbeReport, debug: bool) -> None:
         reason = report.reason
         click.echo(f"result    FAILED: {reason.value if reason else '?'} ({report.detail})")
         if reason is not None:
-            click.echo(f"orsak     {describe(reason)}")
-            cause = ROUTINE[reason]
-            for number in cause.send_causes:
-                click.echo(f"          skicka {number}: {SEND_CAUSES[number]}")
-            for number in cause.receive_causes:
-                click.echo(f"          ta emot {number}: {RECEIVE_CAUSES[number]}")
+            for line in routine.cli_lines(config, target, module.name, reason,
+                                          getattr(report, "failed_phase", None)):
+                click.echo(line)
     if report.status is not None:
         click.echo(f"status    0x{report.status:04X}")
     phases = "  ".join(
@@ -203,7 +199,7 @@ def probe(config_file: str, module_name: str | None, debug: bool, target: str) -
         except UnknownProbe as exc:
             click.echo(str(exc), err=True)
             raise SystemExit(2) from None
-        _print_report(report, debug)
+        _print_report(report, debug, config)
         ok = ok and report.success
     raise SystemExit(0 if ok else 1)
 

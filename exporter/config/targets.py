@@ -18,6 +18,7 @@ import pydicom.uid
 import yaml
 
 from exporter.config.prober_kinds import KINDS, MODULE_KEYS
+from exporter.config.routine_model import Routine, parse_routine
 from exporter.config.storable import store_sop_class_problem, store_transfer_syntax_problem
 from exporter.config.strict import (
     Checker,
@@ -50,7 +51,7 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UID_ROOT = re.compile(r"^[0-9]+(\.[0-9]+)*\.$")
 
 _TARGET_KEYS = {"host", "port", "ae_title", "modules", "labels", "calling_ae_title", "tls"}
-_TOP_KEYS = {"modules", "targets", "sites", "routes", "results_max_age"}
+_TOP_KEYS = {"modules", "targets", "sites", "routes", "results_max_age", "routine"}
 _REQUIRED_TOP_KEYS = ("modules", "targets")
 
 
@@ -95,6 +96,7 @@ class Config:
     routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
     # Older results count as unknown when route states are computed.
     results_max_age: float = DEFAULT_RESULTS_MAX_AGE
+    routine: Routine = field(default_factory=Routine)
 
 
 def _uid_for(keyword_or_uid: str) -> str | None:
@@ -327,11 +329,12 @@ def parse(text: str, source: str) -> Config:
     routes = parse_routes(check, top.get("routes"), sites, targets)
     max_age = check.duration(top.get("results_max_age"), "results_max_age",
                              DEFAULT_RESULTS_MAX_AGE)
+    routine = parse_routine(check, top.get("routine"), targets, routes, sites, modules)
     targets = _receive_targets(check, targets, modules)
     if check.problems:
         raise ConfigError(check.problems)
     return Config(source, MappingProxyType(modules), MappingProxyType(targets),
-                  MappingProxyType(sites), MappingProxyType(routes), max_age)
+                  MappingProxyType(sites), MappingProxyType(routes), max_age, routine)
 
 
 def load(path: str | Path) -> Config:
