@@ -384,3 +384,12 @@ def test_a_good_reload_after_a_bad_one_sets_the_gauge_back(tmp_path: Path) -> No
     path.write_text(good.replace("results_max_age: 2m", "results_max_age: 3m"), encoding="utf-8")
     assert exporter.reload() is None and _reload_ok(exporter) == 1
     assert exporter.config.results_max_age == 180.0
+
+
+@pytest.mark.parametrize("depth", [200, 990])
+def test_deep_nesting_is_a_clean_error(depth: int) -> None:
+    text = "modules: {}\ntargets: {t: " + "[" * depth + "]" * depth + "}\n"
+    with pytest.raises(ConfigError) as caught:
+        config.parse(text, "deep.yml")
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith("deep.yml: ")
