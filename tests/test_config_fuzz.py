@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from exporter import config
 from exporter.config import Config, ConfigError
+from exporter.config.strict import Checker, read_yaml
 from exporter.config.targets import RESERVED_LABELS
 
 EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*.yml")
@@ -206,3 +207,22 @@ def test_arbitrary_bytes_in_a_file_are_never_a_crash(tmp_path_factory: object,
     except ConfigError as exc:
         assert all(line.startswith(f"{path}: ") and "\n" not in line
                    for line in exc.problems)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values, st.booleans())
+def test_the_reader_reads_what_pyyaml_reads(document: object, flow: bool) -> None:
+    """The event-based reader keeps PyYAML SafeLoader's meaning of every value
+    (YAML 1.1: yes/no, 0o17, 1_000, dates) for documents within its bounds."""
+    text = yaml.safe_dump({"x": document, "y": [document]}, allow_unicode=True,
+                          default_flow_style=flow)
+    ours = read_yaml(text, Checker("fuzz.yml"))
+    assert yaml.safe_dump(ours) == yaml.safe_dump(yaml.safe_load(text))
+
+
+def test_merge_keys_read_as_pyyaml_reads_them() -> None:
+    text = ("base: &base {site: vaxjo, role: partner}\n"
+            "more: &more {region: skane, role: relay}\n"
+            "t: {<<: [*base, *more], role: link_computer, x: 1}\n"
+            "u: {<<: *more, site: ljungby}\n")
+    assert read_yaml(text, Checker("m.yml")) == yaml.safe_load(text)

@@ -344,7 +344,12 @@ def _receive_targets(
 def parse(text: str, source: str) -> Config:
     """Parse a YAML document; raise ConfigError listing every problem."""
     check = Checker(source)
-    document = read_yaml(text, check)
+    return from_document(read_yaml(text, check), check)
+
+
+def from_document(document: object, check: Checker) -> Config:
+    """Validate a read document into a Config, in time linear in its size."""
+    source = check.source
     if not isinstance(document, dict):
         check.error("document", "must be a mapping with modules and targets")
         raise check.failure()
