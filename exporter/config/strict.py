@@ -29,10 +29,12 @@ MAX_DURATION_MS = (2**63 - 1) // 1_000_000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_NAME_LENGTH = 128
 
-# 16 MiB: a 5,000-target config is about 1 MiB, so this leaves room for a
-# national monitor many times larger, while a hostile or runaway file is
-# refused before it costs seconds of CPU and hundreds of MiB.
-MAX_FILE_BYTES = 16 * 1024 * 1024
+# 8 MiB: a 5,000-target config is under 1 MiB, so this leaves room for about
+# 45,000 targets, while reading the largest allowed file peaks at about
+# 160 MiB and 8 s of CPU (benchmarks/config_scale.py): with the exporter's
+# own ~50 MiB that stays inside the unit's MemoryMax=256M even when someone
+# reloads a runaway file. (16 MiB peaked at 280 MiB, over it.)
+MAX_FILE_BYTES = 8 * 1024 * 1024
 # Values in the document once aliases are expanded: ten times a 5,000-target
 # config, far below what would take the exporter's memory (a "billion laughs"
 # document of a few hundred bytes expands to 10^9).
@@ -213,8 +215,8 @@ class _Builder:
         frame.size += size
         frame.height = max(frame.height, height + 1)
         if frame.size > MAX_NODES:
-            raise _Invalid(line, f"more than {MAX_NODES:,} values once aliases are expanded",
-                           whole=True)
+            raise _Invalid(line, f"more than {MAX_NODES:,} values (each alias counting the "
+                                 "values it repeats)", whole=True)
         if isinstance(frame.value, list):
             frame.value.append(value)
         elif frame.key is _NO_KEY:
