@@ -38,6 +38,8 @@ def _git(root: Path, *args: str) -> str | None:
 
 def git_version(root: Path = ROOT) -> tuple[str, str] | None:
     """(version, full commit id) from git, or None outside a git checkout."""
+    if not (root / ".git").exists():  # an unpacked sdist inside some other repository
+        return None
     revision = _git(root, "rev-parse", "HEAD")
     if revision is None:
         return None
