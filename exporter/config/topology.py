@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from exporter.config.strict import Checker, shown
+from exporter.config.strict import Checker, brief, shown
 
 PRIMARY_NAME = "ordinarie väg"
 # No default last resort: what a site does without a network path (Kronoberg: a DVD)
@@ -77,9 +77,9 @@ def _hops(check: Checker, raw: object, path: str, targets: Mapping[str, object])
     seen = set()
     for index, hop in enumerate(hops):
         if hop not in targets:
-            check.error(f"{path}[{index}]", f"unknown target {hop!r}")
+            check.error(f"{path}[{index}]", f"unknown target {brief(hop)}")
         if hop in seen:
-            check.error(f"{path}[{index}]", f"visits {hop!r} twice: a path must not loop")
+            check.error(f"{path}[{index}]", f"visits {brief(hop)} twice: a path must not loop")
         seen.add(hop)
     return tuple(hops)
 
@@ -94,10 +94,11 @@ def _route(
             check.error(f"{path}.{key}", "missing required field")
     site = check.string(body.get("site"), f"{path}.site") if "site" in body else None
     if site is not None and site not in sites:
-        check.error(f"{path}.site", f"unknown site {site!r} (sites: {', '.join(sites) or '-'})")
+        check.error(f"{path}.site",
+                    f"unknown site {brief(site)} (sites: {', '.join(sites) or '-'})")
     partner = check.string(body.get("partner"), f"{path}.partner") if "partner" in body else None
     if partner is not None and partner not in targets:
-        check.error(f"{path}.partner", f"unknown target {partner!r}")
+        check.error(f"{path}.partner", f"unknown target {brief(partner)}")
     primary = _hops(check, body.get("primary"), f"{path}.primary", targets)
     fallbacks = []
     raw_fallbacks = body.get("fallbacks", [])
@@ -114,7 +115,7 @@ def _route(
             continue
         label = check.string(entry.get("name"), f"{where}.name")
         if label is not None and label in names:
-            check.error(f"{where}.name", f"{label!r} is used twice in this route")
+            check.error(f"{where}.name", f"{brief(label)} is used twice in this route")
         names.add(label or "")
         hops = _hops(check, entry.get("path"), f"{where}.path", targets)
         assumed = ""

@@ -221,7 +221,7 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(HTTPStatus.OK, "reloaded\n")
         else:
             self.reply(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
+                HTTPStatus.BAD_REQUEST,
                 f"failed to reload config, keeping the running one:\n{problems}\n",
             )
 
