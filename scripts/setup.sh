@@ -30,6 +30,9 @@ extra=""
 [ "${1:-}" = "--test" ] && extra="[test]"
 stamp=".venv/.installed${extra}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    # The distribution was once called dicom-exporter: an old install of that
+    # name would own the same command and package, so it goes first.
+    .venv/bin/pip uninstall --quiet --yes dicom-exporter >/dev/null 2>&1 || true
     .venv/bin/pip install --quiet --disable-pip-version-check -e ".${extra}" 2>&1 \
         | grep -v "^WARNING: Location" || true
     touch "$stamp"
