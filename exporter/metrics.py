@@ -45,7 +45,7 @@ PROBE_PEER_MAX_PDU = "probe_dicom_peer_max_pdu_length_bytes"
 PROBE_RESULT_AGE = "probe_dicom_result_age_seconds"
 PROBE_TIMEOUT = "probe_dicom_timeout_seconds"
 PROBE_TLS_VERSION = "probe_dicom_tls_version_info"
-PROBE_TLS_EXPIRY = "probe_dicom_tls_peer_certificate_expiry_seconds"
+PROBE_TLS_EXPIRY = "probe_ssl_earliest_cert_expiry"
 
 # /metrics --------------------------------------------------------------------
 BUILD_INFO = "dicom_exporter_build_info"
@@ -109,7 +109,8 @@ class ProbeCollector(Collector):
         if report.tls_expiry is not None:
             yield GaugeMetricFamily(
                 PROBE_TLS_EXPIRY,
-                "When the peer's (verified) certificate expires, in Unix time.",
+                "When the peer's verified leaf certificate expires, in Unix time (Python 3.11 "
+                "exposes no chain; blackbox's name kept for its users' alerts).",
                 value=report.tls_expiry)
         reasons = GaugeMetricFamily(
             PROBE_FAILURE_REASON,
