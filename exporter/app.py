@@ -23,7 +23,8 @@ from exporter.stats import Stats
 
 logger = logging.getLogger("dicom_exporter")
 # Subtracted from Prometheus' scrape timeout so the answer arrives in time,
-# as blackbox_exporter's --timeout-offset does.
+# as blackbox_exporter's --timeout-offset does; below twice the offset, half
+# the scrape timeout is kept instead, so the budget never jumps as it grows.
 SCRAPE_TIMEOUT_OFFSET = 0.5
 
 
@@ -126,9 +127,7 @@ class Exporter:
     def timeout_for(self, module_timeout: float, scrape_timeout: float | None) -> float:
         if scrape_timeout is None or scrape_timeout <= 0:
             return module_timeout
-        budget = scrape_timeout - SCRAPE_TIMEOUT_OFFSET
-        if budget <= 0:
-            budget = scrape_timeout / 2
+        budget = scrape_timeout - min(SCRAPE_TIMEOUT_OFFSET, scrape_timeout / 2)
         return min(module_timeout, budget)
 
     def probe(
@@ -160,7 +159,10 @@ class Exporter:
         self.stats.finished(
             target.name, module.name, report.success, report.reason, report.duration
         )
-        if not report.success:
+        if not report.success and self.prober_state.associations.shutting_down:
+            logger.info("probe interrupted by shutdown", extra={"fields": {
+                "target": target.name, "module": module.name}})
+        elif not report.success:
             logger.warning(
                 "probe failed",
                 extra={"fields": {

@@ -25,6 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__, route_state
+from exporter.buildinfo import REVISION
 from exporter.config import Config
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
@@ -62,6 +63,7 @@ MODULE_TIMEOUT = "dicom_exporter_module_timeout_seconds"
 ROUTE_INFO = "dicom_route_info"
 ROUTE_PATH_STATE = "dicom_route_path_state"
 ROUTE_ACTIVE = "dicom_route_active"
+SCHEDULED_SKIPS = "dicom_exporter_scheduled_probes_skipped_total"
 
 PHASES_BY_PROBER = {
     "tcp": ("connect",),
@@ -186,6 +188,16 @@ class ProbeCollector(Collector):
             )
 
 
+def scheduled_skips(counts: dict[tuple[str, str, str], int]) -> Metric:
+    """--probe.interval probes not run in their turn, by why (overloaded, still_running)."""
+    family = CounterMetricFamily(
+        SCHEDULED_SKIPS, "Scheduled probes skipped, by target, module and why.",
+        labels=["target", "module", "reason"])
+    for (target, module, reason), count in sorted(counts.items()):
+        family.add_metric([target, module, reason], count)
+    return family
+
+
 def render_probe(report: ProbeReport) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ProbeCollector(report))
@@ -205,10 +217,12 @@ class ExporterCollector(Collector):
         build = GaugeMetricFamily(
             BUILD_INFO,
             "Versions of the exporter and the DICOM libraries it encodes with.",
-            labels=["version", "pynetdicom_version", "pydicom_version", "python_version"],
+            labels=["version", "revision", "pynetdicom_version", "pydicom_version",
+                    "python_version"],
         )
         build.add_metric(
-            [__version__, pynetdicom.__version__, pydicom.__version__, platform.python_version()],
+            [__version__, REVISION, pynetdicom.__version__, pydicom.__version__,
+             platform.python_version()],
             1,
         )
         yield build

@@ -133,7 +133,9 @@ def test_bad_config_at_start_exits_1(tmp_path: Path) -> None:
     bad.write_text("modules: {}\n")
     result = cli("serve", "--config.file", str(bad), "--web.listen-address", f"{LOOPBACK}:0")
     assert result.returncode == 1
-    assert result.stderr.strip() == f"{bad}: targets: missing required section"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "level=error" in lines[0], result.stderr
+    assert f'problem="{bad}: targets: missing required section"' in lines[0]
 
 
 def test_module_runs_without_installing_the_console_script() -> None:

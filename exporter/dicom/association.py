@@ -58,6 +58,8 @@ class OpenAssociations:
     def __init__(self) -> None:
         self._layers: set[UpperLayer] = set()
         self._lock = threading.Lock()
+        # Set by abort_all: what the probes then see is our doing, not the peer's reset.
+        self.shutting_down = False
 
     def add(self, layer: UpperLayer) -> None:
         with self._lock:
@@ -74,6 +76,7 @@ class OpenAssociations:
     def abort_all(self) -> int:
         """Abort every association in progress; each waiting probe wakes at once."""
         with self._lock:
+            self.shutting_down = True
             layers = list(self._layers)
         for layer in layers:
             layer.abort()
@@ -107,15 +110,23 @@ class UpperLayer:
             raise ProbeFailure(on_timeout, "probe deadline reached")
         return remaining
 
+    def _interrupted(self) -> None:
+        if self.registry is not None and self.registry.shutting_down:
+            raise ProbeFailure(Reason.INTERNAL_ERROR,
+                               "interrupted: the exporter is shutting down") from None
+
     def send(self, data: bytes, on_timeout: Reason) -> None:
         self.sock.settimeout(self._time_left(on_timeout))
         try:
             self.sock.sendall(data)
         except TimeoutError:
+            self._interrupted()
             raise ProbeFailure(on_timeout, "peer stopped reading") from None
         except ssl.SSLError as exc:
+            self._interrupted()
             raise ProbeFailure(Reason.RESET, f"TLS error while sending: {exc}") from None
         except OSError as exc:
+            self._interrupted()
             raise ProbeFailure(Reason.RESET, f"send failed: {exc}") from None
 
     def _fill(self, size: int, on_timeout: Reason) -> None:
@@ -124,12 +135,16 @@ class UpperLayer:
             try:
                 chunk = self.sock.recv(max(65536, size - len(self._buffer)))
             except TimeoutError:
+                self._interrupted()
                 raise ProbeFailure(on_timeout, "peer sent nothing in time") from None
             except ConnectionResetError:
+                self._interrupted()
                 raise ProbeFailure(Reason.RESET, "connection reset by peer") from None
             except OSError as exc:
+                self._interrupted()
                 raise ProbeFailure(Reason.RESET, f"receive failed: {exc}") from None
             if not chunk:
+                self._interrupted()
                 raise ProbeFailure(Reason.RESET, "peer closed the connection")
             self._buffer += chunk
 

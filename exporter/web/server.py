@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import logging
+import os
 import resource
 import socket
 import threading
@@ -26,7 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from exporter.app import Exporter, Overloaded, UnknownProbe
-from exporter.config.webconfig import WebConfig
+from exporter.config.strict import ConfigError
+from exporter.config.webconfig import WebConfig, signature
+from exporter.config.webconfig import load as load_web_config
 from exporter.metrics import render_probe
 from exporter.web import oncall, oncall_html, runbooks
 from exporter.web.connections import Connection, ConnectionLoop, Limits
@@ -78,7 +81,7 @@ def bind(address: Address) -> socket.socket:
         return socket.create_server(sockaddr[:2] if family == socket.AF_INET else sockaddr,
                                     family=family, backlog=1024)
     except (OSError, UnicodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
         raise ListenError(f"cannot listen on {text}: {reason}") from None
 
 
@@ -352,6 +355,51 @@ class Handler(BaseHTTPRequestHandler):
     def _status_json(self, method: str) -> None:
         body = json.dumps(dataclasses.asdict(self._oncall()), ensure_ascii=False, indent=1)
         self.reply(HTTPStatus.OK, body, "application/json; charset=utf-8")
+
+
+WEB_CONFIG_POLL = 2.0
+
+
+def reload_web_config(server: Server, path: str) -> bool:
+    """Read --web.config.file again; on any problem keep serving with the old one.
+
+    New connections use the new TLS context and users at once; open ones keep
+    theirs, as the toolkit does.
+    """
+    try:
+        new = load_web_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            logger.error("web config reload failed, keeping the running one",
+                         extra={"fields": {"problem": problem}})
+        return False
+    if (new.ssl_context is None) != (server.web.ssl_context is None):
+        logger.warning("web config switches TLS on or off; clients must change scheme",
+                       extra={"fields": {"file": path}})
+    for text in new.warnings:
+        if text not in server.web.warnings:
+            logger.warning("web config feature not available", extra={"fields": {
+                "detail": text}})
+    server.web = new
+    logger.info("web config reloaded", extra={"fields": {"file": path}})
+    return True
+
+
+def watch_web_config(server: Server, path: str, stop: threading.Event,
+                     interval: float = WEB_CONFIG_POLL) -> threading.Thread:
+    """Re-read the web config when it or a certificate, key or CA it names changes,
+    so a rotated certificate is served without a restart."""
+    def loop() -> None:
+        seen = signature(server.web)
+        while not stop.wait(interval):
+            now = signature(server.web)
+            if now != seen:
+                reload_web_config(server, path)
+                seen = signature(server.web)
+
+    thread = threading.Thread(target=loop, name="web-config-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def accepts_gzip(header: str) -> bool:
