@@ -337,6 +337,8 @@ def _http(check: Checker, raw: object, warnings: list[str]) -> Mapping[str, str]
     headers: dict[str, str] = {}
     for name, value in check.mapping(body.get("headers"), "http_server_config.headers",
                                      set(HEADERS)).items():
+        if name not in HEADERS:  # already reported as an unknown field
+            continue
         where = f"http_server_config.headers.{name}"
         allowed = HEADERS[name]
         if not isinstance(value, str) or any(ch in value for ch in "\r\n\0"):
