@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from prometheus_client import CollectorRegistry, gc_collector, platform_collector, process_collector
 
@@ -123,6 +124,15 @@ class Exporter:
     def abort_all(self) -> int:
         """Send an A-ABORT to every peer in an association now: for SIGTERM."""
         return self.prober_state.associations.abort_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """After abort_all: let the woken probes finish and answer, within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self.stats.snapshot().in_flight > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def timeout_for(self, module_timeout: float, scrape_timeout: float | None) -> float:
         if scrape_timeout is None or scrape_timeout <= 0:

@@ -48,6 +48,7 @@ from exporter.web.server import (
 
 T = TypeVar("T")
 PHASE_ORDER = ("connect", "tls", "associate", "dimse", "release")
+SHUTDOWN_GRACE = 2.0
 
 
 log = logging.getLogger("dicom_exporter")
@@ -170,6 +171,7 @@ def _serve_until_signalled(
             scheduler.stop()
         server.shutdown()
         aborted = exporter.abort_all()
+        exporter.wait_idle(SHUTDOWN_GRACE)  # their requests get an answer, their logs a line
         server.server_close()
         log.info("stopped", extra={"fields": {"aborted_associations": aborted}})
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -143,3 +145,71 @@ def test_module_runs_without_installing_the_console_script() -> None:
     result = subprocess.run([sys.executable, "-m", "exporter", "--help"], capture_output=True,
                             text=True, env=env)
     assert result.returncode == 0 and "serve" in result.stdout and "demo" in result.stdout
+
+
+def _serve(config_file: Path, *flags: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "serve", "--config.file", str(config_file),
+         "--web.listen-address", f"{LOOPBACK}:{port}", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    return process, port
+
+
+def test_log_flags_after_the_subcommand_and_json_everywhere(tmp_path: Path) -> None:
+    process, port = _serve(write_config(tmp_path / "c.yml", 104),
+                           "--log.level", "debug", "--log.format", "json")
+    try:
+        wait_for_port(port, process)
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/healthy") as answer:
+            assert answer.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    records = [json.loads(line) for line in stderr.splitlines()]
+    assert any(r["msg"] == "Listening on" and r["address"] == f"http://{LOOPBACK}:{port}"
+               for r in records)
+    assert any(r["level"] == "debug" for r in records)
+    assert process.returncode == 0
+
+
+def test_a_port_in_use_is_one_structured_error_line(tmp_path: Path) -> None:
+    with socket.create_server((LOOPBACK, 0)) as taken:
+        port = taken.getsockname()[1]
+        result = cli("serve", "--config.file", str(write_config(tmp_path / "c.yml", 104)),
+                     "--web.listen-address", f"{LOOPBACK}:{port}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ts=") and "level=error" in lines[0]
+    assert f"cannot listen on {LOOPBACK}:{port}: Address already in use" in lines[0]
+
+
+def _catches_sighup(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+
+
+def test_sighup_while_starting_does_not_kill_the_process(tmp_path: Path) -> None:
+    """`systemctl reload` right after start: the handler is in place long before listening."""
+    process, port = _serve(write_config(tmp_path / "c.yml", 104))
+    try:
+        deadline = time.monotonic() + 20
+        while not _catches_sighup(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        listening_already = socket.socket().connect_ex((LOOPBACK, port)) == 0
+        process.send_signal(signal.SIGHUP)
+        assert not listening_already, "the SIGHUP should arrive while the exporter starts"
+        while socket.socket().connect_ex((LOOPBACK, port)) != 0:
+            assert process.poll() is None, process.communicate()[1]
+            process.send_signal(signal.SIGHUP)
+            time.sleep(0.02)
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/healthy") as answer:
+            assert answer.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "config reloaded" in stderr and "Traceback" not in stderr
