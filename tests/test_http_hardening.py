@@ -28,10 +28,10 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from exporter import buildinfo
+from exporter import buildinfo, probers
 from exporter.app import Exporter, ProbeLimits
 from exporter.config import webconfig
-from exporter.metrics import BUILD_INFO
+from exporter.metrics import BUILD_INFO, ProbeCollector, render_probe
 from exporter.schedule import Scheduler
 from exporter.web import server as web_server
 from exporter.web.connections import Limits, Refusal, frame
@@ -640,3 +640,15 @@ def test_the_scrape_timeout_budget_is_continuous_and_monotonic() -> None:
     assert exporter.timeout_for(60.0, 0.5001) == pytest.approx(0.25005)
     assert exporter.timeout_for(60.0, 1.2) == pytest.approx(0.7)
     assert exporter.timeout_for(2.0, 10.0) == 2.0
+
+
+# -- the fast /probe exposition ---------------------------------------------------------
+def test_probe_exposition_is_byte_for_byte_what_client_python_writes(peer: ScriptedPeer) -> None:
+    config = make_config({
+        "up": {"port": peer.port, "ae_title": 'QUOTE"A', "modules": ["tcp", "echo"]},
+        "closed": {"port": free_port(), "ae_title": "CLOSED", "modules": ["echo"]}})
+    reports = [probers.run(config.targets["up"], config.modules["tcp"], 2.0),
+               probers.run(config.targets["up"], config.modules["echo"], 2.0),
+               probers.run(config.targets["closed"], config.modules["echo"], 2.0)]
+    for report in reports:
+        assert web_server.exposition(ProbeCollector(report).collect()) == render_probe(report)

@@ -187,7 +187,9 @@ class ConnectionLoop:
         self._selector = selectors.DefaultSelector()
         self._waiting: collections.OrderedDict[int, Connection] = collections.OrderedDict()
         self._connections: dict[int, Connection] = {}
-        self._returned: collections.deque[Connection] = collections.deque()
+        # Held by the selector thread while it handles events, and by a worker
+        # handing its connection back: epoll_ctl is thread-safe, our maps are not.
+        self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -205,23 +207,24 @@ class ConnectionLoop:
         next_sweep = time.monotonic() + SWEEP_INTERVAL
         try:
             while not self._stop.is_set():
-                for key, _ in self._selector.select(SWEEP_INTERVAL):
-                    if key.data is None:
-                        self._accept(key.fileobj)  # type: ignore[arg-type]
-                    elif key.data == "wake":
-                        with contextlib.suppress(OSError):
-                            self._wake_r.recv(4096)
-                    else:
-                        self._ready(key.data)
-                self._take_returned()
-                now = time.monotonic()
-                if self._paused_until and now >= self._paused_until:
-                    self._paused_until = 0.0
-                    for listener in self.listeners:
-                        self._selector.register(listener, selectors.EVENT_READ, None)
-                if now >= next_sweep:
-                    self._sweep(now)
-                    next_sweep = now + SWEEP_INTERVAL
+                events = self._selector.select(SWEEP_INTERVAL)
+                with self._lock:
+                    for key, _ in events:
+                        if key.data is None:
+                            self._accept(key.fileobj)  # type: ignore[arg-type]
+                        elif key.data == "wake":
+                            with contextlib.suppress(OSError):
+                                self._wake_r.recv(4096)
+                        else:
+                            self._ready(key.data)
+                    now = time.monotonic()
+                    if self._paused_until and now >= self._paused_until:
+                        self._paused_until = 0.0
+                        for listener in self.listeners:
+                            self._selector.register(listener, selectors.EVENT_READ, None)
+                    if now >= next_sweep:
+                        self._sweep(now)
+                        next_sweep = now + SWEEP_INTERVAL
         finally:
             self._stopped.set()
 
@@ -232,8 +235,9 @@ class ConnectionLoop:
 
     def close(self) -> None:
         self.workers.stop()
-        for connection in list(self._connections.values()):
-            self._close(connection)
+        with self._lock:
+            for connection in list(self._connections.values()):
+                self._close(connection)
         for listener in self.listeners:
             listener.close()
         self._selector.close()
@@ -308,6 +312,7 @@ class ConnectionLoop:
 
     # -- reading -------------------------------------------------------------
     def _ready(self, connection: Connection) -> None:
+        # A stale event for a connection a worker closed meanwhile: state "closed".
         if connection.state == "handshake":
             self._handshake(connection)
         elif connection.state == "read":
@@ -399,54 +404,56 @@ class ConnectionLoop:
             if connection.state != "busy":
                 with contextlib.suppress(KeyError, ValueError, OSError):
                     self._selector.unregister(connection.sock)
+        connection.state = "closed"
         with contextlib.suppress(OSError):
             connection.sock.close()
 
     # -- answering (worker threads) ------------------------------------------
     def _answer(self, connection: Connection, request: bytes) -> None:
-        try:
-            response, keep = self.respond(request, connection)
-        except Exception:  # the handler answers 500 itself; this is the last guard
-            logger.exception("request handler failed")
-            response, keep = Refusal(500, "Internal Server Error",
-                                     "internal error").response(), False
-        sock = connection.sock
-        try:
-            sock.settimeout(self.limits.write_timeout)
-            sock.sendall(response)
-            sock.setblocking(False)
-        except (OSError, ValueError):
-            keep = False
-        connection.since = time.monotonic()
-        if keep and not self._stop.is_set():
-            self._returned.append(connection)
-            self._wake()
-        else:
-            self._returned.append(_closing(connection))
-            self._wake()
-
-    def _take_returned(self) -> None:
-        while self._returned:
-            connection = self._returned.popleft()
-            if connection.state == "closing":
-                connection.state = "busy"
-                self._close(connection)
+        """Answer, then hand the connection back to the selector directly: no
+        wake-up round trip before a keep-alive client's next request is seen."""
+        while True:
+            try:
+                response, keep = self.respond(request, connection)
+            except Exception:  # the handler answers 500 itself; this is the last guard
+                logger.exception("request handler failed")
+                response, keep = Refusal(500, "Internal Server Error",
+                                         "internal error").response(), False
+            sock = connection.sock
+            try:
+                sock.settimeout(self.limits.write_timeout)
+                sock.sendall(response)
+                sock.setblocking(False)
+            except (OSError, ValueError):
+                keep = False
+            framed = frame(connection.buffer, self.limits) if keep and connection.buffer else None
+            if isinstance(framed, int):  # pipelined and already whole: answer it now
+                request = bytes(connection.buffer[:framed])
+                del connection.buffer[:framed]
                 continue
+            with self._lock:
+                if not keep or self._stop.is_set() or isinstance(framed, Refusal):
+                    if isinstance(framed, Refusal):
+                        with contextlib.suppress(OSError):
+                            sock.send(framed.response())
+                    self._close(connection)
+                    return
+                self._rearm(connection)
+            return
+
+    def _rearm(self, connection: Connection) -> None:
+        try:
             fd = connection.sock.fileno()
-            if fd < 0 or self._connections.get(fd) is not connection:
-                continue
-            connection.state = "read"
-            connection.deadline = time.monotonic() + (
-                self.limits.read_timeout if connection.buffer else self.limits.idle_timeout)
-            self._waiting[fd] = connection
-            self._selector.register(connection.sock, selectors.EVENT_READ, connection)
-            if connection.buffer:  # pipelined: the next request may be whole already
-                self._dispatch(connection)
-
-
-def _closing(connection: Connection) -> Connection:
-    connection.state = "closing"
-    return connection
+        except OSError:
+            return
+        if fd < 0 or self._connections.get(fd) is not connection:
+            return  # closed by shutdown meanwhile
+        connection.state = "read"
+        connection.since = time.monotonic()
+        connection.deadline = connection.since + (
+            self.limits.read_timeout if connection.buffer else self.limits.idle_timeout)
+        self._waiting[fd] = connection
+        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
 
 
 def _peer_text(peer: tuple) -> str:

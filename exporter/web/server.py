@@ -24,13 +24,15 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
 
 from exporter.app import Exporter, Overloaded, UnknownProbe
 from exporter.config.strict import ConfigError
 from exporter.config.webconfig import WebConfig, signature
 from exporter.config.webconfig import load as load_web_config
-from exporter.metrics import render_probe
+from exporter.metrics import ProbeCollector
 from exporter.web import oncall, oncall_html, runbooks
 from exporter.web.connections import Connection, ConnectionLoop, Limits
 from exporter.web.oncall import OnCallStatus
@@ -142,6 +144,65 @@ class Server:
         return handler.wfile.getvalue(), not handler.close_connection
 
 
+class Headers(dict):
+    """Request headers by lower-cased name, first occurrence kept, as Message.get does.
+
+    Parsed from the head the connection loop has already bounded; the email
+    parser behind http.client.parse_headers cost a third of a /probe answer.
+    """
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+
+MAX_HEADERS = 100
+
+
+def exposition(families: Iterable[Metric]) -> bytes:
+    """Text exposition of gauge families whose names are our own constants.
+
+    generate_latest re-validates every metric and label name on every sample,
+    which is half of a tcp /probe answer; names from exporter.metrics need no
+    check. Anything but gauges goes through generate_latest.
+    """
+    out: list[str] = []
+    for family in families:
+        if family.type != "gauge":
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_Fixed(family))
+            out.append(generate_latest(registry).decode())
+            continue
+        help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        out.append(f"# HELP {family.name} {help_text}\n# TYPE {family.name} gauge\n")
+        for sample in family.samples:
+            if sample.labels:
+                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(sample.labels.items()))
+                out.append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")
+            else:
+                out.append(f"{sample.name} {floatToGoString(sample.value)}\n")
+    return "".join(out).encode()
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+class _Fixed:
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> Iterable[Metric]:
+        return [self.family]
+
+
 class Handler(BaseHTTPRequestHandler):
     """One request, parsed from bytes already read whole, answered into a buffer."""
 
@@ -159,6 +220,39 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_one_request()
         if not self.wfile.getbuffer().nbytes:
             self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """The request line and headers, without the email parser (see Headers)."""
+        self.command = None  # type: ignore[assignment]
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.requestline = requestline
+        words = requestline.split()
+        if len(words) != 3:
+            self.send_error(HTTPStatus.BAD_REQUEST, "Bad request syntax")
+            return False
+        command, path, version = words
+        if version not in ("HTTP/1.0", "HTTP/1.1"):
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "Only HTTP/1.0 and 1.1")
+            return False
+        self.command, self.request_version = command, version
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        headers = Headers()
+        for count, raw in enumerate(self.rfile):
+            line = raw.decode("iso-8859-1").rstrip("\r\n")
+            if not line:
+                break
+            if count >= MAX_HEADERS:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+                return False
+            name, _, value = line.partition(":")
+            headers.setdefault(name.lower(), value.strip())
+        self.headers = headers  # type: ignore[assignment]
+        connection = headers.get("Connection", "").lower()
+        self.close_connection = connection == "close" or (
+            version == "HTTP/1.0" and connection != "keep-alive")
+        return True
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # No Server header: it would only tell a scanner the Python version.
@@ -274,7 +368,7 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.SERVICE_UNAVAILABLE)
             self.reply(status, f"{exc}\n")
             return
-        metrics = render_probe(report)
+        metrics = exposition(ProbeCollector(report).collect())
         if self.param("debug") == "true":
             text = "Logs for the probe:\n" + "\n".join(report.log)
             text += "\n\nMetrics that would have been returned:\n" + metrics.decode()
