@@ -274,14 +274,22 @@ def test_past_the_cap_idle_connections_are_shed_and_real_requests_answered(
         peer: ScriptedPeer) -> None:
     server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
                                  limits=Limits(max_connections=20))
+    host, port = server.server_address[:2]
+    scraper = httpclient.HTTPConnection(host, port, timeout=10)  # kept alive, as Prometheus
+    scraper.request("GET", "/metrics")
+    assert scraper.getresponse().read()
     idle = [connect(server) for _ in range(60)]
     try:
         for _ in range(3):
             assert get(server, "/metrics").status == 200
             assert get(server, "/probe?target=peer&module=tcp").status == 200
+            scraper.request("GET", "/probe?target=peer&module=tcp")
+            answer = scraper.getresponse()
+            assert answer.status == 200 and answer.read()
         assert server.loop.shed >= 40
         assert server.loop.open_connections <= 20
     finally:
+        scraper.close()
         for sock in idle:
             sock.close()
         server.shutdown()

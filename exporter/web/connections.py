@@ -110,7 +110,7 @@ def frame(buffer: bytes | bytearray, limits: Limits) -> int | Refusal | None:
 class Connection:
     """One client connection and what has arrived of its next request."""
 
-    __slots__ = ("buffer", "deadline", "peer", "since", "sock", "state")
+    __slots__ = ("buffer", "deadline", "peer", "proven", "since", "sock", "state")
 
     def __init__(self, sock: socket.socket, peer: tuple, deadline: float) -> None:
         self.sock = sock
@@ -119,6 +119,7 @@ class Connection:
         self.deadline = deadline
         self.state = "read"  # "handshake", "read" or "busy" (a worker answers it)
         self.since = time.monotonic()
+        self.proven = False  # has had a successful answer: shed last
 
 
 # respond(request bytes, connection) -> (response bytes, keep the connection open)
@@ -185,7 +186,10 @@ class ConnectionLoop:
         self.limits = limits
         self.workers = Workers(limits.workers, self._answer)
         self._selector = selectors.DefaultSelector()
-        self._waiting: collections.OrderedDict[int, Connection] = collections.OrderedDict()
+        # Connections waiting for a whole request, oldest first: those that never
+        # got a successful answer, and kept-alive ones that did (Prometheus').
+        self._fresh: collections.OrderedDict[int, Connection] = collections.OrderedDict()
+        self._kept: collections.OrderedDict[int, Connection] = collections.OrderedDict()
         self._connections: dict[int, Connection] = {}
         # Held by the selector thread while it handles events, and by a worker
         # handing its connection back: epoll_ctl is thread-safe, our maps are not.
@@ -277,9 +281,10 @@ class ConnectionLoop:
 
     def _admit(self, sock: socket.socket, peer: tuple) -> None:
         if len(self._connections) >= self.limits.max_connections and not self._shed_one():
-            with contextlib.suppress(OSError):
-                sock.setblocking(False)
-                sock.send(OVERLOADED.response())
+            if self.tls() is None:  # a TLS client could not read a plain 503
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)
+                    sock.send(OVERLOADED.response())
             sock.close()
             return
         sock.setblocking(False)
@@ -296,16 +301,19 @@ class ConnectionLoop:
                 return
             connection.state = "handshake"
         self._connections[connection.sock.fileno()] = connection
-        self._waiting[connection.sock.fileno()] = connection
+        self._fresh[connection.sock.fileno()] = connection
         self._selector.register(connection.sock, selectors.EVENT_READ, connection)
         if connection.state == "handshake":
             self._handshake(connection)
 
     def _shed_one(self) -> bool:
-        """Close the connection that has waited longest without a whole request."""
-        if not self._waiting:
+        """Close the connection that has waited longest without a whole request,
+        one that never had a successful answer first: a flood of new clients
+        then sheds itself, not the scraper's kept-alive connection."""
+        waiting = self._fresh or self._kept
+        if not waiting:
             return False
-        _, connection = next(iter(self._waiting.items()))
+        _, connection = next(iter(waiting.items()))
         self._close(connection)
         self.shed += 1
         return True
@@ -377,13 +385,14 @@ class ConnectionLoop:
         request = bytes(connection.buffer[:framed])
         del connection.buffer[:framed]
         fd = connection.sock.fileno()
-        self._waiting.pop(fd, None)
+        self._forget(fd)
         self._selector.unregister(connection.sock)
         connection.state = "busy"
         self.workers.submit(connection, request)
 
     def _sweep(self, now: float) -> None:
-        expired = [c for c in self._waiting.values() if c.deadline <= now]
+        expired = [c for waiting in (self._fresh, self._kept) for c in waiting.values()
+                   if c.deadline <= now]
         for connection in expired:
             if connection.buffer:
                 # Part of a request and no more in time: say so before closing.
@@ -398,7 +407,7 @@ class ConnectionLoop:
         except OSError:
             fd = -1
         if fd >= 0:
-            self._waiting.pop(fd, None)
+            self._forget(fd)
             if self._connections.get(fd) is connection:
                 del self._connections[fd]
             if connection.state != "busy":
@@ -426,6 +435,8 @@ class ConnectionLoop:
                 sock.setblocking(False)
             except (OSError, ValueError):
                 keep = False
+            if response[9:10] in (b"2", b"3"):
+                connection.proven = True
             framed = frame(connection.buffer, self.limits) if keep and connection.buffer else None
             if isinstance(framed, int):  # pipelined and already whole: answer it now
                 request = bytes(connection.buffer[:framed])
@@ -452,8 +463,12 @@ class ConnectionLoop:
         connection.since = time.monotonic()
         connection.deadline = connection.since + (
             self.limits.read_timeout if connection.buffer else self.limits.idle_timeout)
-        self._waiting[fd] = connection
+        (self._kept if connection.proven else self._fresh)[fd] = connection
         self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+
+    def _forget(self, fd: int) -> None:
+        self._fresh.pop(fd, None)
+        self._kept.pop(fd, None)
 
 
 def _peer_text(peer: tuple) -> str:
