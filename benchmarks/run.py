@@ -192,8 +192,8 @@ def full_association(rows: list[Row], client: ProbeClient, peer: str, port: int,
                     met=median_ms(reported) <= 1.0 if is_orthanc else None))
     overhead = median_ms(requests) - median_ms(reported)
     rows.append(Row("echo, full association", f"{peer}: exporter, whole /probe", requests,
-                    goal=f"<= reported + 0.5 ms (+{overhead:.3f} ms)",
-                    met=overhead <= 0.5))
+                    goal=f"<= reported + 0.5 ms (+{overhead:.3f} ms)" if is_orthanc else "",
+                    met=overhead <= 0.5 if is_orthanc else None))
 
     ae = AE(ae_title=MONITOR_AE)
     ae.add_requested_context(Verification)
@@ -224,9 +224,15 @@ def open_association(rows: list[Row], client: ProbeClient, orthanc_port: int,
     ae = AE(ae_title=MONITOR_AE)
     ae.add_requested_context(Verification)
     association = ae.associate(LOOPBACK, orthanc_port, ae_title="ORTHANC")
+    if not association.is_established:
+        raise RuntimeError(f"pynetdicom could not associate with Orthanc: rejected "
+                           f"{association.is_rejected}, aborted {association.is_aborted}")
     try:
         rows.append(Row("echo, open association", "orthanc: pynetdicom send_c_echo",
                         timed(association.send_c_echo, count)))
+    except RuntimeError as exc:  # seen on a loaded machine: the row says so, the run goes on
+        rows.append(Row("echo, open association", "orthanc: pynetdicom send_c_echo", [0.0],
+                        unit="(failed)", goal=f"association lost: {exc}"[:60]))
     finally:
         association.release()
 

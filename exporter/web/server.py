@@ -164,12 +164,17 @@ class Headers(dict):
 MAX_HEADERS = 100
 
 
+_HEADS: dict[tuple[str, str], str] = {}
+_DATE: list[tuple[int, str]] = [(0, "")]
+
+
 def exposition(families: Iterable[Metric]) -> bytes:
     """Text exposition of gauge families whose names are our own constants.
 
     generate_latest re-validates every metric and label name on every sample,
     which is half of a tcp /probe answer; names from exporter.metrics need no
-    check. Anything but gauges goes through generate_latest.
+    check, and their HELP/TYPE lines are formatted once. Anything but gauges
+    goes through generate_latest.
     """
     out: list[str] = []
     for family in families:
@@ -178,8 +183,13 @@ def exposition(families: Iterable[Metric]) -> bytes:
             registry.register(_Fixed(family))
             out.append(generate_latest(registry).decode())
             continue
-        help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-        out.append(f"# HELP {family.name} {help_text}\n# TYPE {family.name} gauge\n")
+        key = (family.name, family.documentation)
+        head = _HEADS.get(key)
+        if head is None:
+            help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+            head = _HEADS.setdefault(
+                key, f"# HELP {family.name} {help_text}\n# TYPE {family.name} gauge\n")
+        out.append(head)
         for sample in family.samples:
             if sample.labels:
                 labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(sample.labels.items()))
@@ -262,8 +272,20 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in self.server.web.headers.items():
             self.send_header(name, value)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if logger.isEnabledFor(logging.DEBUG):  # formatting costs even when not logged
+            super().log_request(code, size)
+
     def log_message(self, format: str, *args: object) -> None:
         logger.debug(format % args, extra={"fields": {"client": str(self.client_address[0])}})
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        now = int(time.time()) if timestamp is None else int(timestamp)
+        cached = _DATE[0]
+        if cached[0] != now:  # formatted once a second, not once a request
+            cached = (now, super().date_time_string(now))
+            _DATE[0] = cached
+        return cached[1]
 
     # -- responses ---------------------------------------------------------
     def reply(self, status: int, body: bytes | str, content_type: str = TEXT,
