@@ -92,7 +92,7 @@ def _addresses(ctx: click.Context, param: click.Parameter,
 def _log_flag(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     # After the subcommand too (`serve --log.level debug`), as Go exporters accept them.
     if value is not None:
-        logs.setup(**{param.name: value})  # type: ignore[arg-type]
+        logs.setup(**{str(param.name): value})
     return value
 
 

@@ -182,7 +182,7 @@ class WebConfig:
 
 def signature(web: WebConfig) -> tuple:
     """What a change of the file or of a file it names looks like (mtime, size, inode)."""
-    out = []
+    out: list[tuple[str, int | None, int | None, int | None]] = []
     for path in (web.source, *web.files):
         if path is None:
             continue
@@ -308,7 +308,7 @@ def _tls(check: Checker, raw: object, base: Path, warnings: list[str],
         _load_chain(context, cert, key, cert_pem, key_pem)
         if client_ca or client_ca_pem:
             context.load_verify_locations(cafile=client_ca, cadata=client_ca_pem)
-        suites = [CIPHER_SUITES[c] for c in ciphers if CIPHER_SUITES[c]]
+        suites = [suite for c in ciphers if (suite := CIPHER_SUITES[c])]
         if suites:
             context.set_ciphers(":".join(suites))
         if len(curves) == 1 and CURVES[curves[0]]:

@@ -219,6 +219,7 @@ class Handler(BaseHTTPRequestHandler):
     server: Server  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
     wfile: io.BytesIO
+    raw_requestline: bytes
 
     def __init__(self, request: bytes, client_address: tuple, server: Server) -> None:
         # Not BaseHTTPRequestHandler.__init__: the connection loop owns the socket.
@@ -259,7 +260,7 @@ class Handler(BaseHTTPRequestHandler):
             name, _, value = line.partition(":")
             headers.setdefault(name.lower(), value.strip())
         self.headers = headers  # type: ignore[assignment]
-        connection = headers.get("Connection", "").lower()
+        connection = (headers.get("Connection") or "").lower()
         self.close_connection = connection == "close" or (
             version == "HTTP/1.0" and connection != "keep-alive")
         return True
