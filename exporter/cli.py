@@ -30,6 +30,7 @@ from exporter.app import (
     UnknownProbe,
 )
 from exporter.config import Config, ConfigError, webconfig
+from exporter.config.prober_kinds import PHASES
 from exporter.config.strict import parse_duration
 from exporter.config.webconfig import WebConfig
 from exporter.probers.report import ProbeReport
@@ -47,7 +48,6 @@ from exporter.web.server import (
 )
 
 T = TypeVar("T")
-PHASE_ORDER = ("connect", "tls", "associate", "dimse", "release")
 SHUTDOWN_GRACE = 2.0
 
 
@@ -239,7 +239,7 @@ def _print_report(report: ProbeReport, debug: bool) -> None:
         click.echo(f"status    0x{report.status:04X}")
     phases = "  ".join(
         f"{phase} {report.phases[phase] * 1000:.3f} ms"
-        for phase in PHASE_ORDER
+        for phase in PHASES
         if phase in report.phases
     )
     click.echo(f"phases    {phases or '-'}")

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from exporter import __version__, route_state
 from exporter.buildinfo import REVISION
 from exporter.config import Config
+from exporter.config.prober_kinds import KINDS
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 from exporter.stats import BUCKETS, Snapshot, Stats
@@ -65,12 +66,6 @@ ROUTE_PATH_STATE = "dicom_route_path_state"
 ROUTE_ACTIVE = "dicom_route_active"
 SCHEDULED_SKIPS = "dicom_exporter_scheduled_probes_skipped_total"
 
-PHASES_BY_PROBER = {
-    "tcp": ("connect",),
-    "echo": ("connect", "associate", "dimse", "release"),
-    "negotiate": ("connect", "associate", "release"),
-    "store": ("connect", "associate", "dimse", "release"),
-}
 
 
 class ProbeCollector(Collector):
@@ -99,7 +94,8 @@ class ProbeCollector(Collector):
             labels=["phase"],
         )
         tls = ("tls",) if report.target.tls is not None and prober != "tcp" else ()
-        for phase in PHASES_BY_PROBER[prober][:1] + tls + PHASES_BY_PROBER[prober][1:]:
+        kind_phases = KINDS[prober].phases
+        for phase in kind_phases[:1] + tls + kind_phases[1:]:
             phases.add_metric([phase], report.phases.get(phase, 0.0))
         yield phases
         if report.tls_version:
@@ -282,8 +278,8 @@ class ExporterCollector(Collector):
             "When the latest probe finished (Unix time).",
             labels=["target", "module"],
         )
-        for (target, module), series in sorted(snapshot.series.items()):
-            labels = [target, module]
+        for (target_name, module_name), series in sorted(snapshot.series.items()):
+            labels = [target_name, module_name]
             totals.add_metric(labels, series.count)
             for reason in Reason:
                 failures.add_metric([*labels, reason.value], series.failures.get(reason, 0))

@@ -1,6 +1,7 @@
 """Builds the Grafana dashboards in grafana/dashboards/ from one description.
 
-Run `python grafana/build.py` after a change; a test fails when the JSON
+Selectors come from monitoring/config.yml, shared with the alert rules.
+Regenerate with `python -m tools.generate`; a test fails when the JSON
 files differ from what this script makes. Generating them keeps panel ids
 unique, grid positions tidy and every query behind the `${datasource}`
 variable, which hand-edited dashboard JSON rarely stays.
@@ -12,13 +13,23 @@ panel types (stat, timeseries, table, heatmap, state-timeline).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitoring import settings
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
-PROBE = 'job="dicom_probe"'
-EXPORTER = 'job="dicom_exporter"'
+M = settings.load()
+# Selectors from monitoring/config.yml, shared with the alert rules.
+PROBE = M.probe
+EXPORTER = M.exporter
+# Dashboard JSON has no comments: the description says what made it.
+GENERATED = ("(Genererad av grafana/build.py från monitoring/config.yml: "
+             "ändra där och kör python -m tools.generate.)")
 UP_DOWN = [{"type": "value", "options": {
     "0": {"text": "NERE", "color": "red", "index": 0},
     "1": {"text": "upp", "color": "green", "index": 1}}}]
@@ -43,7 +54,7 @@ SITE = variable_query("site", "Plats (mätpunkt)",
                       "label_values(dicom_exporter_target_info, site)")
 PARTNER = variable_query(
     "partner", "Partnerregion",
-    'label_values(dicom_exporter_target_info{role=~"partner|relay", site=~"$site"}, target)')
+    f'label_values(dicom_exporter_target_info{{{M.partners}, site=~"$site"}}, target)')
 TARGET = variable_query("target", "Mål", 'label_values(probe_success{site=~"$site"}, target)')
 
 
@@ -98,7 +109,8 @@ def layout(panels: list[dict]) -> list[dict]:
 def dashboard(uid: str, title: str, description: str, variables: list[dict],
               panels: list[dict], tags: list[str]) -> dict:
     return {
-        "uid": uid, "title": title, "description": description, "tags": tags,
+        "uid": uid, "title": title, "tags": [*tags, "generated"],
+        "description": f"{description} {GENERATED}",
         "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True,
         "time": {"from": "now-6h", "to": "now"}, "refresh": "30s", "timezone": "browser",
         "templating": {"list": [variable_datasource(), *variables]},
@@ -116,9 +128,9 @@ def overview() -> dict:
         "Länkadatorer, partnerregioner och vägar i ett ögonkast, per mätpunkt.",
         [SITE, PARTNER],
         [
-            up_down_stat("Länkadatorer", 'role="link_computer", direction!="receive"',
+            up_down_stat("Länkadatorer", M.link_computers,
                          "Z97117 och Z83680, sett från varje mätpunkt."),
-            up_down_stat("Partnerregioner", 'role=~"partner|relay", target=~"$partner"',
+            up_down_stat("Partnerregioner", f'{M.partners}, target=~"$partner"',
                          "Svarar regionens PACS (alla moduler)?"),
             panel("table", "Vägar just nu", [target(
                 routes, fmt="table", instant=True)], 12, 9,
@@ -158,12 +170,12 @@ def per_target() -> dict:
                 target(f"histogram_quantile({q}, sum by (le) ({rates}))", f"p{int(q * 100)}")
                 for q in (0.5, 0.95, 0.99)], 12, 8, unit="s"),
             panel("timeseries", "Faser (C-ECHO)", [target(
-                f'avg by (phase) (probe_dicom_phase_duration_seconds{{{selector}, prober="echo"}})',
+                f'avg by (phase) (probe_dicom_phase_duration_seconds{{{selector}, {M.echo}}})',
                 "{{phase}}")], 12, 8, "connect, associate, dimse, release: var tiden går.",
                 unit="s", options={"legend": {"displayMode": "table"}}),
             panel("timeseries", "Mottagning: negotiate och store lyckas", [target(
                 f'avg by (target, module) (avg_over_time(probe_success{{{selector}, '
-                'prober=~"negotiate|store"}[$__rate_interval]))', "{{target}} {{module}}")],
+                f'{M.receiving}}}[$__rate_interval]))', "{{target}} {{module}}")],
                 12, 8, "Andel lyckade förhandlingar och provsändningar.", unit="percentunit"),
             panel("timeseries", "Felorsaker över tid", [target(
                 'sum by (reason) (increase(dicom_exporter_probe_failures_total{target=~"$target"}'

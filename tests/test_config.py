@@ -162,3 +162,11 @@ def test_vantage_point_configs_match_the_whole_region(site: str, own_link: str) 
         assert ours.labels["site"] == site
     receive = {n for n, t in vantage.targets.items() if t.probe_calling_ae is not None}
     assert receive and all(n.startswith(f"{own_link}.from.") for n in receive)
+
+
+def test_a_prober_given_as_a_list_is_a_clean_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.parse("modules: {m: {prober: [echo]}}\ntargets: {}\n", "list.yml")
+    assert caught.value.problems == [
+        "list.yml: modules.m.prober: must be one of tcp, echo, negotiate, store, got list ['echo']"
+    ]

@@ -16,6 +16,7 @@ from tests.support.configs import make_config
 from tests.support.pki import tls_probe
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["echo", "negotiate", "store"])
 def test_probes_succeed_over_tls_with_a_client_certificate(pki, tls_storescp, module) -> None:
     report = tls_probe(pki, tls_storescp, module)
@@ -29,6 +30,7 @@ def test_probes_succeed_over_tls_with_a_client_certificate(pki, tls_storescp, mo
     assert 'probe_dicom_phase_duration_seconds{phase="tls"}' in text
 
 
+@pytest.mark.slow
 def test_a_certificate_from_another_ca_is_a_tls_failure(pki, tls_storescp) -> None:
     started = time.monotonic()
     report = tls_probe(pki, tls_storescp, ca="other")
@@ -37,18 +39,21 @@ def test_a_certificate_from_another_ca_is_a_tls_failure(pki, tls_storescp) -> No
     assert time.monotonic() - started < 3.5
 
 
+@pytest.mark.slow
 def test_a_missing_client_certificate_is_a_tls_failure(pki, tls_storescp) -> None:
     report = tls_probe(pki, tls_storescp, client=False)
     assert report.reason in (Reason.TLS, Reason.RESET), report.detail
     assert report.success is False
 
 
+@pytest.mark.slow
 def test_tls_towards_a_plain_dicom_port_is_a_tls_failure(pki, storescp) -> None:
     port, _ = storescp
     report = tls_probe(pki, port)
     assert report.reason is Reason.TLS, report.detail
 
 
+@pytest.mark.slow
 def test_plain_dicom_towards_a_tls_port_fails_cleanly(pki, tls_storescp) -> None:
     report = tls_probe(pki, tls_storescp, tls=False)
     assert report.success is False

@@ -6,6 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from exporter import metrics
 from exporter.reasons import ROUTINE, Reason
 from tests.support.realpeers import require
@@ -43,6 +45,7 @@ def test_every_metric_is_documented_in_the_readme() -> None:
     assert missing == []
 
 
+@pytest.mark.slow
 def test_example_prometheus_config_is_valid() -> None:
     result = subprocess.run(
         [require("promtool"), "check", "config", str(ROOT / "examples" / "prometheus.yml")],

@@ -6,11 +6,16 @@ from __future__ import annotations
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from exporter.app import Exporter
 from exporter.web import server as web_server
 from tests.support.configs import make_config
 from tests.support.promstack import Prometheus, wait_until
 from tests.support.realpeers import LOOPBACK, start_orthanc, stop
+
+pytestmark = pytest.mark.slow  # starts real programs (see the module docstring)
+
 
 
 def test_stopping_orthanc_makes_the_partner_alert_pending(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_dashboards_are_what_build_py_makes() -> None:
     assert sorted(rendered) == [p.name for p in DASHBOARDS]
     for path in DASHBOARDS:
         assert path.read_text(encoding="utf-8") == rendered[path.name], (
-            f"{path.name} is out of date: run python grafana/build.py")
+            f"{path.name} is out of date: run python -m tools.generate")
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)

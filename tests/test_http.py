@@ -233,6 +233,7 @@ def test_health_and_unknown_paths(served: Setup) -> None:
 @pytest.mark.parametrize("path", ["/probe?target=peer&module=echo",
                                   "/probe?target=closed&module=echo",
                                   "/probe?target=peer&module=tcp", "/metrics"])
+@pytest.mark.slow
 def test_promtool_accepts_the_exposition(served: Setup, path: str) -> None:
     get(f"{served.url}/probe?target=closed&module=echo")  # failures and histograms populated
     body = get(f"{served.url}{path}")[1]

@@ -10,6 +10,9 @@ from exporter.reasons import Reason
 from tests.support.configs import make_config
 from tests.support.realpeers import Orthanc
 
+pytestmark = pytest.mark.slow  # starts real programs (see the module docstring)
+
+
 
 def probe(port: int, ae_title: str, module: str, calling: str | None = None):
     modules = None

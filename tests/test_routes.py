@@ -182,6 +182,7 @@ def test_routes_command_prints_the_table_in_swedish(demo: Demo, tmp_path: Path) 
     assert any("Z97117 NERE" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_route_alerts_in_a_real_prometheus(demo: Demo, tmp_path: Path) -> None:
     exporter = Exporter(demo.config)
     server, _ = web_server.start(exporter, (LOOPBACK, 0))

@@ -85,6 +85,7 @@ def exposed_names(exporter: Exporter) -> set[str]:
     return names
 
 
+@pytest.mark.slow
 def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter, pki,
                                                              tls_storescp) -> None:
     exporter, _ = demo_exporter
@@ -138,6 +139,7 @@ def test_unknown_runbooks_are_404_and_paths_cannot_escape(demo_exporter, path: s
     assert fetch(url + path)[0] == 404
 
 
+@pytest.mark.slow
 def test_alertmanager_config_is_valid() -> None:
     result = subprocess.run([require("amtool"), "check-config", str(ALERTMANAGER)],
                             capture_output=True, text=True)
@@ -156,6 +158,7 @@ def test_alertmanager_config_is_valid() -> None:
         (["alertname=Watchdog", "severity=none"], "deadman"),
     ],
 )
+@pytest.mark.slow
 def test_alertmanager_routes(labels: list[str], receiver: str) -> None:
     result = subprocess.run(
         [require("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER}",

@@ -17,6 +17,9 @@ from exporter import metrics
 from tests.support.promstack import wait_until
 from tools.stack import Stack, StackError
 
+pytestmark = pytest.mark.slow  # starts real programs (see the module docstring)
+
+
 ROOT = Path(__file__).parent.parent
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 # Series Prometheus makes itself, not the exporter.

@@ -137,6 +137,7 @@ def test_status_json_has_the_same_data(demo_process: str) -> None:
     assert data["faults"] == []
 
 
+@pytest.mark.slow
 def test_a_real_browser_shows_a_stopped_partner_with_the_next_step(demo_process: str) -> None:
     from playwright.sync_api import sync_playwright
 

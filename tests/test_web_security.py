@@ -75,6 +75,7 @@ def request(server: web_server.Server, path: str, context: ssl.SSLContext | None
 
 @pytest.mark.parametrize("path", ["/metrics", "/probe?target=peer&module=tcp", "/sd", "/",
                                   "/status.json", "/runbooks/", "/-/healthy"])
+@pytest.mark.slow
 def test_every_endpoint_needs_the_password(
     secured: web_server.Server, pki: Path, path: str
 ) -> None:
@@ -85,6 +86,7 @@ def test_every_endpoint_needs_the_password(
     assert request(secured, path, context, user="nobody")[0] == 401
 
 
+@pytest.mark.slow
 def test_tls_is_required_and_the_client_certificate_checked(secured: web_server.Server,
                                                             pki: Path) -> None:
     assert secured.url.startswith("https://")
@@ -98,6 +100,7 @@ def test_tls_is_required_and_the_client_certificate_checked(secured: web_server.
     assert status == 200 and "dicom_exporter_build_info" in body
 
 
+@pytest.mark.slow
 def test_a_silent_tls_client_does_not_block_others(secured: web_server.Server, pki: Path) -> None:
     host, port = secured.server_address[:2]
     with socket.create_connection((host, port)):  # connects, never says hello

@@ -7,6 +7,7 @@ of them word their problems the same way: `FILE: path.to.field: problem`.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import yaml
@@ -81,7 +82,7 @@ class Checker:
         line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)
         self.problems.append(f"{self.source}: {line}")
 
-    def mapping(self, value: object, path: str, allowed: set[str] | None) -> dict:
+    def mapping(self, value: object, path: str, allowed: AbstractSet[str] | None) -> dict:
         if value is None:
             return {}
         if not isinstance(value, dict):
@@ -96,7 +97,7 @@ class Checker:
         return value
 
     def entry(
-        self, name: str, raw: object, path: str, allowed: set[str], needs: str
+        self, name: str, raw: object, path: str, allowed: AbstractSet[str], needs: str
     ) -> dict | None:
         """A named entry of a section (a module, a target): its body, or None."""
         if not NAME.match(name):

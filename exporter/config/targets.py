@@ -109,7 +109,7 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
     if body is None:
         return None
     prober = body.get("prober")
-    if prober not in KINDS:
+    if not isinstance(prober, str) or prober not in KINDS:
         check.error(f"{path}.prober", f"must be one of {', '.join(KINDS)}, got {shown(prober)}")
         return None
     for key in sorted(set(body) & MODULE_KEYS - KINDS[prober].keys):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from exporter.config import Config, Target
+from exporter.config.prober_kinds import KINDS
 from exporter.config.topology import Route
 from exporter.reasons import REGION_NAMES, ROUTINE, Reason
 from exporter.route_state import (
@@ -28,7 +29,7 @@ from exporter.stats import Snapshot
 STATE_TEXT = {HopState.UP: "upp", HopState.DOWN: "nere", HopState.UNKNOWN: "okänd"}
 ROLE_TEXT = {"link_computer": "länkadator", "partner": "partnerregion", "relay": "relä"}
 AE_REJECTIONS = {Reason.REJECTED_CALLING_AE, Reason.REJECTED_CALLED_AE}
-RECEIVING_PROBERS = {"negotiate", "store"}
+RECEIVING_PROBERS = {kind.name for kind in KINDS.values() if kind.checks_receiving}
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def _target_fault(config: Config, target: Target, snapshot: Snapshot) -> Fault |
             "Kontakta mottagande enhet och jämför AE-titel, värdnamn och port på båda sidor.",
             "DicomPartnerRejectsAssociation",
         )
-    prober = config.modules[module].prober if module in config.modules else ""
+    prober = config.modules[module].prober if module and module in config.modules else ""
     if prober in RECEIVING_PROBERS:
         return Fault(
             f"{name} svarar men kan inte ta emot bilder. {reason_text}",

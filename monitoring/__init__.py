@@ -1,0 +1,1 @@
+"""The monitoring config shared by the alert and dashboard builders."""

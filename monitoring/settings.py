@@ -1,0 +1,90 @@
+"""monitoring/config.yml and the exporter config it names, read once for the builders.
+
+The builders (alerts/build.py, grafana/build.py) take every selector,
+threshold and wait from here, and every site name and role from the exporter
+config, so neither writes a value of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from exporter import config as exporter_config
+from exporter.config.prober_kinds import selector
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = Path(__file__).resolve().parent / "config.yml"
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    probe_job: str
+    exporter_job: str
+    runbook_base_url: str
+    fallback_runbook_base_url: str
+    for_by_role: dict[str, str]
+    probe_interval_by_role: dict[str, str]
+    waits: dict[str, str]
+    thresholds: dict[str, float | int | str]
+    site_names: dict[str, str]  # site key -> name as the staff say it
+    roles: tuple[str, ...]  # roles the exporter config's targets have
+
+    # -- selectors -------------------------------------------------------
+    @property
+    def probe(self) -> str:
+        return f'job="{self.probe_job}"'
+
+    @property
+    def exporter(self) -> str:
+        return f'job="{self.exporter_job}"'
+
+    # Which probers say what, from the one table of prober kinds.
+    @property
+    def reachability(self) -> str:
+        return f'prober=~"{selector("answers_reachability")}"'
+
+    @property
+    def receiving(self) -> str:
+        return f'prober=~"{selector("checks_receiving")}"'
+
+    echo = 'prober="echo"'
+    link_computers = 'role="link_computer", direction!="receive"'
+    # Receive-side probes: our link computers called with a partner's AE title.
+    receive = 'direction="receive"'
+    partners = 'role=~"partner|relay"'
+
+    def wait(self, name: str) -> str:
+        return self.waits[name]
+
+    def runbook(self, name: str, with_instance: bool = True) -> str:
+        if self.runbook_base_url:
+            base = self.runbook_base_url.rstrip("/")
+        elif with_instance:
+            base = "http://{{ $labels.instance }}"
+        else:
+            base = self.fallback_runbook_base_url.rstrip("/")
+        return f"{base}/runbooks/{name}"
+
+
+def load(path: Path = CONFIG) -> Monitoring:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    exporter = exporter_config.load(str(ROOT / raw["exporter_config"]))
+    roles = tuple(sorted({t.labels["role"] for t in exporter.targets.values()}))
+    missing = set(roles) - set(raw["for_by_role"])
+    if missing:
+        raise ValueError(f"{path}: for_by_role: no wait for role(s) {', '.join(sorted(missing))}")
+    return Monitoring(
+        probe_job=raw["jobs"]["probe"],
+        exporter_job=raw["jobs"]["exporter"],
+        runbook_base_url=raw.get("runbook_base_url") or "",
+        fallback_runbook_base_url=raw["fallback_runbook_base_url"],
+        for_by_role=dict(raw["for_by_role"]),
+        probe_interval_by_role=dict(raw["probe_interval_by_role"]),
+        waits=dict(raw["for"]),
+        thresholds=dict(raw["thresholds"]),
+        site_names={key: site.name for key, site in exporter.sites.items()},
+        roles=roles,
+    )

@@ -1,0 +1,53 @@
+"""monitoring/config.yml drives the rules and dashboards; names come from the exporter config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitoring import settings
+
+ROOT = Path(__file__).parent.parent
+
+
+def rules_by_name() -> dict[str, dict]:
+    document = yaml.safe_load((ROOT / "alerts" / "dicom.rules.yml").read_text(encoding="utf-8"))
+    return {rule["alert"]: rule for rule in document["groups"][0]["rules"]}
+
+
+def test_waits_per_role_come_from_the_monitoring_config() -> None:
+    m = settings.load()
+    rules = rules_by_name()
+    assert rules["DicomLinkComputerDown"]["for"] == m.for_by_role["link_computer"]
+    assert rules["DicomPartnerUnreachable"]["for"] == m.for_by_role["partner"]
+    assert rules["DicomExporterConfigReloadFailed"]["for"] == m.wait("reload")
+
+
+def test_site_names_are_read_from_the_exporter_config() -> None:
+    m = settings.load()
+    assert m.site_names == {"vaxjo": "Växjö", "ljungby": "Ljungby"}
+    assert '"Växjö"' in (ROOT / "alerts" / "dicom.rules.yml").read_text(encoding="utf-8")
+
+
+def test_prober_selectors_come_from_the_table_of_prober_kinds() -> None:
+    m = settings.load()
+    assert m.reachability == 'prober=~"tcp|echo"'
+    assert m.receiving == 'prober=~"negotiate|store"'
+
+
+def test_a_role_without_a_wait_is_refused(tmp_path: Path) -> None:
+    raw = yaml.safe_load(settings.CONFIG.read_text(encoding="utf-8"))
+    raw["exporter_config"] = str(ROOT / raw["exporter_config"])
+    del raw["for_by_role"]["relay"]
+    path = tmp_path / "monitoring.yml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ValueError, match="no wait for role"):
+        settings.load(path)
+
+
+def test_runbook_links_follow_the_configured_base_url() -> None:
+    m = settings.load()
+    assert m.runbook("Watchdog", with_instance=False).startswith(m.fallback_runbook_base_url)
+    assert m.runbook("X") == "http://{{ $labels.instance }}/runbooks/X"

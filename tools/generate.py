@@ -1,0 +1,63 @@
+"""Regenerates every generated file from monitoring/config.yml and the exporter config.
+
+    python -m tools.generate           rewrite the files
+    python -m tools.generate --check   exit 1 and name the files that are out of date
+
+Generated: the alert rules (alerts/build.py), their promtool unit tests
+(alerts/promtool_cases.py) and the Grafana dashboards (grafana/build.py).
+Each file says in its header (or description) what made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script(relative: str) -> ModuleType:
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem + "_generator", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def outputs() -> dict[Path, str]:
+    """Every generated file and the text it must have."""
+    rules = _script("alerts/build.py")
+    cases = _script("alerts/promtool_cases.py")
+    dashboards = _script("grafana/build.py")
+    files = {rules.OUT: rules.render(), cases.OUT: cases.render()}
+    files |= {dashboards.OUT / name: text for name, text in dashboards.render().items()}
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.generate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a generated file is out of date")
+    check = parser.parse_args(argv).check
+    stale = []
+    for path, text in outputs().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        stale.append(path)
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    verb = "out of date" if check else "rewrote"
+    for path in stale:
+        print(f"{verb}: {path.relative_to(ROOT)}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
