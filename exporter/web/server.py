@@ -191,12 +191,24 @@ def exposition(families: Iterable[Metric]) -> bytes:
                 key, f"# HELP {family.name} {help_text}\n# TYPE {family.name} gauge\n")
         out.append(head)
         for sample in family.samples:
-            if sample.labels:
-                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(sample.labels.items()))
-                out.append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")
+            name, labels, value = sample.name, sample.labels, sample.value
+            if len(labels) == 1:
+                ((key, text),) = labels.items()
+                out.append(f'{name}{{{key}="{_escape(text)}"}} {_number(value)}\n')
+            elif labels:
+                pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+                out.append(f"{name}{{{pairs}}} {_number(value)}\n")
             else:
-                out.append(f"{sample.name} {floatToGoString(sample.value)}\n")
+                out.append(f"{name} {_number(value)}\n")
     return "".join(out).encode()
+
+
+def _number(value: float) -> str:
+    """floatToGoString's answer: below 1e6 (and finite) that is simply repr."""
+    number = float(value)
+    if -1e300 < number < 1e6:
+        return repr(number)
+    return floatToGoString(number)
 
 
 def _escape(value: str) -> str:
