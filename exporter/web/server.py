@@ -193,8 +193,8 @@ def exposition(families: Iterable[Metric]) -> bytes:
         for sample in family.samples:
             name, labels, value = sample.name, sample.labels, sample.value
             if len(labels) == 1:
-                ((key, text),) = labels.items()
-                out.append(f'{name}{{{key}="{_escape(text)}"}} {_number(value)}\n')
+                ((label, text),) = labels.items()
+                out.append(f'{name}{{{label}="{_escape(text)}"}} {_number(value)}\n')
             elif labels:
                 pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
                 out.append(f"{name}{{{pairs}}} {_number(value)}\n")
