@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
+from exporter import logs
 from exporter.demo.simulated import SimulatedPeer
 from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
 
@@ -213,3 +217,28 @@ def test_sighup_while_starting_does_not_kill_the_process(tmp_path: Path) -> None
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
     assert "config reloaded" in stderr and "Traceback" not in stderr
+
+
+def test_an_uncaught_exception_in_a_thread_is_one_structured_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, threading.excepthook, sys.excepthook)
+    chosen = dict(logs._current)
+    try:
+        logs.setup("info", "json")
+
+        def crash() -> None:
+            raise RuntimeError("boom")
+
+        thread = threading.Thread(target=crash, name="crashing")
+        thread.start()
+        thread.join()
+        lines = capsys.readouterr().err.strip().splitlines()
+    finally:
+        root.handlers[:], _, threading.excepthook, sys.excepthook = saved
+        root.setLevel(saved[1])
+        logs._current.update(chosen)
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["msg"] == "uncaught exception in a thread" and record["thread"] == "crashing"
+    assert record["level"] == "error" and "RuntimeError: boom" in record["err"]
