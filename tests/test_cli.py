@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -197,24 +198,48 @@ def _catches_sighup(pid: int) -> bool:
 
 
 def test_sighup_while_starting_does_not_kill_the_process(tmp_path: Path) -> None:
-    """`systemctl reload` right after start: the handler is in place long before listening."""
-    process, port = _serve(write_config(tmp_path / "c.yml", 104))
+    """`systemctl reload` right after start. The config is a FIFO, so the exporter
+    is held mid-start (reading it) until the test has sent its SIGHUP: no race."""
+    document = write_config(tmp_path / "c.yml", 104).read_text()
+    config_file = tmp_path / "fifo.yml"
+    os.mkfifo(config_file)
+
+    def feed() -> None:  # blocks until the exporter opens the FIFO, then one document
+        with open(config_file, "w") as fifo:
+            fifo.write(document)
+
+    port = free_port()
+    log_file = tmp_path / "stderr.log"
+    with open(log_file, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "serve", "--config.file", str(config_file),
+             "--web.listen-address", f"{LOOPBACK}:{port}"],
+            stdout=subprocess.DEVNULL, stderr=log)
+    feeders = [threading.Thread(target=feed, daemon=True) for _ in range(2)]
     try:
-        deadline = time.monotonic() + 20
-        while not _catches_sighup(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.002)
-        listening_already = socket.socket().connect_ex((LOOPBACK, port)) == 0
-        process.send_signal(signal.SIGHUP)
-        assert not listening_already, "the SIGHUP should arrive while the exporter starts"
-        while socket.socket().connect_ex((LOOPBACK, port)) != 0:
-            assert process.poll() is None, process.communicate()[1]
-            process.send_signal(signal.SIGHUP)
-            time.sleep(0.02)
+        deadline = time.monotonic() + 30
+        while not _catches_sighup(process.pid):
+            assert process.poll() is None
+            assert time.monotonic() < deadline, "SIGHUP should be caught before the config is read"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGHUP)  # still starting: the config is not read yet
+        feeders[0].start()  # for the start
+        wait_for_port(port, process)
+        feeders[1].start()  # for the reload the remembered SIGHUP asks for
         with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/healthy") as answer:
             assert answer.status == 200
+        deadline = time.monotonic() + 20  # the remembered SIGHUP reloads once serving
+        while "config reloaded" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=10)
+        process.wait(timeout=10)
+        with contextlib.suppress(OSError):  # release a feeder still blocked in open()
+            os.close(os.open(config_file, os.O_RDONLY | os.O_NONBLOCK))
+        for feeder in feeders:
+            if feeder.is_alive() or feeder.ident is not None:
+                feeder.join(timeout=5)
+    stderr = log_file.read_text()
     assert process.returncode == 0, stderr
     assert "config reloaded" in stderr and "Traceback" not in stderr
 
