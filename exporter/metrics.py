@@ -35,6 +35,7 @@ from exporter.stats import BUCKETS, Snapshot, Stats
 # /probe ----------------------------------------------------------------------
 PROBE_SUCCESS = "probe_success"
 PROBE_DURATION = "probe_duration_seconds"
+PROBE_DNS_LOOKUP = "probe_dns_lookup_time_seconds"
 PROBE_PHASE_DURATION = "probe_dicom_phase_duration_seconds"
 PROBE_FAILURE_REASON = "probe_dicom_failure_reason"
 PROBE_ASSOCIATION_ACCEPTED = "probe_dicom_association_accepted"
@@ -82,6 +83,10 @@ class ProbeCollector(Collector):
         )
         yield GaugeMetricFamily(
             PROBE_DURATION, "How long the probe took, in seconds.", value=report.duration
+        )
+        yield GaugeMetricFamily(
+            PROBE_DNS_LOOKUP, "Time spent resolving the target's host name, in seconds.",
+            value=report.dns_lookup,
         )
         yield GaugeMetricFamily(
             PROBE_TIMEOUT,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs when it is missing: the Debian packages the
 # tests run for real (Orthanc, dcmtk, Prometheus, Alertmanager, Chromium for
-# the status page) and a Python
+# the status page, dicom3tools' dciodvfy for the store test objects) and a Python
 # virtual environment in .venv with the exporter and its test tools.
 # Usage: scripts/setup.sh [--test]   (--test also installs the Debian packages)
 set -euo pipefail
@@ -15,6 +15,7 @@ if [ "${1:-}" = "--test" ]; then
     command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
     command -v chromium >/dev/null || missing+=(chromium)
     command -v openssl >/dev/null || missing+=(openssl)
+    command -v dciodvfy >/dev/null || missing+=(dicom3tools)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}" >&2
         apt-get update -qq

@@ -18,6 +18,7 @@ import pydicom.uid
 import yaml
 
 from exporter.config.prober_kinds import KINDS, MODULE_KEYS
+from exporter.config.storable import store_sop_class_problem, store_transfer_syntax_problem
 from exporter.config.strict import (
     Checker,
     ConfigError,
@@ -127,6 +128,8 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
             uid = _uid_for(item)
             if uid is None:
                 check.error(f"{path}.sop_classes[{index}]", f"unknown SOP class {item!r}")
+            elif prober == "store" and (problem := store_sop_class_problem(item)):
+                check.error(f"{path}.sop_classes[{index}]", problem)
             else:
                 sop_classes.append((item, uid))
         if prober == "store" and len(sop_classes) > 1:
@@ -138,6 +141,8 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
                 check.error(
                     f"{path}.transfer_syntaxes[{index}]", f"unknown transfer syntax {item!r}"
                 )
+            elif prober == "store" and (problem := store_transfer_syntax_problem(uid)):
+                check.error(f"{path}.transfer_syntaxes[{index}]", problem)
             else:
                 transfer_syntaxes.append(uid)
     uid_root = DEFAULT_UID_ROOT
