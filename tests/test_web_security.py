@@ -8,6 +8,7 @@ import http.client as httpclient
 import shutil
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -292,3 +293,23 @@ def test_a_rotated_certificate_is_served_without_a_restart(pki: Path, tmp_path: 
         stop.set()
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.slow
+def test_inline_pem_certificate_key_and_client_ca(pki: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    server = serve_file(tmp_path, {"tls_server_config": {
+        "cert": (pki / "server.crt").read_text(), "key": (pki / "server.key").read_text(),
+        "client_ca": (pki / "ca.crt").read_text(),
+        "client_auth_type": "RequireAndVerifyClientCert"}})
+    try:
+        assert request(server, "/-/healthy", client_context(pki), user=None)[0] == 200
+        with pytest.raises(ssl.SSLError):
+            request(server, "/-/healthy", client_context(pki, cert="stranger"), user=None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not list(private_tmp.iterdir()), "the inline key must not be left on disk"
