@@ -374,7 +374,7 @@ def rules() -> list[dict]:
     )
     tls_expiry = alert(
         "DicomTLSCertificateExpiringSoon",
-        f"(probe_dicom_tls_peer_certificate_expiry_seconds{{{PROBE_JOB}}} - time())\n"
+        f"(probe_ssl_earliest_cert_expiry{{{PROBE_JOB}}} - time())\n"
         f"< {TLS_EXPIRY_WARNING_DAYS} * 86400",
         FOR_TLS_EXPIRY,
         "warning",

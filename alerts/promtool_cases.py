@@ -456,8 +456,8 @@ def cases() -> list[dict]:
     tls = probe_labels("skane", "echo", "partner", "vaxjo", "skane", "SKANE_PACS")
     out.append(case(
         "a peer certificate close to expiry warns in time, a fresh one does not",
-        [series("probe_dicom_tls_peer_certificate_expiry_seconds", "864000+0x80", **tls),
-         series("probe_dicom_tls_peer_certificate_expiry_seconds", "31536000+0x80",
+        [series("probe_ssl_earliest_cert_expiry", "864000+0x80", **tls),
+         series("probe_ssl_earliest_cert_expiry", "31536000+0x80",
                 **{**tls, "target": "halland", "ae_title": "HALLAND_PACS"})],
         [("20m", "DicomTLSCertificateExpiringSoon", [{
             "exp_labels": {**tls, "severity": "warning", "audience": "it"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from prometheus_client import CollectorRegistry, gc_collector, platform_collector, process_collector
 
@@ -23,7 +24,8 @@ from exporter.stats import Stats
 
 logger = logging.getLogger("dicom_exporter")
 # Subtracted from Prometheus' scrape timeout so the answer arrives in time,
-# as blackbox_exporter's --timeout-offset does.
+# as blackbox_exporter's --timeout-offset does; below twice the offset, half
+# the scrape timeout is kept instead, so the budget never jumps as it grows.
 SCRAPE_TIMEOUT_OFFSET = 0.5
 
 
@@ -131,12 +133,19 @@ class Exporter:
         """Send an A-ABORT to every peer in an association now: for SIGTERM."""
         return self.prober_state.associations.abort_all()
 
+    def wait_idle(self, timeout: float) -> bool:
+        """After abort_all: let the woken probes finish and answer, within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self.stats.snapshot().in_flight > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def timeout_for(self, module_timeout: float, scrape_timeout: float | None) -> float:
         if scrape_timeout is None or scrape_timeout <= 0:
             return module_timeout
-        budget = scrape_timeout - SCRAPE_TIMEOUT_OFFSET
-        if budget <= 0:
-            budget = scrape_timeout / 2
+        budget = scrape_timeout - min(SCRAPE_TIMEOUT_OFFSET, scrape_timeout / 2)
         return min(module_timeout, budget)
 
     def probe(
@@ -168,7 +177,10 @@ class Exporter:
         self.stats.finished(
             target.name, module.name, report.success, report.reason, report.duration
         )
-        if not report.success:
+        if not report.success and self.prober_state.associations.shutting_down:
+            logger.info("probe interrupted by shutdown", extra={"fields": {
+                "target": target.name, "module": module.name}})
+        elif not report.success:
             logger.warning(
                 "probe failed",
                 extra={"fields": {

@@ -8,6 +8,7 @@ in a systemd unit.
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from typing import TypeVar
 
 import click
 
+import exporter.sighup as startup_sighup  # first of ours, before anything slow: see it
 from exporter import __version__, logs, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
@@ -34,18 +36,36 @@ from exporter.config.webconfig import WebConfig
 from exporter.probers.report import ProbeReport
 from exporter.schedule import Scheduler
 from exporter.web.oncall import route_title
-from exporter.web.server import DEFAULT_LISTEN, parse_listen_address, start
+from exporter.web.server import (
+    DEFAULT_LISTEN,
+    Address,
+    ListenError,
+    parse_listen_address,
+    reload_web_config,
+    start,
+    watch_web_config,
+)
 
 T = TypeVar("T")
+SHUTDOWN_GRACE = 2.0
 
 
-def _or_exit(load: Callable[[str], T], path: str) -> T:
-    """Load a file, or print every problem in it and exit 1: no traceback."""
+log = logging.getLogger("dicom_exporter")
+
+
+def _or_exit(load: Callable[[str], T], path: str, logged: bool = False) -> T:
+    """Load a file, or name every problem in it and exit 1: no traceback.
+
+    `logged`: as structured log lines (serve), else plain lines (check-config, probe).
+    """
     try:
         return load(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(problem, err=True)
+            if logged:
+                log.error("cannot load configuration", extra={"fields": {"problem": problem}})
+            else:
+                click.echo(problem, err=True)
         raise SystemExit(1) from None
 
 
@@ -60,11 +80,29 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
         raise click.BadParameter(str(exc)) from None
 
 
-def _address(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+def _addresses(ctx: click.Context, param: click.Parameter,
+               value: tuple[str, ...]) -> list[Address]:
     try:
-        return parse_listen_address(value)
+        return [parse_listen_address(each) for each in value]
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _log_flag(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # After the subcommand too (`serve --log.level debug`), as Go exporters accept them.
+    if value is not None:
+        logs.setup(**{str(param.name): value})
+    return value
+
+
+def log_options(command: Callable[..., None]) -> Callable[..., None]:
+    command = click.option("--log.level", "level", type=click.Choice(logs.LEVELS),
+                           default=None, expose_value=False, callback=_log_flag,
+                           is_eager=True, help="Only log messages with this severity or above "
+                           "(default info).")(command)
+    return click.option("--log.format", "fmt", type=click.Choice(logs.FORMATS), default=None,
+                        expose_value=False, callback=_log_flag, is_eager=True,
+                        help="Output format of log messages (default logfmt).")(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,26 +116,52 @@ def main(log_level: str, log_format: str) -> None:
     logs.setup(log_level, log_format)
 
 
+def _raise_fd_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit, as Go programs do at start."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def _serve_until_signalled(
-    exporter: Exporter, address: tuple[str, int], interval: float, extra_endpoints=None,
-    web: WebConfig | None = None,
+    exporter: Exporter, addresses: list[Address], interval: float, extra_endpoints=None,
+    web: WebConfig | None = None, web_config_file: str | None = None,
 ) -> None:
-    server, _ = start(exporter, address, extra_endpoints, web)
-    scheduler = Scheduler(exporter, interval) if interval > 0 else None
-    if scheduler:
-        scheduler.start()
     stop = threading.Event()
 
     def reload(*_: object) -> None:
-        threading.Thread(target=exporter.reload, name="reload", daemon=True).start()
+        threading.Thread(target=reload_all, name="reload", daemon=True).start()
 
+    def reload_all() -> None:
+        exporter.reload()
+        if web_config_file:
+            reload_web_config(server, web_config_file)
+
+    try:
+        server, _ = start(exporter, addresses, extra_endpoints, web)
+    except ListenError as exc:
+        log.error("cannot start", extra={"fields": {"err": str(exc)}})
+        raise SystemExit(1) from None
     signal.signal(signal.SIGHUP, reload)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    logging.getLogger("dicom_exporter").info(
-        "listening", extra={"fields": {"address": server.url, "version": __version__}}
-    )
-    click.echo(f"Listening on {server.url}", err=True)
+    if startup_sighup.early.is_set():  # a SIGHUP came while starting: do what it asked
+        reload()
+    for text in server.web.warnings:
+        log.warning("web config feature not available", extra={"fields": {"detail": text}})
+    if web_config_file:
+        watch_web_config(server, web_config_file, stop)
+    scheduler = Scheduler(exporter, interval) if interval > 0 else None
+    if scheduler:
+        scheduler.start()
+    for url in server.urls:
+        log.info("Listening on", extra={"fields": {"address": url, "version": __version__}})
+    log.info("connection limits", extra={"fields": {
+        "max_connections": server.limits.max_connections, "workers": server.limits.workers,
+        "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}})
     try:
         while not stop.wait(0.5):
             pass
@@ -106,16 +170,18 @@ def _serve_until_signalled(
             scheduler.stop()
         server.shutdown()
         aborted = exporter.abort_all()
+        exporter.wait_idle(SHUTDOWN_GRACE)  # their requests get an answer, their logs a line
         server.server_close()
-        logging.getLogger("dicom_exporter").info(
-            "stopped", extra={"fields": {"aborted_associations": aborted}})
+        log.info("stopped", extra={"fields": {"aborted_associations": aborted}})
 
 
 @main.command()
 @click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
               help="The YAML configuration (modules and targets).")
-@click.option("--web.listen-address", "address", default=DEFAULT_LISTEN, show_default=True,
-              callback=_address, help="Address to listen on, host:port.")
+@click.option("--web.listen-address", "addresses", default=[DEFAULT_LISTEN], multiple=True,
+              show_default=True, callback=_addresses,
+              help="Address to listen on, host:port; repeat for several. An empty host "
+              "listens on every IPv6 and IPv4 address, [::1]:port is IPv6.")
 @click.option("--probe.interval", "interval", default="0", callback=_duration,
               help="Also probe every target on this interval (e.g. 30s); 0 = only on /probe.")
 @click.option("--web.config.file", "web_config_file", default=None,
@@ -127,17 +193,21 @@ def _serve_until_signalled(
 @click.option("--probe.max-per-target", "max_per_target", default=DEFAULT_MAX_PER_TARGET,
               show_default=True, type=click.IntRange(1),
               help="Probes of one host and port at once; more are answered 429.")
-def serve(config_file: str, address: tuple[str, int], interval: float,
+@log_options
+def serve(config_file: str, addresses: list[Address], interval: float,
           web_config_file: str | None, max_concurrent: int, max_per_target: int) -> None:
     """Serve /probe, /metrics and /sd."""
-    web = _or_exit(webconfig.load, web_config_file) if web_config_file else None
-    exporter = Exporter(_load(config_file), config_file,
+    _raise_fd_limit()
+    web = _or_exit(webconfig.load, web_config_file, logged=True) if web_config_file else None
+    exporter = Exporter(_or_exit(config_module.load, config_file, logged=True), config_file,
                         ProbeLimits(max_concurrent, max_per_target))
-    _serve_until_signalled(exporter, address, interval, web=web)
+    _serve_until_signalled(exporter, addresses, interval, web=web,
+                           web_config_file=web_config_file)
 
 
 @main.command("check-config")
 @click.argument("config_file", type=click.Path(dir_okay=False))
+@log_options
 def check_config(config_file: str) -> None:
     """Validate a configuration file; exit 1 listing every problem."""
     config = _load(config_file)
@@ -182,6 +252,7 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
               help="Probe with this module only (default: every module of the target).")
 @click.option("--debug", is_flag=True, help="Print the probe's log.")
 @click.argument("target")
+@log_options
 def probe(config_file: str, module_name: str | None, debug: bool, target: str) -> None:
     """Probe TARGET once and explain the result; exit 1 if any probe failed."""
     exporter = Exporter(_load(config_file), config_file)
@@ -205,13 +276,14 @@ def probe(config_file: str, module_name: str | None, debug: bool, target: str) -
 
 
 @main.command()
-@click.option("--web.listen-address", "address", default="127.0.0.1:10104", show_default=True,
-              callback=_address)
+@click.option("--web.listen-address", "addresses", default=["127.0.0.1:10104"],
+              multiple=True, show_default=True, callback=_addresses)
 @click.option("--down", "down", multiple=True, metavar="TARGET",
               help="Start with this simulated peer down (repeatable).")
 @click.option("--probe.interval", "interval", default="10s", callback=_duration,
               show_default=True, help="How often the demo probes every target itself.")
-def demo(address: tuple[str, int], down: tuple[str, ...], interval: float) -> None:
+@log_options
+def demo(addresses: list[Address], down: tuple[str, ...], interval: float) -> None:
     """Run the exporter against simulated Kronoberg peers on 127.0.0.1."""
     from exporter.demo.embedded import Demo, peer_switch
 
@@ -224,7 +296,7 @@ def demo(address: tuple[str, int], down: tuple[str, ...], interval: float) -> No
                 click.echo(f"no simulated peer {name!r}", err=True)
                 raise SystemExit(2) from None
         exporter = Exporter(simulation.config)
-        host, port = address
+        host, port = addresses[0]
         base = f"http://{host or '127.0.0.1'}:{port}"
         click.echo("Simulated peers on 127.0.0.1:")
         for name, peer in simulation.peers.peers.items():
@@ -240,13 +312,14 @@ Stop with Ctrl-C.
 """)
         sys.stdout.flush()
         switch = {"/demo": peer_switch(simulation.peers)}
-        _serve_until_signalled(exporter, address, interval, switch)
+        _serve_until_signalled(exporter, addresses, interval, switch)
     finally:
         simulation.stop()
 
 
 @main.command()
 @click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False))
+@log_options
 def routes(config_file: str) -> None:
     """Probe every hop once and print which way each route goes now.
 

@@ -10,6 +10,8 @@ import datetime
 import json
 import logging
 import sys
+import threading
+from types import TracebackType
 
 LEVELS = ("debug", "info", "warn", "error")
 FORMATS = ("logfmt", "json")
@@ -48,11 +50,43 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), ensure_ascii=False, default=str)
 
 
-def setup(level: str = "info", fmt: str = "logfmt") -> None:
+_current = {"level": "info", "format": "logfmt"}
+
+
+def setup(level: str | None = None, fmt: str | None = None) -> None:
+    """Route every log line, and every uncaught exception, through one formatter.
+
+    Either argument may be None to keep what an earlier call chose, so the
+    `--log.*` flags may stand before or after the subcommand.
+    """
+    _current["level"] = level or _current["level"]
+    _current["format"] = fmt or _current["format"]
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    handler.setFormatter(JsonFormatter() if _current["format"] == "json" else LogfmtFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel({"warn": logging.WARNING}.get(level, level.upper()))
+    root.setLevel({"warn": logging.WARNING}.get(_current["level"], _current["level"].upper()))
     # pynetdicom logs every association of the demo's simulated peers at INFO.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    threading.excepthook = _thread_exception
+    sys.excepthook = _uncaught
+
+
+def _thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("dicom_exporter").error(
+        "uncaught exception in a thread",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={"fields": {"thread": thread}})
+
+
+def _uncaught(kind: type[BaseException], value: BaseException,
+              trace: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, trace)
+        return
+    logging.getLogger("dicom_exporter").error("uncaught exception",
+                                              exc_info=(kind, value, trace))

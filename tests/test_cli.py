@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
+from exporter import logs
 from exporter.demo.simulated import SimulatedPeer
 from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
 
@@ -135,7 +141,9 @@ def test_bad_config_at_start_exits_1(tmp_path: Path) -> None:
     bad.write_text("modules: {}\n")
     result = cli("serve", "--config.file", str(bad), "--web.listen-address", f"{LOOPBACK}:0")
     assert result.returncode == 1
-    assert result.stderr.strip() == f"{bad}: targets: missing required section"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "level=error" in lines[0], result.stderr
+    assert f'problem="{bad}: targets: missing required section"' in lines[0]
 
 
 def test_module_runs_without_installing_the_console_script() -> None:
@@ -143,3 +151,119 @@ def test_module_runs_without_installing_the_console_script() -> None:
     result = subprocess.run([sys.executable, "-m", "exporter", "--help"], capture_output=True,
                             text=True, env=env)
     assert result.returncode == 0 and "serve" in result.stdout and "demo" in result.stdout
+
+
+def _serve(config_file: Path, *flags: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "serve", "--config.file", str(config_file),
+         "--web.listen-address", f"{LOOPBACK}:{port}", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    return process, port
+
+
+def test_log_flags_after_the_subcommand_and_json_everywhere(tmp_path: Path) -> None:
+    process, port = _serve(write_config(tmp_path / "c.yml", 104),
+                           "--log.level", "debug", "--log.format", "json")
+    try:
+        wait_for_port(port, process)
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/healthy") as answer:
+            assert answer.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    records = [json.loads(line) for line in stderr.splitlines()]
+    assert any(r["msg"] == "Listening on" and r["address"] == f"http://{LOOPBACK}:{port}"
+               for r in records)
+    assert any(r["level"] == "debug" for r in records)
+    assert process.returncode == 0
+
+
+def test_a_port_in_use_is_one_structured_error_line(tmp_path: Path) -> None:
+    with socket.create_server((LOOPBACK, 0)) as taken:
+        port = taken.getsockname()[1]
+        result = cli("serve", "--config.file", str(write_config(tmp_path / "c.yml", 104)),
+                     "--web.listen-address", f"{LOOPBACK}:{port}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ts=") and "level=error" in lines[0]
+    assert f"cannot listen on {LOOPBACK}:{port}: Address already in use" in lines[0]
+
+
+def _catches_sighup(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+
+
+# Imports what `python -m exporter` imports first, then waits for one line on
+# stdin before starting the CLI: the test holds the start there, with no race.
+HELD_START = (
+    "import sys, exporter.sighup\n"
+    "sys.stdin.readline()\n"
+    "from exporter.cli import main\n"
+    "sys.argv[0] = 'dicom-exporter'\n"
+    "main()\n"
+)
+
+
+def test_sighup_while_starting_does_not_kill_the_process(tmp_path: Path) -> None:
+    """`systemctl reload` right after start: the SIGHUP arrives while the exporter
+    is held before its CLI starts, and must be remembered and honoured once serving."""
+    config_file = write_config(tmp_path / "c.yml", 104)
+    port = free_port()
+    log_file = tmp_path / "stderr.log"
+    with open(log_file, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HELD_START, "serve", "--config.file", str(config_file),
+             "--web.listen-address", f"{LOOPBACK}:{port}"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+    assert process.stdin is not None
+    try:
+        deadline = time.monotonic() + 30
+        while not _catches_sighup(process.pid):
+            assert process.poll() is None
+            assert time.monotonic() < deadline, "exporter.sighup should catch SIGHUP at import"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGHUP)  # held: the CLI has not started yet
+        process.stdin.write(b"go\n")
+        process.stdin.close()
+        wait_for_port(port, process)
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/healthy") as answer:
+            assert answer.status == 200
+        deadline = time.monotonic() + 20  # the remembered SIGHUP reloads once serving
+        while "config reloaded" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    stderr = log_file.read_text()
+    assert process.returncode == 0, stderr
+    assert "config reloaded" in stderr and "Traceback" not in stderr
+
+
+def test_an_uncaught_exception_in_a_thread_is_one_structured_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, threading.excepthook, sys.excepthook)
+    chosen = dict(logs._current)
+    try:
+        logs.setup("info", "json")
+
+        def crash() -> None:
+            raise RuntimeError("boom")
+
+        thread = threading.Thread(target=crash, name="crashing")
+        thread.start()
+        thread.join()
+        lines = capsys.readouterr().err.strip().splitlines()
+    finally:
+        root.handlers[:], _, threading.excepthook, sys.excepthook = saved
+        root.setLevel(saved[1])
+        logs._current.update(chosen)
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["msg"] == "uncaught exception in a thread" and record["thread"] == "crashing"
+    assert record["level"] == "error" and "RuntimeError: boom" in record["err"]

@@ -26,7 +26,7 @@ def test_probes_succeed_over_tls_with_a_client_certificate(pki, tls_storescp, mo
     assert report.tls_expiry is not None and report.tls_expiry > time.time() + 86400
     text = render_probe(report).decode()
     assert f'probe_dicom_tls_version_info{{version="{report.tls_version}"}} 1.0' in text
-    assert "probe_dicom_tls_peer_certificate_expiry_seconds" in text
+    assert "probe_ssl_earliest_cert_expiry" in text
     assert 'probe_dicom_phase_duration_seconds{phase="tls"}' in text
 
 

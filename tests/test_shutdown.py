@@ -71,3 +71,5 @@ def test_sigterm_aborts_in_flight_probes_and_exits_in_time(tmp_path: Path) -> No
     assert took < PROBE_TIMEOUT, f"exit took {took:.1f}s"
     assert received[1] == 0x07, "the peer should get an A-ABORT, not a vanished connection"
     assert "aborted_associations=1" in stderr
+    # Our own abort is not the peer's fault: no "probe failed ... reason=reset".
+    assert "reason=reset" not in stderr and "probe interrupted by shutdown" in stderr

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import http.client as httpclient
+import shutil
 import socket
 import ssl
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from exporter.config import ConfigError, webconfig
 from exporter.web import server as web_server
 from tests.support.configs import make_config
 from tests.support.hostile import ScriptedPeer, read_pdu
+from tests.support.pki import make_cert
 from tests.support.realpeers import LOOPBACK
 
 PASSWORD = "rätt-lösenord"
@@ -186,3 +190,126 @@ def test_nothing_but_configured_targets_is_ever_contacted() -> None:
         server.server_close()
         trap.close()
     assert contacted == []
+
+
+def tls_document(pki: Path, **extra: object) -> dict:
+    return {"tls_server_config": {"cert_file": str(pki / "server.crt"),
+                                  "key_file": str(pki / "server.key"),
+                                  "client_ca_file": str(pki / "ca.crt"),
+                                  "client_auth_type": "RequireAndVerifyClientCert", **extra}}
+
+
+def serve_file(tmp_path: Path, document: dict) -> web_server.Server:
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump(document))
+    return serve(webconfig.load(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sans", "allowed"), [(["localhost"], True), (["127.0.0.1"], True),
+                                               (["prometheus.example"], False)])
+def test_client_allowed_sans_let_only_named_clients_in(
+        pki: Path, tmp_path: Path, sans: list[str], allowed: bool) -> None:
+    server = serve_file(tmp_path, tls_document(pki, client_allowed_sans=sans))
+    try:
+        if allowed:
+            assert request(server, "/-/healthy", client_context(pki), user=None)[0] == 200
+        else:
+            with pytest.raises((ConnectionError, httpclient.HTTPException, OSError)):
+                request(server, "/-/healthy", client_context(pki), user=None)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+def test_tls_versions_ciphers_and_one_curve_are_applied(pki: Path, tmp_path: Path) -> None:
+    server = serve_file(tmp_path, tls_document(
+        pki, min_version="TLS12", max_version="TLS12", curve_preferences=["CurveP384"],
+        cipher_suites=["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]))
+    try:
+        assert server.web.warnings == ()
+        host, port = server.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as raw, \
+                client_context(pki).wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.version() == "TLSv1.2"
+            assert tls.cipher()[0] == "ECDHE-RSA-AES256-GCM-SHA384"
+        only13 = client_context(pki)
+        only13.minimum_version = ssl.TLSVersion.TLSv1_3
+        with pytest.raises(ssl.SSLError):
+            request(server, "/-/healthy", only13, user=None)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+def test_several_curves_are_accepted_with_one_warning(pki: Path, tmp_path: Path) -> None:
+    server = serve_file(tmp_path, tls_document(pki, curve_preferences=["X25519", "CurveP256"]))
+    try:
+        assert len(server.web.warnings) == 1 and "curve_preferences" in server.web.warnings[0]
+        assert request(server, "/-/healthy", client_context(pki), user=None)[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _served_certificate(server: web_server.Server, pki: Path) -> bytes:
+    host, port = server.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as raw, \
+            client_context(pki).wrap_socket(raw, server_hostname="localhost") as tls:
+        certificate = tls.getpeercert(binary_form=True)
+    assert certificate
+    return certificate
+
+
+@pytest.mark.slow
+def test_a_rotated_certificate_is_served_without_a_restart(pki: Path, tmp_path: Path) -> None:
+    for name in ("server.crt", "server.key"):
+        shutil.copy(pki / name, tmp_path / name)
+    document = tls_document(pki)
+    document["tls_server_config"] |= {"cert_file": str(tmp_path / "server.crt"),
+                                      "key_file": str(tmp_path / "server.key")}
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump(document))
+    server = serve(webconfig.load(path))
+    stop = threading.Event()
+    try:
+        web_server.watch_web_config(server, str(path), stop, interval=0.05)
+        first = _served_certificate(server, pki)
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        for name in ("ca.crt", "ca.key"):
+            shutil.copy(pki / name, fresh / name)
+        make_cert(fresh, "server", "ca")
+        shutil.copy(fresh / "server.key", tmp_path / "server.key")
+        shutil.copy(fresh / "server.crt", tmp_path / "server.crt")
+        deadline = time.monotonic() + 10
+        while _served_certificate(server, pki) == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _served_certificate(server, pki) == ssl.PEM_cert_to_DER_cert(
+            (fresh / "server.crt").read_text())
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+def test_inline_pem_certificate_key_and_client_ca(pki: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    server = serve_file(tmp_path, {"tls_server_config": {
+        "cert": (pki / "server.crt").read_text(), "key": (pki / "server.key").read_text(),
+        "client_ca": (pki / "ca.crt").read_text(),
+        "client_auth_type": "RequireAndVerifyClientCert"}})
+    try:
+        assert request(server, "/-/healthy", client_context(pki), user=None)[0] == 200
+        with pytest.raises(ssl.SSLError):
+            request(server, "/-/healthy", client_context(pki, cert="stranger"), user=None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not list(private_tmp.iterdir()), "the inline key must not be left on disk"

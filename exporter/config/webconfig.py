@@ -1,19 +1,34 @@
-"""`--web.config.file`: TLS and basic auth for every endpoint, in the format of
-the Prometheus exporter-toolkit, so the file a hospital already writes for
-node_exporter and blackbox_exporter works here too.
+"""`--web.config.file`: TLS, basic auth, headers and rate limit for every endpoint,
+in the Prometheus exporter-toolkit format, so the file a hospital already
+writes for node_exporter and blackbox_exporter works here unchanged.
 
     tls_server_config:
-      cert_file: server.crt
-      key_file: server.key
-      client_ca_file: ca.crt                       # optional
-      client_auth_type: RequireAndVerifyClientCert # with client_ca_file
-      min_version: TLS12                           # TLS12 (default) or TLS13
+      cert_file: server.crt                        # or cert: inline PEM
+      key_file: server.key                         # or key: inline PEM
+      client_ca_file: ca.crt                       # or client_ca: inline PEM
+      client_auth_type: RequireAndVerifyClientCert
+      client_allowed_sans: [prometheus.example]    # DNS, IP, e-mail or URI SANs
+      min_version: TLS12                           # TLS10..TLS13
+      max_version: TLS13
+      cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]   # Go names, TLS <= 1.2
+      prefer_server_cipher_suites: true
+      curve_preferences: [CurveP256]
+    http_server_config:
+      http2: true                                  # accepted; served as HTTP/1.1
+      headers: {X-Frame-Options: deny}
     basic_auth_users:
       prometheus: $2y$10$...                       # bcrypt hashes (htpasswd -nBC 10)
+    rate_limit: {interval: 100ms, burst: 20}
+
+What Python's ssl module cannot do is accepted with a warning rather than
+refused, so one file serves every exporter on the host: HTTP/2, and more than
+one (or a non-NIST) ECDHE curve, since `SSLContext.set_ecdh_curve` takes one.
 
 bcrypt is the only hash the toolkit accepts; checking one costs tens of
 milliseconds by design, so a verified (user, password) pair is remembered as
-a salted SHA-256 for the life of the process, as the toolkit does.
+a salted SHA-256 for the life of the config, as the toolkit does. An unknown
+user costs the same bcrypt check against a dummy hash, so response time does
+not tell which users exist.
 """
 
 from __future__ import annotations
@@ -22,8 +37,12 @@ import base64
 import hashlib
 import hmac
 import os
+import re
+import shutil
 import ssl
+import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +51,7 @@ from types import MappingProxyType
 import bcrypt
 import yaml
 
-from exporter.config.strict import Checker, ConfigError
+from exporter.config.strict import Checker, ConfigError, parse_duration
 
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,
@@ -41,15 +60,82 @@ CLIENT_AUTH_TYPES = {
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
-TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-_TOP_KEYS = {"tls_server_config", "basic_auth_users"}
-_TLS_KEYS = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version"}
+TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
+                "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+# Go's names (crypto/tls CipherSuites) -> OpenSSL's. TLS 1.3 suites are not
+# configurable in Go either: accepted and left to OpenSSL.
+CIPHER_SUITES = {
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_AES_128_GCM_SHA256": None,
+    "TLS_AES_256_GCM_SHA384": None,
+    "TLS_CHACHA20_POLY1305_SHA256": None,
+}
+CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1",
+          "X25519": None}
+HEADERS = {
+    "Content-Security-Policy": None,
+    "X-Frame-Options": ("deny", "sameorigin"),
+    "X-Content-Type-Options": ("nosniff",),
+    "X-XSS-Protection": None,
+    "Strict-Transport-Security": None,
+}
+BCRYPT_MAX_PASSWORD = 72
+_BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+_TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"}
+_TLS_KEYS = {"cert", "key", "client_ca", "cert_file", "key_file", "client_ca_file",
+             "client_auth_type", "client_allowed_sans", "min_version", "max_version",
+             "cipher_suites", "prefer_server_cipher_suites", "curve_preferences"}
+_HTTP_KEYS = {"http2", "headers"}
+_RATE_KEYS = {"interval", "burst"}
+_SAN_KINDS = {"DNS", "IP Address", "email", "URI"}
+
+
+class RateLimiter:
+    """The toolkit's token bucket: `burst` requests at once, one more per `interval`."""
+
+    def __init__(self, interval: float, burst: int) -> None:
+        self.interval, self.burst = interval, burst
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) / self.interval)
+            self._last = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
 
 
 @dataclass(frozen=True)
 class WebConfig:
     ssl_context: ssl.SSLContext | None = None
     users: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    allowed_sans: frozenset[str] = frozenset()
+    rate_limiter: RateLimiter | None = None
+    warnings: tuple[str, ...] = ()
+    source: str | None = None
+    files: tuple[str, ...] = ()  # what a change to means re-reading (certificate rotation)
+    _dummy: bytes = b""
     _verified: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     _salt: bytes = field(default_factory=lambda: os.urandom(16), compare=False, repr=False)
@@ -61,22 +147,51 @@ class WebConfig:
         if not header or not header.startswith("Basic "):
             return False
         try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+            decoded = base64.b64decode(header[6:], validate=True).decode()
         except (ValueError, UnicodeDecodeError):
             return False
+        user, _, password = decoded.partition(":")
+        secret = password.encode()
         hashed = self.users.get(user)
-        if hashed is None:
-            return False
         key = hashlib.sha256(self._salt + f"{user}\0{password}".encode()).digest()
         with self._lock:
-            known = self._verified.get(user)
+            known = self._verified.get(user) if hashed is not None else None
         if known is not None and hmac.compare_digest(known, key):
             return True
-        if not bcrypt.checkpw(password.encode(), hashed):
+        # Unknown users and over-long passwords cost one bcrypt check too.
+        too_long = len(secret) > BCRYPT_MAX_PASSWORD
+        against = self._dummy if hashed is None or too_long else hashed
+        try:
+            matched = bcrypt.checkpw(secret[:BCRYPT_MAX_PASSWORD], against)
+        except ValueError:  # a malformed header never reaches here; belt and braces
+            return False
+        if not matched or hashed is None or too_long:
             return False
         with self._lock:
             self._verified[user] = key
         return True
+
+    def allows_peer(self, certificate: dict | None) -> bool:
+        """client_allowed_sans: the verified client certificate names one of them."""
+        if not self.allowed_sans:
+            return True
+        names = {str(value) for kind, value in (certificate or {}).get("subjectAltName", ())
+                 if kind in _SAN_KINDS}
+        return bool(names & self.allowed_sans)
+
+
+def signature(web: WebConfig) -> tuple:
+    """What a change of the file or of a file it names looks like (mtime, size, inode)."""
+    out: list[tuple[str, int | None, int | None, int | None]] = []
+    for path in (web.source, *web.files):
+        if path is None:
+            continue
+        try:
+            stat = os.stat(path)
+            out.append((path, stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        except OSError:
+            out.append((path, None, None, None))
+    return tuple(out)
 
 
 def _file(check: Checker, body: dict, key: str, base: Path) -> str | None:
@@ -93,42 +208,164 @@ def _file(check: Checker, body: dict, key: str, base: Path) -> str | None:
     return str(path)
 
 
-def _tls(check: Checker, raw: object, base: Path) -> ssl.SSLContext | None:
+def _inline(check: Checker, body: dict, key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or "-----BEGIN" not in value:
+        check.error(f"tls_server_config.{key}", "must be PEM text")
+        return None
+    if f"{key}_file" in body:
+        check.error(f"tls_server_config.{key}", f"give {key} or {key}_file, not both")
+        return None
+    return value
+
+
+def _names(check: Checker, body: dict, key: str, known: Mapping) -> list[str]:
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        check.error(f"tls_server_config.{key}", "must be a list of names")
+        return []
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        check.error(f"tls_server_config.{key}",
+                    f"unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    return [v for v in value if v in known]
+
+
+def _load_chain(context: ssl.SSLContext, cert: str | None, key: str | None,
+                cert_pem: str | None, key_pem: str | None) -> None:
+    """load_cert_chain takes only paths: inline PEM goes through a private temp dir."""
+    if cert_pem is None and key_pem is None:
+        context.load_cert_chain(str(cert), str(key))
+        return
+    folder = tempfile.mkdtemp(prefix="dicom-exporter-web-")
+    try:
+        paths = []
+        for name, path, pem in (("cert", cert, cert_pem), ("key", key, key_pem)):
+            if pem is None:
+                paths.append(str(path))
+                continue
+            target = os.path.join(folder, name)
+            with open(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+                out.write(pem)
+            paths.append(target)
+        context.load_cert_chain(paths[0], paths[1])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tls(check: Checker, raw: object, base: Path, warnings: list[str],
+         files: list[str]) -> tuple[ssl.SSLContext | None, frozenset[str]]:
     body = check.mapping(raw, "tls_server_config", _TLS_KEYS)
     if not body:
-        return None
-    cert = _file(check, body, "cert_file", base)
-    key = _file(check, body, "key_file", base)
-    for name, value in (("cert_file", cert), ("key_file", key)):
-        if value is None and name not in body:
-            check.error(f"tls_server_config.{name}", "missing required field")
+        return None, frozenset()
+    cert, key = _file(check, body, "cert_file", base), _file(check, body, "key_file", base)
+    cert_pem, key_pem = _inline(check, body, "cert"), _inline(check, body, "key")
+    for name in ("cert", "key"):
+        if f"{name}_file" not in body and name not in body:
+            check.error(f"tls_server_config.{name}_file", "missing required field")
     client_ca = _file(check, body, "client_ca_file", base)
-    auth = body.get("client_auth_type", "RequireAndVerifyClientCert" if client_ca
+    client_ca_pem = _inline(check, body, "client_ca")
+    has_ca = client_ca is not None or client_ca_pem is not None
+    auth = body.get("client_auth_type", "RequireAndVerifyClientCert" if has_ca
                     else "NoClientCert")
     if auth not in CLIENT_AUTH_TYPES:
         check.error("tls_server_config.client_auth_type",
                     f"must be one of {', '.join(CLIENT_AUTH_TYPES)}, got {auth!r}")
-        return None
-    if auth == "RequireAndVerifyClientCert" and client_ca is None:
+        return None, frozenset()
+    if CLIENT_AUTH_TYPES[auth] != ssl.CERT_NONE and not has_ca:
         check.error("tls_server_config.client_ca_file", f"needed by {auth}")
-    version = body.get("min_version", "TLS12")
-    if version not in TLS_VERSIONS:
-        check.error("tls_server_config.min_version",
-                    f"must be one of {', '.join(TLS_VERSIONS)}, got {version!r}")
-        return None
-    if cert is None or key is None or check.problems:
-        return None
+    sans = body.get("client_allowed_sans") or []
+    if not isinstance(sans, list) or not all(isinstance(s, str) and s for s in sans):
+        check.error("tls_server_config.client_allowed_sans", "must be a list of names")
+        sans = []
+    if sans and auth not in ("RequireAnyClientCert", "RequireAndVerifyClientCert"):
+        check.error("tls_server_config.client_allowed_sans",
+                    "needs client_auth_type RequireAndVerifyClientCert or RequireAnyClientCert")
+    versions = []
+    for name, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
+        version = body.get(name, default)
+        if version not in TLS_VERSIONS:
+            check.error(f"tls_server_config.{name}",
+                        f"must be one of {', '.join(TLS_VERSIONS)}, got {version!r}")
+            return None, frozenset()
+        versions.append(TLS_VERSIONS[version])
+    if versions[0] > versions[1]:
+        check.error("tls_server_config.max_version", "is below min_version")
+    ciphers = _names(check, body, "cipher_suites", CIPHER_SUITES)
+    curves = _names(check, body, "curve_preferences", CURVES)
+    prefer = body.get("prefer_server_cipher_suites", True)
+    if not isinstance(prefer, bool):
+        check.error("tls_server_config.prefer_server_cipher_suites", "must be true or false")
+    if (cert is None and cert_pem is None) or (key is None and key_pem is None) or check.problems:
+        return None, frozenset()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = TLS_VERSIONS[version]
+    context.minimum_version, context.maximum_version = versions
     try:
-        context.load_cert_chain(cert, key)
-        if client_ca:
-            context.load_verify_locations(client_ca)
-    except (ssl.SSLError, OSError) as exc:
-        check.error("tls_server_config", f"cannot load the certificate or key: {exc}")
-        return None
+        _load_chain(context, cert, key, cert_pem, key_pem)
+        if client_ca or client_ca_pem:
+            context.load_verify_locations(cafile=client_ca, cadata=client_ca_pem)
+        suites = [suite for c in ciphers if (suite := CIPHER_SUITES[c])]
+        if suites:
+            context.set_ciphers(":".join(suites))
+        if len(curves) == 1 and CURVES[curves[0]]:
+            context.set_ecdh_curve(str(CURVES[curves[0]]))
+        elif curves:
+            warnings.append("curve_preferences: Python's ssl sets one NIST curve only; "
+                            "OpenSSL's default curves are used")
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        check.error("tls_server_config", f"cannot load the certificate, key or settings: {exc}")
+        return None, frozenset()
+    if prefer:
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     context.verify_mode = CLIENT_AUTH_TYPES[auth]
-    return context
+    files.extend(p for p in (cert, key, client_ca) if p)
+    return context, frozenset(sans)
+
+
+def _http(check: Checker, raw: object, warnings: list[str]) -> Mapping[str, str]:
+    body = check.mapping(raw, "http_server_config", _HTTP_KEYS)
+    http2 = body.get("http2", True)
+    if not isinstance(http2, bool):
+        check.error("http_server_config.http2", "must be true or false")
+    elif "http2" in body and http2:
+        warnings.append("http_server_config.http2: HTTP/2 is not available here; "
+                        "HTTP/1.1 is served")
+    headers: dict[str, str] = {}
+    for name, value in check.mapping(body.get("headers"), "http_server_config.headers",
+                                     set(HEADERS)).items():
+        if name not in HEADERS:  # already reported as an unknown field
+            continue
+        where = f"http_server_config.headers.{name}"
+        allowed = HEADERS[name]
+        if not isinstance(value, str) or any(ch in value for ch in "\r\n\0"):
+            check.error(where, "must be one line of text")
+        elif allowed is not None and value.lower() not in allowed and value:
+            check.error(where, f"must be one of {', '.join(allowed)}, got {value!r}")
+        elif value:
+            headers[name] = value
+    return MappingProxyType(headers)
+
+
+def _rate(check: Checker, raw: object) -> RateLimiter | None:
+    body = check.mapping(raw, "rate_limit", _RATE_KEYS)
+    if not body:
+        return None
+    try:
+        interval = parse_duration(str(body.get("interval", "0s")))
+    except ValueError as exc:
+        check.error("rate_limit.interval", str(exc))
+        return None
+    burst = body.get("burst", 0)
+    if not isinstance(burst, int) or isinstance(burst, bool) or not 0 <= burst <= 10**6:
+        check.error("rate_limit.burst", "must be a whole number, 0 to 1000000")
+        return None
+    if interval <= 0:
+        return None
+    return RateLimiter(interval, max(burst, 1))
 
 
 def load(path: str | Path) -> WebConfig:
@@ -139,15 +376,26 @@ def load(path: str | Path) -> WebConfig:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError([f"{source}: file: cannot read: {exc}"]) from None
     body = check.mapping(document, "document", _TOP_KEYS)
-    context = _tls(check, body.get("tls_server_config"), Path(path).parent)
+    warnings: list[str] = []
+    files: list[str] = []
+    context, sans = _tls(check, body.get("tls_server_config"), Path(path).parent, warnings,
+                         files)
+    headers = _http(check, body.get("http_server_config"), warnings)
+    limiter = _rate(check, body.get("rate_limit"))
     users: dict[str, bytes] = {}
     for user, hashed in check.mapping(body.get("basic_auth_users"), "basic_auth_users",
                                       None).items():
         where = f"basic_auth_users.{user}"
-        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+        if not isinstance(hashed, str) or not _BCRYPT.match(hashed):
             check.error(where, "must be a bcrypt hash ($2y$...), e.g. from htpasswd -nBC 10")
             continue
         users[str(user)] = hashed.replace("$2y$", "$2b$", 1).encode()
     if check.problems:
         raise ConfigError(check.problems)
-    return WebConfig(context, MappingProxyType(users))
+    dummy = b""
+    if users:
+        # As costly as the dearest real hash, so an unknown user takes as long.
+        cost = max(int(hashed[4:6]) for hashed in users.values())
+        dummy = bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=cost))
+    return WebConfig(context, MappingProxyType(users), headers, sans, limiter,
+                     tuple(warnings), str(Path(path).resolve()), tuple(files), dummy)

@@ -61,6 +61,8 @@ class OpenAssociations:
     def __init__(self) -> None:
         self._layers: set[UpperLayer] = set()
         self._lock = threading.Lock()
+        # Set by abort_all: what the probes then see is our doing, not the peer's reset.
+        self.shutting_down = False
 
     def add(self, layer: UpperLayer) -> None:
         with self._lock:
@@ -77,6 +79,7 @@ class OpenAssociations:
     def abort_all(self) -> int:
         """Abort every association in progress; each waiting probe wakes at once."""
         with self._lock:
+            self.shutting_down = True
             layers = list(self._layers)
         for layer in layers:
             layer.abort()
@@ -143,22 +146,35 @@ class UpperLayer:
             raise ProbeFailure(on_timeout, "probe deadline reached")
         return remaining
 
+    def _interrupted(self) -> None:
+        if self.registry is not None and self.registry.shutting_down:
+            raise ProbeFailure(Reason.INTERNAL_ERROR,
+                               "interrupted: the exporter is shutting down") from None
+
     def send(self, data: bytes, on_timeout: Reason) -> None:
         self.sock.settimeout(self._time_left(on_timeout))
         try:
             self.sock.sendall(data)
         except TimeoutError:
+            self._interrupted()
             raise ProbeFailure(on_timeout, "peer stopped reading") from None
         except ssl.SSLError as exc:
+            self._interrupted()
             raise ProbeFailure(Reason.TLS, f"TLS error while sending: {exc}") from None
         except OSError as exc:
+            self._interrupted()
             raise ProbeFailure(Reason.RESET, f"send failed: {exc}") from None
 
     def _fill(self, size: int, on_timeout: Reason) -> None:
         while len(self._buffer) < size:
             self.sock.settimeout(self._time_left(on_timeout))
-            chunk = receive(self.sock, max(65536, size - len(self._buffer)), on_timeout)
+            try:
+                chunk = receive(self.sock, max(65536, size - len(self._buffer)), on_timeout)
+            except ProbeFailure:
+                self._interrupted()  # our own shutdown, not the peer's reset or silence
+                raise
             if not chunk:
+                self._interrupted()
                 raise ProbeFailure(Reason.RESET, "peer closed the connection")
             self._buffer += chunk
 

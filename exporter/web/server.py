@@ -1,114 +1,317 @@
 """The exporter's HTTP endpoints, blackbox_exporter style.
 
-One thread per request (ThreadingHTTPServer), so a probe that waits out its
-timeout never holds up /metrics or another probe. /probe only ever contacts
-targets named in the config: the target parameter is a name, not an address.
+Connections are read by one selector thread and answered by a bounded pool
+(exporter.web.connections), so idle or slow clients cost no thread and real
+scrapes keep being answered under load; a probe that waits out its timeout
+holds one worker, never /metrics. /probe only ever contacts targets named in
+the config: the target parameter is a name, not an address.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import io
 import json
 import logging
+import os
+import resource
 import socket
-import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
 
-from exporter import __version__
 from exporter.app import Exporter, Overloaded, UnknownProbe
-from exporter.config.webconfig import WebConfig
-from exporter.metrics import render_probe
+from exporter.config.strict import ConfigError
+from exporter.config.webconfig import WebConfig, signature
+from exporter.config.webconfig import load as load_web_config
+from exporter.metrics import ProbeCollector
 from exporter.web import oncall, oncall_html, runbooks
+from exporter.web.connections import Connection, ConnectionLoop, Limits
 from exporter.web.oncall import OnCallStatus
 
 logger = logging.getLogger("dicom_exporter.http")
 DEFAULT_LISTEN = ":10104"
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 TEXT = "text/plain; charset=utf-8"
-TLS_HANDSHAKE_TIMEOUT = 10.0
+MAX_QUERY_FIELDS = 32
+MAX_REFRESH_SECONDS = 86400
+MAX_RUNBOOK_NAME = 128
+# File descriptors kept free of HTTP connections: probes, config files, logs.
+FD_HEADROOM = 128
 
 # Extra pages (the demo's peer switches): path prefix -> handler(request, method).
 ExtraEndpoint = Callable[["Handler", str], None]
+Address = tuple[str, int]
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
+class ListenError(OSError):
+    """A listen address that cannot be bound; the message names it."""
+
+
+def fit_limits(limits: Limits, probes: int) -> Limits:
+    """Keep the connection cap below the file-descriptor limit, leaving room for probes."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limits
+    room = max(16, soft - FD_HEADROOM - probes)
+    workers = max(limits.workers, probes + 8)
+    return dataclasses.replace(limits, max_connections=min(limits.max_connections, room),
+                               workers=workers)
+
+
+def bind(address: Address) -> socket.socket:
+    """A listening socket; an empty host listens on IPv6 and IPv4 where IPv6 exists."""
+    host, port = address
+    text = format_address(host, port)
+    try:
+        if host == "":
+            if socket.has_dualstack_ipv6():
+                return socket.create_server(("::", port), family=socket.AF_INET6,
+                                            dualstack_ipv6=True, backlog=1024)
+            return socket.create_server(("0.0.0.0", port), backlog=1024)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, _, _, _, sockaddr = infos[0]
+        return socket.create_server(sockaddr[:2] if family == socket.AF_INET else sockaddr,
+                                    family=family, backlog=1024)
+    except (OSError, UnicodeError) as exc:
+        reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+        raise ListenError(f"cannot listen on {text}: {reason}") from None
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Server:
+    """The listeners, the connection loop and what the handlers need."""
 
     def __init__(
         self,
-        address: tuple[str, int],
+        address: Address | Iterable[Address],
         exporter: Exporter,
         extra_endpoints: dict[str, ExtraEndpoint] | None = None,
         web: WebConfig | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.exporter = exporter
         self.extra_endpoints = extra_endpoints or {}
         self.web = web or WebConfig()
-        super().__init__(address, Handler)
-        if self.web.ssl_context is not None:
-            # The handshake happens in the request's own thread (Handler.setup),
-            # so a slow or silent client never holds up accept().
-            self.socket = self.web.ssl_context.wrap_socket(
-                self.socket, server_side=True, do_handshake_on_connect=False)
+        addresses = [address] if isinstance(address, tuple) else list(address)
+        listeners: list[socket.socket] = []
+        try:
+            for each in addresses:
+                listeners.append(bind(each))
+        except ListenError:
+            for listener in listeners:
+                listener.close()
+            raise
+        self.server_address = listeners[0].getsockname()
+        self.addresses = [listener.getsockname() for listener in listeners]
+        self.limits = fit_limits(limits or Limits(), exporter.limits.total)
+        self.loop = ConnectionLoop(listeners, self._respond, lambda: self.web.ssl_context,
+                                   self.limits,
+                                   lambda sock: self.web.allows_peer(sock.getpeercert()))
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        if isinstance(host, bytes):
-            host = host.decode()
+        return self.urls[0]
+
+    @property
+    def urls(self) -> list[str]:
         scheme = "https" if self.web.ssl_context is not None else "http"
-        return f"{scheme}://{host}:{port}"
+        return [f"{scheme}://{format_address(*sockname[:2])}" for sockname in self.addresses]
+
+    def serve_forever(self) -> None:
+        self.loop.run()
+
+    def shutdown(self) -> None:
+        self.loop.shutdown()
+
+    def server_close(self) -> None:
+        self.loop.close()
+
+    def _respond(self, request: bytes, connection: Connection) -> tuple[bytes, bool]:
+        handler = Handler(request, connection.peer, self)
+        return handler.wfile.getvalue(), not handler.close_connection
+
+
+class Headers(dict):
+    """Request headers by lower-cased name, first occurrence kept, as Message.get does.
+
+    Parsed from the head the connection loop has already bounded; the email
+    parser behind http.client.parse_headers cost a third of a /probe answer.
+    """
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+
+MAX_HEADERS = 100
+
+
+_HEADS: dict[tuple[str, str], str] = {}
+_DATE: list[tuple[int, str]] = [(0, "")]
+
+
+def exposition(families: Iterable[Metric]) -> bytes:
+    """Text exposition of gauge families whose names are our own constants.
+
+    generate_latest re-validates every metric and label name on every sample,
+    which is half of a tcp /probe answer; names from exporter.metrics need no
+    check, and their HELP/TYPE lines are formatted once. Anything but gauges
+    goes through generate_latest.
+    """
+    out: list[str] = []
+    for family in families:
+        if family.type != "gauge":
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_Fixed(family))
+            out.append(generate_latest(registry).decode())
+            continue
+        key = (family.name, family.documentation)
+        head = _HEADS.get(key)
+        if head is None:
+            help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+            head = _HEADS.setdefault(
+                key, f"# HELP {family.name} {help_text}\n# TYPE {family.name} gauge\n")
+        out.append(head)
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if len(labels) == 1:
+                ((label, text),) = labels.items()
+                out.append(f'{name}{{{label}="{_escape(text)}"}} {_number(value)}\n')
+            elif labels:
+                pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+                out.append(f"{name}{{{pairs}}} {_number(value)}\n")
+            else:
+                out.append(f"{name} {_number(value)}\n")
+    return "".join(out).encode()
+
+
+def _number(value: float) -> str:
+    """floatToGoString's answer: below 1e6 (and finite) that is simply repr."""
+    number = float(value)
+    if -1e300 < number < 1e6:
+        return repr(number)
+    return floatToGoString(number)
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+class _Fixed:
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> Iterable[Metric]:
+        return [self.family]
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: Server
-    server_version = f"dicom-exporter/{__version__}"
+    """One request, parsed from bytes already read whole, answered into a buffer."""
+
+    server: Server  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
-    # Headers and body leave in one write, flushed once per request, and with
-    # Nagle off: otherwise the client's delayed ACK adds 40 ms to each answer.
-    wbufsize = -1
+    wfile: io.BytesIO
+    raw_requestline: bytes
 
-    def setup(self) -> None:
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(TLS_HANDSHAKE_TIMEOUT)
-            self.request.do_handshake()
-            self.request.settimeout(None)
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, request: bytes, client_address: tuple, server: Server) -> None:
+        # Not BaseHTTPRequestHandler.__init__: the connection loop owns the socket.
+        self.client_address = client_address
+        self.server = server
+        self.rfile = io.BytesIO(request)
+        self.wfile = io.BytesIO()
+        self.close_connection = True
+        self.handle_one_request()
+        if not self.wfile.getbuffer().nbytes:
+            self.close_connection = True
 
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            logger.debug("connection dropped", extra={"fields": {"error": str(exc)}})
+    def parse_request(self) -> bool:
+        """The request line and headers, without the email parser (see Headers)."""
+        self.command = None  # type: ignore[assignment]
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.requestline = requestline
+        words = requestline.split()
+        if len(words) != 3:
+            self.send_error(HTTPStatus.BAD_REQUEST, "Bad request syntax")
+            return False
+        command, path, version = words
+        if version not in ("HTTP/1.0", "HTTP/1.1"):
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "Only HTTP/1.0 and 1.1")
+            return False
+        self.command, self.request_version = command, version
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        headers = Headers()
+        for count, raw in enumerate(self.rfile):
+            line = raw.decode("iso-8859-1").rstrip("\r\n")
+            if not line:
+                break
+            if count >= MAX_HEADERS:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+                return False
+            name, _, value = line.partition(":")
+            headers.setdefault(name.lower(), value.strip())
+        self.headers = headers  # type: ignore[assignment]
+        connection = (headers.get("Connection") or "").lower()
+        self.close_connection = connection == "close" or (
+            version == "HTTP/1.0" and connection != "keep-alive")
+        return True
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # No Server header: it would only tell a scanner the Python version.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+        for name, value in self.server.web.headers.items():
+            self.send_header(name, value)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if logger.isEnabledFor(logging.DEBUG):  # formatting costs even when not logged
+            super().log_request(code, size)
 
     def log_message(self, format: str, *args: object) -> None:
-        logger.debug(format % args)
+        logger.debug(format % args, extra={"fields": {"client": str(self.client_address[0])}})
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        now = int(time.time()) if timestamp is None else int(timestamp)
+        cached = _DATE[0]
+        if cached[0] != now:  # formatted once a second, not once a request
+            cached = (now, super().date_time_string(now))
+            _DATE[0] = cached
+        return cached[1]
 
     # -- responses ---------------------------------------------------------
-    def reply(self, status: int, body: bytes | str, content_type: str = TEXT) -> None:
+    def reply(self, status: int, body: bytes | str, content_type: str = TEXT,
+              headers: dict[str, str] | None = None) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            try:
-                self.wfile.write(data)
-                self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                # The client gave up (e.g. its scrape timeout passed): nothing to answer.
-                logger.debug("client went away before the answer", extra={"fields": {
-                    "path": self.path}})
-                self.close_connection = True
+            self.wfile.write(data)
 
     # -- dispatch ----------------------------------------------------------
     def do_GET(self) -> None:
@@ -121,16 +324,32 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
+        # Rate limit and authentication first: nothing of the request is looked at before.
+        limiter = self.server.web.rate_limiter
+        if limiter is not None and not limiter.allow():
+            self.reply(HTTPStatus.TOO_MANY_REQUESTS, "rate limit exceeded\n")
+            return
         if not self.server.web.authorized(self.headers.get("Authorization")):
-            self.send_response(HTTPStatus.UNAUTHORIZED)
-            self.send_header("WWW-Authenticate", 'Basic realm="dicom-exporter"')
-            self.send_header("Content-Length", "13")
-            self.end_headers()
-            self.wfile.write(b"Unauthorized\n")
+            self.reply(HTTPStatus.UNAUTHORIZED, "Unauthorized\n",
+                       headers={"WWW-Authenticate": 'Basic realm="dicom-exporter"'})
             return
         parts = urlsplit(self.path)
-        self.query = parse_qs(parts.query)
+        try:
+            self.query = parse_qs(parts.query, max_num_fields=MAX_QUERY_FIELDS)
+        except ValueError:
+            self.reply(HTTPStatus.BAD_REQUEST, f"more than {MAX_QUERY_FIELDS} query parameters\n")
+            return
         self.url_path = parts.path
+        try:
+            self._route(method)
+        except Exception as exc:  # a bug must cost one 500, not the connection
+            logger.error("request failed", exc_info=True, extra={"fields": {
+                "path": self.url_path[:200], "error": repr(exc)[:200]}})
+            self.wfile = io.BytesIO()
+            self.close_connection = True
+            self.reply(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error, see the exporter log\n")
+
+    def _route(self, method: str) -> None:
         endpoints: dict[str, Callable[[str], None]] = {
             "/probe": self._probe,
             "/metrics": self._metrics,
@@ -168,8 +387,10 @@ class Handler(BaseHTTPRequestHandler):
         header = self.headers.get(SCRAPE_TIMEOUT_HEADER)
         if header:
             try:
-                scrape_timeout = float(header)
+                scrape_timeout = float(header) if len(header) <= 32 else float("nan")
             except ValueError:
+                scrape_timeout = float("nan")
+            if not 0 < scrape_timeout < 1e9:  # also NaN and inf
                 self.reply(HTTPStatus.BAD_REQUEST, f"bad {SCRAPE_TIMEOUT_HEADER}: {header!r}\n")
                 return
         try:
@@ -182,7 +403,7 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.SERVICE_UNAVAILABLE)
             self.reply(status, f"{exc}\n")
             return
-        metrics = render_probe(report)
+        metrics = exposition(ProbeCollector(report).collect())
         if self.param("debug") == "true":
             text = "Logs for the probe:\n" + "\n".join(report.log)
             text += "\n\nMetrics that would have been returned:\n" + metrics.decode()
@@ -192,7 +413,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _metrics(self, method: str) -> None:
         body = generate_latest(self.server.exporter.registry)
-        self.reply(HTTPStatus.OK, body, CONTENT_TYPE_LATEST)
+        if accepts_gzip(self.headers.get("Accept-Encoding", "")):
+            self.reply(HTTPStatus.OK, gzip.compress(body, compresslevel=6), CONTENT_TYPE_LATEST,
+                       {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+            return
+        self.reply(HTTPStatus.OK, body, CONTENT_TYPE_LATEST, {"Vary": "Accept-Encoding"})
 
     def _sd(self, method: str) -> None:
         config = self.server.exporter.config
@@ -232,7 +457,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        page = runbooks.render(name or runbooks.INDEX)
+        page = runbooks.render(name or runbooks.INDEX) if len(name) <= MAX_RUNBOOK_NAME else None
         if page is None:
             self.reply(HTTPStatus.NOT_FOUND, "no such runbook\n")
             return
@@ -243,8 +468,16 @@ class Handler(BaseHTTPRequestHandler):
         return oncall.build(exporter.config, exporter.stats.snapshot(), time.time())
 
     def _landing(self, method: str) -> None:
-        refresh = self.param("refresh") or ""
-        seconds = int(refresh) if refresh.isdigit() else oncall_html.REFRESH_SECONDS
+        refresh = self.param("refresh")
+        seconds = oncall_html.REFRESH_SECONDS
+        if refresh is not None:
+            # isdigit() alone lets "²" through to int(); length keeps int() cheap.
+            if not (refresh.isascii() and refresh.isdigit() and len(refresh) <= 6
+                    and 1 <= int(refresh) <= MAX_REFRESH_SECONDS):
+                self.reply(HTTPStatus.BAD_REQUEST,
+                           f"refresh must be whole seconds, 1 to {MAX_REFRESH_SECONDS}\n")
+                return
+            seconds = int(refresh)
         page = oncall_html.render(self._oncall(), seconds)
         self.reply(HTTPStatus.OK, page, "text/html; charset=utf-8")
 
@@ -253,21 +486,79 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(HTTPStatus.OK, body, "application/json; charset=utf-8")
 
 
-def parse_listen_address(text: str) -> tuple[str, int]:
-    """Prometheus-style `host:port`; an empty host means all interfaces."""
+WEB_CONFIG_POLL = 2.0
+
+
+def reload_web_config(server: Server, path: str) -> bool:
+    """Read --web.config.file again; on any problem keep serving with the old one.
+
+    New connections use the new TLS context and users at once; open ones keep
+    theirs, as the toolkit does.
+    """
+    try:
+        new = load_web_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            logger.error("web config reload failed, keeping the running one",
+                         extra={"fields": {"problem": problem}})
+        return False
+    if (new.ssl_context is None) != (server.web.ssl_context is None):
+        logger.warning("web config switches TLS on or off; clients must change scheme",
+                       extra={"fields": {"file": path}})
+    for text in new.warnings:
+        if text not in server.web.warnings:
+            logger.warning("web config feature not available", extra={"fields": {
+                "detail": text}})
+    server.web = new
+    logger.info("web config reloaded", extra={"fields": {"file": path}})
+    return True
+
+
+def watch_web_config(server: Server, path: str, stop: threading.Event,
+                     interval: float = WEB_CONFIG_POLL) -> threading.Thread:
+    """Re-read the web config when it or a certificate, key or CA it names changes,
+    so a rotated certificate is served without a restart."""
+    def loop() -> None:
+        seen = signature(server.web)
+        while not stop.wait(interval):
+            now = signature(server.web)
+            if now != seen:
+                reload_web_config(server, path)
+                seen = signature(server.web)
+
+    thread = threading.Thread(target=loop, name="web-config-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (and does not give it q=0)."""
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            quality = params.strip().removeprefix("q=").strip()
+            return not quality or quality.strip("0.") != ""
+    return False
+
+
+def parse_listen_address(text: str) -> Address:
+    """Prometheus-style `host:port`; an empty host means all interfaces, `[::1]:port` IPv6."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not port.isascii() or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"invalid listen address {text!r} (use host:port, e.g. :10104)")
-    return host.strip("[]"), int(port)
+    if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+        raise ValueError(f"invalid listen address {text!r} (write IPv6 as [::1]:10104)")
+    return host[1:-1] if host.startswith("[") else host, int(port)
 
 
 def start(
     exporter: Exporter,
-    address: tuple[str, int],
+    address: Address | Iterable[Address],
     extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None,
+    limits: Limits | None = None,
 ) -> tuple[Server, threading.Thread]:
-    server = Server(address, exporter, extra_endpoints, web)
+    server = Server(address, exporter, extra_endpoints, web, limits)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread

@@ -112,10 +112,10 @@ class ScriptedPeer:
             except (TimeoutError, OSError):
                 continue
             thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            with self._lock:
+            with self._lock:  # started under the lock: close() never joins an unstarted one
                 self._connections.add(conn)
                 self._threads.add(thread)
-            thread.start()
+                thread.start()
 
     def _run(self, conn: socket.socket) -> None:
         try:

@@ -1,0 +1,475 @@
+"""Connections: one selector thread reads each request whole, a bounded pool answers it.
+
+Why not ThreadingHTTPServer: it gives every accepted connection a thread from
+the first byte on, so 300 slowloris or idle clients hold 300 threads, and past
+the file-descriptor limit accept() fails in a tight loop while real scrapes
+time out. Here a connection costs a thread only while its complete request is
+being answered. Reading is bounded in time (from accept or the first byte of a
+request to its last byte) and in size (head and body); the TLS handshake is
+also done by the selector thread, so a client that never says hello costs
+nothing but a file descriptor. Past the connection cap the oldest connection
+that is only waiting is closed to make room, so real requests keep being
+answered while idle ones are shed; only when every connection is busy being
+answered does a newcomer get 503.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import queue
+import re
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+logger = logging.getLogger("dicom_exporter.http")
+
+SWEEP_INTERVAL = 0.25
+ACCEPT_PAUSE = 0.1  # after EMFILE with nothing to shed: stop polling accept() briefly
+_HEAD_END = re.compile(rb"\n\r?\n")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of the HTTP server; defaults suit a Prometheus scraping every 15-60 s."""
+
+    max_connections: int = 512
+    workers: int = 72
+    read_timeout: float = 10.0  # accept (or first byte of a request) to its last byte
+    idle_timeout: float = 120.0  # keep-alive: wait for the next request
+    write_timeout: float = 10.0
+    max_head: int = 32 * 1024
+    max_body: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request the framing layer answers itself, then closes the connection."""
+
+    status: int
+    reason: str
+    detail: str
+
+    def response(self) -> bytes:
+        body = f"{self.detail}\n".encode()
+        return (f"HTTP/1.1 {self.status} {self.reason}\r\nContent-Type: text/plain; "
+                f"charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                ).encode() + body
+
+
+OVERLOADED = Refusal(503, "Service Unavailable", "too many connections, try again")
+
+
+def frame(buffer: bytes | bytearray, limits: Limits) -> int | Refusal | None:
+    """The length of the first complete request in `buffer`, None if incomplete.
+
+    Bodies are framed by Content-Length only: the request is not handed on until
+    its body has arrived, so a body can never be read as a second request (the
+    smuggling an unread POST body allowed). Anything ambiguous is refused.
+    """
+    found = _HEAD_END.search(buffer, 0, limits.max_head + 3)
+    if found is None:
+        if len(buffer) <= limits.max_head:
+            return None
+        if b"\n" not in buffer[: limits.max_head]:
+            return Refusal(414, "URI Too Long", f"request line over {limits.max_head} bytes")
+        return Refusal(431, "Request Header Fields Too Large",
+                       f"request head over {limits.max_head} bytes")
+    head_end = found.end()
+    lengths: set[bytes] = set()
+    for line in bytes(buffer[: found.start()]).split(b"\n")[1:]:
+        line = line.rstrip(b"\r")
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
+            return Refusal(400, "Bad Request", "malformed header line")
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            return Refusal(501, "Not Implemented", "chunked request bodies are not supported")
+        if lowered == b"content-length":
+            lengths.add(value.strip())
+    if not lengths:
+        return head_end
+    if len(lengths) > 1:
+        return Refusal(400, "Bad Request", "conflicting Content-Length headers")
+    text = lengths.pop()
+    if not text.isdigit() or not text.isascii():
+        return Refusal(400, "Bad Request", "invalid Content-Length")
+    if len(text) > 12 or int(text) > limits.max_body:
+        return Refusal(413, "Content Too Large", f"request body over {limits.max_body} bytes")
+    total = head_end + int(text)
+    return total if len(buffer) >= total else None
+
+
+class Connection:
+    """One client connection and what has arrived of its next request."""
+
+    __slots__ = ("buffer", "deadline", "peer", "proven", "since", "sock", "state")
+
+    def __init__(self, sock: socket.socket, peer: tuple, deadline: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.buffer = bytearray()
+        self.deadline = deadline
+        self.state = "read"  # "handshake", "read" or "busy" (a worker answers it)
+        self.since = time.monotonic()
+        self.proven = False  # has had a successful answer: shed last
+
+
+# respond(request bytes, connection) -> (response bytes, keep the connection open)
+Responder = Callable[[bytes, Connection], tuple[bytes, bool]]
+
+
+class Workers:
+    """Daemon threads started on demand up to a bound, kept for the next request.
+
+    Daemon so that a probe still waiting on a silent peer never delays exit.
+    """
+
+    def __init__(self, limit: int, run: Callable[[Connection, bytes], None]) -> None:
+        self.limit = limit
+        self._run = run
+        self._queue: queue.SimpleQueue[tuple[Connection, bytes] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self.threads = 0
+        self._busy = 0
+        self._unclaimed = 0
+
+    def submit(self, connection: Connection, request: bytes) -> None:
+        with self._lock:
+            self._unclaimed += 1
+            start = self.threads - self._busy < self._unclaimed and self.threads < self.limit
+            if start:
+                self.threads += 1
+        self._queue.put((connection, request))
+        if start:
+            threading.Thread(target=self._loop, name=f"http-{self.threads}",
+                             daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            with self._lock:
+                self._unclaimed -= 1
+                self._busy += 1
+            try:
+                self._run(*item)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    def stop(self) -> None:
+        with self._lock:
+            count = self.threads
+        for _ in range(count):
+            self._queue.put(None)
+
+
+class ConnectionLoop:
+    """Accepts on every listener, reads requests whole, hands them to the workers."""
+
+    def __init__(self, listeners: list[socket.socket], respond: Responder,
+                 tls: Callable[[], ssl.SSLContext | None], limits: Limits,
+                 peer_allowed: Callable[[ssl.SSLSocket], bool] = lambda sock: True) -> None:
+        self.listeners = listeners
+        self.peer_allowed = peer_allowed
+        self.respond = respond
+        self.tls = tls
+        self.limits = limits
+        self.workers = Workers(limits.workers, self._answer)
+        self._selector = selectors.DefaultSelector()
+        # Connections waiting for a whole request, oldest first: those that never
+        # got a successful answer, and kept-alive ones that did (Prometheus').
+        self._fresh: collections.OrderedDict[int, Connection] = collections.OrderedDict()
+        self._kept: collections.OrderedDict[int, Connection] = collections.OrderedDict()
+        self._connections: dict[int, Connection] = {}
+        # Held by the selector thread while it handles events, and by a worker
+        # handing its connection back: epoll_ctl is thread-safe, our maps are not.
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._paused_until = 0.0
+        self.shed = 0  # connections closed to make room, for tests and logs
+
+    # -- lifecycle -----------------------------------------------------------
+    def run(self) -> None:
+        for listener in self.listeners:
+            listener.setblocking(False)
+            self._selector.register(listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        next_sweep = time.monotonic() + SWEEP_INTERVAL
+        try:
+            while not self._stop.is_set():
+                events = self._selector.select(SWEEP_INTERVAL)
+                with self._lock:
+                    for key, _ in events:
+                        if key.data is None:
+                            self._accept(key.fileobj)  # type: ignore[arg-type]
+                        elif key.data == "wake":
+                            with contextlib.suppress(OSError):
+                                self._wake_r.recv(4096)
+                        else:
+                            self._ready(key.data)
+                    now = time.monotonic()
+                    if self._paused_until and now >= self._paused_until:
+                        self._paused_until = 0.0
+                        for listener in self.listeners:
+                            self._selector.register(listener, selectors.EVENT_READ, None)
+                    if now >= next_sweep:
+                        self._sweep(now)
+                        next_sweep = now + SWEEP_INTERVAL
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._wake()
+        self._stopped.wait(5)
+
+    def close(self) -> None:
+        self.workers.stop()
+        with self._lock:
+            for connection in list(self._connections.values()):
+                self._close(connection)
+        for listener in self.listeners:
+            listener.close()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    # -- accepting -----------------------------------------------------------
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                sock, peer = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    if not self._shed_one():
+                        # Nothing to close: stop polling the listeners for a moment
+                        # rather than spin on a socket that stays readable.
+                        self._paused_until = time.monotonic() + ACCEPT_PAUSE
+                        for each in self.listeners:
+                            self._selector.unregister(each)
+                        logger.warning("out of file descriptors, pausing accept",
+                                       extra={"fields": {"connections": self.open_connections}})
+                        return
+                    continue
+                logger.debug("accept failed", extra={"fields": {"error": str(exc)}})
+                return
+            self._admit(sock, peer)
+
+    def _admit(self, sock: socket.socket, peer: tuple) -> None:
+        if len(self._connections) >= self.limits.max_connections and not self._shed_one():
+            if self.tls() is None:  # a TLS client could not read a plain 503
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)
+                    sock.send(OVERLOADED.response())
+            sock.close()
+            return
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = Connection(sock, peer, time.monotonic() + self.limits.read_timeout)
+        context = self.tls()
+        if context is not None:
+            try:
+                connection.sock = context.wrap_socket(sock, server_side=True,
+                                                      do_handshake_on_connect=False)
+            except (ssl.SSLError, OSError):
+                sock.close()
+                return
+            connection.state = "handshake"
+        self._connections[connection.sock.fileno()] = connection
+        self._fresh[connection.sock.fileno()] = connection
+        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        if connection.state == "handshake":
+            self._handshake(connection)
+
+    def _shed_one(self) -> bool:
+        """Close the connection that has waited longest without a whole request,
+        one that never had a successful answer first: a flood of new clients
+        then sheds itself, not the scraper's kept-alive connection."""
+        waiting = self._fresh or self._kept
+        if not waiting:
+            return False
+        _, connection = next(iter(waiting.items()))
+        self._close(connection)
+        self.shed += 1
+        return True
+
+    # -- reading -------------------------------------------------------------
+    def _ready(self, connection: Connection) -> None:
+        # A stale event for a connection a worker closed meanwhile: state "closed".
+        if connection.state == "handshake":
+            self._handshake(connection)
+        elif connection.state == "read":
+            self._read(connection)
+
+    def _handshake(self, connection: Connection) -> None:
+        sock = connection.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._selector.modify(sock, selectors.EVENT_READ, connection)
+            return
+        except ssl.SSLWantWriteError:
+            self._selector.modify(sock, selectors.EVENT_WRITE, connection)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            logger.debug("TLS handshake failed", extra={"fields": {
+                "client": _peer_text(connection.peer), "error": str(exc)}})
+            self._close(connection)
+            return
+        if not self.peer_allowed(sock):
+            logger.debug("client certificate names no allowed SAN", extra={"fields": {
+                "client": _peer_text(connection.peer)}})
+            self._close(connection)
+            return
+        connection.state = "read"
+        self._selector.modify(sock, selectors.EVENT_READ, connection)
+        self._read(connection)
+
+    def _read(self, connection: Connection) -> None:
+        cap = self.limits.max_head + self.limits.max_body + 4
+        while len(connection.buffer) <= cap:
+            try:
+                chunk = connection.sock.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            except (ssl.SSLError, OSError):
+                self._close(connection)
+                return
+            if not chunk:
+                self._close(connection)
+                return
+            if not connection.buffer and connection.deadline - time.monotonic() > (
+                    self.limits.read_timeout):
+                # First byte of a request on a kept-alive connection: the read bound starts.
+                connection.deadline = time.monotonic() + self.limits.read_timeout
+            connection.buffer += chunk
+        self._dispatch(connection)
+
+    def _dispatch(self, connection: Connection) -> None:
+        if not connection.buffer:
+            return
+        framed = frame(connection.buffer, self.limits)
+        if framed is None:
+            return
+        if isinstance(framed, Refusal):
+            with contextlib.suppress(OSError):
+                connection.sock.send(framed.response())
+            self._close(connection)
+            return
+        request = bytes(connection.buffer[:framed])
+        del connection.buffer[:framed]
+        fd = connection.sock.fileno()
+        self._forget(fd)
+        self._selector.unregister(connection.sock)
+        connection.state = "busy"
+        self.workers.submit(connection, request)
+
+    def _sweep(self, now: float) -> None:
+        expired = [c for waiting in (self._fresh, self._kept) for c in waiting.values()
+                   if c.deadline <= now]
+        for connection in expired:
+            if connection.buffer:
+                # Part of a request and no more in time: say so before closing.
+                with contextlib.suppress(OSError):
+                    connection.sock.send(Refusal(408, "Request Timeout",
+                                                 "request not received in time").response())
+            self._close(connection)
+
+    def _close(self, connection: Connection) -> None:
+        try:
+            fd = connection.sock.fileno()
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            self._forget(fd)
+            if self._connections.get(fd) is connection:
+                del self._connections[fd]
+            if connection.state != "busy":
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self._selector.unregister(connection.sock)
+        connection.state = "closed"
+        with contextlib.suppress(OSError):
+            connection.sock.close()
+
+    # -- answering (worker threads) ------------------------------------------
+    def _answer(self, connection: Connection, request: bytes) -> None:
+        """Answer, then hand the connection back to the selector directly: no
+        wake-up round trip before a keep-alive client's next request is seen."""
+        while True:
+            try:
+                response, keep = self.respond(request, connection)
+            except Exception:  # the handler answers 500 itself; this is the last guard
+                logger.exception("request handler failed")
+                response, keep = Refusal(500, "Internal Server Error",
+                                         "internal error").response(), False
+            sock = connection.sock
+            try:
+                sock.settimeout(self.limits.write_timeout)
+                sock.sendall(response)
+                sock.setblocking(False)
+            except (OSError, ValueError):
+                keep = False
+            if response[9:10] in (b"2", b"3"):
+                connection.proven = True
+            framed = frame(connection.buffer, self.limits) if keep and connection.buffer else None
+            if isinstance(framed, int):  # pipelined and already whole: answer it now
+                request = bytes(connection.buffer[:framed])
+                del connection.buffer[:framed]
+                continue
+            with self._lock:
+                if not keep or self._stop.is_set() or isinstance(framed, Refusal):
+                    if isinstance(framed, Refusal):
+                        with contextlib.suppress(OSError):
+                            sock.send(framed.response())
+                    self._close(connection)
+                    return
+                self._rearm(connection)
+            return
+
+    def _rearm(self, connection: Connection) -> None:
+        try:
+            fd = connection.sock.fileno()
+        except OSError:
+            return
+        if fd < 0 or self._connections.get(fd) is not connection:
+            return  # closed by shutdown meanwhile
+        connection.state = "read"
+        connection.since = time.monotonic()
+        connection.deadline = connection.since + (
+            self.limits.read_timeout if connection.buffer else self.limits.idle_timeout)
+        (self._kept if connection.proven else self._fresh)[fd] = connection
+        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+
+    def _forget(self, fd: int) -> None:
+        self._fresh.pop(fd, None)
+        self._kept.pop(fd, None)
+
+
+def _peer_text(peer: tuple) -> str:
+    return f"{peer[0]}:{peer[1]}" if len(peer) >= 2 else str(peer)

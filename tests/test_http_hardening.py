@@ -1,0 +1,668 @@
+"""Issue 13, HTTP half: the server stays bounded and answers cleanly whatever clients do.
+
+Everything here runs against the real server on 127.0.0.1 (or inside a network
+namespace the test creates); clients are raw sockets so they can misbehave.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client as httpclient
+import itertools
+import logging
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+import yaml
+from prometheus_client import generate_latest
+
+from exporter import buildinfo, probers
+from exporter.app import Exporter, ProbeLimits
+from exporter.config import webconfig
+from exporter.metrics import BUILD_INFO, ProbeCollector, render_probe
+from exporter.schedule import Scheduler
+from exporter.web import server as web_server
+from exporter.web.connections import Limits, Refusal, frame
+from tests.support.configs import make_config
+from tests.support.hostile import ScriptedPeer, read_pdu
+from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
+
+ROOT = Path(__file__).parent.parent
+
+
+def exporter_with_peer(peer: ScriptedPeer, limits: ProbeLimits | None = None) -> Exporter:
+    return Exporter(make_config({"peer": {"port": peer.port, "ae_title": "PEER",
+                                          "modules": ["tcp", "echo"]}}), limits=limits)
+
+
+@pytest.fixture
+def peer() -> Iterator[ScriptedPeer]:
+    with ScriptedPeer(lambda p, conn: None) as listening:
+        yield listening
+
+
+@pytest.fixture
+def served(peer: ScriptedPeer) -> Iterator[web_server.Server]:
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def connect(server: web_server.Server) -> socket.socket:
+    sock = socket.create_connection(server.server_address[:2], timeout=10)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def get(server: web_server.Server, path: str, headers: dict[str, str] | None = None
+        ) -> httpclient.HTTPResponse:
+    host, port = server.server_address[:2]
+    connection = httpclient.HTTPConnection(host, port, timeout=10)
+    connection.request("GET", path, headers=headers or {})
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    return answer
+
+
+def statuses(answer: bytes) -> list[bytes]:
+    """The status codes of the responses in one connection's bytes."""
+    return re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+
+
+def status_of(server: web_server.Server, path: str) -> int:
+    with connect(server) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 "), answer[:100]
+    return int(answer[9:12])
+
+
+# -- framing (pure) --------------------------------------------------------------
+LIMITS = Limits(max_head=200, max_body=100)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"GET / HTTP/1.1\r\nHost: x\r\n", None),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /next", 27),
+    (b"GET / HTTP/1.1\nHost: x\n\n", 24),
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabc", None),
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcdeGET", 43),
+])
+def test_framing_finds_whole_requests_and_their_bodies(data: bytes, expected: int | None) -> None:
+    assert frame(data, LIMITS) == expected
+
+
+@pytest.mark.parametrize(("data", "status"), [
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+    (b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 413),
+    (b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413),
+    (b"GET /" + b"a" * 300, 414),
+    (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 50, 431),
+])
+def test_framing_refuses_what_it_cannot_frame_safely(data: bytes, status: int) -> None:
+    refused = frame(data, LIMITS)
+    assert isinstance(refused, Refusal) and refused.status == status
+
+
+# -- request smuggling and bodies ---------------------------------------------------
+def test_a_post_body_is_never_read_as_a_second_request(served: web_server.Server) -> None:
+    smuggled = b"GET /probe?target=peer&module=tcp HTTP/1.1\r\nHost: x\r\n\r\n"
+    with connect(served) as sock:
+        sock.sendall(b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                     + str(len(smuggled)).encode() + b"\r\n\r\n" + smuggled
+                     + b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = read_all(sock)
+    assert statuses(answer) == [b"400", b"200"], answer
+    assert b"no configuration file to reload" in answer
+    assert served.exporter.stats.snapshot().series[("peer", "tcp")].count == 0
+
+
+def test_an_oversized_body_gets_413_and_the_connection_closed(
+        served: web_server.Server) -> None:
+    with connect(served) as sock:
+        sock.sendall(b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_chunked_body_is_refused_not_misread(served: web_server.Server) -> None:
+    with connect(served) as sock:
+        sock.sendall(b"POST /-/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"0\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 501 ")
+
+
+def test_pipelined_requests_are_answered_in_order(served: web_server.Server) -> None:
+    with connect(served) as sock:
+        sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = read_all(sock)
+    assert statuses(answer) == [b"200", b"404", b"200"]
+
+
+# -- hostile query strings and paths ------------------------------------------------
+@pytest.mark.parametrize(("path", "status"), [
+    ("/?refresh=%C2%B2", 400),
+    ("/?refresh=" + "9" * 5000, 400),
+    ("/?refresh=0", 400),
+    ("/runbooks/" + "A" * 5000, 404),
+    ("/runbooks/" + "%00" * 100, 404),
+    ("/probe?" + "&".join(f"a{i}=1" for i in range(200)), 400),
+    ("/probe?target=peer&module=" + "x" * 5000, 400),
+    ("/%ff%fe", 404),
+])
+def test_hostile_paths_get_a_4xx_and_no_traceback(
+        served: web_server.Server, path: str, status: int,
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        assert status_of(served, path) == status
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+@pytest.mark.parametrize("header", ["abc", "nan", "inf", "-1", "0", "1e999", "9" * 400])
+def test_bad_scrape_timeout_headers_get_400(served: web_server.Server, header: str) -> None:
+    answer = get(served, "/probe?target=peer&module=tcp",
+                 {"X-Prometheus-Scrape-Timeout-Seconds": header})
+    assert answer.status == 400
+
+
+def test_a_request_that_never_finishes_gets_408_and_is_closed(peer: ScriptedPeer) -> None:
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 limits=Limits(read_timeout=0.5))
+    try:
+        with connect(server) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # the blank line never comes
+            answer = read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert server.loop.open_connections == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- headers and compression -------------------------------------------------------
+def test_no_server_header_tells_the_python_version(served: web_server.Server) -> None:
+    for path in ("/metrics", "/nothing", "/-/healthy"):
+        answer = get(served, path)
+        assert answer.getheader("Server") is None
+    with connect(served) as sock:
+        sock.sendall(b"BREW / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 501 ") and b"Python" not in answer
+
+
+@pytest.mark.parametrize(("accept", "gzipped"), [
+    ("gzip", True), ("deflate, gzip;q=0.5", True), ("*", True),
+    ("gzip;q=0", False), ("identity", False), ("", False)])
+def test_metrics_are_gzipped_when_the_client_accepts_it(
+        served: web_server.Server, accept: str, gzipped: bool) -> None:
+    host, port = served.server_address[:2]
+    connection = httpclient.HTTPConnection(host, port, timeout=10)
+    connection.request("GET", "/metrics", headers={"Accept-Encoding": accept})
+    answer = connection.getresponse()
+    body = answer.read()
+    connection.close()
+    assert (answer.getheader("Content-Encoding") == "gzip") is gzipped
+    text = gzip.decompress(body) if gzipped else body
+    assert BUILD_INFO.encode() in text
+
+
+def test_build_info_carries_the_git_revision(served: web_server.Server) -> None:
+    host, port = served.server_address[:2]
+    connection = httpclient.HTTPConnection(host, port, timeout=10)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    line = next(x for x in text.splitlines() if x.startswith(BUILD_INFO + "{"))
+    assert f'revision="{buildinfo.REVISION}"' in line
+    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+                         capture_output=True, text=True)
+    if git.returncode != 0:
+        pytest.skip("not a git checkout (or no git): the revision is 'unknown'")
+    # Read again now, not at import: a commit during the run must not fail this.
+    assert buildinfo.revision() == git.stdout.strip()[:12]
+
+
+# -- connections: caps, shedding, threads -------------------------------------------
+def test_idle_and_slowloris_connections_hold_no_threads(served: web_server.Server) -> None:
+    before = threading.active_count()
+    idle = [connect(served) for _ in range(150)]
+    slow = [connect(served) for _ in range(150)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-a: ")
+        assert get(served, "/metrics").status == 200
+        assert get(served, "/probe?target=peer&module=tcp").status == 200
+        # Workers only for the requests above (one, or two if the second came before
+        # the first worker counted itself idle), nothing per held connection.
+        assert served.loop.workers.threads <= 2
+        assert threading.active_count() - before < 10
+        assert served.loop.open_connections >= 300
+    finally:
+        for sock in idle + slow:
+            sock.close()
+
+
+def test_past_the_cap_idle_connections_are_shed_and_real_requests_answered(
+        peer: ScriptedPeer) -> None:
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 limits=Limits(max_connections=20))
+    host, port = server.server_address[:2]
+    scraper = httpclient.HTTPConnection(host, port, timeout=10)  # kept alive, as Prometheus
+    scraper.request("GET", "/metrics")
+    assert scraper.getresponse().read()
+    idle = [connect(server) for _ in range(60)]
+    try:
+        for _ in range(3):
+            assert get(server, "/metrics").status == 200
+            assert get(server, "/probe?target=peer&module=tcp").status == 200
+            scraper.request("GET", "/probe?target=peer&module=tcp")
+            answer = scraper.getresponse()
+            assert answer.status == 200 and answer.read()
+        assert server.loop.shed >= 40
+        assert server.loop.open_connections <= 20
+    finally:
+        scraper.close()
+        for sock in idle:
+            sock.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_when_every_connection_is_busy_a_newcomer_gets_503() -> None:
+    release = threading.Event()
+
+    def hold(peer: ScriptedPeer, conn: socket.socket) -> None:
+        read_pdu(conn)
+        release.wait(20)
+
+    with ScriptedPeer(hold) as silent:
+        # Probes that outlast any pause of a loaded machine: the connections stay busy.
+        exporter = Exporter(make_config(
+            {"peer": {"port": silent.port, "ae_title": "PEER", "modules": ["echo"]}},
+            {"echo": {"prober": "echo", "timeout": "10s"}}))
+        server, _ = web_server.start(exporter, (LOOPBACK, 0), limits=Limits(max_connections=2))
+        probes = [threading.Thread(target=get, args=(server, "/probe?target=peer&module=echo"))
+                  for _ in range(2)]
+        try:
+            for thread in probes:
+                thread.start()
+            deadline = time.monotonic() + 10
+            while exporter.stats.snapshot().in_flight < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert exporter.stats.snapshot().in_flight == 2
+            with connect(server) as sock:
+                answer = read_all(sock)
+            assert answer.startswith(b"HTTP/1.1 503 ")
+        finally:
+            release.set()
+            for thread in probes:
+                thread.join()
+            server.shutdown()
+            server.server_close()
+
+
+def _child_fd_limit() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+
+def test_with_1024_fds_1100_idle_connections_do_not_stop_scrapes(tmp_path: Path) -> None:
+    """The default `ulimit -n 1024` and more idle clients than descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip(f"the test itself needs 1,400 descriptors (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1400), hard))
+    config = tmp_path / "c.yml"
+    with ScriptedPeer(lambda p, conn: None) as peer:
+        config.write_text(yaml.safe_dump({
+            "modules": {"tcp": {"prober": "tcp", "timeout": "2s"}},
+            "targets": {"peer": {"host": LOOPBACK, "port": peer.port, "ae_title": "PEER",
+                                 "modules": ["tcp"], "labels": {"site": "vaxjo",
+                                                               "role": "partner"}}}}))
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "serve", "--config.file", str(config),
+             "--web.listen-address", f"{LOOPBACK}:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_child_fd_limit)
+        idle: list[socket.socket] = []
+        try:
+            wait_for_port(port, process)
+            for _ in range(1100):
+                sock = socket.socket()
+                sock.settimeout(10)
+                sock.connect((LOOPBACK, port))
+                idle.append(sock)
+            for path in ("/metrics", "/probe?target=peer&module=tcp") * 3:
+                connection = httpclient.HTTPConnection(LOOPBACK, port, timeout=10)
+                connection.request("GET", path)
+                assert connection.getresponse().status == 200, path
+                connection.close()
+        finally:
+            for sock in idle:
+                sock.close()
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=20)
+    assert "Traceback" not in stderr
+    assert process.returncode == 0, stderr
+
+
+# -- listen addresses ----------------------------------------------------------------
+def test_ipv6_loopback_and_several_listen_addresses(peer: ScriptedPeer) -> None:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    server, _ = web_server.start(exporter_with_peer(peer),
+                                 [(LOOPBACK, 0), ("::1", 0)])
+    try:
+        assert [url.split("://")[1].rsplit(":", 1)[0] for url in server.urls] == [
+            LOOPBACK, "[::1]"]
+        for family, sockname in zip((socket.AF_INET, socket.AF_INET6), server.addresses,
+                                    strict=True):
+            with socket.socket(family) as sock:
+                sock.settimeout(10)
+                sock.connect(sockname[:2])
+                sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert read_all(sock).startswith(b"HTTP/1.1 200 ")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    (":10104", ("", 10104)), ("[::1]:0", ("::1", 0)), ("127.0.0.1:9", ("127.0.0.1", 9)),
+    ("[::]:10104", ("::", 10104))])
+def test_listen_addresses_parse_as_prometheus_writes_them(text: str, address: tuple) -> None:
+    assert web_server.parse_listen_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["10104", "::1:10104", "[::1:10104", "host:²", "host:70000"])
+def test_bad_listen_addresses_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        web_server.parse_listen_address(text)
+
+
+NAMESPACE_DRIVER = """
+import json, subprocess, sys, urllib.request
+process = subprocess.Popen([sys.executable, "-m", "exporter", "serve", "--config.file",
+                            sys.argv[1], "--web.listen-address", ":0"],
+                           stderr=subprocess.PIPE, text=True)
+line = process.stderr.readline()
+port = line.rsplit(":", 1)[1].split()[0]
+result = {"line": line}
+for host in ("127.0.0.1", "[::1]"):
+    with urllib.request.urlopen(f"http://{host}:{port}/-/healthy", timeout=10) as answer:
+        result[host] = answer.status
+process.terminate()
+process.wait(10)
+print(json.dumps(result))
+"""
+
+
+def test_an_empty_host_listens_on_ipv4_and_ipv6(tmp_path: Path) -> None:
+    """`:port` is dual-stack, as in Go; run in a network namespace of the test's own."""
+    if subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace here")
+    config = tmp_path / "c.yml"
+    config.write_text("modules: {tcp: {prober: tcp}}\ntargets: {}\n")
+    driver = tmp_path / "driver.py"
+    driver.write_text(NAMESPACE_DRIVER)
+    result = subprocess.run(
+        ["unshare", "-rn", "sh", "-c",
+         f'ip link set lo up && exec "{sys.executable}" "{driver}" "{config}"'],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert '"127.0.0.1": 200' in result.stdout and '"[::1]": 200' in result.stdout
+    assert "Listening on" in result.stdout and "[::]:" in result.stdout
+
+
+# -- basic auth ------------------------------------------------------------------------
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture(scope="module")
+def auth_config(tmp_path_factory: pytest.TempPathFactory) -> webconfig.WebConfig:
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=8)).decode()
+    path = tmp_path_factory.mktemp("auth") / "web.yml"
+    path.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": hashed}}))
+    return webconfig.load(path)
+
+
+def test_a_password_over_72_bytes_is_refused_not_a_crash(
+        auth_config: webconfig.WebConfig) -> None:
+    assert auth_config.authorized(_basic("prometheus", "right" + "x" * 100)) is False
+    assert auth_config.authorized(_basic("nobody", "y" * 200)) is False
+    assert auth_config.authorized(_basic("prometheus", "right")) is True
+
+
+def test_an_unknown_user_costs_a_bcrypt_check_like_a_known_one(
+        auth_config: webconfig.WebConfig) -> None:
+    """CPU time of this thread, not wall time, so load on the machine cannot fail it."""
+
+    def cpu(header: str) -> float:
+        started = time.thread_time()
+        assert auth_config.authorized(header) is False
+        return time.thread_time() - started
+
+    known = min(cpu(_basic("prometheus", "wrong")) for _ in range(3))
+    unknown = min(cpu(_basic("nobody", "wrong")) for _ in range(3))
+    assert unknown > known / 4, (known, unknown)
+
+
+def test_auth_is_checked_before_the_request_is_looked_at(peer: ScriptedPeer,
+                                                         auth_config) -> None:
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0), web=auth_config)
+    try:
+        assert status_of(server, "/probe?target=peer&module=tcp") == 401
+        assert status_of(server, "/?refresh=" + "9" * 5000) == 401
+        assert server.exporter.stats.snapshot().series[("peer", "tcp")].count == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- the whole exporter-toolkit web config ----------------------------------------------
+def test_rate_limit_answers_429(peer: ScriptedPeer, tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump({"rate_limit": {"interval": "1h", "burst": 2}}))
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 web=webconfig.load(path))
+    try:
+        assert [status_of(server, "/-/healthy") for _ in range(3)] == [200, 200, 429]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_configured_security_headers_are_sent(peer: ScriptedPeer, tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump({"http_server_config": {"headers": {
+        "X-Frame-Options": "deny", "X-Content-Type-Options": "nosniff"}}}))
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 web=webconfig.load(path))
+    try:
+        answer = get(server, "/metrics")
+        assert answer.getheader("X-Frame-Options") == "deny"
+        assert answer.getheader("X-Content-Type-Options") == "nosniff"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("document", "problem"), [
+    ({"http_server_config": {"headers": {"Set-Cookie": "a"}}},
+     "http_server_config.headers.Set-Cookie: unknown field"),
+    ({"http_server_config": {"headers": {"X-Frame-Options": "allow"}}},
+     "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin"),
+    ({"http_server_config": {"http2": "yes"}}, "http_server_config.http2: must be true or false"),
+    ({"rate_limit": {"interval": "soon", "burst": 1}}, "rate_limit.interval: invalid duration"),
+    ({"basic_auth_users": {"a": "$2y$10$short"}}, "basic_auth_users.a: must be a bcrypt hash"),
+])
+def test_bad_web_config_fields_are_named(tmp_path: Path, document: dict, problem: str) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(webconfig.ConfigError) as caught:
+        webconfig.load(path)
+    assert any(line.startswith(f"{path}: {problem}") for line in caught.value.problems), (
+        caught.value.problems)
+
+
+def test_http2_is_accepted_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump({"http_server_config": {"http2": True}}))
+    web = webconfig.load(path)
+    assert len(web.warnings) == 1 and "HTTP/2" in web.warnings[0]
+    path.write_text(yaml.safe_dump({"http_server_config": {"http2": False}}))
+    assert webconfig.load(path).warnings == ()
+
+
+def test_web_config_is_reread_when_it_changes(peer: ScriptedPeer, tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    first = bcrypt.hashpw(b"first", bcrypt.gensalt(rounds=4)).decode()
+    path.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": first}}))
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 web=webconfig.load(path))
+    stop = threading.Event()
+    try:
+        web_server.watch_web_config(server, str(path), stop, interval=0.05)
+        assert server.web.authorized(_basic("prometheus", "first"))
+        second = bcrypt.hashpw(b"second", bcrypt.gensalt(rounds=4)).decode()
+        path.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": second,
+                                                             "extra": second}}))
+        deadline = time.monotonic() + 10
+        while "extra" not in server.web.users and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.web.authorized(_basic("prometheus", "second"))
+        assert not server.web.authorized(_basic("prometheus", "first"))
+        path.write_text("basic_auth_users: [\n")  # broken: the running one is kept
+        assert web_server.reload_web_config(server, str(path)) is False
+        assert server.web.authorized(_basic("prometheus", "second"))
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+# -- scheduler -----------------------------------------------------------------------------
+class CountingExporter(Exporter):
+    """Counts how often the scheduler reads the config: once per round."""
+
+    reads = 0
+
+    @property
+    def config(self):  # type: ignore[override]
+        self.reads += 1
+        return super().config
+
+
+def test_an_empty_target_list_does_not_spin_the_scheduler() -> None:
+    exporter = CountingExporter(make_config({}))
+    scheduler = Scheduler(exporter, 0.2)
+    scheduler.start()
+    time.sleep(1.0)
+    scheduler.stop()
+    assert 1 <= exporter.reads <= 10
+
+
+def test_scheduled_probes_refused_by_the_limits_wait_for_a_slot(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two targets on one silent host, one probe per host at a time: the second is
+    due (3 s) while the first still waits out its 4 s timeout, is refused, and
+    runs as soon as the slot is free, ending within its round (next turn at 9 s)."""
+    with ScriptedPeer(lambda p, conn: p.hold()) as silent:
+        targets = {name: {"port": silent.port, "ae_title": "SILENT", "modules": ["echo"]}
+                   for name in ("first", "second")}
+        modules = {"echo": {"prober": "echo", "timeout": "4s"}}
+        exporter = Exporter(make_config(targets, modules), limits=ProbeLimits(per_target=1))
+        scheduler = Scheduler(exporter, 6.0)
+        with caplog.at_level(logging.WARNING):
+            scheduler.start()
+            deadline = time.monotonic() + 20
+            series = exporter.stats.snapshot().series
+            while time.monotonic() < deadline and not series[("second", "echo")].count:
+                time.sleep(0.05)
+                series = exporter.stats.snapshot().series
+            scheduler.stop()
+            exporter.abort_all()
+    assert series[("first", "echo")].count >= 1 and series[("second", "echo")].count >= 1
+    assert not scheduler.skipped
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_probe_that_finds_no_slot_in_its_turn_is_logged_and_counted(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with ScriptedPeer(lambda p, conn: p.hold()) as silent:
+        targets = {name: {"port": silent.port, "ae_title": "SILENT", "modules": ["echo"]}
+                   for name in ("first", "second")}
+        modules = {"echo": {"prober": "echo", "timeout": "5s"}}
+        exporter = Exporter(make_config(targets, modules), limits=ProbeLimits(per_target=1))
+        scheduler = Scheduler(exporter, 1.0)
+        with caplog.at_level(logging.WARNING):
+            scheduler.start()
+            deadline = time.monotonic() + 5
+            while not scheduler.skipped and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.stop()
+            exporter.abort_all()
+    assert any(reason in ("overloaded", "still_running")
+               for _, _, reason in scheduler.skipped)
+    skips = [r for r in caplog.records if r.getMessage() == "scheduled probe skipped"]
+    assert skips and not [r for r in caplog.records if r.exc_info]
+    text = generate_latest(exporter.registry)
+    assert b"dicom_exporter_scheduled_probes_skipped_total{" in text
+
+
+# -- scrape timeout ---------------------------------------------------------------------
+def test_the_scrape_timeout_budget_is_continuous_and_monotonic() -> None:
+    exporter = Exporter(make_config({}))
+    grid = [i / 1000 for i in range(1, 3000)]
+    budgets = [exporter.timeout_for(60.0, scrape) for scrape in grid]
+    assert all(b2 >= b1 for b1, b2 in itertools.pairwise(budgets))
+    assert max(b2 - b1 for b1, b2 in itertools.pairwise(budgets)) <= 0.001 + 1e-9
+    assert exporter.timeout_for(60.0, 0.5) == pytest.approx(0.25)
+    assert exporter.timeout_for(60.0, 0.5001) == pytest.approx(0.25005)
+    assert exporter.timeout_for(60.0, 1.2) == pytest.approx(0.7)
+    assert exporter.timeout_for(2.0, 10.0) == 2.0
+
+
+# -- the fast /probe exposition ---------------------------------------------------------
+def test_probe_exposition_is_byte_for_byte_what_client_python_writes(peer: ScriptedPeer) -> None:
+    config = make_config({
+        "up": {"port": peer.port, "ae_title": 'QUOTE"A', "modules": ["tcp", "echo"]},
+        "closed": {"port": free_port(), "ae_title": "CLOSED", "modules": ["echo"]}})
+    reports = [probers.run(config.targets["up"], config.modules["tcp"], 2.0),
+               probers.run(config.targets["up"], config.modules["echo"], 2.0),
+               probers.run(config.targets["closed"], config.modules["echo"], 2.0)]
+    for report in reports:
+        assert web_server.exposition(ProbeCollector(report).collect()) == render_probe(report)
