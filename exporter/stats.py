@@ -4,6 +4,11 @@ Written by every probe, read by /metrics and, through `latest`, by anything
 that needs the current state of a target. Plain numbers behind one lock: at
 hundreds of targets this is far lighter than a client_python child per label
 set, and a snapshot is consistent across all series.
+
+Every change stamps the series with a new version, so /metrics can copy and
+re-render only the series that changed since its last page (`changes_since`)
+instead of all of them: at 5,000 targets a full copy alone costs tens of
+milliseconds of interpreter time that a probe's clock would otherwise share.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class Series:
     last_time: float = 0.0  # Unix time of the latest result, 0 before the first
     last_reason: Reason | None = None
     last_duration: float = 0.0
+    version: int = 0  # Stats-wide change counter at this series' latest change
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,23 @@ class Snapshot:
     in_flight: int
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What changed since a version: copies of the changed series only."""
+
+    version: int  # pass back to the next changes_since
+    generation: int  # bumped by every configured(): the set of pairs may differ
+    keys: frozenset[tuple[str, str]]  # every counted pair right now
+    changed: dict[tuple[str, str], Series]
+    reload_ok: bool
+    reload_time: float
+    in_flight: int
+
+
+def _copy(series: Series) -> Series:
+    return replace(series, failures=dict(series.failures), buckets=list(series.buckets))
+
+
 class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -49,6 +72,9 @@ class Stats:
         self._reload_ok = True
         self._reload_time = 0.0
         self._in_flight = 0
+        self._version = 0
+        self._generation = 0
+        self._keys: frozenset[tuple[str, str]] = frozenset()
 
     def configured(self, config: Config) -> None:
         """Start counting every configured pair at zero and drop removed ones.
@@ -62,7 +88,11 @@ class Stats:
                 if key not in wanted:
                     del self._series[key]
             for key in wanted:
-                self._series.setdefault(key, Series())
+                if key not in self._series:
+                    self._version += 1
+                    self._series[key] = Series(version=self._version)
+            self._generation += 1
+            self._keys = frozenset(self._series)
             self._reload_ok = True
             self._reload_time = time.time()
 
@@ -93,11 +123,17 @@ class Stats:
             series.last_reason = reason
             series.last_time = time.time()
             series.last_duration = duration
+            self._version += 1
+            series.version = self._version
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            series = {
-                key: replace(s, failures=dict(s.failures), buckets=list(s.buckets))
-                for key, s in self._series.items()
-            }
+            series = {key: _copy(s) for key, s in self._series.items()}
             return Snapshot(series, self._reload_ok, self._reload_time, self._in_flight)
+
+    def changes_since(self, version: int) -> Changes:
+        """Copies of the series changed after `version` (all of them for version 0)."""
+        with self._lock:
+            changed = {key: _copy(s) for key, s in self._series.items() if s.version > version}
+            return Changes(self._version, self._generation, self._keys, changed,
+                           self._reload_ok, self._reload_time, self._in_flight)

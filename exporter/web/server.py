@@ -19,7 +19,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from exporter import __version__
 from exporter.app import Exporter, Overloaded, UnknownProbe
@@ -189,7 +189,7 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(HTTPStatus.OK, metrics, CONTENT_TYPE_LATEST)
 
     def _metrics(self, method: str) -> None:
-        body = generate_latest(self.server.exporter.registry)
+        body = self.server.exporter.metrics.page()
         self.reply(HTTPStatus.OK, body, CONTENT_TYPE_LATEST)
 
     def _sd(self, method: str) -> None:
