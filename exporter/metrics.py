@@ -208,8 +208,8 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _header(name: str, kind: str, help_text: str) -> str:
-    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+def _header(name: str, kind: str, help_text: str) -> bytes:
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n".encode()
 
 
 _BUCKET_LABELS = [_number(bound) for bound in BUCKETS] + ["+Inf"]
@@ -243,7 +243,7 @@ def _histogram_lines(labels: str, buckets: list[int], total: int, duration_sum: 
     return "".join(lines)
 
 
-def _pair_text(target: str, module: str, series: Series, full: bool) -> tuple[str, ...]:
+def _pair_text(target: str, module: str, series: Series, full: bool) -> tuple[bytes, ...]:
     """The lines of one (target, module) pair, one string per family in _PER_PAIR."""
     labels = f'target="{_escape(target)}",module="{_escape(module)}"'
     totals = f"{PROBES_TOTAL}{{{labels}}} {series.count}.0\n"
@@ -258,7 +258,8 @@ def _pair_text(target: str, module: str, series: Series, full: bool) -> tuple[st
         last_time = f"{LAST_TIMESTAMP}{{{labels}}} {_number(series.last_time)}\n"
     else:
         last_success = last_time = ""
-    return totals, failures, histogram, last_success, last_time
+    return (totals.encode(), failures.encode(), histogram.encode(), last_success.encode(),
+            last_time.encode())
 
 
 class _FamiliesOf(Collector):
@@ -306,8 +307,9 @@ class ExporterCollector(Collector):
         self._generation = -1
         self._full = True
         self._latest: dict[tuple[str, str], Series] = {}
-        self._pairs: dict[tuple[str, str], tuple[str, ...]] = {}
-        self._order: list[tuple[str, str]] = []
+        self._position: dict[tuple[str, str], int] = {}
+        # One column per family in _PER_PAIR, one encoded entry per pair in sorted order.
+        self._columns: list[list[bytes]] = [[] for _ in _PER_PAIR]
         self._module_hist: dict[str, Series] = {}
         self._config: Config | None = None
         self._config_text = b""
@@ -331,48 +333,53 @@ class ExporterCollector(Collector):
     def _update(self) -> bytes:
         config = self.config()
         changes = self.stats.changes_since(self._version)
-        if changes.generation != self._generation:
-            self._reconfigured(changes.keys)
-            self._generation = changes.generation
-        full = len(self._order) <= FULL_DETAIL_MAX_PAIRS
-        if full != self._full:
-            self._full = full
-            self._pairs.clear()
         for key, series in changes.changed.items():
-            if key not in changes.keys:
-                continue
-            self._add_to_module(key[1], self._latest.get(key), series)
-            self._latest[key] = series
-            self._pairs[key] = _pair_text(key[0], key[1], series, full)
-        for key in self._order:
-            if key not in self._pairs:
-                self._pairs[key] = _pair_text(key[0], key[1], self._latest[key], full)
+            if key in changes.keys:
+                self._add_to_module(key[1], self._latest.get(key), series)
+                self._latest[key] = series
+        full = len(changes.keys) <= FULL_DETAIL_MAX_PAIRS
+        if changes.generation != self._generation or full != self._full:
+            self._rebuild(changes.keys, full)
+            self._generation, self._full = changes.generation, full
+        else:
+            for key in changes.changed:
+                position = self._position.get(key)
+                if position is not None:
+                    self._set(position, key)
         self._version = changes.version
         if config is not self._config:
             self._config = config
             self._config_text = _render(list(_config_families(config)))
         chunks = [self._build_text, _render(_state_families(changes)), self._config_text]
-        pairs = [self._pairs[key] for key in self._order]
-        for index, family in enumerate(_PER_PAIR):
-            body = "".join(texts[index] for texts in pairs)
+        for family, column in zip(_PER_PAIR, self._columns, strict=True):
+            chunks.append(_HEADERS[family])
             if family == "histogram" and not full:
-                body = self._module_histograms()
-            if body or family in ("totals",):
-                chunks.append((_HEADERS[family] + body).encode())
-        snapshot = Snapshot(self._latest, changes.reload_ok, changes.reload_time,
-                            changes.in_flight)
+                chunks.append(self._module_histograms())
+            else:
+                chunks.append(b"".join(column))
         if config.routes:
+            snapshot = Snapshot(self._latest, changes.reload_ok, changes.reload_time,
+                                changes.in_flight)
             chunks.append(_render(list(route_families(config, snapshot))))
         return b"".join(chunks)
 
-    def _reconfigured(self, keys: frozenset[tuple[str, str]]) -> None:
+    def _set(self, position: int, key: tuple[str, str]) -> None:
+        texts = _pair_text(key[0], key[1], self._latest[key], self._full)
+        for column, text in zip(self._columns, texts, strict=True):
+            column[position] = text
+
+    def _rebuild(self, keys: frozenset[tuple[str, str]], full: bool) -> None:
+        """A new set of pairs (a reload) or another form: every pair's text again."""
         for key in list(self._latest):
             if key not in keys:
                 del self._latest[key]
-                self._pairs.pop(key, None)
-        for key in keys:
+        order = sorted(keys)
+        self._position = {key: index for index, key in enumerate(order)}
+        self._columns = [[b""] * len(order) for _ in _PER_PAIR]
+        self._full = full
+        for index, key in enumerate(order):
             self._latest.setdefault(key, Series())
-        self._order = sorted(keys)
+            self._set(index, key)
 
     def _add_to_module(self, module: str, old: Series | None, new: Series) -> None:
         """Per-module totals grow by what the pair added: removing a pair never lowers them."""
@@ -383,11 +390,11 @@ class ExporterCollector(Collector):
         for index, count in enumerate(new.buckets):
             total.buckets[index] += count - before.buckets[index]
 
-    def _module_histograms(self) -> str:
+    def _module_histograms(self) -> bytes:
         return "".join(
             _histogram_lines(f'module="{_escape(module)}"', total.buckets, total.count,
                              total.duration_sum)
-            for module, total in sorted(self._module_hist.items()))
+            for module, total in sorted(self._module_hist.items())).encode()
 
 
 def _build_info() -> Metric:

@@ -75,6 +75,9 @@ class Stats:
         self._version = 0
         self._generation = 0
         self._keys: frozenset[tuple[str, str]] = frozenset()
+        # Pair -> version of its latest change, oldest first: changes_since reads
+        # from the newest end and stops at the first older one.
+        self._recent: dict[tuple[str, str], int] = {}
 
     def configured(self, config: Config) -> None:
         """Start counting every configured pair at zero and drop removed ones.
@@ -87,10 +90,12 @@ class Stats:
             for key in list(self._series):
                 if key not in wanted:
                     del self._series[key]
+                    self._recent.pop(key, None)
             for key in wanted:
                 if key not in self._series:
                     self._version += 1
                     self._series[key] = Series(version=self._version)
+                    self._recent[key] = self._version
             self._generation += 1
             self._keys = frozenset(self._series)
             self._reload_ok = True
@@ -125,6 +130,8 @@ class Stats:
             series.last_duration = duration
             self._version += 1
             series.version = self._version
+            self._recent.pop((target, module), None)
+            self._recent[(target, module)] = self._version
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -134,6 +141,10 @@ class Stats:
     def changes_since(self, version: int) -> Changes:
         """Copies of the series changed after `version` (all of them for version 0)."""
         with self._lock:
-            changed = {key: _copy(s) for key, s in self._series.items() if s.version > version}
+            changed = {}
+            for key, at in reversed(self._recent.items()):
+                if at <= version:
+                    break
+                changed[key] = _copy(self._series[key])
             return Changes(self._version, self._generation, self._keys, changed,
                            self._reload_ok, self._reload_time, self._in_flight)

@@ -1,4 +1,4 @@
-"""One association on one blocking socket, driven by the probe itself.
+"""One association on one socket, driven by the probe itself.
 
 pynetdicom's Association runs a reader thread and a state-machine thread per
 association that poll every millisecond, and it clears the socket timeout once
@@ -8,18 +8,17 @@ So the probe drives the exchange itself on a plain socket whose every read and
 write is bounded by the time left to the probe's deadline; the bytes come from
 and go to the pure codec in `exporter.dicom.codec`.
 
-Encoding happens before a phase's clock starts and decoding after it stops, so
-a phase duration is the peer's answer time plus the socket calls, not our
-Python.
+Encoding happens before a phase's clock starts and decoding after it stops,
+and the clock is the kernel's (`exporter.dicom.timed_io`), so a phase
+duration is the peer's answer time, not our Python nor its wait for the
+interpreter.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import threading
-import time
 from dataclasses import dataclass, field
 
 from exporter.dicom.codec import (
@@ -45,6 +44,7 @@ from exporter.dicom.codec import (
     rejection,
 )
 from exporter.dicom.failure import Deadline, ProbeFailure
+from exporter.dicom.timed_io import Sent, TimedIO
 from exporter.reasons import Reason
 
 
@@ -96,42 +96,19 @@ class UpperLayer:
     registry: OpenAssociations | None = None
     accepted: Accepted | None = None
     _buffer: bytearray = field(default_factory=bytearray)
+    io: TimedIO = field(init=False)
 
     def __post_init__(self) -> None:
+        self.io = TimedIO(self.sock)
         if self.registry is not None:
             self.registry.add(self)
 
-    def _time_left(self, on_timeout: Reason) -> float:
-        remaining = self.deadline.remaining()
-        if remaining <= 0:
-            raise ProbeFailure(on_timeout, "probe deadline reached")
-        return remaining
-
-    def send(self, data: bytes, on_timeout: Reason) -> None:
-        self.sock.settimeout(self._time_left(on_timeout))
-        try:
-            self.sock.sendall(data)
-        except TimeoutError:
-            raise ProbeFailure(on_timeout, "peer stopped reading") from None
-        except ssl.SSLError as exc:
-            raise ProbeFailure(Reason.RESET, f"TLS error while sending: {exc}") from None
-        except OSError as exc:
-            raise ProbeFailure(Reason.RESET, f"send failed: {exc}") from None
+    def send(self, data: bytes, on_timeout: Reason) -> Sent:
+        return self.io.send(data, self.deadline, on_timeout)
 
     def _fill(self, size: int, on_timeout: Reason) -> None:
         while len(self._buffer) < size:
-            self.sock.settimeout(self._time_left(on_timeout))
-            try:
-                chunk = self.sock.recv(max(65536, size - len(self._buffer)))
-            except TimeoutError:
-                raise ProbeFailure(on_timeout, "peer sent nothing in time") from None
-            except ConnectionResetError:
-                raise ProbeFailure(Reason.RESET, "connection reset by peer") from None
-            except OSError as exc:
-                raise ProbeFailure(Reason.RESET, f"receive failed: {exc}") from None
-            if not chunk:
-                raise ProbeFailure(Reason.RESET, "peer closed the connection")
-            self._buffer += chunk
+            self._buffer += self.io.receive(self.deadline, on_timeout)
 
     def read_raw(self, on_timeout: Reason) -> tuple[int, bytes]:
         """Read one whole PDU undecoded; an A-ABORT or a non-PDU ends the probe."""
@@ -155,10 +132,9 @@ class UpperLayer:
         self, calling_ae: str, called_ae: str, contexts: tuple[ContextSpec, ...]
     ) -> Accepted:
         request = encode_associate_rq(calling_ae, called_ae, contexts)
-        started = time.perf_counter()
-        self.send(request, Reason.ASSOCIATION_TIMEOUT)
+        sent = self.send(request, Reason.ASSOCIATION_TIMEOUT)
         pdu_type, raw = self.read_raw(Reason.ASSOCIATION_TIMEOUT)
-        self.phases["associate"] = time.perf_counter() - started
+        self.phases["associate"] = self.io.since(sent)
         if pdu_type == PDU_ASSOCIATE_RJ:
             raise rejection(raw)
         self._expect(PDU_ASSOCIATE_AC, pdu_type, "A-ASSOCIATE-AC")
@@ -167,8 +143,7 @@ class UpperLayer:
 
     def request(self, encoded: bytes) -> DimseResponse:
         """Send one encoded DIMSE request and wait for its whole response."""
-        started = time.perf_counter()
-        self.send(encoded, Reason.DIMSE_TIMEOUT)
+        sent = self.send(encoded, Reason.DIMSE_TIMEOUT)
         raws = []
         while True:
             pdu_type, raw = self.read_raw(Reason.DIMSE_TIMEOUT)
@@ -176,7 +151,7 @@ class UpperLayer:
             raws.append(raw)
             if last_fragment(raw):
                 break
-        self.phases["dimse"] = self.phases.get("dimse", 0.0) + time.perf_counter() - started
+        self.phases["dimse"] = self.phases.get("dimse", 0.0) + self.io.since(sent)
         return decode_dimse_response(tuple(raws))
 
     def echo(self, context_id: int) -> DimseResponse:
@@ -184,8 +159,7 @@ class UpperLayer:
         return self.request(encode_echo_rq(context_id, 1, peer_max))
 
     def release(self) -> None:
-        started = time.perf_counter()
-        self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
+        sent = self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
         while True:
             pdu_type, _ = self.read_raw(Reason.RELEASE_TIMEOUT)
             if pdu_type == PDU_RELEASE_RP:
@@ -195,19 +169,14 @@ class UpperLayer:
                 continue
             if pdu_type != PDU_P_DATA:  # late data before the answer is harmless
                 self._expect(PDU_RELEASE_RP, pdu_type, "A-RELEASE-RP")
-        self.phases["release"] = time.perf_counter() - started
+        self.phases["release"] = self.io.since(sent)
 
     def abort(self) -> None:
         """Best effort: tell the peer we are gone, without waiting on it."""
-        try:
-            self.sock.settimeout(0.05)
-            self.sock.sendall(ABORT_BYTES)
-        except OSError:
-            pass
+        self.io.abort(ABORT_BYTES)
 
     def close(self) -> None:
         if self.registry is not None:
             self.registry.discard(self)
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        self.io.close()
 
