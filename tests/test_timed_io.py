@@ -232,3 +232,17 @@ def test_tls_in_memory_round_trips_and_keeps_the_kernel_receive_stamp(pki: Path)
     assert answer == b"C-ECHO-RQ"
     assert io.last_received is not None and io.last_received.kernel is not None
     assert io.last_clock in ("kernel", "kernel-rx")
+
+
+def test_connect_is_timed_by_the_kernel_handshake_round_trip() -> None:
+    with loopback_peer(lambda conn: None) as sock:
+        kernel = timed_io.connect_duration(sock, ours=60.0)
+        assert 0 < kernel < 60.0
+        # A kernel figure longer than our own measurement is not believed.
+        assert timed_io.connect_duration(sock, ours=kernel / 1000) == kernel / 1000
+
+
+def test_connect_without_tcp_info_falls_back_to_our_clock() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        assert timed_io.connect_duration(left, ours=0.003) == 0.003

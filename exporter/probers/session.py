@@ -16,6 +16,7 @@ from exporter.dicom import dimse_status
 from exporter.dicom.association import UpperLayer
 from exporter.dicom.codec import ContextSpec, DimseResponse
 from exporter.dicom.failure import ProbeFailure
+from exporter.dicom.timed_io import connect_duration
 from exporter.dicom.transport import connect, resolve, start_tls
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
@@ -28,7 +29,7 @@ def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
     report.note(f"connecting to {address[0]} port {address[1]}")
     started = time.perf_counter()
     sock = connect(family, address, report.deadline)
-    report.phases["connect"] = time.perf_counter() - started
+    report.phases["connect"] = connect_duration(sock, time.perf_counter() - started)
     report.note("connected")
     if handshake and target.tls is not None:
         started = time.perf_counter()
