@@ -195,6 +195,9 @@ def render_probe(report: ProbeReport) -> bytes:
 # (a histogram and a zero for every failure reason); above it, the compact
 # form: see ExporterCollector. About 3.5 kB a pair in full, 0.3 kB compact.
 FULL_DETAIL_MAX_PAIRS = 1000
+# Pairs per pre-joined block of a family's text: a scrape joins blocks, and a
+# finished probe makes only its block be joined again.
+BLOCK = 64
 
 
 def _escape(value: str) -> str:
@@ -308,8 +311,10 @@ class ExporterCollector(Collector):
         self._full = True
         self._latest: dict[tuple[str, str], Series] = {}
         self._position: dict[tuple[str, str], int] = {}
-        # One column per family in _PER_PAIR, one encoded entry per pair in sorted order.
+        # One column per family in _PER_PAIR, one encoded entry per pair in sorted order,
+        # and each column joined in blocks of BLOCK pairs (None: to be joined again).
         self._columns: list[list[bytes]] = [[] for _ in _PER_PAIR]
+        self._blocks: list[list[bytes | None]] = [[] for _ in _PER_PAIR]
         self._module_hist: dict[str, Series] = {}
         self._config: Config | None = None
         self._config_text = b""
@@ -318,19 +323,20 @@ class ExporterCollector(Collector):
     def page(self) -> bytes:
         """The whole /metrics answer, current as of this call."""
         with self._lock:
-            own = self._update()
-        runtime = generate_latest(self.runtime) if self.runtime is not None else b""
-        return own + runtime
+            chunks = self._update()
+        if self.runtime is not None:
+            chunks.append(generate_latest(self.runtime))
+        return b"".join(chunks)
 
     def collect(self) -> Iterator[Metric]:
         """The same series as `page()`, as families (for registries and tests)."""
         with self._lock:
-            text = self._update().decode()
+            text = b"".join(self._update()).decode()
         yield from text_string_to_metric_families(text)
         if self.runtime is not None:
             yield from self.runtime.collect()
 
-    def _update(self) -> bytes:
+    def _update(self) -> list[bytes]:
         config = self.config()
         changes = self.stats.changes_since(self._version)
         for key, series in changes.changed.items():
@@ -351,22 +357,27 @@ class ExporterCollector(Collector):
             self._config = config
             self._config_text = _render(list(_config_families(config)))
         chunks = [self._build_text, _render(_state_families(changes)), self._config_text]
-        for family, column in zip(_PER_PAIR, self._columns, strict=True):
+        for family, column, blocks in zip(_PER_PAIR, self._columns, self._blocks, strict=True):
             chunks.append(_HEADERS[family])
             if family == "histogram" and not full:
                 chunks.append(self._module_histograms())
-            else:
-                chunks.append(b"".join(column))
+                continue
+            for index, block in enumerate(blocks):
+                if block is None:
+                    block = blocks[index] = b"".join(
+                        column[index * BLOCK:(index + 1) * BLOCK])
+                chunks.append(block)
         if config.routes:
             snapshot = Snapshot(self._latest, changes.reload_ok, changes.reload_time,
                                 changes.in_flight)
             chunks.append(_render(list(route_families(config, snapshot))))
-        return b"".join(chunks)
+        return chunks
 
     def _set(self, position: int, key: tuple[str, str]) -> None:
         texts = _pair_text(key[0], key[1], self._latest[key], self._full)
-        for column, text in zip(self._columns, texts, strict=True):
+        for column, blocks, text in zip(self._columns, self._blocks, texts, strict=True):
             column[position] = text
+            blocks[position // BLOCK] = None
 
     def _rebuild(self, keys: frozenset[tuple[str, str]], full: bool) -> None:
         """A new set of pairs (a reload) or another form: every pair's text again."""
@@ -376,6 +387,7 @@ class ExporterCollector(Collector):
         order = sorted(keys)
         self._position = {key: index for index, key in enumerate(order)}
         self._columns = [[b""] * len(order) for _ in _PER_PAIR]
+        self._blocks = [[None] * -(-len(order) // BLOCK) for _ in _PER_PAIR]
         self._full = full
         for index, key in enumerate(order):
             self._latest.setdefault(key, Series())
