@@ -239,6 +239,33 @@ def _flush(sock: TLSSocket, deadline: Deadline) -> None:
             raise TimeoutError("TLS send")
 
 
+_stamping_keeper: socket.socket | None = None
+_keeper_lock = threading.Lock()
+
+
+def keep_stamping_on() -> None:
+    """Hold one receive-stamping socket open for the life of the process.
+
+    The kernel stamps received packets only while some socket asks for it, and
+    it switches that on and off through deferred work. With one probe socket
+    at a time, each close switched it off and the next probe's answer could
+    arrive before it was back on: no stamp (a quarter of the phases under
+    load). One idle UDP socket that never closes keeps it on.
+    """
+    global _stamping_keeper
+    with _keeper_lock:
+        if _stamping_keeper is not None:
+            return
+        keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            keeper.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING,
+                              SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+        except OSError:
+            keeper.close()
+            return
+        _stamping_keeper = keeper
+
+
 class TimedIO:
     """The socket of one association, owned by one probe thread.
 
@@ -256,6 +283,7 @@ class TimedIO:
         self._sent_bytes = 0  # since stamping was switched on: the OPT_ID counter
         self._tx_stamps: dict[int, float] = {}
         sock.setblocking(False)
+        keep_stamping_on()
         self.stamping = True
         try:
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, STAMP_FLAGS)
