@@ -215,8 +215,11 @@ def measure(workdir: Path, targets: int, orthanc_port: int, samples: int) -> Res
         result.figures["reload s"] = time.perf_counter() - started
         if status != 200:
             result.notes.append(f"reload answered {status}: {body[:80]!r}")
+        result.figures["RSS at start MiB"] = memory_mib(process.pid, "VmRSS")
         fill(port, targets)
-        client.request("/metrics")  # the first page after the fill renders every pair
+        started = time.perf_counter()
+        client.request("/metrics")  # the first page after the fill renders every pair again
+        result.figures["/metrics s, every pair changed"] = time.perf_counter() - started
         times, size = [], 0
         for _ in range(5):
             started = time.perf_counter()
@@ -248,6 +251,8 @@ def measure(workdir: Path, targets: int, orthanc_port: int, samples: int) -> Res
 
 GOALS = {  # at 5,000 targets
     "/metrics s": ("<= 1 s", lambda r: r.figures["/metrics s"] <= 1.0),
+    "/metrics s, every pair changed": (
+        "<= 1 s", lambda r: r.figures["/metrics s, every pair changed"] <= 1.0),
     "/metrics MB": ("<= 8 MB", lambda r: r.figures["/metrics MB"] <= 8.0),
     "RSS MiB": ("<= 150 MiB", lambda r: r.figures["RSS MiB"] <= 150),
     "echo scraped median ms": (

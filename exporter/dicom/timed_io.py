@@ -37,7 +37,7 @@ import ssl
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from exporter.dicom.failure import Deadline, ProbeFailure
 from exporter.reasons import Reason
@@ -58,6 +58,7 @@ SO_EE_ORIGIN_TIMESTAMPING = 4
 IP_RECVERR = 11
 IPV6_RECVERR = 25
 MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+ERRQUEUE_READ = int(MSG_ERRQUEUE) | int(socket.MSG_DONTWAIT)  # plain int: no enum work per read
 TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 TIMESPEC = struct.Struct("@ll")  # struct timespec (the _OLD stamps: time_t is a long)
 SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")  # errno, origin, type, code, pad, info, data
@@ -73,8 +74,7 @@ CLOCK_SLACK = 0.0005
 ABORT_WAIT = 0.05
 
 
-@dataclass(frozen=True)
-class Sent:
+class Sent(NamedTuple):
     """A request handed to the kernel: our clocks just before, and which stamp to look for."""
 
     key: int | None  # OPT_ID key of the send stamp that marks it, None: use our clock
@@ -82,8 +82,7 @@ class Sent:
     mono: float
 
 
-@dataclass(frozen=True)
-class Stamp:
+class Stamp(NamedTuple):
     """One edge of a phase: the kernel's time if it gave one, and ours around it."""
 
     kernel: float | None  # CLOCK_REALTIME from the kernel
@@ -291,7 +290,8 @@ class TimedIO:
             self.stamping = False
         self._quickack = True
         self._poller = select.poll()
-        self._poller.register(sock, select.POLLIN)
+        self._events = select.POLLIN
+        self._poller.register(sock, self._events)
 
     # -- sending -------------------------------------------------------------
     def send(self, data: bytes, deadline: Deadline, on_timeout: Reason) -> Sent:
@@ -314,6 +314,9 @@ class TimedIO:
             self._sent_bytes += sent
             view = view[sent:]
         stamped = self.stamping and first and whole and len(wire) <= KERNEL_TX_MAX_BYTES
+        if stamped:
+            # Usually queued by now: taking it saves the poll() wake-up it would cause.
+            self._drain_errqueue(until=key)
         return Sent(key if stamped else None, wall, mono)
 
     def since(self, sent: Sent) -> float:
@@ -326,7 +329,8 @@ class TimedIO:
         if sent.key is not None:
             # The stamp is queued when the request leaves the stack; by the time
             # the answer is read it is there (or was drained while waiting).
-            self._drain_errqueue()
+            if sent.key not in self._tx_stamps:
+                self._drain_errqueue(until=sent.key)
             kernel = self._tx_stamps.get(sent.key)
         self._tx_stamps.clear()
         seconds, self.last_clock = elapsed(Stamp(kernel, sent.wall, sent.mono), received)
@@ -418,7 +422,9 @@ class TimedIO:
 
     def _wait(self, events: int, deadline: Deadline) -> bool:
         """poll() for `events` until the deadline, draining send stamps on the way."""
-        self._poller.modify(self.sock, events)
+        if events != self._events:
+            self._poller.modify(self.sock, events)
+            self._events = events
         for _ in range(100000):
             remaining = deadline.remaining()
             if remaining <= 0:
@@ -433,19 +439,21 @@ class TimedIO:
             return True
         return False
 
-    def _drain_errqueue(self) -> int:
-        """Read the send stamps waiting in the error queue; how many were read."""
+    def _drain_errqueue(self, until: int | None = None) -> int:
+        """Read the send stamps waiting in the error queue, up to the one keyed `until`;
+        how many messages were read."""
         count = 0
         for _ in range(ERRQUEUE_READS):
             try:
-                _, ancillary, _, _ = self.sock.recvmsg(
-                    1, ANCILLARY_SPACE, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                _, ancillary, _, _ = self.sock.recvmsg(1, ANCILLARY_SPACE, ERRQUEUE_READ)
             except OSError:
                 break
             count += 1
             stamp = parse_tx_stamp(ancillary)
             if stamp is not None:
                 self._tx_stamps[stamp[0]] = stamp[1]
+                if stamp[0] == until:
+                    break
         return count
 
     # -- ending --------------------------------------------------------------
