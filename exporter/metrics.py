@@ -315,10 +315,15 @@ class ExporterCollector(Collector):
         # and each column joined in blocks of BLOCK pairs (None: to be joined again).
         self._columns: list[list[bytes]] = [[] for _ in _PER_PAIR]
         self._blocks: list[list[bytes | None]] = [[] for _ in _PER_PAIR]
-        self._module_hist: dict[str, Series] = {}
+        self._module_hist: dict[str, Series] = {}  # from Stats, per page
         self._config: Config | None = None
         self._config_text = b""
         self._build_text = _render([_build_info()])
+        # Pair texts rendered by the probe's own thread as it finished, by key:
+        # (series version, full form?, texts). A scrape after every pair was
+        # probed then only joins; nothing of it was timed (the clock stopped).
+        self._ready: dict[tuple[str, str], tuple[int, bool, tuple[bytes, ...]]] = {}
+        stats.on_finished = self._prerender
 
     def page(self) -> bytes:
         """The whole /metrics answer, current as of this call."""
@@ -341,8 +346,8 @@ class ExporterCollector(Collector):
         changes = self.stats.changes_since(self._version)
         for key, series in changes.changed.items():
             if key in changes.keys:
-                self._add_to_module(key[1], self._latest.get(key), series)
                 self._latest[key] = series
+        self._module_hist = changes.modules
         full = len(changes.keys) <= FULL_DETAIL_MAX_PAIRS
         if changes.generation != self._generation or full != self._full:
             self._rebuild(changes.keys, full)
@@ -373,8 +378,17 @@ class ExporterCollector(Collector):
             chunks.append(_render(list(route_families(config, snapshot))))
         return chunks
 
+    def _prerender(self, key: tuple[str, str], series: Series) -> None:
+        full = self._full
+        self._ready[key] = (series.version, full, _pair_text(key[0], key[1], series, full))
+
     def _set(self, position: int, key: tuple[str, str]) -> None:
-        texts = _pair_text(key[0], key[1], self._latest[key], self._full)
+        series = self._latest[key]
+        ready = self._ready.pop(key, None)
+        if ready is not None and ready[0] == series.version and ready[1] == self._full:
+            texts = ready[2]
+        else:
+            texts = _pair_text(key[0], key[1], series, self._full)
         for column, blocks, text in zip(self._columns, self._blocks, texts, strict=True):
             column[position] = text
             blocks[position // BLOCK] = None
@@ -392,15 +406,7 @@ class ExporterCollector(Collector):
         for index, key in enumerate(order):
             self._latest.setdefault(key, Series())
             self._set(index, key)
-
-    def _add_to_module(self, module: str, old: Series | None, new: Series) -> None:
-        """Per-module totals grow by what the pair added: removing a pair never lowers them."""
-        total = self._module_hist.setdefault(module, Series())
-        before = old or Series()
-        total.count += new.count - before.count
-        total.duration_sum += new.duration_sum - before.duration_sum
-        for index, count in enumerate(new.buckets):
-            total.buckets[index] += count - before.buckets[index]
+        self._ready.clear()  # what is left belongs to removed pairs
 
     def _module_histograms(self) -> bytes:
         return "".join(
