@@ -319,11 +319,6 @@ class ExporterCollector(Collector):
         self._config: Config | None = None
         self._config_text = b""
         self._build_text = _render([_build_info()])
-        # Pair texts rendered by the probe's own thread as it finished, by key:
-        # (series version, full form?, texts). A scrape after every pair was
-        # probed then only joins; nothing of it was timed (the clock stopped).
-        self._ready: dict[tuple[str, str], tuple[int, bool, tuple[bytes, ...]]] = {}
-        stats.on_finished = self._prerender
 
     def page(self) -> bytes:
         """The whole /metrics answer, current as of this call."""
@@ -378,17 +373,8 @@ class ExporterCollector(Collector):
             chunks.append(_render(list(route_families(config, snapshot))))
         return chunks
 
-    def _prerender(self, key: tuple[str, str], series: Series) -> None:
-        full = self._full
-        self._ready[key] = (series.version, full, _pair_text(key[0], key[1], series, full))
-
     def _set(self, position: int, key: tuple[str, str]) -> None:
-        series = self._latest[key]
-        ready = self._ready.pop(key, None)
-        if ready is not None and ready[0] == series.version and ready[1] == self._full:
-            texts = ready[2]
-        else:
-            texts = _pair_text(key[0], key[1], series, self._full)
+        texts = _pair_text(key[0], key[1], self._latest[key], self._full)
         for column, blocks, text in zip(self._columns, self._blocks, texts, strict=True):
             column[position] = text
             blocks[position // BLOCK] = None
@@ -406,7 +392,6 @@ class ExporterCollector(Collector):
         for index, key in enumerate(order):
             self._latest.setdefault(key, Series())
             self._set(index, key)
-        self._ready.clear()  # what is left belongs to removed pairs
 
     def _module_histograms(self) -> bytes:
         return "".join(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exporter.config import Config
@@ -83,9 +82,6 @@ class Stats:
         # Pair -> version of its latest change, oldest first: changes_since reads
         # from the newest end and stops at the first older one.
         self._recent: dict[tuple[str, str], int] = {}
-        # Called with a copy of a series after each finished probe (outside the
-        # lock): lets /metrics render that pair's text in the probe's thread.
-        self.on_finished: Callable[[tuple[str, str], Series], None] | None = None
         # Per module, every probe since start (pairs removed by a reload stay counted).
         self._modules: dict[str, Series] = {}
 
@@ -122,19 +118,11 @@ class Stats:
     def finished(
         self, target: str, module: str, success: bool, reason: Reason | None, duration: float
     ) -> None:
-        copy = self._record(target, module, success, reason, duration)
-        listener = self.on_finished
-        if copy is not None and listener is not None:
-            listener((target, module), copy)
-
-    def _record(
-        self, target: str, module: str, success: bool, reason: Reason | None, duration: float
-    ) -> Series | None:
         with self._lock:
             self._in_flight -= 1
             series = self._series.get((target, module))
             if series is None:  # removed by a reload while the probe ran
-                return None
+                return
             series.count += 1
             if not success and reason is not None:
                 series.failures[reason] = series.failures.get(reason, 0) + 1
@@ -155,7 +143,6 @@ class Stats:
             series.version = self._version
             self._recent.pop((target, module), None)
             self._recent[(target, module)] = self._version
-            return _copy(series) if self.on_finished is not None else None
 
     def snapshot(self) -> Snapshot:
         with self._lock:
