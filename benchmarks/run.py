@@ -64,7 +64,9 @@ class Row:
     met: bool | None = None
 
     def cells(self) -> list[str]:
-        if self.unit == "ms":
+        if not self.samples:
+            figures = ["", "", "0"]
+        elif self.unit == "ms":
             ordered = sorted(self.samples)
             median = statistics.median(ordered) * 1000
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
@@ -200,7 +202,8 @@ def full_association(rows: list[Row], client: ProbeClient, peer: str, port: int,
 
     def plain() -> None:
         association = ae.associate(LOOPBACK, port, ae_title=called)
-        assert association.is_established
+        if not association.is_established:
+            raise RuntimeError(f"plain pynetdicom could not associate with {peer}")
         association.send_c_echo()
         association.release()
 
@@ -271,8 +274,8 @@ def load(rows: list[Row], port: int, process: subprocess.Popen, idle: list[float
     in_time = max(lateness) < INTERVAL
     rows.append(Row(f"{HEALTHY + SILENT} targets / {INTERVAL:g} s, {SILENT} silent",
                     "healthy: exporter, reported", healthy_reported,
-                    goal=f"<= idle + 1 ms ({median_ms(idle):.3f} ms idle)",
-                    met=median_ms(healthy_reported) <= median_ms(idle) + 1.0))
+                    goal=f"<= idle + 1 ms ({median_ms(idle):.3f} ms idle)" if idle else "",
+                    met=median_ms(healthy_reported) <= median_ms(idle) + 1.0 if idle else None))
     rows.append(Row(f"{HEALTHY + SILENT} targets / {INTERVAL:g} s, {SILENT} silent",
                     "every probe answered within its round", [max(lateness)], unit="s max",
                     goal=f"< {INTERVAL:g} s", met=in_time))
@@ -408,6 +411,15 @@ def print_table(rows: list[Row]) -> None:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
+def measured(rows: list[Row], benchmark: str, action: Callable[[], object]) -> None:
+    """Run one measurement; if it cannot finish, its row says why and the others still print."""
+    try:
+        action()
+    except Exception as exc:  # a benchmark that fails must not hide the other rows
+        rows.append(Row(benchmark, "not measured", [], unit="",
+                        goal=f"{type(exc).__name__}: {exc}"[:160], met=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, one load round")
@@ -416,6 +428,16 @@ def main() -> None:
     args = parser.parse_args()
     count = 200 if args.quick else 1000
     rows: list[Row] = []
+    try:
+        run_all(rows, args.quick, args.detection, count)
+    finally:
+        print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+              f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}, "
+              f"{platform.system()} {platform.release()}")
+        print_table(rows)
+
+
+def run_all(rows: list[Row], quick: bool, with_detection: bool, count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="dicom-bench-") as folder:
         workdir = Path(folder)
         (workdir / "orthanc").mkdir()
@@ -430,26 +452,30 @@ def main() -> None:
             with exporter_process(config_file) as (port, process):
                 client = ProbeClient(port)
                 client.get("/probe?target=orthanc&module=echo")  # warm up
-                idle = full_association(rows, client, "orthanc", orthanc.dicom_port, "ORTHANC",
-                                        count, 20 if args.quick else 50)
-                full_association(rows, client, "storescp", storescp_port, "STORESCP",
-                                 count // 5, 10 if args.quick else 30)
-                open_association(rows, client, orthanc.dicom_port, count)
-                tcp_versus_blackbox(rows, client, orthanc.dicom_port, 2 * count, workdir)
-                idle_connections(rows, client, port, process, 300)
-                load(rows, port, process, idle, 1 if args.quick else 2)
-            throughput(rows, config_file, 3.0 if args.quick else 10.0)
-            if args.detection:
-                detection(rows)
+                idle: list[float] = []
+                measured(rows, "echo, full association", lambda: idle.extend(full_association(
+                    rows, client, "orthanc", orthanc.dicom_port, "ORTHANC",
+                    count, 20 if quick else 50)))
+                measured(rows, "echo, full association", lambda: full_association(
+                    rows, client, "storescp", storescp_port, "STORESCP",
+                    count // 5, 10 if quick else 30))
+                measured(rows, "echo, open association", lambda: open_association(
+                    rows, client, orthanc.dicom_port, count))
+                measured(rows, "/probe?module=tcp, whole request", lambda: tcp_versus_blackbox(
+                    rows, client, orthanc.dicom_port, 2 * count, workdir))
+                measured(rows, "300 idle + 300 slowloris connections",
+                         lambda: idle_connections(rows, client, port, process, 300))
+                measured(rows, f"{HEALTHY + SILENT} targets / {INTERVAL:g} s, {SILENT} silent",
+                         lambda: load(rows, port, process, idle, 1 if quick else 2))
+            measured(rows, "throughput, 2 cores",
+                     lambda: throughput(rows, config_file, 3.0 if quick else 10.0))
+            if with_detection:
+                measured(rows, "detection, shipped defaults", lambda: detection(rows))
         finally:
             silence.set()
             listener.close()
             stop(storescp_process)
             stop(orthanc_process)
-    print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}")
-    print_table(rows)
 
 
 if __name__ == "__main__":

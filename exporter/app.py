@@ -87,11 +87,17 @@ class Exporter:
         self.prober_state = ProberState()
         self.stats.configured(config)
         self._reload_lock = threading.Lock()
+        runtime = CollectorRegistry(auto_describe=False)
+        process_collector.ProcessCollector(registry=runtime)
+        platform_collector.PlatformCollector(registry=runtime)
+        gc_collector.GCCollector(registry=runtime)
+        # Collectors beside the exporter's own state (process, runtime, the schedule's
+        # skips): page() appends them. /metrics serves self.metrics.page(); the
+        # registry holds the same series for tests and tools.
+        self.runtime = runtime
+        self.metrics = ExporterCollector(self.stats, lambda: self._config, runtime)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(ExporterCollector(self.stats, lambda: self._config))
-        process_collector.ProcessCollector(registry=self.registry)
-        platform_collector.PlatformCollector(registry=self.registry)
-        gc_collector.GCCollector(registry=self.registry)
+        self.registry.register(self.metrics)
 
     @property
     def config(self) -> Config:

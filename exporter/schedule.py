@@ -41,7 +41,7 @@ class Scheduler(Collector):
         self.skipped: Counter[tuple[str, str, str]] = Counter()
 
     def start(self) -> None:
-        self.exporter.registry.register(self)
+        self.exporter.runtime.register(self)
         self._thread.start()
 
     def stop(self) -> None:

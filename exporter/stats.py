@@ -4,6 +4,11 @@ Written by every probe, read by /metrics and, through `latest`, by anything
 that needs the current state of a target. Plain numbers behind one lock: at
 hundreds of targets this is far lighter than a client_python child per label
 set, and a snapshot is consistent across all series.
+
+Every change stamps the series with a new version, so /metrics can copy and
+re-render only the series that changed since its last page (`changes_since`)
+instead of all of them: at 5,000 targets a full copy alone costs tens of
+milliseconds of interpreter time that a probe's clock would otherwise share.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from exporter.config import Config
 from exporter.reasons import Reason
@@ -32,6 +37,7 @@ class Series:
     last_time: float = 0.0  # Unix time of the latest result, 0 before the first
     last_reason: Reason | None = None
     last_duration: float = 0.0
+    version: int = 0  # Stats-wide change counter at this series' latest change
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,27 @@ class Snapshot:
     in_flight: int
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What changed since a version: copies of the changed series only."""
+
+    version: int  # pass back to the next changes_since
+    generation: int  # bumped by every configured(): the set of pairs may differ
+    keys: frozenset[tuple[str, str]]  # every counted pair right now
+    changed: dict[tuple[str, str], Series]
+    reload_ok: bool
+    reload_time: float
+    in_flight: int
+    modules: dict[str, Series]  # per module, over every probe since start (copies)
+
+
+def _copy(series: Series) -> Series:
+    # Field by field: dataclasses.replace costs ten times as much, under the lock.
+    return Series(series.count, dict(series.failures), list(series.buckets),
+                  series.duration_sum, series.last_success, series.last_time,
+                  series.last_reason, series.last_duration, series.version)
+
+
 class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -49,6 +76,14 @@ class Stats:
         self._reload_ok = True
         self._reload_time = 0.0
         self._in_flight = 0
+        self._version = 0
+        self._generation = 0
+        self._keys: frozenset[tuple[str, str]] = frozenset()
+        # Pair -> version of its latest change, oldest first: changes_since reads
+        # from the newest end and stops at the first older one.
+        self._recent: dict[tuple[str, str], int] = {}
+        # Per module, every probe since start (pairs removed by a reload stay counted).
+        self._modules: dict[str, Series] = {}
 
     def configured(self, config: Config) -> None:
         """Start counting every configured pair at zero and drop removed ones.
@@ -61,8 +96,14 @@ class Stats:
             for key in list(self._series):
                 if key not in wanted:
                     del self._series[key]
+                    self._recent.pop(key, None)
             for key in wanted:
-                self._series.setdefault(key, Series())
+                if key not in self._series:
+                    self._version += 1
+                    self._series[key] = Series(version=self._version)
+                    self._recent[key] = self._version
+            self._generation += 1
+            self._keys = frozenset(self._series)
             self._reload_ok = True
             self._reload_time = time.time()
 
@@ -86,18 +127,36 @@ class Stats:
             if not success and reason is not None:
                 series.failures[reason] = series.failures.get(reason, 0) + 1
             index = bisect.bisect_left(BUCKETS, duration)
-            if index < len(BUCKETS):
-                series.buckets[index] += 1
-            series.duration_sum += duration
+            total = self._modules.get(module)
+            if total is None:
+                total = self._modules[module] = Series()
+            total.count += 1
+            for each in (series, total):
+                if index < len(BUCKETS):
+                    each.buckets[index] += 1
+                each.duration_sum += duration
             series.last_success = success
             series.last_reason = reason
             series.last_time = time.time()
             series.last_duration = duration
+            self._version += 1
+            series.version = self._version
+            self._recent.pop((target, module), None)
+            self._recent[(target, module)] = self._version
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            series = {
-                key: replace(s, failures=dict(s.failures), buckets=list(s.buckets))
-                for key, s in self._series.items()
-            }
+            series = {key: _copy(s) for key, s in self._series.items()}
             return Snapshot(series, self._reload_ok, self._reload_time, self._in_flight)
+
+    def changes_since(self, version: int) -> Changes:
+        """Copies of the series changed after `version` (all of them for version 0)."""
+        with self._lock:
+            changed = {}
+            for key, at in reversed(self._recent.items()):
+                if at <= version:
+                    break
+                changed[key] = _copy(self._series[key])
+            modules = {name: _copy(total) for name, total in self._modules.items()}
+            return Changes(self._version, self._generation, self._keys, changed,
+                           self._reload_ok, self._reload_time, self._in_flight, modules)

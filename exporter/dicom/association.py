@@ -4,21 +4,24 @@ pynetdicom's Association runs a reader thread and a state-machine thread per
 association that poll every millisecond, and it clears the socket timeout once
 connected, so a peer that stalls inside a PDU hangs it. A probe needs neither
 the threads nor the generality: it sends a handful of PDUs in a fixed order.
-So the probe drives the exchange itself on a plain socket whose every read and
-write is bounded by the time left to the probe's deadline; the bytes come from
-and go to the pure codec in `exporter.dicom.codec`.
+So the probe drives the exchange itself on a socket whose every read and
+write is bounded by the time left to the probe's deadline (`timed_io`); the
+bytes come from and go to the pure codec in `exporter.dicom.codec`.
 
-Encoding happens before a phase's clock starts and decoding after it stops, so
-a phase duration is the peer's answer time plus the socket calls, not our
-Python.
+A phase's duration is the kernel's: from the send stamp of its request to the
+receive stamp of its answer's last byte (`TimedIO.since`), so neither our
+encoding nor a thread waiting for the interpreter is counted. A phase that
+fails reports the time until it failed, on our own clock, and names itself in
+the failure.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from exporter.dicom.codec import (
@@ -47,7 +50,8 @@ from exporter.dicom.codec import (
     pdu_header,
     rejection,
 )
-from exporter.dicom.failure import Deadline, ProbeFailure, in_phase, timed
+from exporter.dicom.failure import Deadline, ProbeFailure
+from exporter.dicom.timed_io import Sent, TimedIO
 from exporter.reasons import Reason
 
 
@@ -88,39 +92,6 @@ class OpenAssociations:
         return len(layers)
 
 
-def _quickack(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError, AttributeError):  # Linux only; gone once closed
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-
-
-def receive(sock: socket.socket, size: int, on_timeout: Reason) -> bytes:
-    """One bounded read, acknowledged at once; every failure classified.
-
-    A peer with Nagle on (dcmtk and Orthanc as shipped) holds back the last
-    small segment of its answer until we acknowledge the previous one, and
-    Linux delays that acknowledgement by up to 40 ms: our own delayed ACK
-    would be measured as the peer's latency. TCP_QUICKACK turns it off, but
-    the kernel re-arms delayed ACKs on its own, so it is set around every read.
-
-    Under TLS 1.3 the server checks our certificate after the handshake has
-    completed on our side, so its refusal arrives as an alert on the first
-    read: an SSL error here is reason `tls`, not a reset.
-    """
-    _quickack(sock)
-    try:
-        chunk = sock.recv(size)
-    except TimeoutError:
-        raise ProbeFailure(on_timeout, "peer sent nothing in time") from None
-    except ssl.SSLError as exc:
-        raise ProbeFailure(Reason.TLS, f"TLS error while receiving: {exc}") from None
-    except ConnectionResetError:
-        raise ProbeFailure(Reason.RESET, "connection reset by peer") from None
-    except OSError as exc:
-        raise ProbeFailure(Reason.RESET, f"receive failed: {exc}") from None
-    _quickack(sock)
-    return chunk
-
-
 @dataclass(eq=False)
 class UpperLayer:
     """One association on one socket, used by one probe on one thread.
@@ -135,48 +106,36 @@ class UpperLayer:
     registry: OpenAssociations | None = None
     accepted: Accepted | None = None
     _buffer: bytearray = field(default_factory=bytearray)
+    io: TimedIO = field(init=False)
 
     def __post_init__(self) -> None:
+        self.io = TimedIO(self.sock)
         if self.registry is not None:
             self.registry.add(self)
 
-    def _time_left(self, on_timeout: Reason) -> float:
-        remaining = self.deadline.remaining()
-        if remaining <= 0:
-            raise ProbeFailure(on_timeout, "probe deadline reached")
-        return remaining
-
-    def _interrupted(self) -> None:
-        if self.registry is not None and self.registry.shutting_down:
-            raise ProbeFailure(Reason.INTERNAL_ERROR,
-                               "interrupted: the exporter is shutting down") from None
-
-    def send(self, data: bytes, on_timeout: Reason) -> None:
-        self.sock.settimeout(self._time_left(on_timeout))
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Name the phase in a failure, time it until it failed, and tell our own
+        shutdown (SIGTERM aborted the association) from the peer's doing."""
+        started = time.perf_counter()
         try:
-            self.sock.sendall(data)
-        except TimeoutError:
-            self._interrupted()
-            raise ProbeFailure(on_timeout, "peer stopped reading") from None
-        except ssl.SSLError as exc:
-            self._interrupted()
-            raise ProbeFailure(Reason.TLS, f"TLS error while sending: {exc}") from None
-        except OSError as exc:
-            self._interrupted()
-            raise ProbeFailure(Reason.RESET, f"send failed: {exc}") from None
+            yield
+        except ProbeFailure as failure:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
+            if self.registry is not None and self.registry.shutting_down:
+                raise ProbeFailure(Reason.INTERNAL_ERROR,
+                                   "interrupted: the exporter is shutting down",
+                                   phase=name) from None
+            if failure.phase is None:
+                failure.phase = name
+            raise
+
+    def send(self, data: bytes, on_timeout: Reason) -> Sent:
+        return self.io.send(data, self.deadline, on_timeout)
 
     def _fill(self, size: int, on_timeout: Reason) -> None:
         while len(self._buffer) < size:
-            self.sock.settimeout(self._time_left(on_timeout))
-            try:
-                chunk = receive(self.sock, max(65536, size - len(self._buffer)), on_timeout)
-            except ProbeFailure:
-                self._interrupted()  # our own shutdown, not the peer's reset or silence
-                raise
-            if not chunk:
-                self._interrupted()
-                raise ProbeFailure(Reason.RESET, "peer closed the connection")
-            self._buffer += chunk
+            self._buffer += self.io.receive(self.deadline, on_timeout)
 
     def read_raw(self, on_timeout: Reason) -> tuple[int, bytes]:
         """Read one whole PDU undecoded; an A-ABORT or a non-PDU ends the probe."""
@@ -200,10 +159,10 @@ class UpperLayer:
         self, calling_ae: str, called_ae: str, contexts: tuple[ContextSpec, ...]
     ) -> Accepted:
         request = encode_associate_rq(calling_ae, called_ae, contexts)
-        with timed(self.phases, "associate"):
-            self.send(request, Reason.ASSOCIATION_TIMEOUT)
+        with self._phase("associate"):
+            sent = self.send(request, Reason.ASSOCIATION_TIMEOUT)
             pdu_type, raw = self.read_raw(Reason.ASSOCIATION_TIMEOUT)
-        with in_phase("associate"):
+            self.phases["associate"] = self.io.since(sent)
             if pdu_type == PDU_ASSOCIATE_RJ:
                 raise rejection(raw)
             self._expect(PDU_ASSOCIATE_AC, pdu_type, "A-ASSOCIATE-AC")
@@ -211,9 +170,9 @@ class UpperLayer:
         return self.accepted
 
     def request(self, encoded: bytes, expected: Expected) -> DimseResponse:
-        """Send one encoded DIMSE request and wait for its whole response."""
-        with timed(self.phases, "dimse"):
-            self.send(encoded, Reason.DIMSE_TIMEOUT)
+        """Send one encoded DIMSE request and wait for its whole, matching response."""
+        with self._phase("dimse"):
+            sent = self.send(encoded, Reason.DIMSE_TIMEOUT)
             raws = []
             while True:
                 pdu_type, raw = self.read_raw(Reason.DIMSE_TIMEOUT)
@@ -221,7 +180,7 @@ class UpperLayer:
                 raws.append(raw)
                 if last_fragment(raw):
                     break
-        with in_phase("dimse"):
+            self.phases["dimse"] = self.phases.get("dimse", 0.0) + self.io.since(sent)
             return decode_dimse_response(tuple(raws), expected)
 
     def echo(self, context_id: int) -> DimseResponse:
@@ -231,8 +190,8 @@ class UpperLayer:
             Expected(C_ECHO_RSP, ECHO_MESSAGE_ID, VERIFICATION, context_id))
 
     def release(self) -> None:
-        with timed(self.phases, "release"):
-            self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
+        with self._phase("release"):
+            sent = self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
             while True:
                 pdu_type, _ = self.read_raw(Reason.RELEASE_TIMEOUT)
                 if pdu_type == PDU_RELEASE_RP:
@@ -242,18 +201,13 @@ class UpperLayer:
                     continue
                 if pdu_type != PDU_P_DATA:  # late data before the answer is harmless
                     self._expect(PDU_RELEASE_RP, pdu_type, "A-RELEASE-RP")
+            self.phases["release"] = self.io.since(sent)
 
     def abort(self) -> None:
         """Best effort: tell the peer we are gone, without waiting on it."""
-        try:
-            self.sock.settimeout(0.05)
-            self.sock.sendall(ABORT_BYTES)
-        except OSError:
-            pass
+        self.io.abort(ABORT_BYTES)
 
     def close(self) -> None:
         if self.registry is not None:
             self.registry.discard(self)
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
+        self.io.close()

@@ -13,6 +13,7 @@ import threading
 
 from exporter.config.target_tls import TargetTLS
 from exporter.dicom.failure import Deadline, ProbeFailure
+from exporter.dicom.timed_io import TLSSocket, handshake, tls_socket
 from exporter.reasons import Reason
 
 
@@ -100,20 +101,21 @@ def connect(family: int, address: tuple, deadline: Deadline) -> socket.socket:
     return sock
 
 
-def start_tls(sock: socket.socket, tls: TargetTLS, deadline: Deadline) -> ssl.SSLSocket:
-    """TLS handshake bounded by the deadline; every failure is reason `tls`."""
+def start_tls(sock: socket.socket, tls: TargetTLS, deadline: Deadline) -> TLSSocket:
+    """TLS handshake bounded by the deadline; every failure is reason `tls`.
+
+    The TLS runs in memory over the plain socket (timed_io.TLSSocket) so that
+    the timed reads keep the kernel's receive stamps.
+    """
     try:
-        wrapped = tls.context.wrap_socket(
-            sock, server_hostname=tls.server_name, do_handshake_on_connect=False)
+        wrapped = tls_socket(sock, tls.context, tls.server_name)
     except (ssl.SSLError, OSError, ValueError) as exc:
         sock.close()
         raise ProbeFailure(Reason.TLS, f"cannot start TLS: {exc}") from None
-    remaining = deadline.remaining()
     try:
-        if remaining <= 0:
+        if deadline.remaining() <= 0:
             raise TimeoutError
-        wrapped.settimeout(remaining)
-        wrapped.do_handshake()
+        handshake(wrapped, deadline)
     except ssl.SSLCertVerificationError as exc:
         wrapped.close()
         raise ProbeFailure(Reason.TLS, f"peer certificate rejected: {exc.verify_message}") from None

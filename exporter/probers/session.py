@@ -16,6 +16,7 @@ from exporter.dicom import dimse_status
 from exporter.dicom.association import UpperLayer
 from exporter.dicom.codec import ContextSpec, DimseResponse
 from exporter.dicom.failure import ProbeFailure, timed
+from exporter.dicom.timed_io import connect_duration
 from exporter.dicom.transport import connect, resolve, start_tls
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
@@ -33,8 +34,11 @@ def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
     finally:
         report.dns_lookup = time.perf_counter() - started
     report.note(f"connecting to {address[0]} port {address[1]}")
-    with timed(report.phases, "connect"):
+    started = time.perf_counter()
+    with timed(report.phases, "connect"):  # a failed connect: the time until it failed
         sock = connect(family, address, report.deadline)
+    # A connect that succeeded: the kernel's handshake round trip, not our clock.
+    report.phases["connect"] = connect_duration(sock, time.perf_counter() - started)
     report.note("connected")
     if handshake and target.tls is not None:
         with timed(report.phases, "tls"):

@@ -412,7 +412,7 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(HTTPStatus.OK, metrics, CONTENT_TYPE_LATEST)
 
     def _metrics(self, method: str) -> None:
-        body = generate_latest(self.server.exporter.registry)
+        body = self.server.exporter.metrics.page()
         if accepts_gzip(self.headers.get("Accept-Encoding", "")):
             self.reply(HTTPStatus.OK, gzip.compress(body, compresslevel=6), CONTENT_TYPE_LATEST,
                        {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
