@@ -34,7 +34,12 @@ from exporter.probers.report import ProbeReport
 from exporter.reasons import RECEIVE_CAUSES, ROUTINE, SEND_CAUSES, describe
 from exporter.schedule import Scheduler
 from exporter.web.oncall import route_title
-from exporter.web.server import DEFAULT_LISTEN, parse_listen_address, start
+from exporter.web.server import (
+    DEFAULT_LISTEN,
+    check_external_url,
+    parse_listen_address,
+    start,
+)
 
 T = TypeVar("T")
 PHASE_ORDER = ("connect", "tls", "associate", "dimse", "release")
@@ -68,6 +73,14 @@ def _address(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
         raise click.BadParameter(str(exc)) from None
 
 
+def _external_url(ctx: click.Context, param: click.Parameter, value: str | None
+                  ) -> str | None:
+    try:
+        return check_external_url(value) if value else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dicom-exporter")
 @click.option("--log.level", "log_level", type=click.Choice(logs.LEVELS), default="info",
@@ -81,9 +94,9 @@ def main(log_level: str, log_format: str) -> None:
 
 def _serve_until_signalled(
     exporter: Exporter, address: tuple[str, int], interval: float, extra_endpoints=None,
-    web: WebConfig | None = None,
+    web: WebConfig | None = None, external_url: str | None = None,
 ) -> None:
-    server, _ = start(exporter, address, extra_endpoints, web)
+    server, _ = start(exporter, address, extra_endpoints, web, external_url)
     scheduler = Scheduler(exporter, interval) if interval > 0 else None
     if scheduler:
         scheduler.start()
@@ -128,13 +141,17 @@ def _serve_until_signalled(
 @click.option("--probe.max-per-target", "max_per_target", default=DEFAULT_MAX_PER_TARGET,
               show_default=True, type=click.IntRange(1),
               help="Probes of one host and port at once; more are answered 429.")
+@click.option("--web.external-url", "external_url", default=None, callback=_external_url,
+              help="URL people reach this exporter at; alert rules link to its runbooks. "
+                   "Default: http(s)://<host name>:<port>.")
 def serve(config_file: str, address: tuple[str, int], interval: float,
-          web_config_file: str | None, max_concurrent: int, max_per_target: int) -> None:
+          web_config_file: str | None, max_concurrent: int, max_per_target: int,
+          external_url: str | None) -> None:
     """Serve /probe, /metrics and /sd."""
     web = _or_exit(webconfig.load, web_config_file) if web_config_file else None
     exporter = Exporter(_load(config_file), config_file,
                         ProbeLimits(max_concurrent, max_per_target))
-    _serve_until_signalled(exporter, address, interval, web=web)
+    _serve_until_signalled(exporter, address, interval, web=web, external_url=external_url)
 
 
 @main.command("check-config")

@@ -62,6 +62,7 @@ MODULE_TIMEOUT = "dicom_exporter_module_timeout_seconds"
 ROUTE_INFO = "dicom_route_info"
 ROUTE_PATH_STATE = "dicom_route_path_state"
 ROUTE_ACTIVE = "dicom_route_active"
+WEB_INFO = "dicom_exporter_web_info"
 
 PHASES_BY_PROBER = {
     "tcp": ("connect",),
@@ -189,6 +190,22 @@ def render_probe(report: ProbeReport) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ProbeCollector(report))
     return generate_latest(registry)
+
+
+class WebInfoCollector(Collector):
+    """Where people reach this exporter: alert rules build runbook links from it."""
+
+    def __init__(self, external_url: str) -> None:
+        self.external_url = external_url
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            WEB_INFO,
+            "The URL this exporter's pages (runbooks, status page) are reached at.",
+            labels=["external_url"],
+        )
+        info.add_metric([self.external_url], 1)
+        yield info
 
 
 class ExporterCollector(Collector):

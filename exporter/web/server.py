@@ -7,6 +7,7 @@ targets named in the config: the target parameter is a name, not an address.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -24,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from exporter import __version__
 from exporter.app import Exporter, Overloaded, UnknownProbe
 from exporter.config.webconfig import WebConfig
-from exporter.metrics import render_probe
+from exporter.metrics import WebInfoCollector, render_probe
 from exporter.web import oncall, oncall_html, runbooks
 from exporter.web.oncall import OnCallStatus
 
@@ -48,6 +49,7 @@ class Server(ThreadingHTTPServer):
         exporter: Exporter,
         extra_endpoints: dict[str, ExtraEndpoint] | None = None,
         web: WebConfig | None = None,
+        external_url: str | None = None,
     ) -> None:
         self.exporter = exporter
         self.extra_endpoints = extra_endpoints or {}
@@ -58,6 +60,15 @@ class Server(ThreadingHTTPServer):
             # so a slow or silent client never holds up accept().
             self.socket = self.web.ssl_context.wrap_socket(
                 self.socket, server_side=True, do_handshake_on_connect=False)
+        self.external_url = (external_url or default_external_url(self.url)).rstrip("/")
+        # Published on /metrics so alert rules link to runbooks where people reach them.
+        self._web_info = WebInfoCollector(self.external_url)
+        exporter.registry.register(self._web_info)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with contextlib.suppress(KeyError):
+            self.exporter.registry.unregister(self._web_info)
 
     @property
     def url(self) -> str:
@@ -251,6 +262,30 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(HTTPStatus.OK, body, "application/json; charset=utf-8")
 
 
+def default_external_url(listen_url: str) -> str:
+    """The listen URL, with this host's name where it listens on every interface.
+
+    As Prometheus' own --web.external-url default: a wildcard address is no
+    place a browser can go, the host name is.
+    """
+    parts = urlsplit(listen_url)
+    host = parts.hostname or ""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{parts.port}"
+
+
+def check_external_url(text: str) -> str:
+    """An absolute http(s) URL without query or fragment; raises ValueError otherwise."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or (
+            parts.fragment):
+        raise ValueError(f"invalid external URL {text!r} (use e.g. https://host:10104)")
+    return text.rstrip("/")
+
+
 def parse_listen_address(text: str) -> tuple[str, int]:
     """Prometheus-style `host:port`; an empty host means all interfaces."""
     host, sep, port = text.rpartition(":")
@@ -264,8 +299,9 @@ def start(
     address: tuple[str, int],
     extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None,
+    external_url: str | None = None,
 ) -> tuple[Server, threading.Thread]:
-    server = Server(address, exporter, extra_endpoints, web)
+    server = Server(address, exporter, extra_endpoints, web, external_url)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread
