@@ -16,9 +16,12 @@ status and alerts = the same notification), never deduplicated by the sink.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -37,6 +40,7 @@ from exporter.web import server as web_server
 from monitoring import settings
 from tests.support.configs import make_config
 from tests.support.promstack import wait_until
+from tests.support.realpeers import require
 from tools.stack import Notification, Stack, StackError
 
 ROOT = Path(__file__).parent.parent
@@ -100,6 +104,20 @@ def test_alertmanager_drop_in_clusters_with_both_sites() -> None:
     peers = re.findall(r"--cluster\.peer=(\S+)", text)
     assert len(peers) == 2 and any("vaxjo" in p for p in peers) and any(
         "ljungby" in p for p in peers)
+
+
+@pytest.mark.slow
+def test_the_drop_ins_load_cleanly_over_the_debian_units(tmp_path: Path) -> None:
+    units = ("prometheus.service", "prometheus-alertmanager.service")
+    for unit in units:
+        shutil.copy(Path("/lib/systemd/system") / unit, tmp_path / unit)
+        shutil.copytree(ROOT / "examples" / "systemd" / f"{unit}.d", tmp_path / f"{unit}.d")
+    result = subprocess.run(
+        [require("systemd-analyze"), "verify", *(str(tmp_path / unit) for unit in units)],
+        capture_output=True, text=True, env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dicom-monitor.conf" not in result.stderr  # an unknown key is only a warning
 
 
 # -- The exporter's external URL (no programs) ----------------------------------
