@@ -99,10 +99,9 @@ def measure(rounds: int, blips: int) -> tuple[dict[str, list[float]], list[tuple
     rows: dict[str, list[float]] = {"firing in Prometheus": [], "in Alertmanager": [],
                                     "pager notified": []}
     blip_rows: list[tuple[str, int, bool]] = []
-    # A fresh stack each round: an alert that resolved less than 15 minutes ago
-    # is still re-sent (resolved) by Prometheus, so Alertmanager keeps its group
-    # and pages a new outage at the group's next group_interval tick, not after
-    # group_wait. That is the flapping case, not a dead link computer.
+    # A fresh stack each round: a new outage soon after the last one resolved
+    # pages on the alert group's group_interval rhythm, not after group_wait
+    # (about 100 s here). That is the flapping case, not a dead link computer.
     for _ in range(rounds):
         stack = started_and_settled()
         try:
@@ -151,7 +150,7 @@ def main() -> None:
         else:
             print(f"| {name} | never | | 0 of {len(values)} |")
     print()
-    print("| Z83680 blip | failed probes seen (both sites) | paged |")
+    print("| Z83680 blip | failed probes recorded (tcp and echo, both vantage points) | paged |")
     print("|---|---|---|")
     for name, failed, came in blips:
         print(f"| {name} | {failed} | {'YES' if came else 'no'} |")
