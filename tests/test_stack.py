@@ -34,7 +34,7 @@ VARIABLES = {"$site": "vaxjo|ljungby", "$partner": ".*", "$target": ".*",
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
-        running = Stack.start("3s", tmp_path_factory.mktemp("stack"))
+        running = Stack.start("3s", tmp_path_factory.mktemp("stack"), partner_interval="6s")
     except StackError as exc:
         pytest.fail(str(exc))
     try:

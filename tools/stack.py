@@ -88,11 +88,13 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 30) -> Non
 
 
 def prometheus_config(exporters: dict[str, str], interval: str | None,
-                      alertmanagers: list[str] | None) -> str:
+                      alertmanagers: list[str] | None, partner_interval: str | None = None
+                      ) -> str:
     """examples/prometheus.yml with each site's exporter at its loopback address.
 
     `interval` replaces every scrape and evaluation interval (the shipped
-    ones when None). Sites not in `exporters` are dropped; without
+    ones when None); `partner_interval`, if given, that of every probe job
+    but the link computers'. Sites not in `exporters` are dropped; without
     `alertmanagers`, so is alerting.
     """
     document = yaml.safe_load((ROOT / "examples" / "prometheus.yml").read_text("utf-8"))
@@ -102,6 +104,9 @@ def prometheus_config(exporters: dict[str, str], interval: str | None,
         for job in document["scrape_configs"]:
             job.pop("scrape_interval", None)
             job.pop("scrape_timeout", None)
+            if partner_interval and job.get("metrics_path") == "/probe" and (
+                    job["job_name"] != LINK_COMPUTER_JOB):
+                job.update(scrape_interval=partner_interval, scrape_timeout=interval)
     document["rule_files"] = [str(ROOT / "alerts" / "dicom.rules.yml")]
     if alertmanagers is None:
         del document["alerting"]
@@ -289,11 +294,15 @@ class Stack:
     @classmethod
     def start(cls, interval: str | None = None, workdir: Path | None = None,
               echo: Callable[[str], None] | None = None,
-              watchdog_repeat: str | None = None, resend_delay: str | None = None) -> Stack:
+              watchdog_repeat: str | None = None, resend_delay: str | None = None,
+              partner_interval: str | None = None) -> Stack:
         """Start both sites.
 
         `interval`: every scrape and evaluation interval (None: the shipped
-        ones of examples/prometheus.yml). `resend_delay`: how often Prometheus
+        ones of examples/prometheus.yml); `partner_interval`: that of the probe
+        jobs but the link computers' (the simulated peers share one process:
+        two Prometheus probing everything every few seconds starve them).
+        `resend_delay`: how often Prometheus
         re-sends a firing alert (its default 1m); an alert it stops sending
         ends in Alertmanager after four of these. `watchdog_repeat`: see
         alertmanager_config.
@@ -331,7 +340,7 @@ class Stack:
             (workdir / "alertmanager.yml").write_text(
                 alertmanager_config(sink_url, watchdog_repeat), "utf-8")
             (workdir / "prometheus.yml").write_text(
-                prometheus_config(exporters, interval, alertmanagers), "utf-8")
+                prometheus_config(exporters, interval, alertmanagers, partner_interval), "utf-8")
             processes: dict[str, dict[str, subprocess.Popen]] = {site: {} for site in SITES}
             for site in SITES:
                 folder = workdir / site
