@@ -5,9 +5,14 @@ the dashboards), site names and roles from the exporter config it names.
 Regenerate with `python -m tools.generate` and commit the result; a test
 fails when the rules file is not what this script builds.
 
-Texts are Swedish: they are read by the staff on call, in the words of the
-routine "Reservrutin bildöverföring till annan region". The explanation of a
-failure reason comes from exporter/reasons.py, the same text the CLI prints.
+Texts are Swedish, for the staff on call. Every next step (annotation
+`next_step`) is rendered at build time by exporter/routine from the exporter
+config's `routine:` section, the same function the status page and the CLI
+call, and selected in the rule by the alert's labels: the same state gives the
+same words everywhere. The explanation of a failure reason comes from
+exporter/reasons.py. Labels `audience` route the alert: `staff` faults are for
+the routine's communicators (Arkivet, LARS) and the administrators, `it`
+faults for the administrators and radiology IT only.
 """
 
 from __future__ import annotations
@@ -19,10 +24,17 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.reasons import REGION_NAMES, ROUTINE, Reason
+from exporter import config as exporter_config
+from exporter import routine
+from exporter.reasons import ROUTINE, Reason
 from monitoring import settings
 
 M = settings.load()
+CONFIG = exporter_config.load(
+    settings.ROOT / yaml.safe_load(settings.CONFIG.read_text("utf-8"))["exporter_config"])
+REGION_NAMES = dict(CONFIG.routine.regions)
+STAFF = {"audience": "staff"}  # the routine's transfer faults: Arkivet/LARS communicate them
+IT = {"audience": "it"}  # monitoring faults and early warnings: administrators and IT only
 # -- Selectors (from monitoring/config.yml and the table of prober kinds) ------
 PROBE_JOB = M.probe
 EXPORTER_JOB = M.exporter
@@ -62,6 +74,17 @@ SITE_NAMES = M.site_names
 
 
 OUT = Path(__file__).resolve().parent / "dicom.rules.yml"
+_UNITS = {"s": "sekunder", "m": "minuter", "h": "timmar", "d": "dagar"}
+
+
+def spoken(duration: str) -> str:
+    """ "10m" -> "10 minuter": our prose writes durations out."""
+    return f"{duration[:-1]} {_UNITS[duration[-1]]}" if duration[-1] in _UNITS else duration
+
+
+def decimal(value: float) -> str:
+    """0.5 -> "0,5": Swedish decimal comma."""
+    return f"{value:g}".replace(".", ",")
 
 # -- Template pieces ---------------------------------------------------------
 def _named(label: str, names: dict[str, str]) -> str:
@@ -90,6 +113,50 @@ EXPLANATION = (
 )
 
 
+def switch(cases: list[tuple[str, str]], default: str) -> str:
+    """A Go template choosing one text by condition; cases equal to the default are left out."""
+    kept = [(condition, text) for condition, text in cases if text != default]
+    if not kept:
+        return default
+    out = "".join(
+        f"{{{{ {'if' if index == 0 else 'else if'} {condition} }}}}{text}"
+        for index, (condition, text) in enumerate(kept)
+    )
+    return out + f"{{{{ else }}}}{default}{{{{ end }}}}"
+
+
+def by_target(situation: str, targets: list) -> str:
+    """`next_step` of a target alert: the routine's steps for the alert's `target`."""
+    return switch(
+        [(f'eq .Labels.target "{t.name}"', routine.target_next_step(CONFIG, situation, t))
+         for t in targets],
+        routine.next_step(CONFIG, situation),
+    )
+
+
+LINKS = [t for t in CONFIG.targets.values()
+         if t.labels.get("role") == "link_computer" and t.labels.get("direction") != "receive"]
+PARTNER_TARGETS = [t for t in CONFIG.targets.values()
+                   if t.labels.get("role") in ("partner", "relay")]
+
+
+def fallback_steps() -> str:
+    cases = [
+        (f'and (eq .Labels.route "{route.name}") (eq .Labels.path "{path.name}")',
+         routine.fallback_next_step(CONFIG, route, path))
+        for route in CONFIG.routes.values() for path in route.fallbacks
+    ]
+    return switch(cases, "")
+
+
+def no_route_steps() -> str:
+    return switch(
+        [(f'eq .Labels.route "{route.name}"', routine.no_route_next_step(CONFIG, route))
+         for route in CONFIG.routes.values()],
+        routine.next_step(CONFIG, "no_route"),
+    )
+
+
 def runbook(name: str, with_instance: bool = True) -> str:
     return M.runbook(name, with_instance)
 
@@ -104,12 +171,15 @@ def alert(
     reason: bool = False,
     with_instance: bool = True,
     extra_labels: dict[str, str] | None = None,
+    next_step: str = "",
 ) -> dict:
     annotations = {
         "summary": NAMES + summary,
         "description": NAMES + (REASON if reason else "") + description,
         "runbook_url": runbook(name, with_instance),
     }
+    if next_step:
+        annotations["next_step"] = next_step
     if reason:
         annotations["reason"] = REASON + "{{ $reason }}"
     rule = {"alert": name, "expr": expr, "for": duration,
@@ -125,15 +195,12 @@ def rules() -> list[dict]:
         f"(probe_success{{{PROBE_JOB}, {LINK_COMPUTERS}, {REACHABILITY}}}) == 0",
         FOR_LINK_COMPUTER,
         "critical",
-        "Länkadator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
-        "Länkadator {{ $labels.ae_title }} svarar inte på DICOM från {{ $site }}. "
-        "Orsak: {{ $reason }}. " + EXPLANATION + " "
-        "Enligt rutinen: starta om {{ $labels.ae_title }} och prova igen. "
-        '{{ if eq $labels.ae_title "Z83680" }}Under tiden skickar Växjö undersökningar '
-        "för Ljungby; Ljungby kan bränna DVD på dator med Intellispace Portal."
-        "{{ else }}Under tiden skickar Ljungby via Blekinge, Halland eller Jönköping; "
-        "annars bränn DVD på dator med Intellispace Portal i granskningen.{{ end }}",
+        "Länkdator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
+        "Länkdator {{ $labels.ae_title }} svarar inte på DICOM från {{ $site }}. "
+        "Orsak: {{ $reason }}. " + EXPLANATION,
         reason=True,
+        extra_labels=STAFF,
+        next_step=by_target("link_computer_down", LINKS),
     )
     partner_unreachable = alert(
         "DicomPartnerUnreachable",
@@ -144,11 +211,11 @@ def rules() -> list[dict]:
         "critical",
         "DICOM till {{ $region }} ({{ $labels.ae_title }}) fungerar inte från {{ $site }}",
         "{{ $labels.target }} ({{ $labels.ae_title }}) svarar inte på C-ECHO från {{ $site }}. "
-        "Orsak: {{ $reason }}. " + EXPLANATION + " "
-        "Kontakta mottagande enhet och fråga om de har störningar i DICOM-överföring. "
-        '{{ if eq $labels.region "skane" }}Skåne: prova att skicka via Blekinge eller Halland.'
-        "{{ else }}Skicka via annan region eller bränn DVD.{{ end }}",
+        "Orsak: {{ $reason }}. " + EXPLANATION + " Partnern kontrolleras direkt från "
+        "övervakningens dator, inte via länkdatorn: felet är partnerns eller nätets.",
         reason=True,
+        extra_labels=STAFF,
+        next_step=by_target("partner_unreachable", PARTNER_TARGETS),
     )
     rejects = alert(
         "DicomPartnerRejectsAssociation",
@@ -157,12 +224,14 @@ def rules() -> list[dict]:
         "critical",
         "{{ $region }} ({{ $labels.ae_title }}) avvisar vår DICOM-förbindelse",
         '{{ if eq $labels.reason "rejected_calling_ae" }}'
-        "{{ $labels.target }} känner inte igen vår AE-titel (calling AE)."
+        "{{ $labels.target }} känner inte igen övervakningens AE-titel (calling AE)."
         "{{ else }}{{ $labels.target }} har inte AE-titeln {{ $labels.ae_title }} "
-        "som vi anropar (called AE).{{ end }} "
+        "som vi anropar (called AE); vissa system svarar så även när det är vår egen "
+        "AE-titel de inte känner igen.{{ end }} "
         "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad "
-        "(Problem med att skicka, punkt 5). Kontakta mottagande enhet och jämför "
-        "AE-titel, värdnamn och port på båda sidor.",
+        "(Problem med att skicka, punkt 5).",
+        extra_labels=STAFF,
+        next_step=by_target("partner_rejects", PARTNER_TARGETS),
     )
     cannot_receive = alert(
         "DicomPartnerCannotReceive",
@@ -174,9 +243,10 @@ def rules() -> list[dict]:
         "{{ $region }} ({{ $labels.ae_title }}) svarar men kan inte ta emot bilder",
         "{{ $labels.target }} svarar på C-ECHO men {{ $labels.module }} misslyckas. "
         "Orsak: {{ $reason }}. " + EXPLANATION + " "
-        "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6). "
-        "Kontakta mottagande enhet; skicka via annan region eller bränn DVD.",
+        "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6).",
         reason=True,
+        extra_labels=STAFF,
+        next_step=by_target("partner_cannot_receive", PARTNER_TARGETS),
     )
     all_failing = alert(
         "DicomAllPartnersFailing",
@@ -190,8 +260,12 @@ def rules() -> list[dict]:
         "Ingen partnerregion nås via DICOM från {{ $site }}",
         "Alla {{ $value }} partnerregioner misslyckas samtidigt från {{ $site }}: felet ligger "
         "troligen hos oss, i Region Kronobergs nätverk, Sjunet eller brandväggen "
-        "(Problem med att skicka, punkt 3 och 4). Starta om länkadatorerna Z97117 och "
-        "Z83680, kontakta sedan administratör som kontaktar IT.",
+        "(Problem med att skicka, punkt 3 och 4).",
+        extra_labels=STAFF,
+        next_step=switch(
+            [(f'eq .Labels.site "{site}"', routine.next_step(CONFIG, "all_partners_failing", site))
+             for site in CONFIG.sites],
+            routine.next_step(CONFIG, "all_partners_failing")),
     )
     latency = alert(
         "DicomEchoLatencyHigh",
@@ -203,8 +277,9 @@ def rules() -> list[dict]:
         "Långsam DICOM-förbindelse till {{ $labels.target }} ({{ $labels.ae_title }})",
         "C-ECHO till {{ $labels.target }} från {{ $site }} tar i snitt "
         "{{ $value | humanizeDuration }} (gräns "
-        f"{ECHO_LATENCY_WARNING_SECONDS:g} s). Överföringar kan bli långsamma eller "
+        f"{decimal(ECHO_LATENCY_WARNING_SECONDS)} s). Överföringar kan bli långsamma eller "
         "avbrytas; kontrollera nätverket och mottagarens system.",
+        extra_labels=IT,
     )
     probe_scrape = alert(
         "DicomProbeScrapeFailing",
@@ -215,6 +290,7 @@ def rules() -> list[dict]:
         "Prometheus hämtar inte /probe för {{ $labels.target }} ({{ $labels.module }}) "
         "från exportern {{ $labels.instance }}: svaret tar längre tid än scrape_timeout "
         "eller exportern nås inte. Övervakningen av målet är blind.",
+        extra_labels=IT,
     )
     stale = alert(
         "DicomProbesStale",
@@ -222,10 +298,11 @@ def rules() -> list[dict]:
         FOR_STALE,
         "warning",
         "{{ $labels.target }} ({{ $labels.module }}) har inte kontrollerats på "
-        f"{STALE_WINDOW}",
+        f"{spoken(STALE_WINDOW)}",
         "Exportern {{ $labels.instance }} har inte kört någon prob mot {{ $labels.target }} "
-        f"med modulen {{{{ $labels.module }}}} på {STALE_WINDOW}. Prometheus skrapar inte "
+        f"med modulen {{{{ $labels.module }}}} på {spoken(STALE_WINDOW)}. Prometheus skrapar inte "
         "målet (service discovery, scrape-konfiguration): ett fel där skulle inte synas.",
+        extra_labels=IT,
     )
     exporter_down = alert(
         "DicomExporterDown",
@@ -236,6 +313,7 @@ def rules() -> list[dict]:
         "Prometheus når inte dicom-exporter {{ $labels.instance }}. Ingen DICOM-överföring "
         "övervakas därifrån: fel upptäcks inte förrän en överföring uteblir.",
         with_instance=False,
+        extra_labels=IT,
     )
     reload_failed = alert(
         "DicomExporterConfigReloadFailed",
@@ -245,6 +323,7 @@ def rules() -> list[dict]:
         "Ny konfiguration för dicom-exporter {{ $labels.instance }} kunde inte läsas",
         "Senaste omladdningen av konfigurationen misslyckades; exportern kör vidare med den "
         "tidigare. Kör dicom-exporter check-config och rätta filen.",
+        extra_labels=IT,
     )
     watchdog = alert(
         "Watchdog",
@@ -255,28 +334,30 @@ def rules() -> list[dict]:
         "Detta larm ska alltid vara aktivt. Om det tystnar fungerar inte kedjan "
         "Prometheus → Alertmanager → personsökare.",
         with_instance=False,
+        extra_labels=IT,
     )
     on_fallback = alert(
         "RouteOnFallback",
         'dicom_route_active{status="fallback"} == 1',
         FOR_ROUTE,
         "warning",
-        "{{ $site }} → {{ $region }}: skicka {{ $labels.path }}",
-        "Ordinarie väg från {{ $site }} till {{ $region }} är stängd. Den första öppna "
-        "reservvägen enligt rutinen är: {{ $labels.path }}. Skicka den vägen tills ordinarie "
-        "väg är öppen igen, och meddela röntgen/klinfys.",
+        "{{ $site }} → {{ $region }}: {{ $labels.path }}",
+        "Ordinarie väg från {{ $site }} till {{ $region }} är stängd. Den reservväg som "
+        "svarar mot felet och är öppen: {{ $labels.path }}.",
+        with_instance=True,
+        extra_labels=STAFF,
+        next_step=fallback_steps(),
     )
     no_route = alert(
         "NoRouteAvailable",
         'dicom_route_active{status="none"} == 1',
         FOR_ROUTE,
         "critical",
-        "{{ $site }} → {{ $region }}: ingen väg, {{ $labels.path }}",
-        "Varken ordinarie väg eller någon reservväg från {{ $site }} till {{ $region }} är "
-        "öppen. Enligt rutinen: {{ $labels.path }}. "
-        '{{ if eq $labels.partner "skane" }}Kan Region Skåne inte ta emot bildöverföring från '
-        "någon annan region, måste det övervägas att skicka patienten till annan region; "
-        "remitterande enhet tar den kontakten.{{ end }}",
+        "{{ $site }} → {{ $region }}: ingen väg öppen",
+        "Varken ordinarie väg eller någon reservväg som svarar mot felet är öppen från "
+        "{{ $site }} till {{ $region }}. Sista utväg: {{ $labels.path }}.",
+        extra_labels=STAFF,
+        next_step=no_route_steps(),
     )
     receiver = alert(
         "ReceiverRejectsPartner",
@@ -284,12 +365,12 @@ def rules() -> list[dict]:
         FOR_RECEIVER,
         "critical",
         "{{ $labels.ae_title }} tar inte emot DICOM från {{ $labels.partner }}",
-        "Vår länkadator {{ $labels.ae_title }} ({{ $site }}) avvisar {{ $labels.partner }} "
+        "Vår länkdator {{ $labels.ae_title }} ({{ $site }}) avvisar {{ $labels.partner }} "
         "(orsak {{ $labels.reason }}) när den anropar med sin AE-titel. Undersökningar från "
         "{{ $labels.partner }} kommer inte fram: kommunikation mellan sändande och mottagande "
-        "enhet är felaktigt konfigurerad (Problem med att ta emot, punkt 3). Kontrollera "
-        "att {{ $labels.partner }} finns med rätt AE-titel i {{ $labels.ae_title }}s "
-        "konfiguration.",
+        "enhet är felaktigt konfigurerad (Problem med att ta emot, punkt 3).",
+        extra_labels=STAFF,
+        next_step=routine.next_step(CONFIG, "receiver_rejects"),
     )
     tls_expiry = alert(
         "DicomTLSCertificateExpiringSoon",
@@ -301,6 +382,7 @@ def rules() -> list[dict]:
         "TLS-certifikatet som {{ $labels.target }} visar går ut om "
         "{{ $value | humanizeDuration }}. När det har gått ut kan vi inte skicka DICOM dit "
         "(orsak tls). Be mottagande enhet förnya certifikatet i tid.",
+        extra_labels=IT,
     )
     return [link_down, partner_unreachable, rejects, cannot_receive, all_failing, latency,
             probe_scrape, stale, exporter_down, reload_failed, watchdog, on_fallback, no_route,

@@ -16,6 +16,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from alerts.scenarios import BLIP_Z83680, NEXT, fallback
 from exporter.reasons import ROUTINE, Reason
 
 OUT = Path(__file__).resolve().parent / "dicom.rules.test.yml"
@@ -56,39 +57,37 @@ def explanation(reason: Reason) -> str:
     return ROUTINE[reason].explanation
 
 
-def link_down_alert(ae: str, target: str, site: str, site_name: str, reason: Reason) -> dict:
-    if ae == "Z83680":
-        meanwhile = ("Under tiden skickar Växjö undersökningar för Ljungby; Ljungby kan bränna "
-                     "DVD på dator med Intellispace Portal.")
-    else:
-        meanwhile = ("Under tiden skickar Ljungby via Blekinge, Halland eller Jönköping; annars "
-                     "bränn DVD på dator med Intellispace Portal i granskningen.")
+def link_down_alert(ae: str, target: str, site: str, site_name: str, reason: Reason,
+                    instance: str = INSTANCE) -> dict:
     return {
-        "exp_labels": {"severity": "critical", "target": target, "ae_title": ae, "site": site,
-                       "instance": INSTANCE},
+        "exp_labels": {"severity": "critical", "audience": "staff", "target": target,
+                       "ae_title": ae, "site": site, "instance": instance},
         "exp_annotations": {
-            "summary": f"Länkadator {ae} är ur funktion (sett från {site_name})",
-            "description": f"Länkadator {ae} svarar inte på DICOM från {site_name}. Orsak: "
-                           f"{reason.value}. {explanation(reason)} Enligt rutinen: starta om "
-                           f"{ae} och prova igen. {meanwhile}",
-            "runbook_url": runbook("DicomLinkComputerDown"),
+            "summary": f"Länkdator {ae} är ur funktion (sett från {site_name})",
+            "description": f"Länkdator {ae} svarar inte på DICOM från {site_name}. Orsak: "
+                           f"{reason.value}. {explanation(reason)}",
+            "runbook_url": f"http://{instance}/runbooks/DicomLinkComputerDown",
             "reason": reason.value,
+            "next_step": NEXT[("link_computer_down", target)],
         },
     }
+
+
+DIRECT = ("Partnern kontrolleras direkt från övervakningens dator, inte via länkdatorn: felet "
+          "är partnerns eller nätets.")
 
 
 def partner_unreachable_alert(reason: Reason) -> dict:
     return {
         "exp_labels": {**probe_labels("skane", "echo", "partner", "vaxjo", "skane", "SKANE_PACS"),
-                       "severity": "critical"},
+                       "severity": "critical", "audience": "staff"},
         "exp_annotations": {
             "summary": "DICOM till Skåne (SKANE_PACS) fungerar inte från Växjö",
             "description": f"skane (SKANE_PACS) svarar inte på C-ECHO från Växjö. Orsak: "
-                           f"{reason.value}. {explanation(reason)} Kontakta mottagande enhet "
-                           "och fråga om de har störningar i DICOM-överföring. Skåne: prova att "
-                           "skicka via Blekinge eller Halland.",
+                           f"{reason.value}. {explanation(reason)} {DIRECT}",
             "runbook_url": runbook("DicomPartnerUnreachable"),
             "reason": reason.value,
+            "next_step": NEXT[("partner_unreachable", "skane")],
         },
     }
 
@@ -127,6 +126,27 @@ def cases() -> list[dict]:
             ]),
         ],
     ))
+    ljungby = "exporter.ljungby.invalid:10104"
+    out.append(case(
+        "scenario: Z97117 dies, seen from both vantage points, pages with the routine's steps",
+        probe("z97117", "Z97117", FAILING, Reason.REFUSED, role="link_computer",
+              region="kronoberg")
+        + [{**item, "series": item["series"].replace(INSTANCE, ljungby).replace(
+            'site="vaxjo"', 'site="ljungby"')}
+           for item in probe("z97117", "Z97117", FAILING, Reason.CONNECT_TIMEOUT,
+                             role="link_computer", region="kronoberg", module="tcp")],
+        [("3m", "DicomLinkComputerDown", [
+            link_down_alert("Z97117", "z97117", "ljungby", "Ljungby", Reason.CONNECT_TIMEOUT,
+                            instance=ljungby),
+            link_down_alert("Z97117", "z97117", "vaxjo", "Växjö", Reason.REFUSED),
+        ])],
+    ))
+    out.append(case(
+        "scenario: a 10 s blip of Z83680 (one failed probe) pages nobody",
+        probe("z83680", "Z83680", BLIP_Z83680, Reason.CONNECT_TIMEOUT, role="link_computer",
+              site="ljungby", region="kronoberg", module="tcp"),
+        [(f"{s}s", "DicomLinkComputerDown", []) for s in range(15, 600, 15)],
+    ))
     out.append(case(
         "one lost probe of a link computer never pages",
         probe("z97117", "Z97117", "1 1 1 1 0 1 1 1 0 1+0x30", Reason.RESET,
@@ -154,21 +174,22 @@ def cases() -> list[dict]:
     rejection_alerts = []
     for reason, target, ae, text in (
         (Reason.REJECTED_CALLED_AE, "blekinge", "BLEKINGE_PACS",
-         "blekinge har inte AE-titeln BLEKINGE_PACS som vi anropar (called AE)."),
+         "blekinge har inte AE-titeln BLEKINGE_PACS som vi anropar (called AE); vissa system "
+         "svarar så även när det är vår egen AE-titel de inte känner igen."),
         (Reason.REJECTED_CALLING_AE, "skane", "SKANE_PACS",
-         "skane känner inte igen vår AE-titel (calling AE)."),
+         "skane känner inte igen övervakningens AE-titel (calling AE)."),
     ):
         region = {"skane": "Skåne", "blekinge": "Blekinge"}[target]
         rejection_alerts.append({
             "exp_labels": {**probe_labels(target, "echo", "partner", "vaxjo", target, ae),
-                           "reason": reason.value, "severity": "critical"},
+                           "reason": reason.value, "severity": "critical",
+                           "audience": "staff"},
             "exp_annotations": {
                 "summary": f"{region} ({ae}) avvisar vår DICOM-förbindelse",
                 "description": f"{text} Kommunikation mellan mottagare och sändare är inte rätt "
-                               "konfigurerad (Problem med att skicka, punkt 5). Kontakta "
-                               "mottagande enhet och jämför AE-titel, värdnamn och port på "
-                               "båda sidor.",
+                               "konfigurerad (Problem med att skicka, punkt 5).",
                 "runbook_url": runbook("DicomPartnerRejectsAssociation"),
+                "next_step": NEXT[("partner_rejects", "default")],
             },
         })
     out.append(case(
@@ -191,17 +212,16 @@ def cases() -> list[dict]:
         + probe("halland", "HALLAND_PACS", FAILING, Reason.REFUSED, region="halland",
                 module="negotiate"),
         [("4m", "DicomPartnerCannotReceive", [{
-            "exp_labels": {**labels, "severity": "critical"},
+            "exp_labels": {**labels, "severity": "critical", "audience": "staff"},
             "exp_annotations": {
                 "summary": "Jönköping (JONKOPING_PACS) svarar men kan inte ta emot bilder",
                 "description": "jonkoping svarar på C-ECHO men negotiate misslyckas. Orsak: "
                                "no_accepted_context. "
                                f"{explanation(Reason.NO_ACCEPTED_CONTEXT)} Mottagande region "
-                               "kan inte ta emot DICOM (Problem med att skicka, punkt 6). "
-                               "Kontakta mottagande enhet; skicka via annan region eller "
-                               "bränn DVD.",
+                               "kan inte ta emot DICOM (Problem med att skicka, punkt 6).",
                 "runbook_url": runbook("DicomPartnerCannotReceive"),
                 "reason": "no_accepted_context",
+                "next_step": NEXT[("partner_cannot_receive", "default")],
             },
         }])],
     ))
@@ -211,15 +231,15 @@ def cases() -> list[dict]:
         probe("skane", "SKANE_PACS", FAILING, Reason.CONNECT_TIMEOUT, region="skane")
         + probe("halland", "HALLAND_PACS", FAILING, Reason.CONNECT_TIMEOUT, region="halland"),
         [("3m", "DicomAllPartnersFailing", [{
-            "exp_labels": {"site": "vaxjo", "instance": INSTANCE, "severity": "critical"},
+            "exp_labels": {"site": "vaxjo", "instance": INSTANCE, "severity": "critical",
+                           "audience": "staff"},
             "exp_annotations": {
                 "summary": "Ingen partnerregion nås via DICOM från Växjö",
                 "description": "Alla 2 partnerregioner misslyckas samtidigt från Växjö: felet "
                                "ligger troligen hos oss, i Region Kronobergs nätverk, Sjunet "
-                               "eller brandväggen (Problem med att skicka, punkt 3 och 4). "
-                               "Starta om länkadatorerna Z97117 och Z83680, kontakta sedan "
-                               "administratör som kontaktar IT.",
+                               "eller brandväggen (Problem med att skicka, punkt 3 och 4).",
                 "runbook_url": runbook("DicomAllPartnersFailing"),
+                "next_step": NEXT[("all_partners_failing", "default")],
             },
         }])],
     ))
@@ -236,10 +256,11 @@ def cases() -> list[dict]:
         + probe("halland", "HALLAND_PACS", UP, region="halland", duration="0.05+0x80"),
         [("16m", "DicomEchoLatencyHigh", [{
             "exp_labels": {**probe_labels("skane", "echo", "partner", "vaxjo", "skane",
-                                          "SKANE_PACS"), "severity": "warning"},
+                                          "SKANE_PACS"), "severity": "warning",
+                           "audience": "it"},
             "exp_annotations": {
                 "summary": "Långsam DICOM-förbindelse till skane (SKANE_PACS)",
-                "description": "C-ECHO till skane från Växjö tar i snitt 800ms (gräns 0.5 s). "
+                "description": "C-ECHO till skane från Växjö tar i snitt 800ms (gräns 0,5 s). "
                                "Överföringar kan bli långsamma eller avbrytas; kontrollera "
                                "nätverket och mottagarens system.",
                 "runbook_url": runbook("DicomEchoLatencyHigh"),
@@ -260,7 +281,7 @@ def cases() -> list[dict]:
                 instance="exporter.ljungby.invalid:10104", external_url=OTHER_URL)],
         [
             ("6m", "DicomProbeScrapeFailing", [{
-                "exp_labels": {**scrape, "severity": "warning"},
+                "exp_labels": {**scrape, "severity": "warning", "audience": "it"},
                 "exp_annotations": {
                     "summary": "Prometheus får inget probsvar för skane",
                     "description": "Prometheus hämtar inte /probe för skane (echo) från "
@@ -271,18 +292,18 @@ def cases() -> list[dict]:
                 },
             }]),
             ("16m", "DicomProbesStale", [{
-                "exp_labels": {**counter, "severity": "warning"},
+                "exp_labels": {**counter, "severity": "warning", "audience": "it"},
                 "exp_annotations": {
-                    "summary": "skane (echo) har inte kontrollerats på 10m",
+                    "summary": "skane (echo) har inte kontrollerats på 10 minuter",
                     "description": f"Exportern {INSTANCE} har inte kört någon prob mot skane "
-                                   "med modulen echo på 10m. Prometheus skrapar inte målet "
+                                   "med modulen echo på 10 minuter. Prometheus skrapar inte målet "
                                    "(service discovery, scrape-konfiguration): ett fel där "
                                    "skulle inte synas.",
                     "runbook_url": runbook("DicomProbesStale"),
                 },
             }]),
             ("2m", "DicomExporterDown", [{
-                "exp_labels": {**exporter, "severity": "critical"},
+                "exp_labels": {**exporter, "severity": "critical", "audience": "it"},
                 "exp_annotations": {
                     "summary": f"DICOM-övervakningen {INSTANCE} är nere",
                     "description": f"Prometheus når inte dicom-exporter {INSTANCE}. Ingen "
@@ -292,7 +313,7 @@ def cases() -> list[dict]:
                 },
             }]),
             ("2m", "DicomExporterConfigReloadFailed", [{
-                "exp_labels": {**exporter, "severity": "warning"},
+                "exp_labels": {**exporter, "severity": "warning", "audience": "it"},
                 "exp_annotations": {
                     "summary": f"Ny konfiguration för dicom-exporter {INSTANCE} kunde inte "
                                "läsas",
@@ -303,7 +324,7 @@ def cases() -> list[dict]:
                 },
             }]),
             ("1m", "Watchdog", [{
-                "exp_labels": {"severity": "none"},
+                "exp_labels": {"severity": "none", "audience": "it"},
                 "exp_annotations": {
                     "summary": "Larmkedjan fungerar",
                     "description": "Detta larm ska alltid vara aktivt. Om det tystnar fungerar "
@@ -327,7 +348,7 @@ def cases() -> list[dict]:
         "an exporter Prometheus never saw is down too",
         [series("up", "1x40", **scrape)],
         [("2m", "DicomExporterDown", [{
-            "exp_labels": {"job": "dicom_exporter", "severity": "critical"},
+            "exp_labels": {"job": "dicom_exporter", "severity": "critical", "audience": "it"},
             "exp_annotations": {
                 "summary": "DICOM-övervakningen  är nere",
                 "description": "Prometheus når inte dicom-exporter . Ingen DICOM-överföring "
@@ -340,40 +361,56 @@ def cases() -> list[dict]:
     # -- routes ---------------------------------------------------------------
     route = {"job": "dicom_exporter", "instance": INSTANCE, "route": "ljungby-skane",
              "site": "ljungby", "partner": "skane", "region": "skane"}
-    dvd = "Ljungby bränner DVD på dator med Intellispace Portal i granskningen"
+    dvd = "Ljungby bränner DVD på dator med IntelliSpace Portal i granskningen"
+    other = {**route, "route": "vaxjo-skane", "site": "vaxjo"}
     out.append(case(
-        "a route on its fallback names the path, then no route names the last resort",
+        "a route on its fallback names the path, then no route gives the routine's last steps; "
+        "one route without a path never hides another route's fallback",
         [series("dicom_route_active", "1x12 stale",
                 **route, status="primary", path="ordinarie väg"),
          series("dicom_route_active", "_x12 1x12 stale",
-                **route, status="fallback", path="via Blekinge"),
-         series("dicom_route_active", "_x24 1x20", **route, status="none", path=dvd)],
+                **route, status="fallback", path="skicka via Blekinge"),
+         series("dicom_route_active", "_x24 1x20", **route, status="none", path=dvd),
+         series("dicom_route_active", "_x24 1x20", **other, status="fallback",
+                path="Ljungby skickar via Halland")],
         [
             ("2m", "RouteOnFallback", []),
             ("2m", "NoRouteAvailable", []),
             ("5m", "RouteOnFallback", [{
-                "exp_labels": {**route, "status": "fallback", "path": "via Blekinge",
-                               "severity": "warning"},
+                "exp_labels": {**route, "status": "fallback", "path": "skicka via Blekinge",
+                               "severity": "warning", "audience": "staff"},
                 "exp_annotations": {
                     "summary": "Ljungby → Skåne: skicka via Blekinge",
-                    "description": "Ordinarie väg från Ljungby till Skåne är stängd. Den första "
-                                   "öppna reservvägen enligt rutinen är: via Blekinge. Skicka "
-                                   "den vägen tills ordinarie väg är öppen igen, och meddela "
-                                   "röntgen/klinfys.",
+                    "description": "Ordinarie väg från Ljungby till Skåne är stängd. Den "
+                                   "reservväg som svarar mot felet och är öppen: skicka via "
+                                   "Blekinge.",
                     "runbook_url": runbook("RouteOnFallback"),
+                    "next_step": fallback("skicka via Blekinge"),
                 },
             }]),
-            ("8m", "RouteOnFallback", []),
-            ("8m", "NoRouteAvailable", [{
-                "exp_labels": {**route, "status": "none", "path": dvd, "severity": "critical"},
+            ("8m", "RouteOnFallback", [{
+                "exp_labels": {**other, "status": "fallback",
+                               "path": "Ljungby skickar via Halland", "severity": "warning",
+                               "audience": "staff"},
                 "exp_annotations": {
-                    "summary": f"Ljungby → Skåne: ingen väg, {dvd}",
-                    "description": "Varken ordinarie väg eller någon reservväg från Ljungby till "
-                                   f"Skåne är öppen. Enligt rutinen: {dvd}. Kan Region Skåne "
-                                   "inte ta emot bildöverföring från någon annan region, måste "
-                                   "det övervägas att skicka patienten till annan region; "
-                                   "remitterande enhet tar den kontakten.",
+                    "summary": "Växjö → Skåne: Ljungby skickar via Halland",
+                    "description": "Ordinarie väg från Växjö till Skåne är stängd. Den "
+                                   "reservväg som svarar mot felet och är öppen: Ljungby "
+                                   "skickar via Halland.",
+                    "runbook_url": runbook("RouteOnFallback"),
+                    "next_step": fallback("Ljungby skickar via Halland", reading=True),
+                },
+            }]),
+            ("8m", "NoRouteAvailable", [{
+                "exp_labels": {**route, "status": "none", "path": dvd, "severity": "critical",
+                               "audience": "staff"},
+                "exp_annotations": {
+                    "summary": "Ljungby → Skåne: ingen väg öppen",
+                    "description": "Varken ordinarie väg eller någon reservväg som svarar mot "
+                                   "felet är öppen från Ljungby till Skåne. Sista utväg: "
+                                   f"{dvd}.",
                     "runbook_url": runbook("NoRouteAvailable"),
+                    "next_step": NEXT[("no_route", "skane")],
                 },
             }]),
         ],
@@ -394,16 +431,16 @@ def cases() -> list[dict]:
         [
             ("3m", "ReceiverRejectsPartner", [{
                 "exp_labels": {**receive, "reason": "rejected_calling_ae",
-                               "severity": "critical"},
+                               "severity": "critical", "audience": "staff"},
                 "exp_annotations": {
                     "summary": "Z97117 tar inte emot DICOM från skane",
-                    "description": "Vår länkadator Z97117 (Växjö) avvisar skane (orsak "
+                    "description": "Vår länkdator Z97117 (Växjö) avvisar skane (orsak "
                                    "rejected_calling_ae) när den anropar med sin AE-titel. "
                                    "Undersökningar från skane kommer inte fram: kommunikation "
                                    "mellan sändande och mottagande enhet är felaktigt "
-                                   "konfigurerad (Problem med att ta emot, punkt 3). Kontrollera "
-                                   "att skane finns med rätt AE-titel i Z97117s konfiguration.",
+                                   "konfigurerad (Problem med att ta emot, punkt 3).",
                     "runbook_url": runbook("ReceiverRejectsPartner"),
+                    "next_step": NEXT[("receiver_rejects", "default")],
                 },
             }]),
             ("3m", "DicomLinkComputerDown", []),
@@ -424,7 +461,7 @@ def cases() -> list[dict]:
          series("probe_dicom_tls_peer_certificate_expiry_seconds", "31536000+0x80",
                 **{**tls, "target": "halland", "ae_title": "HALLAND_PACS"})],
         [("20m", "DicomTLSCertificateExpiringSoon", [{
-            "exp_labels": {**tls, "severity": "warning"},
+            "exp_labels": {**tls, "severity": "warning", "audience": "it"},
             "exp_annotations": {
                 "summary": "Certifikatet för skane (SKANE_PACS) går snart ut",
                 "description": "TLS-certifikatet som skane visar går ut om 9d 23h 40m 0s. När "

@@ -105,15 +105,23 @@ class Exporter:
         with self._reload_lock:
             try:
                 new = config_module.load(self.config_path)
+                keep = _store_keys(new)
             except ConfigError as exc:
                 self.stats.reload_failed()
                 for problem in exc.problems:
                     logger.error("config reload failed, keeping the running config",
                                  extra={"fields": {"problem": problem}})
                 return str(exc)
+            except Exception as exc:  # a reader bug must not take the exporter down
+                self.stats.reload_failed()
+                why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                problem = f"{self.config_path}: file: cannot load: {why}"
+                logger.error("config reload failed, keeping the running config",
+                             extra={"fields": {"problem": problem}})
+                return problem
             self._config = new
             self.stats.configured(new)
-            self.prober_state.store.keep_only(_store_keys(new))
+            self.prober_state.store.keep_only(keep)
             logger.info("config reloaded", extra={"fields": {
                 "file": self.config_path, "targets": len(new.targets),
                 "modules": len(new.modules)}})

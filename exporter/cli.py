@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import click
 
-from exporter import __version__, logs, route_state
+from exporter import __version__, logs, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
     DEFAULT_MAX_CONCURRENT,
@@ -28,10 +28,10 @@ from exporter.app import (
     UnknownProbe,
 )
 from exporter.config import Config, ConfigError, webconfig
+from exporter.config.prober_kinds import PHASES
 from exporter.config.strict import parse_duration
 from exporter.config.webconfig import WebConfig
 from exporter.probers.report import ProbeReport
-from exporter.reasons import RECEIVE_CAUSES, ROUTINE, SEND_CAUSES, describe
 from exporter.schedule import Scheduler
 from exporter.web.oncall import route_title
 from exporter.web.server import (
@@ -42,7 +42,6 @@ from exporter.web.server import (
 )
 
 T = TypeVar("T")
-PHASE_ORDER = ("connect", "tls", "associate", "dimse", "release")
 
 
 def _or_exit(load: Callable[[str], T], path: str) -> T:
@@ -166,7 +165,7 @@ def check_config(config_file: str) -> None:
     )
 
 
-def _print_report(report: ProbeReport, debug: bool) -> None:
+def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
     target, module = report.target, report.module
     click.echo(f"target    {target.name} ({target.ae_title} at {target.host}:{target.port})")
     click.echo(f"module    {module.name} ({module.prober})")
@@ -176,17 +175,14 @@ def _print_report(report: ProbeReport, debug: bool) -> None:
         reason = report.reason
         click.echo(f"result    FAILED: {reason.value if reason else '?'} ({report.detail})")
         if reason is not None:
-            click.echo(f"orsak     {describe(reason)}")
-            cause = ROUTINE[reason]
-            for number in cause.send_causes:
-                click.echo(f"          skicka {number}: {SEND_CAUSES[number]}")
-            for number in cause.receive_causes:
-                click.echo(f"          ta emot {number}: {RECEIVE_CAUSES[number]}")
+            for line in routine.cli_lines(config, target, module.name, reason,
+                                          getattr(report, "failed_phase", None)):
+                click.echo(line)
     if report.status is not None:
         click.echo(f"status    0x{report.status:04X}")
     phases = "  ".join(
         f"{phase} {report.phases[phase] * 1000:.3f} ms"
-        for phase in PHASE_ORDER
+        for phase in PHASES
         if phase in report.phases
     )
     click.echo(f"phases    {phases or '-'}")
@@ -220,7 +216,7 @@ def probe(config_file: str, module_name: str | None, debug: bool, target: str) -
         except UnknownProbe as exc:
             click.echo(str(exc), err=True)
             raise SystemExit(2) from None
-        _print_report(report, debug)
+        _print_report(report, debug, config)
         ok = ok and report.success
     raise SystemExit(0 if ok else 1)
 

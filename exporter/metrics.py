@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__, route_state
 from exporter.config import Config
+from exporter.config.prober_kinds import KINDS
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 from exporter.stats import BUCKETS, Snapshot, Stats
@@ -33,6 +34,7 @@ from exporter.stats import BUCKETS, Snapshot, Stats
 # /probe ----------------------------------------------------------------------
 PROBE_SUCCESS = "probe_success"
 PROBE_DURATION = "probe_duration_seconds"
+PROBE_DNS_LOOKUP = "probe_dns_lookup_time_seconds"
 PROBE_PHASE_DURATION = "probe_dicom_phase_duration_seconds"
 PROBE_FAILURE_REASON = "probe_dicom_failure_reason"
 PROBE_ASSOCIATION_ACCEPTED = "probe_dicom_association_accepted"
@@ -64,12 +66,6 @@ ROUTE_PATH_STATE = "dicom_route_path_state"
 ROUTE_ACTIVE = "dicom_route_active"
 WEB_INFO = "dicom_exporter_web_info"
 
-PHASES_BY_PROBER = {
-    "tcp": ("connect",),
-    "echo": ("connect", "associate", "dimse", "release"),
-    "negotiate": ("connect", "associate", "release"),
-    "store": ("connect", "associate", "dimse", "release"),
-}
 
 
 class ProbeCollector(Collector):
@@ -88,6 +84,10 @@ class ProbeCollector(Collector):
             PROBE_DURATION, "How long the probe took, in seconds.", value=report.duration
         )
         yield GaugeMetricFamily(
+            PROBE_DNS_LOOKUP, "Time spent resolving the target's host name, in seconds.",
+            value=report.dns_lookup,
+        )
+        yield GaugeMetricFamily(
             PROBE_TIMEOUT,
             "The timeout this probe ran with, after the scrape timeout header.",
             value=report.timeout,
@@ -98,7 +98,8 @@ class ProbeCollector(Collector):
             labels=["phase"],
         )
         tls = ("tls",) if report.target.tls is not None and prober != "tcp" else ()
-        for phase in PHASES_BY_PROBER[prober][:1] + tls + PHASES_BY_PROBER[prober][1:]:
+        kind_phases = KINDS[prober].phases
+        for phase in kind_phases[:1] + tls + kind_phases[1:]:
             phases.add_metric([phase], report.phases.get(phase, 0.0))
         yield phases
         if report.tls_version:
@@ -284,8 +285,8 @@ class ExporterCollector(Collector):
             "When the latest probe finished (Unix time).",
             labels=["target", "module"],
         )
-        for (target, module), series in sorted(snapshot.series.items()):
-            labels = [target, module]
+        for (target_name, module_name), series in sorted(snapshot.series.items()):
+            labels = [target_name, module_name]
             totals.add_metric(labels, series.count)
             for reason in Reason:
                 failures.add_metric([*labels, reason.value], series.failures.get(reason, 0))

@@ -43,31 +43,9 @@ class RoutineCause:
     explanation: str
 
 
-# Numbers refer to the routine's lists "Problem med att skicka" (send) and
-# "Problem med att ta emot" (receive).
-SEND_CAUSES: dict[int, str] = {
-    1: "Avsändande dator Z83680 är ur funktion.",
-    2: "Länkadator Z97117 är ur funktion/avstängd.",
-    3: "Region Kronobergs nätverk eller Sjunet är ur funktion.",
-    4: "Region Kronobergs brandvägg är fel konfigurerad.",
-    5: "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad.",
-    6: "Mottagande region kan inte ta emot DICOM.",
-}
-RECEIVE_CAUSES: dict[int, str] = {
-    1: "Mottagande dator Z83680 eller Z97117 är ur funktion/avstängd.",
-    2: "Undersökning finns redan på mottagande dator.",
-    3: "Kommunikation mellan sändande och mottagande enhet är felaktigt konfigurerad.",
-    4: "Brandvägg mellan sändande och mottagande enhet är felaktigt konfigurerad.",
-    5: "Avsändande regionens system är ur funktion.",
-}
-
-# Region label values as the staff say them (labels stay ASCII).
-REGION_NAMES: dict[str, str] = {
-    "kronoberg": "Kronoberg", "skane": "Skåne", "blekinge": "Blekinge",
-    "ostergotland": "Östra Götaland", "jonkoping": "Jönköping",
-    "vastragotland": "Västra Götaland", "halland": "Halland",
-}
-
+# Numbers refer to the routine's lists "Problem med att skicka" (send, 1-6) and
+# "Problem med att ta emot" (receive, 1-5); their words are the routine's and
+# live in the config (`routine.causes`).
 ROUTINE: dict[Reason, RoutineCause] = {
     Reason.DNS: RoutineCause(
         (3, 5), (3,),
@@ -98,7 +76,7 @@ ROUTINE: dict[Reason, RoutineCause] = {
         "trasig tjänst.",
     ),
     Reason.TLS: RoutineCause(
-        (4, 5), (3, 4),
+        (5,), (3,),
         "Den krypterade förbindelsen (TLS) kunde inte upprättas: fel eller utgånget "
         "certifikat, fel certifikatutfärdare eller olika TLS-inställningar på båda sidor.",
     ),
@@ -114,7 +92,8 @@ ROUTINE: dict[Reason, RoutineCause] = {
     Reason.REJECTED_CALLED_AE: RoutineCause(
         (5,), (3,),
         "Motparten har inte den AE-titel vi anropar (called AE): kommunikationen är "
-        "inte rätt konfigurerad.",
+        "inte rätt konfigurerad. Vissa system (t.ex. dcmtk:s dcmqrscp) svarar så även "
+        "när det är vår egen AE-titel (calling AE) de inte känner igen.",
     ),
     Reason.REJECTED_OTHER: RoutineCause(
         (5, 6), (3, 5),
@@ -139,9 +118,9 @@ ROUTINE: dict[Reason, RoutineCause] = {
         "(t.ex. fullt lagringsutrymme).",
     ),
     Reason.STATUS_WARNING: RoutineCause(
-        (6,), (2,),
-        "Motparten svarade med varning, t.ex. för att undersökningen redan finns "
-        "eller att data ändrades.",
+        (), (2,),
+        "Mottagaren svarade med varning, t.ex. för att undersökningen redan finns "
+        "på den mottagande datorn eller att data ändrades.",
     ),
     Reason.RELEASE_TIMEOUT: RoutineCause(
         (6,), (5,),
@@ -155,18 +134,48 @@ ROUTINE: dict[Reason, RoutineCause] = {
 }
 
 
-def describe(reason: Reason) -> str:
-    """One line in Swedish for the CLI and logs: the explanation and the causes."""
-    cause = ROUTINE[reason]
-    parts = [cause.explanation]
-    if cause.send_causes:
-        parts.append(
-            "Problem med att skicka: " + ", ".join(str(n) for n in cause.send_causes) + "."
-        )
-    if cause.receive_causes:
-        parts.append(
-            "Problem med att ta emot: "
-            + ", ".join(str(n) for n in cause.receive_causes)
-            + "."
-        )
-    return " ".join(parts)
+# A reason that means something else in one phase of the probe. Wired to
+# ProbeReport.failed_phase (issue 12) at merge; the phase names are those of
+# exporter/config/prober_kinds.PHASES.
+PHASED: dict[tuple[Reason, str], RoutineCause] = {
+    (Reason.ABORTED, "dimse"): RoutineCause(
+        (5,), (3,),
+        "Motparten godtog förbindelsen men avbröt den direkt efter vår förfrågan "
+        "(t.ex. C-STORE-RQ): så gör många system när vår AE-titel inte har behörighet "
+        "att skicka till dem.",
+    ),
+}
+
+# Reasons that say "the machine or its DICOM service is not working".
+SERVICE_DOWN = frozenset({
+    Reason.REFUSED, Reason.CONNECT_TIMEOUT, Reason.RESET, Reason.PROTOCOL_ERROR,
+    Reason.ASSOCIATION_TIMEOUT, Reason.ABORTED, Reason.DIMSE_TIMEOUT, Reason.STATUS_FAILURE,
+    Reason.RELEASE_TIMEOUT,
+})
+
+
+def causes(
+    reason: Reason, role: str, direction: str = "send", phase: str | None = None,
+    *, link_send_cause: int | None = None,
+) -> RoutineCause:
+    """The routine's causes that can explain this failure of this kind of target.
+
+    A link computer that refuses is "Z97117 ur funktion", not "mottagande region
+    kan inte ta emot"; a partner that refuses is the reverse. `direction` is
+    "receive" for our link computer called as a partner would call it.
+    `link_send_cause` narrows a link computer to the one cause naming it.
+    """
+    base = PHASED.get((reason, phase or ""), ROUTINE[reason])
+    send, receive = set(base.send_causes), set(base.receive_causes)
+    down = reason in SERVICE_DOWN and (reason, phase or "") not in PHASED
+    if direction == "receive":
+        send = set()
+        receive = (receive & {2, 3, 4}) | ({1} if down else set())
+    elif role == "link_computer":
+        own = {link_send_cause} if link_send_cause else {1, 2}
+        send = (send & {3, 4, 5}) | (own if down else set())
+        receive = (receive & {3, 4}) | ({1} if down else set())
+    else:
+        send = (send - {1, 2}) | ({6} if down else set())
+        receive = (receive - {1, 2}) | ({5} if down else set())
+    return RoutineCause(tuple(sorted(send)), tuple(sorted(receive)), base.explanation)

@@ -2,7 +2,8 @@
 
 From the latest probe results and their age, each hop (a configured target)
 is up, down or unknown; each path is up when all its hops are up; a route
-takes its first path that is up. A path with an unknown hop and no down hop
+takes its primary path when it is up, else the first fallback that answers
+the failed hop (`when_down`) and is up. A path with an unknown hop and no down hop
 stops the search: we cannot tell whether the better path is open, so the
 route is unknown rather than sent round a fallback it may not need. Stale
 results count as unknown, never as up.
@@ -56,14 +57,19 @@ class RouteState:
 
     @property
     def advice(self) -> str:
-        """What to do, in the routine's words: "skicka via Blekinge"."""
+        """What to do now, short: the path's name ("skicka via Blekinge") or the last resort."""
         if self.status is RouteStatus.PRIMARY:
             return f"skicka {PRIMARY_NAME}"
         if self.status is RouteStatus.FALLBACK and self.active is not None:
-            return f"skicka {self.active.path.name}"
+            return self.active.path.name
         if self.status is RouteStatus.NONE:
-            return f"ingen väg: {self.route.last_resort}"
+            return f"ingen väg: {self.route.last_resort}" if self.route.last_resort else (
+                "ingen väg")
         return "okänt: kontroller saknas eller är för gamla"
+
+    @property
+    def down_hops(self) -> tuple[str, ...]:
+        return tuple(hop for hop, state in self.paths[0].hops if state is HopState.DOWN)
 
 
 def hops_text(config: Config, path: PathState) -> str:
@@ -103,11 +109,19 @@ def _path_state(path: RoutePath, primary: bool, hops: Mapping[str, HopState]) ->
     return PathState(path, primary, state, states)
 
 
+def answers(path: RoutePath, down: set[str]) -> bool:
+    """Does this fallback apply to the failed primary hops (the routine's "by failed hop")?"""
+    return not path.when_down or bool(down & set(path.when_down))
+
+
 def evaluate(route: Route, hops: Mapping[str, HopState]) -> RouteState:
     paths = tuple(
         _path_state(path, index == 0, hops) for index, path in enumerate(route.paths)
     )
+    down = {hop for hop, state in paths[0].hops if state is HopState.DOWN}
     for path in paths:
+        if not path.primary and not answers(path.path, down):
+            continue
         if path.state is HopState.UP:
             status = RouteStatus.PRIMARY if path.primary else RouteStatus.FALLBACK
             return RouteState(route, status, path, paths)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs when it is missing: the Debian packages the
 # tests run for real (Orthanc, dcmtk, Prometheus, Alertmanager, Chromium for
-# the status page) and a Python
+# the status page, dicom3tools' dciodvfy for the store test objects) and a Python
 # virtual environment in .venv with the exporter and its test tools.
 # Usage: scripts/setup.sh [--test]   (--test also installs the Debian packages)
 set -euo pipefail
@@ -15,6 +15,7 @@ if [ "${1:-}" = "--test" ]; then
     command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
     command -v chromium >/dev/null || missing+=(chromium)
     command -v openssl >/dev/null || missing+=(openssl)
+    command -v dciodvfy >/dev/null || missing+=(dicom3tools)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}" >&2
         apt-get update -qq
@@ -29,6 +30,9 @@ extra=""
 [ "${1:-}" = "--test" ] && extra="[test]"
 stamp=".venv/.installed${extra}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    # The distribution was once called dicom-exporter: an old install of that
+    # name would own the same command and package, so it goes first.
+    .venv/bin/pip uninstall --quiet --yes dicom-exporter >/dev/null 2>&1 || true
     .venv/bin/pip install --quiet --disable-pip-version-check -e ".${extra}" 2>&1 \
         | grep -v "^WARNING: Location" || true
     touch "$stamp"

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what is missing, then
-# runs ruff and pytest. Extra arguments go to pytest.
+# The whole test suite on a fresh machine: installs what is missing, lints
+# (ruff, mypy), checks the generated files, then runs pytest in two parts:
+# the fast subset with the external programs hidden from PATH (proving it
+# needs none of them), then the slow tests that start Orthanc, dcmtk,
+# Prometheus, Alertmanager and Chromium. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 .venv/bin/ruff check exporter tests benchmarks alerts tools grafana monitoring
-.venv/bin/python -m pytest "$@"
+.venv/bin/mypy
+.venv/bin/python -m tools.generate --check
+fast_path="$(bash scripts/hide-programs.sh)"
+trap 'rm -rf "$fast_path"' EXIT
+PATH="$fast_path" .venv/bin/python -m pytest -m "not slow" "$@"
+.venv/bin/python -m pytest -m slow "$@"

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.pki import make_ca, make_cert
 from tests.support.realpeers import (
+    STORE_DENIED_AE,
     Orthanc,
     free_port,
     require,
@@ -28,7 +29,8 @@ from tests.support.realpeers import (
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
     try:
-        server, process = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+        server, process = start_orthanc(tmp_path_factory.mktemp("orthanc"),
+                                        store_denied=(STORE_DENIED_AE,))
     except FileNotFoundError as exc:
         pytest.fail(str(exc))
     yield server

@@ -68,3 +68,15 @@ def test_every_alert_is_in_the_readme_table() -> None:
     rows = set(re.findall(r"^\| `([A-Za-z]+)` \| (?:critical|warning|none) \|", README,
                           re.MULTILINE))
     assert rows == names
+
+
+def test_the_readme_scenario_table_shows_every_next_step_as_delivered() -> None:
+    from alerts.scenarios import SCENARIOS
+
+    section = README[README.index("### Scenarios"):]
+    for scenario in SCENARIOS:
+        assert f"| {scenario.name}" in section, scenario.name
+        for stage in scenario.stages:
+            for notification in stage.expected:
+                for step in notification.alerts.values():
+                    assert not step or step in section, step

@@ -213,7 +213,7 @@ def test_reload_keeps_the_running_config_when_the_new_one_is_bad(served: Setup) 
 
     served.config_file.write_text("modules: {echo: {prober: echo}}\ntargets: {x: 1}\n")
     status, body = get(f"{served.url}/-/reload", method="POST")
-    assert status == 500
+    assert status == 400
     assert "targets.x: must be a mapping" in body
     assert "extra" in get(f"{served.url}/sd")[1]
     assert get(f"{served.url}/probe?target=extra&module=echo")[0] == 200

@@ -22,11 +22,14 @@ from pynetdicom.sop_class import (
 
 from exporter import probers
 from exporter.reasons import Reason
+from tests.support import pdus
 from tests.support.configs import make_config
 from tests.support.hostile import (
     ScriptedPeer,
     accept_association,
+    accept_raw,
     answer_echo,
+    answer_release,
     read_pdu,
     reject_association,
     reset,
@@ -338,3 +341,234 @@ def test_metrics_keep_answering_while_hostile_peers_hold_probes() -> None:
         server.server_close()
         for peer in peers:
             peer.close()
+
+
+# -- responses that do not answer our request (issue 12, item 8) -----------------
+def _answer_with(*pdus_to_send: bytes):
+    def script(peer, conn):
+        accept_association(conn)
+        read_pdu(conn)  # our C-ECHO-RQ
+        for pdu in pdus_to_send:
+            conn.sendall(pdu)
+        peer.hold()
+    return script
+
+
+@pytest.mark.parametrize(("answer", "problem"), [
+    (pdus.echo_rsp(1, message_id=7), "message ID 7"),
+    (pdus.store_rsp(1), "command field 0x8001"),
+], ids=["wrong-message-id", "c-store-rsp"])
+def test_a_response_that_is_not_an_answer_to_our_echo_is_a_protocol_error(
+    answer: list[bytes], problem: str
+) -> None:
+    with ScriptedPeer(_answer_with(*answer)) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.PROTOCOL_ERROR)
+    assert problem in report.detail
+    assert report.failed_phase == "dimse"
+
+
+def test_our_own_echo_request_sent_back_is_a_protocol_error() -> None:
+    def script(peer, conn):
+        accept_association(conn)
+        _, request = read_pdu(conn)
+        conn.sendall(request)
+        peer.hold()
+
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.PROTOCOL_ERROR)
+    assert "command field 0x0030" in report.detail
+
+
+@pytest.mark.parametrize("max_pdu", [1, 6])
+def test_a_peer_max_pdu_too_small_for_any_data_is_a_protocol_error(max_pdu: int) -> None:
+    def script(peer, conn):
+        accept_raw(conn, max_pdu=max_pdu)
+        peer.hold()
+
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert_failed(report, Reason.PROTOCOL_ERROR)
+    assert f"maximum PDU length {max_pdu}" in report.detail
+    assert report.failed_phase == "associate"
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    (b"OFFIS_DCMTK_368\x00", "OFFIS_DCMTK_368"),
+    (b"SEVENTEEN_CHARS_X", "SEVENTEEN_CHARS_X"),
+], ids=["nul-padded", "17-characters"])
+def test_implementation_names_dcmtk_accepts_are_accepted(name: bytes, shown: str) -> None:
+    def script(peer, conn):
+        accept_raw(conn, version_name=name)
+        answer_echo(conn)
+        answer_release(conn)
+
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert report.success, report.detail
+    assert report.peer is not None and report.peer.implementation_version_name == shown
+
+
+# -- store proposes Verification too (item 5) ------------------------------------
+def test_store_to_a_peer_without_the_sop_class_is_no_accepted_context(scp) -> None:
+    port = scp(Verification)
+    report = run(port, module="store", timeout=3)
+    assert_failed(report, Reason.NO_ACCEPTED_CONTEXT)
+    assert report.peer is not None, "the association itself was accepted"
+    assert report.failed_phase == "associate"
+    assert "SecondaryCaptureImageStorage" in report.detail
+
+
+# -- the failed phase and its time (item 7) ----------------------------------------
+def test_a_timed_out_phase_is_named_and_reports_the_time_spent_in_it(scp) -> None:
+    release = threading.Event()
+    port = scp(handlers=[(evt.EVT_C_ECHO, lambda event: (release.wait(4), 0x0000)[1])])
+    try:
+        report = run(port, timeout=2.0)
+    finally:
+        release.set()
+    assert_failed(report, Reason.DIMSE_TIMEOUT)
+    assert report.failed_phase == "dimse"
+    # The deadline was 2 s: the echo waited for most of it, not 0 s.
+    assert report.phases["dimse"] >= 1.0
+    assert "release" not in report.phases
+
+
+def test_an_abort_right_after_our_c_store_rq_fails_in_the_dimse_phase(scp) -> None:
+    def abort(event):
+        event.assoc.abort()
+        return 0x0000
+
+    port = scp(SecondaryCaptureImageStorage, handlers=[(evt.EVT_C_STORE, abort)])
+    report = run(port, module="store", timeout=3)
+    assert_failed(report, Reason.ABORTED)
+    assert report.failed_phase == "dimse"
+    assert report.store_sent and report.peer is not None
+
+
+def test_a_rejection_fails_in_the_associate_phase(scp) -> None:
+    port = scp()
+    report = run(port, ae_title="NOT_PEER")
+    assert report.failed_phase == "associate"
+    assert report.phases["associate"] > 0
+
+
+def test_a_refused_connection_fails_in_the_connect_phase() -> None:
+    report = run(free_port())
+    assert report.failed_phase == "connect"
+    assert set(report.phases) == {"connect"}
+
+
+@pytest.mark.parametrize("status", [0x0107, 0x0116])
+def test_attribute_warnings_outside_the_b_range_are_warnings(scp, status: int) -> None:
+    port = scp(SecondaryCaptureImageStorage,
+               handlers=[(evt.EVT_C_STORE, lambda event: status)])
+    report = run(port, module="store", timeout=3)
+    assert_failed(report, Reason.STATUS_WARNING)
+    assert report.status == status
+
+
+# -- name resolution bounded by the deadline (item 9) ------------------------------
+def test_a_resolver_that_never_answers_fails_as_dns_within_the_deadline(monkeypatch) -> None:
+    # A hanging DNS server cannot run here without changing the machine's
+    # resolver, so getaddrinfo itself is replaced for this one name.
+    import socket as socket_module
+
+    from exporter.dicom import transport
+
+    answered = threading.Event()
+    real = socket_module.getaddrinfo
+
+    def hanging(host, *args, **kwargs):
+        if host == "pacs.hangs.test" and not kwargs.get("flags"):  # not the literal check
+            answered.wait(10)
+            raise socket_module.gaierror("gave up")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(transport.socket, "getaddrinfo", hanging)
+    try:
+        report = run(104, host="pacs.hangs.test")
+    finally:
+        answered.set()
+    assert_failed(report, Reason.DNS)
+    assert report.failed_phase == "dns"
+    assert report.dns_lookup >= 0.5 * TIMEOUT
+    assert "within the deadline" in report.detail
+
+
+def test_the_dns_lookup_time_is_reported_as_blackbox_does(scp) -> None:
+    from exporter.metrics import render_probe
+
+    report = run(scp())
+    assert report.success, report.detail
+    text = render_probe(report).decode()
+    assert f"probe_dns_lookup_time_seconds {report.dns_lookup!r}" in text
+
+
+# -- store memory: one real C-STORE per peer and interval (item 6) ------------------
+def _store_config(port: int, tmp_path) -> str:
+    import yaml
+
+    path = tmp_path / "exporter.yml"
+    path.write_text(yaml.safe_dump({
+        "modules": {
+            "store": {"prober": "store", "timeout": "5s", "calling_ae_title": "MON",
+                      "min_interval": "1h"},
+            "store_again": {"prober": "store", "timeout": "5s", "calling_ae_title": "MON",
+                            "min_interval": "1h"},
+        },
+        "targets": {"peer": {"host": LOOPBACK, "port": port, "ae_title": "PEER",
+                             "modules": ["store", "store_again"],
+                             "labels": {"site": "vaxjo", "role": "partner"}}},
+    }))
+    return str(path)
+
+
+def test_concurrent_first_stores_and_reloads_store_once_per_peer(scp, tmp_path) -> None:
+    from exporter import config as config_module
+    from exporter.app import Exporter
+
+    stored = []
+    port = scp(SecondaryCaptureImageStorage,
+               handlers=[(evt.EVT_C_STORE, lambda event: (stored.append(1), 0x0000)[1])])
+    path = _store_config(port, tmp_path)
+    exporter = Exporter(config_module.load(path), path)
+    reports = []
+    threads = [threading.Thread(target=lambda: reports.append(exporter.probe("peer", "store")))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.success for r in reports] == [True] * 4, [r.detail for r in reports]
+    assert len(stored) == 1
+    assert sorted(r.result_age is not None for r in reports) == [False, True, True, True]
+    for _ in range(3):
+        assert exporter.reload() is None
+        again = exporter.probe("peer", "store_again")  # another module, same peer
+        assert again.success and again.result_age is not None and again.result_age > 0
+    assert len(stored) == 1
+
+
+def test_a_store_that_never_reached_the_peer_is_tried_again_at_once(tmp_path) -> None:
+    from exporter import config as config_module
+    from exporter.app import Exporter
+
+    port = free_port()
+    path = _store_config(port, tmp_path)
+    exporter = Exporter(config_module.load(path), path)
+    assert exporter.probe("peer", "store").reason is Reason.REFUSED
+    stored = []
+    ae = AE(ae_title="PEER")
+    ae.add_supported_context(SecondaryCaptureImageStorage)
+    ae.add_supported_context(Verification)
+    server = ae.start_server((LOOPBACK, port), block=False, evt_handlers=[
+        (evt.EVT_C_STORE, lambda event: (stored.append(1), 0x0000)[1])])
+    try:
+        report = exporter.probe("peer", "store")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.success and report.result_age is None, report.detail
+    assert len(stored) == 1

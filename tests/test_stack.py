@@ -111,7 +111,7 @@ def test_both_vantage_points_report(stack: Stack) -> None:
     assert sites == {"vaxjo", "ljungby"}
 
 
-def test_a_dead_link_computer_pages_with_a_working_runbook_and_silences_the_rest(
+def test_a_dead_link_computer_pages_with_a_working_runbook_and_never_hides_a_partner(
     stack: Stack,
 ) -> None:
     wait_until(lambda: query(stack, 'probe_success{target="skane", prober="echo"} == 1'), 60,
@@ -127,7 +127,7 @@ def test_a_dead_link_computer_pages_with_a_working_runbook_and_silences_the_rest
         assert alert["labels"]["severity"] == "critical"
         assert alert["labels"]["ae_title"] == "Z97117"
         assert alert["annotations"]["summary"] == (
-            "Länkadator Z97117 är ur funktion (sett från Växjö)")
+            "Länkdator Z97117 är ur funktion (sett från Växjö)")
         assert alert["annotations"]["reason"] == "refused"
         with urllib.request.urlopen(alert["annotations"]["runbook_url"], timeout=10) as page:
             assert page.status == 200
@@ -135,15 +135,17 @@ def test_a_dead_link_computer_pages_with_a_working_runbook_and_silences_the_rest
 
         partner = wait_until(lambda: am_alerts(stack, "DicomPartnerUnreachable", target="skane"),
                              120, "DicomPartnerUnreachable in Alertmanager")
-        assert all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
-                   for a in partner)
-        wait_until(lambda: [n for n in stack.sink.received if n.receiver == "admin-pager"
-                            and any(a["labels"]["alertname"] == "DicomLinkComputerDown"
-                                    for a in n.alerts)], 60, "the page for Z97117")
+        # Partners are probed directly from the exporter host: Skåne's own outage is a
+        # fault of its own and is delivered while Z97117 is down (issue 14).
+        assert all(a["status"]["state"] == "active" for a in partner)
+        for name in ("DicomLinkComputerDown", "DicomPartnerUnreachable"):
+            wait_until(lambda name=name: [
+                n for n in stack.sink.received if n.receiver == "admin-pager"
+                and any(a["labels"]["alertname"] == name for a in n.alerts)], 60,
+                f"the page for {name}")
         paged = {a["labels"]["alertname"] for n in stack.sink.received
                  if n.receiver == "admin-pager" for a in n.alerts}
-        assert "DicomPartnerUnreachable" not in paged
-        assert "NoRouteAvailable" not in paged
+        assert "NoRouteAvailable" not in paged  # Växjö → Skåne: Ljungby sends via Blekinge
     finally:
         stack.peers.set_state("z97117", "up")
         stack.peers.set_state("skane", "up")

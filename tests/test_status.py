@@ -48,9 +48,12 @@ def test_healthy_state_has_no_faults_and_every_route_on_its_primary_path() -> No
     assert {r.status for r in result.routes} == {"primary"}
     assert {r.advice for r in result.routes} == {"skicka ordinarie väg"}
     z97117 = next(t for t in result.targets if t.name == "z97117")
-    assert (z97117.title, z97117.role, z97117.site) == ("Z97117", "länkadator", "Växjö")
+    assert (z97117.title, z97117.role, z97117.site) == ("Z97117", "länkdator", "Växjö")
     assert z97117.echo_ms == 2.0 and z97117.checked_seconds_ago == 5.0
     assert {r.partner for r in result.receiving} >= {"Skåne", "Blekinge"}
+    # Who is reached how comes from the routine section of the config.
+    assert [name for name, _ in result.roles] == ["Arkivet", "LARS (jouren)",
+                                                 "Administratörer", "IT"]
 
 
 def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:
@@ -60,7 +63,11 @@ def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:
     assert fault.runbook == "DicomPartnerUnreachable"
     explanation = ROUTINE[Reason.CONNECT_TIMEOUT].explanation
     assert fault.what == f"DICOM till Skåne fungerar inte. {explanation}"
-    assert "Skåne: prova att skicka via Blekinge eller Halland." in fault.next_step
+    assert fault.next_step.startswith(
+        "1. ”Felsökning måste börja med att starta om länka-dator Z97117 (Växjö) och Z83680 "
+        "(Ljungby).” 2. ”Därefter får ni ta kontakt med mottagande/sändande enhet")
+    assert ("3. ”Om Region Skåne inte kan ta emot undersökningar kan vi prova skicka via "
+            "Blekinge eller Halland.”") in fault.next_step
     skane = next(t for t in result.targets if t.name == "skane")
     assert (skane.state, skane.reason) == ("nere", "connect_timeout")
     routes = {r.name: r for r in result.routes}
@@ -69,20 +76,52 @@ def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:
     assert routes["vaxjo-blekinge"].status == "primary"
 
 
-def test_no_route_state_names_the_last_resort_once_per_site() -> None:
+def test_every_route_without_an_open_path_is_a_fault_with_its_own_steps() -> None:
     down = {name: Reason.REFUSED for name in ("z97117", "blekinge", "halland", "jonkoping")}
     result = oncall.build(CONFIG, snapshot(down), NOW)
     runbooks = [f.runbook for f in result.faults]
     assert runbooks.count("DicomLinkComputerDown") == 1
-    assert runbooks.count("NoRouteAvailable") == 2  # Växjö and Ljungby
-    vaxjo = next(f for f in result.faults if f.what.startswith("Växjö: ingen väg"))
-    assert vaxjo.what == ("Växjö: ingen väg är öppen till Skåne, Blekinge, Östra Götaland, "
-                          "Jönköping, Västra Götaland.")
-    assert vaxjo.next_step.startswith("Bränn DVD på dator med Intellispace Portal")
-    assert "skicka patienten till annan region" in vaxjo.next_step
+    assert runbooks.count("NoRouteAvailable") == 10  # every route of both sites
+    faults = {f.what: f for f in result.faults if f.runbook == "NoRouteAvailable"}
+    skane = faults["Växjö → Skåne: ingen väg är öppen."]
+    # The routine's order: restart, ask the receiver, then move the patient or DVD.
+    assert skane.next_step.index("starta om länka-dator") < skane.next_step.index(
+        "ta kontakt med mottagande") < skane.next_step.index("skicka patienten till annan "
+                                                            "region") < skane.next_step.index(
+        "patienttransporten")
+    blekinge = faults["Ljungby → Blekinge: ingen väg är öppen."]
+    assert ("”Ljungby får bränna DVD på dator med Intellispace Portal \N{EN DASH} lämpligen "
+            "på dator i granskningen.”") in blekinge.next_step
     routes = {r.name: r for r in result.routes}
     assert routes["ljungby-skane"].advice == (
-        "ingen väg: Ljungby bränner DVD på dator med Intellispace Portal i granskningen")
+        "ingen väg: Ljungby bränner DVD på dator med IntelliSpace Portal i granskningen")
+
+
+def test_z97117_down_sends_vaxjo_via_ljungby_and_says_it_is_our_reading() -> None:
+    result = oncall.build(CONFIG, snapshot({"z97117": Reason.CONNECT_TIMEOUT}), NOW)
+    routes = {r.name: r for r in result.routes}
+    vaxjo = routes["vaxjo-skane"]
+    assert (vaxjo.status, vaxjo.advice) == ("fallback", "Ljungby skickar via Blekinge")
+    assert vaxjo.next_step.startswith("Nu: Ljungby skickar via Blekinge. Så läser vi rutinen")
+    assert "(inte i rutinen)" in vaxjo.next_step
+    [fault] = result.faults
+    assert fault.what.startswith("Länkdator Z97117 är ur funktion.")
+    assert "”Ljungby skicka undersökningar via Blekinge, Halland eller Jönköping.”" in (
+        fault.next_step)
+    assert "”Vid akuta fall får de skicka DVD/CD.”" in fault.next_step
+
+
+def test_z97117_and_blekinge_down_never_advise_blekinge() -> None:
+    down = {"z97117": Reason.REFUSED, "blekinge": Reason.CONNECT_TIMEOUT}
+    result = oncall.build(CONFIG, snapshot(down), NOW)
+    advice = {r.name: r.advice for r in result.routes}
+    assert advice["vaxjo-skane"] == "Ljungby skickar via Halland"
+    assert advice["ljungby-skane"] == "skicka via Halland"
+    assert all("Blekinge" not in text for name, text in advice.items()
+               if name != "vaxjo-blekinge" and name != "ljungby-blekinge")
+    # Blekinge's own outage is its own fault, not hidden behind Z97117.
+    assert {f.runbook for f in result.faults} == {"DicomLinkComputerDown",
+                                                  "DicomPartnerUnreachable"}
 
 
 def test_stale_results_show_as_unknown_not_up() -> None:
@@ -161,8 +200,8 @@ def test_a_real_browser_shows_a_stopped_partner_with_the_next_step(demo_process:
             fault = page.locator("li.fault", has_text="DICOM till Skåne fungerar inte")
             fault.wait_for(timeout=30_000)
             text = fault.inner_text()
-            assert "Nästa steg enligt rutinen: Kontakta mottagande enhet" in text
-            assert "Skåne: prova att skicka via Blekinge eller Halland." in text
+            assert "Nästa steg: 1. ”Felsökning måste börja med att starta om" in text
+            assert "kan vi prova skicka via Blekinge eller Halland.”" in text
             # The script swapped the content in place: no reload, no flicker.
             assert page.evaluate("window.__notReloaded") is True
             page.screenshot(path=str(ARTIFACTS / "status-page-partner-down.png"), full_page=True)

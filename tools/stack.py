@@ -78,7 +78,7 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 30) -> Non
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if process.poll() is not None:
-            raise StackError(f"{process.args[0]} exited with {process.returncode}")
+            raise StackError(f"the program behind {url} exited with {process.returncode}")
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(url, timeout=2) as answer:
                 if answer.status == 200:

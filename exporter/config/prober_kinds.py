@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Every phase a probe can time, in the order it happens.
+# Every phase a probe can time, in the order it happens. `tls` is timed only
+# for targets with a tls block; each kind lists the others it always reports.
 PHASES = ("connect", "tls", "associate", "dimse", "release")
 
 _COMMON = frozenset({"prober", "timeout"})
@@ -32,9 +33,10 @@ KINDS: dict[str, ProberKind] = {
     kind.name: kind
     for kind in (
         ProberKind("tcp", _COMMON, ("connect",), False, True, False),
-        ProberKind("echo", _DICOM, PHASES, True, True, False),
-        ProberKind("negotiate", _PROPOSES, PHASES, True, False, True),
-        ProberKind("store", _PROPOSES | {"uid_root", "min_interval"}, PHASES, True, False, True),
+        ProberKind("echo", _DICOM, ("connect", "associate", "dimse", "release"), True, True, False),
+        ProberKind("negotiate", _PROPOSES, ("connect", "associate", "release"), True, False, True),
+        ProberKind("store", _PROPOSES | {"uid_root", "min_interval"},
+                   ("connect", "associate", "dimse", "release"), True, False, True),
     )
 }
 NAMES = tuple(KINDS)

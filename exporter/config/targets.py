@@ -15,13 +15,16 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pydicom.uid
-import yaml
 
 from exporter.config.prober_kinds import KINDS, MODULE_KEYS
+from exporter.config.routine_model import Routine, parse_routine
+from exporter.config.storable import store_sop_class_problem, store_transfer_syntax_problem
 from exporter.config.strict import (
+    MAX_FILE_BYTES,
     Checker,
     ConfigError,
-    UniqueKeyLoader,
+    brief,
+    read_yaml,
     shown,
 )
 from exporter.config.target_tls import TargetTLS, parse_target_tls
@@ -29,10 +32,18 @@ from exporter.config.topology import Route, Site, parse_routes, parse_sites
 
 ROLES = ("link_computer", "partner", "relay")
 REQUIRED_LABELS = ("site", "role")
-# Label names the exporter sets itself on /sd and its metrics.
+# Label names the exporter, Prometheus or the exposition format set themselves:
+# a target label of the same name would overwrite dicom_exporter_target_info's
+# own labels, clash with a probe metric's labels when Prometheus attaches the
+# /sd labels, or (le, quantile) break the exposition. `site` and `region` are
+# the target's own labels that route metrics repeat, so they are not here.
+# tests/test_config.py checks this list against every label the exporter exposes.
 RESERVED_LABELS = frozenset(
-    {"target", "module", "prober", "job", "instance", "ae_title", "reason", "phase",
-     "partner", "direction", "route", "path", "status", "state", "kind"}
+    {"target", "module", "prober", "job", "instance", "ae_title", "host", "port",
+     "le", "quantile", "reason", "phase", "partner", "direction", "route", "path",
+     "status", "state", "kind", "last_resort", "result", "source", "diagnostic",
+     "sop_class", "version", "implementation_class_uid", "implementation_version_name",
+     "pynetdicom_version", "pydicom_version", "python_version", "revision"}
 )
 DEFAULT_RESULTS_MAX_AGE = 120.0
 DEFAULT_CALLING_AE = "DICOM_EXPORTER"
@@ -43,13 +54,24 @@ DEFAULT_STORE_SOP_CLASS = "SecondaryCaptureImageStorage"
 # pydicom itself uses for generated UIDs. Sites may set their own.
 DEFAULT_UID_ROOT = "1.2.826.0.1.3680043.8.498."
 DEFAULT_STORE_MIN_INTERVAL = 3600.0
+# The longest value each duration may have. A probe timeout beyond any
+# sensible scrape timeout is a typo (and 99999999999h would overflow the
+# socket and thread timeouts); a store more rarely than monthly, or results
+# trusted for over a week, is no longer monitoring.
+MAX_TIMEOUT = 600.0
+MAX_STORE_MIN_INTERVAL = 31 * 86400.0
+MAX_RESULTS_MAX_AGE = 7 * 86400.0
+MAX_LABEL_VALUE = 1024
 
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_UID_ROOT = re.compile(r"^[0-9]+(\.[0-9]+)*\.$")
+# Matched with fullmatch: `$` would let a trailing newline through.
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_UID_ROOT = re.compile(r"[0-9]+(\.[0-9]+)*\.")
+# A DNS name or an IPv4/IPv6 address: no spaces, controls or URL syntax.
+_HOST = re.compile(r"[A-Za-z0-9_.:%-]{1,253}")
 
 _TARGET_KEYS = {"host", "port", "ae_title", "modules", "labels", "calling_ae_title", "tls"}
-_TOP_KEYS = {"modules", "targets", "sites", "routes", "results_max_age"}
+_TOP_KEYS = {"modules", "targets", "sites", "routes", "results_max_age", "routine"}
 _REQUIRED_TOP_KEYS = ("modules", "targets")
 
 
@@ -94,10 +116,11 @@ class Config:
     routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
     # Older results count as unknown when route states are computed.
     results_max_age: float = DEFAULT_RESULTS_MAX_AGE
+    routine: Routine = field(default_factory=Routine)
 
 
 def _uid_for(keyword_or_uid: str) -> str | None:
-    if _UID.match(keyword_or_uid):
+    if _UID.fullmatch(keyword_or_uid):
         return keyword_or_uid if len(keyword_or_uid) <= 64 else None
     value = getattr(pydicom.uid, keyword_or_uid, None)
     return str(value) if isinstance(value, pydicom.uid.UID) else None
@@ -114,19 +137,25 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
         return None
     for key in sorted(set(body) & MODULE_KEYS - KINDS[prober].keys):
         check.error(f"{path}.{key}", f"not used by prober {prober}")
-    timeout = check.duration(body.get("timeout"), f"{path}.timeout", DEFAULT_TIMEOUT)
+    timeout = check.duration(body.get("timeout"), f"{path}.timeout", DEFAULT_TIMEOUT,
+                             MAX_TIMEOUT)
     calling = DEFAULT_CALLING_AE
     if "calling_ae_title" in body:
         calling = check.ae_title(body["calling_ae_title"], f"{path}.calling_ae_title") or calling
     sop_classes: list[tuple[str, str]] = []
     transfer_syntaxes: list[str] = []
+    syntax_names: list[tuple[str, str]] = []
     if prober in ("negotiate", "store"):
         default_sop = ["CTImageStorage"] if prober == "negotiate" else [DEFAULT_STORE_SOP_CLASS]
         names = body.get("sop_classes", default_sop)
         for index, item in enumerate(check.string_list(names, f"{path}.sop_classes")):
             uid = _uid_for(item)
             if uid is None:
-                check.error(f"{path}.sop_classes[{index}]", f"unknown SOP class {item!r}")
+                check.error(f"{path}.sop_classes[{index}]", f"unknown SOP class {brief(item)}")
+            elif _listed_twice(check, uid, sop_classes, f"{path}.sop_classes[{index}]"):
+                pass
+            elif prober == "store" and (problem := store_sop_class_problem(item)):
+                check.error(f"{path}.sop_classes[{index}]", problem)
             else:
                 sop_classes.append((item, uid))
         if prober == "store" and len(sop_classes) > 1:
@@ -136,14 +165,20 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
             uid = _uid_for(item)
             if uid is None:
                 check.error(
-                    f"{path}.transfer_syntaxes[{index}]", f"unknown transfer syntax {item!r}"
+                    f"{path}.transfer_syntaxes[{index}]",
+                    f"unknown transfer syntax {brief(item)}",
                 )
+            elif _listed_twice(check, uid, syntax_names, f"{path}.transfer_syntaxes[{index}]"):
+                pass
+            elif prober == "store" and (problem := store_transfer_syntax_problem(uid)):
+                check.error(f"{path}.transfer_syntaxes[{index}]", problem)
             else:
+                syntax_names.append((item, uid))
                 transfer_syntaxes.append(uid)
     uid_root = DEFAULT_UID_ROOT
     if "uid_root" in body:
         root = check.string(body["uid_root"], f"{path}.uid_root")
-        if root is not None and (not _UID_ROOT.match(root) or len(root) > 40):
+        if root is not None and (not _UID_ROOT.fullmatch(root) or len(root) > 40):
             check.error(
                 f"{path}.uid_root",
                 f"{root!r} must be digits and dots ending in '.', at most 40 characters",
@@ -151,7 +186,8 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
         elif root is not None:
             uid_root = root
     min_interval = check.duration(
-        body.get("min_interval"), f"{path}.min_interval", DEFAULT_STORE_MIN_INTERVAL
+        body.get("min_interval"), f"{path}.min_interval", DEFAULT_STORE_MIN_INTERVAL,
+        MAX_STORE_MIN_INTERVAL,
     )
     return Module(
         name=name,
@@ -164,6 +200,33 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
         min_interval=min_interval,
         as_partners=_flag(check, body, "as_partners", path),
     )
+
+
+def _listed_twice(check: Checker, uid: str, earlier: list[tuple[str, str]], path: str) -> bool:
+    """A UID given twice (as keyword or number) would duplicate contexts and series."""
+    for keyword, seen in earlier:
+        if seen == uid:
+            check.error(path, f"lists {uid} twice (already as {keyword!r})")
+            return True
+    return False
+
+
+def _host(check: Checker, value: object, path: str) -> str | None:
+    host = check.string(value, path)
+    if host is not None and not _HOST.fullmatch(host):
+        check.error(path, f"{brief(host)} is not a host name or IP address")
+        return None
+    return host
+
+
+def _label_value_problem(value: object) -> str | None:
+    if not isinstance(value, str) or not value:
+        return f"must be a non-empty string, got {shown(value)}"
+    if len(value) > MAX_LABEL_VALUE:
+        return f"is {len(value)} characters long, at most {MAX_LABEL_VALUE} are allowed"
+    if not value.isprintable():
+        return f"{brief(value)} has control characters or line breaks"
+    return None
 
 
 def _flag(check: Checker, body: dict, key: str, path: str) -> bool:
@@ -184,13 +247,13 @@ def _parse_target(
     for key in ("host", "port", "ae_title", "modules"):
         if key not in body:
             check.error(f"{path}.{key}", "missing required field")
-    host = check.string(body.get("host"), f"{path}.host") if "host" in body else None
+    host = _host(check, body.get("host"), f"{path}.host") if "host" in body else None
     port = body.get("port")
     if "port" in body and (isinstance(port, bool) or not isinstance(port, int)):
         check.error(f"{path}.port", f"must be an integer, got {shown(port)}")
         port = None
     elif isinstance(port, int) and not 1 <= port <= 65535:
-        check.error(f"{path}.port", f"{port} is out of range 1-65535")
+        check.error(f"{path}.port", f"{brief(port)} is out of range 1-65535")
         port = None
     ae_title = None
     if "ae_title" in body:
@@ -200,7 +263,7 @@ def _parse_target(
         module_names = check.string_list(body["modules"], f"{path}.modules")
         for index, module in enumerate(module_names):
             if module not in modules:
-                check.error(f"{path}.modules[{index}]", f"unknown module {module!r}")
+                check.error(f"{path}.modules[{index}]", f"unknown module {brief(module)}")
         if len(set(module_names)) != len(module_names):
             check.error(f"{path}.modules", "lists a module twice")
     labels: dict[str, str] = {}
@@ -209,12 +272,12 @@ def _parse_target(
         label_path = f"{path}.labels.{key}"
         if not isinstance(key, str):
             continue
-        if not _LABEL_NAME.match(key) or key.startswith("__"):
+        if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
             check.error(label_path, "is not a valid Prometheus label name")
         elif key in RESERVED_LABELS:
             check.error(label_path, "is set by the exporter itself; choose another name")
-        elif not isinstance(value, str) or not value:
-            check.error(label_path, f"must be a non-empty string, got {shown(value)}")
+        elif (problem := _label_value_problem(value)) is not None:
+            check.error(label_path, problem)
         else:
             labels[key] = value
     for key in REQUIRED_LABELS:
@@ -222,7 +285,8 @@ def _parse_target(
             check.error(f"{path}.labels.{key}", "missing required label")
     role = labels.get("role")
     if role is not None and role not in ROLES:
-        check.error(f"{path}.labels.role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+        check.error(f"{path}.labels.role",
+                    f"must be one of {', '.join(ROLES)}, got {brief(role)}")
     calls_us_as = None
     if "calling_ae_title" in body:
         calls_us_as = check.ae_title(body["calling_ae_title"], f"{path}.calling_ae_title")
@@ -269,6 +333,13 @@ def _receive_targets(
             out[target.name] = replace(target, modules=kept)
         for partner in callers:
             name = f"{target.name}.from.{partner.name}"
+            if name in targets or name in out:
+                # Never a silent replacement: one of the two would vanish.
+                check.error(f"targets.{name}",
+                            f"clashes with the receive-side target generated for "
+                            f"{target.name} called as {partner.name} ({per_partner[0]!r} "
+                            "has as_partners): rename it")
+                continue
             labels = {**target.labels, "partner": partner.name, "direction": "receive"}
             out[name] = replace(
                 target, name=name, modules=tuple(per_partner),
@@ -280,24 +351,15 @@ def _receive_targets(
 def parse(text: str, source: str) -> Config:
     """Parse a YAML document; raise ConfigError listing every problem."""
     check = Checker(source)
-    loader = None
-    try:
-        loader = UniqueKeyLoader(text)  # the reader already rejects control characters
-        loader.duplicates = []
-        document = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "document"
-        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
-        check.error(where, f"invalid YAML: {problem}")
-        raise ConfigError(check.problems) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    for key, line in loader.duplicates:
-        check.error(f"line {line}", f"duplicate key {key!r}")
+    return from_document(read_yaml(text, check), check)
+
+
+def from_document(document: object, check: Checker) -> Config:
+    """Validate a read document into a Config, in time linear in its size."""
+    source = check.source
     if not isinstance(document, dict):
-        raise ConfigError([f"{source}: document: must be a mapping with modules and targets"])
+        check.error("document", "must be a mapping with modules and targets")
+        raise check.failure()
     top = check.mapping(document, "document", _TOP_KEYS)
     for key in _REQUIRED_TOP_KEYS:
         if key not in top:
@@ -321,18 +383,25 @@ def parse(text: str, source: str) -> Config:
                             f"(sites: {', '.join(sites)})")
     routes = parse_routes(check, top.get("routes"), sites, targets)
     max_age = check.duration(top.get("results_max_age"), "results_max_age",
-                             DEFAULT_RESULTS_MAX_AGE)
+                             DEFAULT_RESULTS_MAX_AGE, MAX_RESULTS_MAX_AGE)
+    routine = parse_routine(check, top.get("routine"), targets, routes, sites, modules)
     targets = _receive_targets(check, targets, modules)
     if check.problems:
-        raise ConfigError(check.problems)
+        raise check.failure()
     return Config(source, MappingProxyType(modules), MappingProxyType(targets),
-                  MappingProxyType(sites), MappingProxyType(routes), max_age)
+                  MappingProxyType(sites), MappingProxyType(routes), max_age, routine)
 
 
 def load(path: str | Path) -> Config:
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        if Path(path).exists() and not Path(path).is_file():  # a FIFO would block forever
+            raise ConfigError([f"{source}: file: is not a regular file"])
+        with open(path, "rb") as file:  # never more than the bound into memory
+            data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError([f"{source}: file: larger than {MAX_FILE_BYTES // 2**20} MiB"])
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{source}: file: cannot read: {exc}"]) from None
     return parse(text, source)

@@ -5,6 +5,13 @@ of hops (configured targets), ordered named fallbacks, and the last resort
 that needs no network (the routine's DVD). A hop we cannot probe from our
 side, such as a relay region's onward link, is written down as `assumed`,
 never invented as a target.
+
+The routine gives different fallbacks for different failures: when Skåne
+itself cannot receive, "prova skicka via Blekinge eller Halland"; when Z97117
+is down, Ljungby sends "via Blekinge, Halland eller Jönköping". So a fallback
+names the primary hops whose failure it answers (`when_down`); a fallback
+without it answers any failure. `note` says how we read the routine where it
+is not literal (shown with the advice, marked as ours).
 """
 
 from __future__ import annotations
@@ -12,13 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from exporter.config.strict import Checker, shown
+from exporter.config.strict import Checker, brief, shown
 
 PRIMARY_NAME = "ordinarie väg"
-DEFAULT_LAST_RESORT = "bränn DVD på dator med Intellispace Portal i granskningen"
+# No default last resort: what a site does without a network path (Kronoberg: a DVD)
+# is its routine's, written in its config.
+DEFAULT_LAST_RESORT = ""
 _SITE_KEYS = {"name"}
 _ROUTE_KEYS = {"site", "partner", "primary", "fallbacks", "last_resort"}
-_PATH_KEYS = {"name", "path", "assumed"}
+_PATH_KEYS = {"name", "path", "assumed", "when_down", "note"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,8 @@ class RoutePath:
     name: str
     hops: tuple[str, ...]
     assumed: str = ""  # a leg nobody here can probe, e.g. "Blekinge skickar vidare till Skåne"
+    when_down: tuple[str, ...] = ()  # primary hops whose failure this fallback answers
+    note: str = ""  # how the routine is read here, when it is not literal
 
 
 @dataclass(frozen=True)
@@ -66,9 +77,9 @@ def _hops(check: Checker, raw: object, path: str, targets: Mapping[str, object])
     seen = set()
     for index, hop in enumerate(hops):
         if hop not in targets:
-            check.error(f"{path}[{index}]", f"unknown target {hop!r}")
+            check.error(f"{path}[{index}]", f"unknown target {brief(hop)}")
         if hop in seen:
-            check.error(f"{path}[{index}]", f"visits {hop!r} twice: a path must not loop")
+            check.error(f"{path}[{index}]", f"visits {brief(hop)} twice: a path must not loop")
         seen.add(hop)
     return tuple(hops)
 
@@ -83,10 +94,11 @@ def _route(
             check.error(f"{path}.{key}", "missing required field")
     site = check.string(body.get("site"), f"{path}.site") if "site" in body else None
     if site is not None and site not in sites:
-        check.error(f"{path}.site", f"unknown site {site!r} (sites: {', '.join(sites) or '-'})")
+        check.error(f"{path}.site",
+                    f"unknown site {brief(site)} (sites: {', '.join(sites) or '-'})")
     partner = check.string(body.get("partner"), f"{path}.partner") if "partner" in body else None
     if partner is not None and partner not in targets:
-        check.error(f"{path}.partner", f"unknown target {partner!r}")
+        check.error(f"{path}.partner", f"unknown target {brief(partner)}")
     primary = _hops(check, body.get("primary"), f"{path}.primary", targets)
     fallbacks = []
     raw_fallbacks = body.get("fallbacks", [])
@@ -103,14 +115,24 @@ def _route(
             continue
         label = check.string(entry.get("name"), f"{where}.name")
         if label is not None and label in names:
-            check.error(f"{where}.name", f"{label!r} is used twice in this route")
+            check.error(f"{where}.name", f"{brief(label)} is used twice in this route")
         names.add(label or "")
         hops = _hops(check, entry.get("path"), f"{where}.path", targets)
         assumed = ""
         if "assumed" in entry:
             assumed = check.string(entry["assumed"], f"{where}.assumed") or ""
+        when_down: tuple[str, ...] = ()
+        if "when_down" in entry:
+            when_down = tuple(check.string_list(entry["when_down"], f"{where}.when_down"))
+            for index2, hop in enumerate(when_down):
+                if hop not in primary:
+                    check.error(f"{where}.when_down[{index2}]",
+                                f"{hop!r} is not a hop of the primary path")
+        note = ""
+        if "note" in entry:
+            note = check.string(entry["note"], f"{where}.note") or ""
         if label is not None and hops:
-            fallbacks.append(RoutePath(label, hops, assumed))
+            fallbacks.append(RoutePath(label, hops, assumed, when_down, note))
     last_resort = DEFAULT_LAST_RESORT
     if "last_resort" in body:
         last_resort = check.string(body["last_resort"], f"{path}.last_resort") or last_resort

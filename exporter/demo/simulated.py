@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 from pynetdicom import AE, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 STATES = ("up", "down", "reject")
@@ -40,7 +40,8 @@ class SimulatedPeer:
         ae.require_called_aet = True
         ae.add_supported_context(Verification)
         for context in AllStoragePresentationContexts:
-            ae.add_supported_context(context.abstract_syntax)
+            if context.abstract_syntax is not None:
+                ae.add_supported_context(context.abstract_syntax)
         ae.maximum_associations = 64
         self._ae = ae
 
@@ -71,6 +72,7 @@ class SimulatedPeer:
             block=False,
             evt_handlers=[(evt.EVT_C_STORE, _accept_store)],
         )
+        assert self._server is not None  # started without blocking
         self.port = self._server.server_address[1]
 
     def _stop(self) -> None:

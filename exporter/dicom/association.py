@@ -19,11 +19,12 @@ import contextlib
 import socket
 import ssl
 import threading
-import time
 from dataclasses import dataclass, field
 
 from exporter.dicom.codec import (
     ABORT_BYTES,
+    C_ECHO_RSP,
+    ECHO_MESSAGE_ID,
     PDU_ABORT,
     PDU_ASSOCIATE_AC,
     PDU_ASSOCIATE_RJ,
@@ -32,9 +33,11 @@ from exporter.dicom.codec import (
     PDU_RELEASE_RQ,
     RELEASE_RP_BYTES,
     RELEASE_RQ_BYTES,
+    VERIFICATION,
     Accepted,
     ContextSpec,
     DimseResponse,
+    Expected,
     aborted,
     decode_associate_ac,
     decode_dimse_response,
@@ -44,7 +47,7 @@ from exporter.dicom.codec import (
     pdu_header,
     rejection,
 )
-from exporter.dicom.failure import Deadline, ProbeFailure
+from exporter.dicom.failure import Deadline, ProbeFailure, in_phase, timed
 from exporter.reasons import Reason
 
 
@@ -82,6 +85,39 @@ class OpenAssociations:
         return len(layers)
 
 
+def _quickack(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # Linux only; gone once closed
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+
+def receive(sock: socket.socket, size: int, on_timeout: Reason) -> bytes:
+    """One bounded read, acknowledged at once; every failure classified.
+
+    A peer with Nagle on (dcmtk and Orthanc as shipped) holds back the last
+    small segment of its answer until we acknowledge the previous one, and
+    Linux delays that acknowledgement by up to 40 ms: our own delayed ACK
+    would be measured as the peer's latency. TCP_QUICKACK turns it off, but
+    the kernel re-arms delayed ACKs on its own, so it is set around every read.
+
+    Under TLS 1.3 the server checks our certificate after the handshake has
+    completed on our side, so its refusal arrives as an alert on the first
+    read: an SSL error here is reason `tls`, not a reset.
+    """
+    _quickack(sock)
+    try:
+        chunk = sock.recv(size)
+    except TimeoutError:
+        raise ProbeFailure(on_timeout, "peer sent nothing in time") from None
+    except ssl.SSLError as exc:
+        raise ProbeFailure(Reason.TLS, f"TLS error while receiving: {exc}") from None
+    except ConnectionResetError:
+        raise ProbeFailure(Reason.RESET, "connection reset by peer") from None
+    except OSError as exc:
+        raise ProbeFailure(Reason.RESET, f"receive failed: {exc}") from None
+    _quickack(sock)
+    return chunk
+
+
 @dataclass(eq=False)
 class UpperLayer:
     """One association on one socket, used by one probe on one thread.
@@ -114,21 +150,14 @@ class UpperLayer:
         except TimeoutError:
             raise ProbeFailure(on_timeout, "peer stopped reading") from None
         except ssl.SSLError as exc:
-            raise ProbeFailure(Reason.RESET, f"TLS error while sending: {exc}") from None
+            raise ProbeFailure(Reason.TLS, f"TLS error while sending: {exc}") from None
         except OSError as exc:
             raise ProbeFailure(Reason.RESET, f"send failed: {exc}") from None
 
     def _fill(self, size: int, on_timeout: Reason) -> None:
         while len(self._buffer) < size:
             self.sock.settimeout(self._time_left(on_timeout))
-            try:
-                chunk = self.sock.recv(max(65536, size - len(self._buffer)))
-            except TimeoutError:
-                raise ProbeFailure(on_timeout, "peer sent nothing in time") from None
-            except ConnectionResetError:
-                raise ProbeFailure(Reason.RESET, "connection reset by peer") from None
-            except OSError as exc:
-                raise ProbeFailure(Reason.RESET, f"receive failed: {exc}") from None
+            chunk = receive(self.sock, max(65536, size - len(self._buffer)), on_timeout)
             if not chunk:
                 raise ProbeFailure(Reason.RESET, "peer closed the connection")
             self._buffer += chunk
@@ -155,47 +184,48 @@ class UpperLayer:
         self, calling_ae: str, called_ae: str, contexts: tuple[ContextSpec, ...]
     ) -> Accepted:
         request = encode_associate_rq(calling_ae, called_ae, contexts)
-        started = time.perf_counter()
-        self.send(request, Reason.ASSOCIATION_TIMEOUT)
-        pdu_type, raw = self.read_raw(Reason.ASSOCIATION_TIMEOUT)
-        self.phases["associate"] = time.perf_counter() - started
-        if pdu_type == PDU_ASSOCIATE_RJ:
-            raise rejection(raw)
-        self._expect(PDU_ASSOCIATE_AC, pdu_type, "A-ASSOCIATE-AC")
-        self.accepted = decode_associate_ac(raw, contexts)
+        with timed(self.phases, "associate"):
+            self.send(request, Reason.ASSOCIATION_TIMEOUT)
+            pdu_type, raw = self.read_raw(Reason.ASSOCIATION_TIMEOUT)
+        with in_phase("associate"):
+            if pdu_type == PDU_ASSOCIATE_RJ:
+                raise rejection(raw)
+            self._expect(PDU_ASSOCIATE_AC, pdu_type, "A-ASSOCIATE-AC")
+            self.accepted = decode_associate_ac(raw, contexts)
         return self.accepted
 
-    def request(self, encoded: bytes) -> DimseResponse:
+    def request(self, encoded: bytes, expected: Expected) -> DimseResponse:
         """Send one encoded DIMSE request and wait for its whole response."""
-        started = time.perf_counter()
-        self.send(encoded, Reason.DIMSE_TIMEOUT)
-        raws = []
-        while True:
-            pdu_type, raw = self.read_raw(Reason.DIMSE_TIMEOUT)
-            self._expect(PDU_P_DATA, pdu_type, "P-DATA-TF")
-            raws.append(raw)
-            if last_fragment(raw):
-                break
-        self.phases["dimse"] = self.phases.get("dimse", 0.0) + time.perf_counter() - started
-        return decode_dimse_response(tuple(raws))
+        with timed(self.phases, "dimse"):
+            self.send(encoded, Reason.DIMSE_TIMEOUT)
+            raws = []
+            while True:
+                pdu_type, raw = self.read_raw(Reason.DIMSE_TIMEOUT)
+                self._expect(PDU_P_DATA, pdu_type, "P-DATA-TF")
+                raws.append(raw)
+                if last_fragment(raw):
+                    break
+        with in_phase("dimse"):
+            return decode_dimse_response(tuple(raws), expected)
 
     def echo(self, context_id: int) -> DimseResponse:
         peer_max = self.accepted.peer_max_pdu if self.accepted else 0
-        return self.request(encode_echo_rq(context_id, 1, peer_max))
+        return self.request(
+            encode_echo_rq(context_id, ECHO_MESSAGE_ID, peer_max),
+            Expected(C_ECHO_RSP, ECHO_MESSAGE_ID, VERIFICATION, context_id))
 
     def release(self) -> None:
-        started = time.perf_counter()
-        self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
-        while True:
-            pdu_type, _ = self.read_raw(Reason.RELEASE_TIMEOUT)
-            if pdu_type == PDU_RELEASE_RP:
-                break
-            if pdu_type == PDU_RELEASE_RQ:  # release collision, PS3.8 7.2.2
-                self.send(RELEASE_RP_BYTES, Reason.RELEASE_TIMEOUT)
-                continue
-            if pdu_type != PDU_P_DATA:  # late data before the answer is harmless
-                self._expect(PDU_RELEASE_RP, pdu_type, "A-RELEASE-RP")
-        self.phases["release"] = time.perf_counter() - started
+        with timed(self.phases, "release"):
+            self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
+            while True:
+                pdu_type, _ = self.read_raw(Reason.RELEASE_TIMEOUT)
+                if pdu_type == PDU_RELEASE_RP:
+                    break
+                if pdu_type == PDU_RELEASE_RQ:  # release collision, PS3.8 7.2.2
+                    self.send(RELEASE_RP_BYTES, Reason.RELEASE_TIMEOUT)
+                    continue
+                if pdu_type != PDU_P_DATA:  # late data before the answer is harmless
+                    self._expect(PDU_RELEASE_RP, pdu_type, "A-RELEASE-RP")
 
     def abort(self) -> None:
         """Best effort: tell the peer we are gone, without waiting on it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import threading
 
 from exporter.config.target_tls import TargetTLS
 from exporter.dicom.failure import Deadline, ProbeFailure
@@ -25,12 +26,52 @@ def _connect_failure(exc: OSError) -> ProbeFailure:
     return ProbeFailure(Reason.RESET, f"connect failed: {exc}")
 
 
-def resolve(host: str, port: int) -> tuple[int, tuple]:
-    """Resolve to one address, IPv4 first, as a DICOM peer is usually listed."""
+# Lookups that may be waiting on a resolver at once. getaddrinfo cannot be
+# cancelled, so a lookup that outlives its probe finishes in its thread; the
+# bound keeps a hanging resolver from piling up threads.
+MAX_PENDING_LOOKUPS = 16
+_lookups = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
+
+
+def _numeric(host: str, port: int) -> list | None:
+    """An address literal needs no resolver: answered at once, no thread."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ProbeFailure(Reason.DNS, f"cannot resolve {host!r}: {exc}") from None
+        return socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError, ValueError):
+        return None
+
+
+def _lookup(host: str, port: int, deadline: Deadline) -> list:
+    """getaddrinfo bounded by the deadline (it has no timeout of its own)."""
+    outcome: list = []
+
+    def work() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError, ValueError) as exc:
+            outcome.append(exc)
+        finally:
+            _lookups.release()
+            done.set()
+
+    done = threading.Event()
+    if not _lookups.acquire(timeout=max(deadline.remaining(), 0.0)):
+        raise ProbeFailure(Reason.DNS, f"no lookup slot for {host!r}: resolver not answering")
+    threading.Thread(target=work, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(max(deadline.remaining(), 0.0)):
+        raise ProbeFailure(Reason.DNS, f"no answer resolving {host!r} within the deadline")
+    answer = outcome[0]
+    if isinstance(answer, BaseException):
+        raise ProbeFailure(Reason.DNS, f"cannot resolve {host!r}: {answer}")
+    return answer
+
+
+def resolve(host: str, port: int, deadline: Deadline) -> tuple[int, tuple]:
+    """Resolve to one address, IPv4 first, as a DICOM peer is usually listed."""
+    infos = _numeric(host, port) or _lookup(host, port, deadline)
+    if not infos:
+        raise ProbeFailure(Reason.DNS, f"{host!r} resolves to no address")
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
     family, _, _, _, address = infos[0]
     return family, address

@@ -16,6 +16,7 @@ def probe(report: ProbeReport) -> bool:
     with association(report, contexts) as layer:
         context = layer.accepted.context_for(VERIFICATION) if layer.accepted else None
         if context is None:
-            raise ProbeFailure(Reason.NO_ACCEPTED_CONTEXT, "Verification was not accepted")
+            raise ProbeFailure(
+                Reason.NO_ACCEPTED_CONTEXT, "Verification was not accepted", phase="associate")
         check_status(report, layer.echo(context.context_id), "C-ECHO")
     return True

@@ -26,5 +26,6 @@ def probe(report: ProbeReport) -> bool:
         ]
     # Released politely first: the peer did nothing wrong at the DICOM level.
     if refused:
-        raise ProbeFailure(Reason.NO_ACCEPTED_CONTEXT, "not accepted: " + ", ".join(refused))
+        raise ProbeFailure(Reason.NO_ACCEPTED_CONTEXT, "not accepted: " + ", ".join(refused),
+                           phase="associate")
     return True

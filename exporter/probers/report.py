@@ -28,7 +28,11 @@ class ProbeReport:
     success: bool = False
     duration: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
+    dns_lookup: float = 0.0  # seconds resolving the host name (0 for an address)
     reason: Reason | None = None
+    # The phase the probe failed in (prober_kinds.PHASES or "dns"), None when
+    # it succeeded or failed outside any phase; its time is in `phases`.
+    failed_phase: str | None = None
     detail: str = ""
     reject: tuple[int, int, int] | None = None
     abort: tuple[int, int] | None = None
@@ -57,5 +61,6 @@ class ProbeReport:
         self.abort = failure.abort or self.abort
         if failure.status is not None:
             self.status = failure.status
+        self.failed_phase = failure.phase
         self.note(f"failed: {failure}")
         return False

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from exporter.dicom import dimse_status
 from exporter.dicom.association import UpperLayer
 from exporter.dicom.codec import ContextSpec, DimseResponse
-from exporter.dicom.failure import ProbeFailure
+from exporter.dicom.failure import ProbeFailure, timed
 from exporter.dicom.transport import connect, resolve, start_tls
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
@@ -24,16 +24,21 @@ from exporter.reasons import Reason
 def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
     """Connect; with `handshake`, also start TLS when the target has a tls block."""
     target = report.target
-    family, address = resolve(target.host, target.port)
-    report.note(f"connecting to {address[0]} port {address[1]}")
     started = time.perf_counter()
-    sock = connect(family, address, report.deadline)
-    report.phases["connect"] = time.perf_counter() - started
+    try:
+        family, address = resolve(target.host, target.port, report.deadline)
+    except ProbeFailure as failure:
+        failure.phase = "dns"
+        raise
+    finally:
+        report.dns_lookup = time.perf_counter() - started
+    report.note(f"connecting to {address[0]} port {address[1]}")
+    with timed(report.phases, "connect"):
+        sock = connect(family, address, report.deadline)
     report.note("connected")
     if handshake and target.tls is not None:
-        started = time.perf_counter()
-        sock = start_tls(sock, target.tls, report.deadline)
-        report.phases["tls"] = time.perf_counter() - started
+        with timed(report.phases, "tls"):
+            sock = start_tls(sock, target.tls, report.deadline)
         report.tls_version = sock.version() or ""
         certificate = sock.getpeercert()  # empty unless verified
         if certificate and "notAfter" in certificate:
@@ -91,5 +96,6 @@ def check_status(report: ProbeReport, response: DimseResponse, what: str) -> Non
     reason = dimse_status.failure_reason(response.status)
     if reason is not None:
         raise ProbeFailure(
-            reason, f"{what} status 0x{response.status:04X}{comment}", status=response.status
+            reason, f"{what} status 0x{response.status:04X}{comment}", status=response.status,
+            phase="dimse",
         )

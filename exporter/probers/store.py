@@ -13,19 +13,22 @@ from __future__ import annotations
 from io import BytesIO
 
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import encode
 
 from exporter.config import Module, Target
-from exporter.dicom.codec import encode_dimse, presentation_contexts
+from exporter.dicom.codec import (
+    C_STORE_RSP,
+    STORE_MESSAGE_ID,
+    VERIFICATION,
+    Expected,
+    encode_dimse,
+    presentation_contexts,
+)
 from exporter.dicom.failure import ProbeFailure
-from exporter.dicom.testobject import synthetic_instance
+from exporter.dicom.testobject import encode_for, synthetic_instance
 from exporter.probers.memory import Remembered, StoreKey
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import association, check_status
 from exporter.reasons import Reason
-
-IMPLICIT_LITTLE, EXPLICIT_BIG = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"
-DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 def store_key(target: Target, module: Module) -> StoreKey:
@@ -34,8 +37,8 @@ def store_key(target: Target, module: Module) -> StoreKey:
 
 def _repeat(report: ProbeReport, previous: Remembered) -> bool:
     old = previous.report
-    for name in ("phases", "reason", "detail", "reject", "abort", "status", "peer", "contexts",
-                 "tls_version", "tls_expiry"):
+    for name in ("phases", "dns_lookup", "reason", "detail", "reject", "abort", "status",
+                 "peer", "contexts", "tls_version", "tls_expiry"):
         setattr(report, name, getattr(old, name))
     report.result_age = previous.age()
     report.note(
@@ -43,7 +46,8 @@ def _repeat(report: ProbeReport, previous: Remembered) -> bool:
         f"(min_interval {report.module.min_interval:g}s)"
     )
     if not old.success and old.reason is not None:
-        raise ProbeFailure(old.reason, old.detail, old.reject, old.abort, old.status)
+        raise ProbeFailure(old.reason, old.detail, old.reject, old.abort, old.status,
+                           old.failed_phase)
     return True
 
 
@@ -71,23 +75,23 @@ def probe(report: ProbeReport) -> bool:
 def _send(report: ProbeReport) -> None:
     module = report.module
     keyword, sop_class = module.sop_classes[0]
-    contexts = presentation_contexts([sop_class], module.transfer_syntaxes)
+    # Verification beside the storage context, as negotiate proposes it: a peer
+    # without our SOP class then accepts the association and refuses only the
+    # context (no_accepted_context) instead of rejecting it with no reason.
+    contexts = presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes)
     dataset = synthetic_instance(report.target.name, sop_class, module.uid_root)
     with association(report, contexts) as layer:
         context = layer.accepted.context_for(sop_class) if layer.accepted else None
         if context is None:
-            raise ProbeFailure(Reason.NO_ACCEPTED_CONTEXT, f"{keyword} was not accepted")
+            raise ProbeFailure(
+                Reason.NO_ACCEPTED_CONTEXT, f"{keyword} was not accepted", phase="associate")
         syntax = context.transfer_syntax
-        encoded = encode(
-            dataset,
-            is_implicit_vr=syntax == IMPLICIT_LITTLE,
-            is_little_endian=syntax != EXPLICIT_BIG,
-            deflated=syntax == DEFLATED,
-        )
-        if encoded is None:
-            raise ProbeFailure(Reason.INTERNAL_ERROR, f"cannot encode test object as {syntax}")
+        try:
+            encoded = encode_for(dataset, syntax)
+        except ValueError as exc:  # the peer chose a syntax we did not propose
+            raise ProbeFailure(Reason.PROTOCOL_ERROR, str(exc), phase="associate") from None
         request = C_STORE()
-        request.MessageID = 1
+        request.MessageID = STORE_MESSAGE_ID
         request.AffectedSOPClassUID = sop_class
         request.AffectedSOPInstanceUID = dataset.SOPInstanceUID
         request.Priority = 2  # low: a test must never delay a clinical transfer
@@ -96,5 +100,7 @@ def _send(report: ProbeReport) -> None:
         report.note(f"C-STORE {dataset.SOPInstanceUID} as {syntax}, {len(encoded)} bytes")
         encoded_request = encode_dimse(request, context.context_id, peer_max)
         report.store_sent = True
-        response = layer.request(encoded_request)
+        response = layer.request(encoded_request, Expected(
+            C_STORE_RSP, STORE_MESSAGE_ID, sop_class, context.context_id,
+            str(dataset.SOPInstanceUID)))
         check_status(report, response, "C-STORE")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from exporter import routine
 from exporter.config import Config, Target
 from exporter.config.topology import Route
-from exporter.reasons import REGION_NAMES, ROUTINE, Reason
+from exporter.reasons import Reason
 from exporter.route_state import (
     SWEDISH_STATE,
     HopState,
@@ -23,12 +24,11 @@ from exporter.route_state import (
     hop_states,
     hops_text,
 )
+from exporter.routine import Fault, place, site_name
 from exporter.stats import Snapshot
 
 STATE_TEXT = {HopState.UP: "upp", HopState.DOWN: "nere", HopState.UNKNOWN: "okänd"}
-ROLE_TEXT = {"link_computer": "länkadator", "partner": "partnerregion", "relay": "relä"}
-AE_REJECTIONS = {Reason.REJECTED_CALLING_AE, Reason.REJECTED_CALLED_AE}
-RECEIVING_PROBERS = {"negotiate", "store"}
+ROLE_TEXT = {"link_computer": "länkdator", "partner": "partnerregion", "relay": "relä"}
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,7 @@ class RouteView:
     status: str  # primary | fallback | none | unknown
     advice: str  # "skicka via Blekinge", "ingen väg: bränn DVD ..."
     paths: list[dict[str, str]]
-
-
-@dataclass(frozen=True)
-class Fault:
-    what: str
-    next_step: str
-    runbook: str  # alert name: /runbooks/<runbook>
+    next_step: str = ""  # what to do, as the route alert says it
 
 
 @dataclass(frozen=True)
@@ -76,17 +70,7 @@ class OnCallStatus:
     receiving: list[ReceiveStatus] = field(default_factory=list)
     routes: list[RouteView] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
-
-
-def place(target: Target) -> str:
-    if target.labels.get("role") == "link_computer":
-        return target.ae_title
-    return REGION_NAMES.get(target.labels.get("region", ""), target.name)
-
-
-def site_name(config: Config, key: str) -> str:
-    site = config.sites.get(key)
-    return site.name if site else REGION_NAMES.get(key, key)
+    roles: list[tuple[str, str]] = field(default_factory=list)  # (name, contact) from routine
 
 
 def _latest_failure(target: Target, snapshot: Snapshot) -> tuple[str | None, Reason | None]:
@@ -102,57 +86,12 @@ def _latest_failure(target: Target, snapshot: Snapshot) -> tuple[str | None, Rea
 
 def _target_fault(config: Config, target: Target, snapshot: Snapshot) -> Fault | None:
     module, reason = _latest_failure(target, snapshot)
-    reason_text = ROUTINE[reason].explanation if reason else ""
-    name = place(target)
-    role = target.labels.get("role")
-    if target.labels.get("direction") == "receive":
-        partner = config.targets.get(target.labels.get("partner", ""))
-        who = place(partner) if partner else target.labels.get("partner", "")
-        if reason in AE_REJECTIONS | {Reason.REJECTED_OTHER, Reason.NO_ACCEPTED_CONTEXT}:
-            return Fault(
-                f"{target.ae_title} tar inte emot DICOM från {who}. {reason_text}",
-                f"Starta om länkadatorn och be dem skicka igen. Kontrollera att {who} finns "
-                f"med rätt AE-titel i {target.ae_title}s konfiguration.",
-                "ReceiverRejectsPartner",
-            )
-        return None  # a dead link computer is reported once, as itself
-    if role == "link_computer":
-        if target.ae_title == "Z83680":
-            meanwhile = "Under tiden skickar Växjö undersökningar för Ljungby."
-        else:
-            meanwhile = "Under tiden skickar Ljungby via Blekinge, Halland eller Jönköping."
-        return Fault(
-            f"Länkadator {name} är ur funktion. {reason_text}",
-            f"Starta om {target.ae_title} och prova igen. {meanwhile} Annars: bränn DVD på "
-            "dator med Intellispace Portal i granskningen.",
-            "DicomLinkComputerDown",
-        )
-    if reason in AE_REJECTIONS:
-        return Fault(
-            f"{name} avvisar vår DICOM-förbindelse. {reason_text}",
-            "Kontakta mottagande enhet och jämför AE-titel, värdnamn och port på båda sidor.",
-            "DicomPartnerRejectsAssociation",
-        )
-    prober = config.modules[module].prober if module in config.modules else ""
-    if prober in RECEIVING_PROBERS:
-        return Fault(
-            f"{name} svarar men kan inte ta emot bilder. {reason_text}",
-            "Kontakta mottagande enhet; skicka via annan region eller bränn DVD.",
-            "DicomPartnerCannotReceive",
-        )
-    skane = " Skåne: prova att skicka via Blekinge eller Halland." if (
-        target.labels.get("region") == "skane") else ""
-    return Fault(
-        f"DICOM till {name} fungerar inte. {reason_text}",
-        "Kontakta mottagande enhet och fråga om de har störningar i DICOM-överföring."
-        + skane,
-        "DicomPartnerUnreachable",
-    )
+    return routine.target_fault(config, target, module, reason)
 
 
 def route_title(config: Config, route: Route) -> str:
     """ "Ljungby → Skåne" """
-    return f"{site_name(config, route.site)} → {place(config.targets[route.partner])}"
+    return f"{site_name(config, route.site)} → {place(config, config.targets[route.partner])}"
 
 
 def _route_view(config: Config, state: RouteState) -> RouteView:
@@ -168,34 +107,27 @@ def _route_view(config: Config, state: RouteState) -> RouteView:
         }
         for path in state.paths
     ]
-    return RouteView(route.name, title, state.status.value, state.advice, paths)
+    next_step = ""
+    if state.status is RouteStatus.FALLBACK and state.active is not None:
+        next_step = routine.fallback_next_step(config, route, state.active.path)
+    elif state.status is RouteStatus.NONE:
+        next_step = routine.no_route_next_step(config, route)
+    return RouteView(route.name, title, state.status.value, state.advice, paths, next_step)
 
 
 def _no_route_faults(config: Config, states: list[RouteState]) -> list[Fault]:
-    """One fault per site and last resort: "Växjö: ingen väg till Skåne, Blekinge"."""
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for state in states:
-        if state.status is RouteStatus.NONE:
-            route = state.route
-            key = (route.site, route.last_resort)
-            grouped.setdefault(key, []).append(place(config.targets[route.partner]))
-    faults = []
-    for (site, last_resort), partners in grouped.items():
-        extra = ""
-        if "Skåne" in partners:
-            extra = (" Kan Region Skåne inte ta emot från någon annan region: remitterande "
-                     "enhet överväger att skicka patienten till annan region.")
-        faults.append(Fault(
-            f"{site_name(config, site)}: ingen väg är öppen till {', '.join(partners)}.",
-            f"{last_resort[:1].upper()}{last_resort[1:]}.{extra}",
-            "NoRouteAvailable",
-        ))
-    return faults
+    """One fault per route with no open path, with that route's steps."""
+    return [
+        Fault("no_route", f"{route_title(config, state.route)}: ingen väg är öppen.",
+              routine.no_route_next_step(config, state.route), "NoRouteAvailable")
+        for state in states if state.status is RouteStatus.NONE
+    ]
 
 
 def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
     hops = hop_states(config, snapshot, now)
-    status = OnCallStatus(generated_at=now)
+    status = OnCallStatus(generated_at=now, roles=[
+        (role.name, role.contact) for role in config.routine.roles.values()])
     for target in config.targets.values():
         state = hops.get(target.name, HopState.UNKNOWN)
         _, reason = _latest_failure(target, snapshot)
@@ -205,13 +137,13 @@ def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
         if target.labels.get("direction") == "receive":
             partner = config.targets.get(target.labels.get("partner", ""))
             status.receiving.append(ReceiveStatus(
-                target.ae_title, place(partner) if partner else target.name,
+                target.ae_title, place(config, partner) if partner else target.name,
                 STATE_TEXT[state], reason.value if reason and state is HopState.DOWN else "",
             ))
         else:
             status.targets.append(TargetStatus(
                 name=target.name,
-                title=place(target),
+                title=place(config, target),
                 ae_title=target.ae_title,
                 role=ROLE_TEXT.get(target.labels.get("role", ""), ""),
                 site=site_name(config, target.labels.get("site", "")),
@@ -220,7 +152,7 @@ def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
                 echo_ms=round(echo.last_duration * 1000, 2)
                 if echo is not None and echo.last_time and echo.last_success else None,
                 reason=reason.value if reason and state is HopState.DOWN else "",
-                reason_text=ROUTINE[reason].explanation
+                reason_text=routine.explanation(reason)
                 if reason and state is HopState.DOWN else "",
             ))
         if state is HopState.DOWN:

@@ -104,10 +104,14 @@ def _faults(status: OnCallStatus) -> str:
     for fault in status.faults:
         items.append(
             f'<li class="fault"><p><strong>{_e(fault.what)}</strong></p>'
-            f"<p>Nästa steg enligt rutinen: {_e(fault.next_step)}</p>"
-            f'<p><a href="/runbooks/{_e(fault.runbook)}">Rutin: {_e(fault.runbook)}</a></p></li>'
+            f"<p>Nästa steg: {_e(fault.next_step)}</p>"
+            f'<p><a href="/runbooks/{_e(fault.runbook)}">Runbook: {_e(fault.runbook)}</a></p></li>'
         )
     return f'<ul style="list-style:none;padding:0">{"".join(items)}</ul>'
+
+
+def _next(text: str) -> str:
+    return f'<br><span class="muted">{_e(text)}</span>' if text else ""
 
 
 def _routes(status: OnCallStatus) -> str:
@@ -121,11 +125,12 @@ def _routes(status: OnCallStatus) -> str:
             for p in route.paths
         )
         runbook = RUNBOOK_FOR_ROUTE.get(route.status)
-        link = f' <a href="/runbooks/{runbook}">Rutin</a>' if runbook else ""
+        link = f' <a href="/runbooks/{runbook}">Runbook</a>' if runbook else ""
         rows.append(
             f"<tr><th scope=\"row\">{_e(route.title)}</th>"
             f"<td>{_badge(route.status, ROUTE_BADGE)}</td><td><strong>{_e(route.advice)}"
-            f'</strong>{link}</td><td class="optional muted">{_e(detail)}</td></tr>'
+            f"</strong>{_next(route.next_step)}{link}</td>"
+            f'<td class="optional muted">{_e(detail)}</td></tr>'
         )
     return (
         '<div class="wrap"><table><caption class="muted">Vilken väg en undersökning går nu'
@@ -173,6 +178,15 @@ def _receiving(status: OnCallStatus) -> str:
     )
 
 
+def _roles(status: OnCallStatus) -> str:
+    if not status.roles:
+        return ""
+    items = "".join(f"<li><strong>{_e(name)}</strong>: {_e(contact)}</li>"
+                    for name, contact in status.roles)
+    return (f'<section aria-labelledby="roller"><h2 id="roller">Vem nås hur</h2>'
+            f"<ul>{items}</ul></section>")
+
+
 def render(status: OnCallStatus, refresh_seconds: int = REFRESH_SECONDS) -> str:
     """The page; `refresh_seconds` (e.g. from ?refresh=) sets the script's interval."""
     low, high = REFRESH_RANGE
@@ -198,6 +212,7 @@ nere.</p>
 <section aria-labelledby="noder"><h2 id="noder">Länkadatorer och regioner</h2>
 {_targets(status)}</section>
 {_receiving(status)}
+{_roles(status)}
 </main>
 <footer><h2>Mer</h2><p><a href="/runbooks/">Rutiner (runbooks)</a> ·
 <a href="/status.json">status.json</a> · <a href="/metrics">Mätvärden (/metrics)</a> ·

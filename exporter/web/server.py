@@ -73,6 +73,8 @@ class Server(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         scheme = "https" if self.web.ssl_context is not None else "http"
         return f"{scheme}://{host}:{port}"
 
@@ -230,7 +232,7 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(HTTPStatus.OK, "reloaded\n")
         else:
             self.reply(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
+                HTTPStatus.BAD_REQUEST,
                 f"failed to reload config, keeping the running one:\n{problems}\n",
             )
 

@@ -13,7 +13,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from pynetdicom.pdu import P_DATA_TF
+from pynetdicom.pdu import A_ASSOCIATE_RQ, P_DATA_TF
 
 from tests.support import pdus
 
@@ -43,18 +43,37 @@ def accept_association(conn: socket.socket) -> None:
     conn.sendall(pdus.associate_ac(raw))
 
 
+def accept_raw(conn: socket.socket, **fields: object) -> None:
+    """Accept every context with its first syntax in a hand-built A-ASSOCIATE-AC.
+
+    `fields` go to pdus.raw_associate_ac, to send what pynetdicom's own
+    classes would refuse to build (a max PDU of 1, a 17-character name).
+    """
+    _, raw = read_pdu(conn)
+    request = A_ASSOCIATE_RQ()
+    request.decode(raw)
+    contexts = [(int(cx.context_id), 0, str(cx.transfer_syntax[0]))
+                for cx in request.to_primitive().presentation_context_definition_list]
+    conn.sendall(pdus.raw_associate_ac(contexts, **fields))  # type: ignore[arg-type]
+
+
 def reject_association(conn: socket.socket, result: int, source: int, reason: int) -> None:
     read_pdu(conn)
     conn.sendall(pdus.associate_rj(result, source, reason))
 
 
-def answer_echo(conn: socket.socket, status: int = 0x0000) -> None:
+def answer_echo(conn: socket.socket, status: int = 0x0000, message_id: int = 1) -> None:
     _, raw = read_pdu(conn)
     pdata = P_DATA_TF()
     pdata.decode(raw)
     context_id = pdata.presentation_data_value_items[0].presentation_context_id
-    for pdu in pdus.echo_rsp(context_id, status):
+    for pdu in pdus.echo_rsp(context_id, status, message_id=message_id):
         conn.sendall(pdu)
+
+
+def answer_release(conn: socket.socket) -> None:
+    read_pdu(conn)
+    conn.sendall(pdus.release_rp())
 
 
 def send_abort(conn: socket.socket) -> None:

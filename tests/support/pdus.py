@@ -6,9 +6,18 @@ scripted peers in hostile.py send them over one.
 
 from __future__ import annotations
 
-from pynetdicom.dimse_messages import C_ECHO_RSP
-from pynetdicom.dimse_primitives import C_ECHO
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF
+import struct
+
+from pynetdicom.dimse_messages import C_ECHO_RSP, C_STORE_RSP, DIMSEMessage
+from pynetdicom.dimse_primitives import C_ECHO, C_STORE
+from pynetdicom.pdu import (
+    A_ABORT_RQ,
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RJ,
+    A_ASSOCIATE_RQ,
+    A_RELEASE_RP,
+    P_DATA_TF,
+)
 from pynetdicom.pdu_primitives import (
     A_ABORT,
     A_ASSOCIATE,
@@ -67,12 +76,64 @@ def echo_rsp(context_id: int, status: int = 0x0000, max_pdu: int = 16384,
     response.Status = status
     message = C_ECHO_RSP()
     message.primitive_to_message(response)
+    return _pdata(message, context_id, max_pdu)
+
+
+def store_rsp(context_id: int, status: int = 0x0000, message_id: int = 1,
+              sop_class: str = "1.2.840.10008.5.1.4.1.1.7", sop_instance: str = "1.2.3"
+              ) -> list[bytes]:
+    """A C-STORE-RSP as P-DATA-TF PDUs."""
+    response = C_STORE()
+    response.MessageIDBeingRespondedTo = message_id
+    response.AffectedSOPClassUID = sop_class
+    response.AffectedSOPInstanceUID = sop_instance
+    response.Status = status
+    message = C_STORE_RSP()
+    message.primitive_to_message(response)
+    return _pdata(message, context_id, 16384)
+
+
+def _pdata(message: DIMSEMessage, context_id: int, max_pdu: int) -> list[bytes]:
     out = []
     for item in message.encode_msg(context_id, max_pdu):
         pdu = P_DATA_TF()
         pdu.from_primitive(item)
         out.append(pdu.encode())
     return out
+
+
+def item(kind: int, value: bytes) -> bytes:
+    """One item or sub-item of a variable field: type, reserved, 2-byte length, value."""
+    return struct.pack(">BxH", kind, len(value)) + value
+
+
+def raw_associate_ac(
+    contexts: list[tuple[int, int, str]],
+    max_pdu: int | None = 16384,
+    class_uid: bytes = b"1.2.826.0.1.3680043.2.1143.107.104.103.115",
+    version_name: bytes | None = b"SOME_PEER_1",
+    application_context: bool = True,
+    user_information: bool = True,
+) -> bytes:
+    """An A-ASSOCIATE-AC built byte by byte (PS3.8 9.3.3), to break any field on purpose.
+
+    `contexts` holds (context ID, result, chosen transfer syntax or "").
+    """
+    body = struct.pack(">HH", 1, 0) + b"PEER".ljust(16) + b"MONITOR".ljust(16) + bytes(32)
+    if application_context:
+        body += item(0x10, b"1.2.840.10008.3.1.1.1")
+    for context_id, result, syntax in contexts:
+        body += item(0x21, bytes([context_id, 0, result, 0])
+                     + (item(0x40, syntax.encode()) if syntax else b""))
+    if user_information:
+        sub = b""
+        if max_pdu is not None:
+            sub += item(0x51, struct.pack(">I", max_pdu))
+        sub += item(0x52, class_uid)
+        if version_name is not None:
+            sub += item(0x55, version_name)
+        body += item(0x50, sub)
+    return struct.pack(">BxI", 0x02, len(body)) + body
 
 
 def abort(source: int = 2, reason: int = 0) -> bytes:
@@ -83,3 +144,7 @@ def abort(source: int = 2, reason: int = 0) -> bytes:
     pdu = A_ABORT_RQ()
     pdu.from_primitive(primitive)
     return pdu.encode()
+
+
+def release_rp() -> bytes:
+    return A_RELEASE_RP().encode()

@@ -1,4 +1,4 @@
-"""Starting the real DICOM servers: Orthanc and dcmtk's storescp, on loopback.
+"""Starting the real DICOM servers on loopback: Orthanc, dcmtk, pynetdicom's apps.
 
 Shared by the test fixtures and the benchmarks, which both need the same
 peers started the same way (TCP_NODELAY=1, temp storage, our AE known).
@@ -11,12 +11,17 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from exporter.probers.report import ProbeReport
 from tools.stack import stop_process
 
 LOOPBACK = "127.0.0.1"
@@ -66,13 +71,24 @@ class Orthanc:
             return json.load(answer)
 
 
-def start_orthanc(workdir: Path, known_aes: tuple[str, ...] = (MONITOR_AE,)
-                  ) -> tuple[Orthanc, subprocess.Popen]:
-    """Orthanc that accepts only `known_aes` as calling AE titles."""
+def start_orthanc(workdir: Path, known_aes: tuple[str, ...] = (MONITOR_AE,),
+                  store_denied: tuple[str, ...] = (), nodelay: bool = True,
+                  tls: Path | None = None) -> tuple[Orthanc, subprocess.Popen]:
+    """Orthanc that accepts only `known_aes` as calling AE titles.
+
+    `store_denied` are known AEs that may echo but not store (AllowStore
+    false). `nodelay=False` runs it as Debian's orthanc.service does, without
+    TCP_NODELAY. `tls` is a folder from tests.support.pki: DICOM TLS with
+    `server` as Orthanc's certificate and client certificates from `ca` required.
+    """
     storage = workdir / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     orthanc = Orthanc(free_port(), free_port(), storage)
-    settings = {
+    modalities: dict[str, object] = {}
+    for ae in (*known_aes, *store_denied):
+        modalities[ae.lower()] = {"AET": ae, "Host": LOOPBACK, "Port": 104,
+                                  "AllowEcho": True, "AllowStore": ae not in store_denied}
+    settings: dict[str, object] = {
         "Name": "dicom-exporter-test",
         "StorageDirectory": str(storage),
         "IndexDirectory": str(storage),
@@ -86,17 +102,27 @@ def start_orthanc(workdir: Path, known_aes: tuple[str, ...] = (MONITOR_AE,)
         "DicomAlwaysAllowEcho": False,
         "DicomAlwaysAllowStore": False,
         "DicomCheckModalityHost": False,
-        "DicomModalities": {ae.lower(): [ae, LOOPBACK, 104] for ae in known_aes},
+        "DicomModalities": modalities,
         "Plugins": [],
         "LuaScripts": [],
     }
+    if tls is not None:
+        settings |= {
+            "DicomTlsEnabled": True,
+            "DicomTlsCertificate": str(tls / "server.crt"),
+            "DicomTlsPrivateKey": str(tls / "server.key"),
+            "DicomTlsTrustedCertificates": str(tls / "ca.crt"),
+            "DicomTlsRemoteCertificateRequired": True,
+        }
     settings_file = workdir / "orthanc.json"
     settings_file.write_text(json.dumps(settings))
+    env = {key: value for key, value in os.environ.items() if key != "TCP_NODELAY"}
+    if nodelay:
+        env["TCP_NODELAY"] = "1"
     with open(workdir / "orthanc.log", "wb") as log:
         process = subprocess.Popen(
             [program("Orthanc"), str(settings_file)],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "TCP_NODELAY": "1"},
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     try:
         wait_for_port(orthanc.dicom_port, process)
@@ -107,14 +133,21 @@ def start_orthanc(workdir: Path, known_aes: tuple[str, ...] = (MONITOR_AE,)
     return orthanc, process
 
 
-def start_storescp(out: Path, ae_title: str = "STORESCP") -> tuple[int, subprocess.Popen]:
-    """dcmtk's storescp writing what it receives to `out`."""
+def start_storescp(out: Path, ae_title: str = "STORESCP", nodelay: bool = True,
+                   options: tuple[str, ...] = ()) -> tuple[int, subprocess.Popen]:
+    """dcmtk's storescp writing what it receives to `out`.
+
+    `nodelay=False` starts it as shipped: Nagle on (dcmtk sets TCP_NODELAY
+    only when the environment asks for it). `options` go before the port.
+    """
     port = free_port()
+    env = {key: value for key, value in os.environ.items() if key != "TCP_NODELAY"}
+    if nodelay:
+        env["TCP_NODELAY"] = "1"
     process = subprocess.Popen(
         [program("storescp"), "--aetitle", ae_title, "--output-directory", str(out),
-         "--fork", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TCP_NODELAY": "1"},
+         "--fork", *options, str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     try:
         wait_for_port(port, process)
@@ -129,3 +162,187 @@ def require(name: str) -> str:
         return program(name)
     except FileNotFoundError as exc:
         pytest.fail(str(exc))
+
+
+# -- the interop catalogue: DICOM peers as they ship, each started on loopback --
+@dataclass(frozen=True)
+class RunningPeer:
+    name: str
+    port: int
+    ae_title: str
+    tls: bool = False  # speaks DICOM TLS: probe with the test PKI's client certificate
+
+
+@contextmanager
+def _process(argv: list[str], port: int, cwd: Path, nodelay: bool = False
+             ) -> Iterator[subprocess.Popen]:
+    env = {key: value for key, value in os.environ.items() if key != "TCP_NODELAY"}
+    if nodelay:
+        env["TCP_NODELAY"] = "1"
+    with open(cwd / "peer.log", "ab") as log:
+        process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for_port(port, process)
+        yield process
+    finally:
+        stop(process)
+
+
+def storescp_peer(*options: str, nodelay: bool = False, tls: bool = False, fork: bool = True
+                  ) -> Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]:
+    """dcmtk's storescp with `options`; `fork=False` serves one association at a time
+    without a fork each (steadier figures, but a sleeping mode then blocks the next)."""
+    @contextmanager
+    def start(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
+        port = free_port()
+        extra: tuple[str, ...] = ()
+        if tls:
+            assert pki is not None, "a TLS peer needs the test PKI"
+            extra = ("+tls", str(pki / "server.key"), str(pki / "server.crt"), "-pw",
+                     "+cf", str(pki / "ca.crt"))
+        argv = [program("storescp"), "--aetitle", "STORESCP", "--output-directory",
+                str(workdir), *(["--fork"] if fork else []), *options, *extra, str(port)]
+        with _process(argv, port, workdir, nodelay):
+            yield RunningPeer("", port, "STORESCP", tls)
+    return start
+
+
+@contextmanager
+def _dcmqrscp(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
+    """dcmtk's archive: only our AE (from 127.0.0.1) may associate."""
+    port = free_port()
+    database = workdir / "db"
+    database.mkdir(exist_ok=True)
+    config = workdir / "dcmqrscp.cfg"
+    config.write_text(
+        f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 8\n"
+        f"HostTable BEGIN\nmonitor = ({MONITOR_AE}, {LOOPBACK}, 104)\nHostTable END\n"
+        "VendorTable BEGIN\nVendorTable END\n"
+        f"AETable BEGIN\nDCMQRSCP {database} RW (20, 64mb) monitor\nAETable END\n")
+    with _process([program("dcmqrscp"), "--config", str(config), "--disable-host-lookup"],
+                  port, workdir):
+        yield RunningPeer("", port, "DCMQRSCP")
+
+
+@contextmanager
+def _wlmscpfs(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
+    """dcmtk's worklist server: Verification and worklist find, no storage."""
+    port = free_port()
+    (workdir / "WLMSCPFS").mkdir(exist_ok=True)
+    (workdir / "WLMSCPFS" / "lockfile").touch()
+    with _process([program("wlmscpfs"), "--data-files-path", str(workdir), str(port)],
+                  port, workdir):
+        yield RunningPeer("", port, "WLMSCPFS")
+
+
+def _orthanc(nodelay: bool = True, tls: bool = False
+             ) -> Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]:
+    @contextmanager
+    def start(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
+        assert pki is not None or not tls, "a TLS peer needs the test PKI"
+        server, process = start_orthanc(workdir, store_denied=(STORE_DENIED_AE,),
+                                        nodelay=nodelay, tls=pki if tls else None)
+        try:
+            yield RunningPeer("", server.dicom_port, server.ae_title, tls)
+        finally:
+            stop(process)
+    return start
+
+
+def _pynetdicom_app(app: str, *options: str
+                    ) -> Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]:
+    @contextmanager
+    def start(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
+        port = free_port()
+        argv = [sys.executable, "-m", "pynetdicom", app, str(port), "-aet", "PYNETDICOM",
+                "-ba", LOOPBACK, *options]
+        with _process(argv, port, workdir):
+            yield RunningPeer("", port, "PYNETDICOM")
+    return start
+
+
+# A known AE that Orthanc lets echo but not store (AllowStore false).
+STORE_DENIED_AE = "NOSTORE_MON"
+# Name -> how to start it. "as shipped" means Nagle on: neither dcmtk nor
+# Debian's orthanc.service sets TCP_NODELAY.
+INTEROP_PEERS: dict[str, Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]] = {
+    "storescp": storescp_peer(),
+    "storescp TCP_NODELAY=1": storescp_peer(nodelay=True),
+    "storescp +xs": storescp_peer("+xs"),
+    "storescp +xi": storescp_peer("+xi"),
+    "storescp +xb": storescp_peer("+xb"),
+    "storescp +xd": storescp_peer("+xd"),
+    "storescp -pdu 4096": storescp_peer("-pdu", "4096"),
+    "storescp --refuse": storescp_peer("--refuse"),
+    "storescp --abort-after": storescp_peer("--abort-after"),
+    "storescp --abort-during": storescp_peer("--abort-during"),
+    "storescp --sleep-during 4": storescp_peer("--sleep-during", "4"),
+    "storescp --sleep-after 4": storescp_peer("--sleep-after", "4"),
+    "storescp +tls": storescp_peer(tls=True),
+    "dcmqrscp": _dcmqrscp,
+    "wlmscpfs": _wlmscpfs,
+    "Orthanc": _orthanc(nodelay=False),
+    "Orthanc TCP_NODELAY=1": _orthanc(nodelay=True),
+    "Orthanc DICOM TLS": _orthanc(nodelay=False, tls=True),
+    "pynetdicom storescp": _pynetdicom_app("storescp", "--ignore"),
+    "pynetdicom echoscp": _pynetdicom_app("echoscp"),
+}
+
+
+@contextmanager
+def interop_peer(name: str, workdir: Path, pki: Path | None = None) -> Iterator[RunningPeer]:
+    """Start the catalogue's peer `name` in `workdir`; stopped when the block ends."""
+    with INTEROP_PEERS[name](workdir, pki) as peer:
+        yield RunningPeer(name, peer.port, peer.ae_title, peer.tls)
+
+
+# -- what the interop suite and its benchmark run against every peer ------------
+ALL_UNCOMPRESSED = ["ExplicitVRLittleEndian", "ImplicitVRLittleEndian",
+                    "DeflatedExplicitVRLittleEndian", "ExplicitVRBigEndian"]
+# name -> (module, calling AE, called AE or None for the peer's own, client certificate)
+INTEROP_PROBES: dict[str, tuple[str, str, str | None, bool]] = {
+    "echo": ("echo", MONITOR_AE, None, True),
+    "negotiate": ("negotiate", MONITOR_AE, None, True),
+    "store": ("store", MONITOR_AE, None, True),
+    "wrong called AE": ("echo", MONITOR_AE, "NOT_THEIR_AE", True),
+    "unknown calling AE": ("echo", "STRANGER", None, True),
+    "store not permitted": ("store", STORE_DENIED_AE, None, True),
+    "no client certificate": ("echo", MONITOR_AE, None, False),  # TLS peers only
+}
+
+
+def interop_probe(peer: RunningPeer, probe: str, pki: Path | None,
+                  timeout: float = 2.0) -> ProbeReport:
+    """One probe of the interop matrix: CT Image Storage, every uncompressed syntax."""
+    from exporter import probers  # here: tests.support.configs imports this module
+    from tests.support.configs import make_config
+
+    module, calling, called, client_cert = INTEROP_PROBES[probe]
+    modules = {
+        "echo": {"prober": "echo", "calling_ae_title": calling},
+        "negotiate": {"prober": "negotiate", "calling_ae_title": calling,
+                      "sop_classes": ["CTImageStorage"]},
+        "store": {"prober": "store", "calling_ae_title": calling, "min_interval": "1ms",
+                  "sop_classes": ["CTImageStorage"], "transfer_syntaxes": ALL_UNCOMPRESSED},
+    }
+    target: dict[str, object] = {"port": peer.port, "ae_title": called or peer.ae_title}
+    if peer.tls:
+        assert pki is not None, "a TLS peer needs the test PKI"
+        tls: dict[str, str] = {"ca_file": str(pki / "ca.crt"), "server_name": "localhost"}
+        if client_cert:
+            tls |= {"cert_file": str(pki / "client.crt"), "key_file": str(pki / "client.key")}
+        target["tls"] = tls
+    config = make_config({"peer": target}, {module: modules[module]})
+    return probers.run(config.targets["peer"], config.modules[module], timeout)
+
+
+def interop_probes_for(peer: RunningPeer) -> list[str]:
+    return [name for name in INTEROP_PROBES if peer.tls or name != "no client certificate"]
+
+
+def outcome(report: ProbeReport) -> str:
+    """"ok", or the reason and the phase it failed in: "aborted (dimse)"."""
+    if report.success:
+        return "ok"
+    assert report.reason is not None
+    return f"{report.reason.value} ({report.failed_phase})"

@@ -1,0 +1,1 @@
+"""The embedded default: simulated peers on loopback and the demo built on them."""

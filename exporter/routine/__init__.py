@@ -1,0 +1,213 @@
+"""Every sentence people read about a fault, rendered in one place from the routine model.
+
+The status page, the CLI and the alert annotations (alerts/build.py renders
+these functions' output into the rules at build time) all call this module,
+so the same state gives the same next step everywhere. The words themselves
+come from the config's `routine:` section (site specifics) and
+exporter/reasons.py (what a failure reason means); quotes of the routine are
+shown in quotation marks and our own additions are marked "inte i rutinen".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.config import Config, Target
+from exporter.config.prober_kinds import KINDS
+from exporter.config.routine_model import Step
+from exporter.config.topology import Route, RoutePath
+from exporter.reasons import PHASED, ROUTINE, Reason, causes
+
+OWN = "inte i rutinen"
+AE_REJECTIONS = frozenset({Reason.REJECTED_CALLING_AE, Reason.REJECTED_CALLED_AE})
+RECEIVER_REFUSALS = AE_REJECTIONS | {Reason.REJECTED_OTHER, Reason.NO_ACCEPTED_CONTEXT}
+RECEIVING_PROBERS = frozenset(k.name for k in KINDS.values() if k.checks_receiving)
+
+# The alert (and runbook) that each situation pages as.
+ALERT_FOR = {
+    "link_computer_down": "DicomLinkComputerDown",
+    "partner_unreachable": "DicomPartnerUnreachable",
+    "partner_rejects": "DicomPartnerRejectsAssociation",
+    "partner_cannot_receive": "DicomPartnerCannotReceive",
+    "all_partners_failing": "DicomAllPartnersFailing",
+    "route_fallback": "RouteOnFallback",
+    "no_route": "NoRouteAvailable",
+    "receiver_rejects": "ReceiverRejectsPartner",
+}
+
+
+def step_text(step: Step) -> str:
+    """A quote in quotation marks, verbatim; our own words marked as ours."""
+    return f"”{step.text}”" if step.quote else own(step.text)
+
+
+def numbered(steps: tuple[Step, ...]) -> str:
+    return " ".join(f"{index}. {step_text(step)}" for index, step in enumerate(steps, 1))
+
+
+def own(text: str) -> str:
+    """ "Vår text (inte i rutinen)." """
+    body = text[:-1] if text.endswith(".") else text
+    return f"{body} ({OWN})."
+
+
+def region_name(config: Config, key: str) -> str:
+    return config.routine.regions.get(key, key)
+
+
+def site_name(config: Config, key: str) -> str:
+    site = config.sites.get(key)
+    return site.name if site else region_name(config, key)
+
+
+def place(config: Config, target: Target) -> str:
+    """ "Z97117" for a link computer, "Skåne" for a partner, as people say it."""
+    if target.labels.get("role") == "link_computer":
+        return target.ae_title
+    return config.routine.regions.get(target.labels.get("region", ""), target.name)
+
+
+def next_step(config: Config, situation: str, *subjects: str) -> str:
+    """The numbered steps of a situation for the first subject that has its own."""
+    return numbered(config.routine.steps_for(situation, *subjects))
+
+
+def explanation(reason: Reason, phase: str | None = None) -> str:
+    return PHASED.get((reason, phase or ""), ROUTINE[reason]).explanation
+
+
+# -- faults of one target -----------------------------------------------------
+@dataclass(frozen=True)
+class Fault:
+    situation: str
+    what: str
+    next_step: str
+    runbook: str  # the alert's name: /runbooks/<runbook>
+
+
+def situation_of(config: Config, target: Target, module: str | None,
+                 reason: Reason | None) -> str | None:
+    """Which of the routine's situations a failed target is in; None: reported elsewhere."""
+    if target.labels.get("direction") == "receive":
+        return "receiver_rejects" if reason in RECEIVER_REFUSALS else None
+    if target.labels.get("role") == "link_computer":
+        return "link_computer_down"
+    if reason in AE_REJECTIONS:
+        return "partner_rejects"
+    prober = config.modules[module].prober if module and module in config.modules else ""
+    if prober in RECEIVING_PROBERS:
+        return "partner_cannot_receive"
+    return "partner_unreachable"
+
+
+def target_next_step(config: Config, situation: str, target: Target) -> str:
+    """Steps by target name only: the alert rules can switch on the `target` label alone."""
+    return next_step(config, situation, target.name)
+
+
+def target_fault(config: Config, target: Target, module: str | None,
+                 reason: Reason | None, phase: str | None = None) -> Fault | None:
+    situation = situation_of(config, target, module, reason)
+    if situation is None:
+        return None  # a dead link computer is reported once, as itself
+    why = f" {explanation(reason, phase)}" if reason else ""
+    name = place(config, target)
+    if situation == "receiver_rejects":
+        partner = config.targets.get(target.labels.get("partner", ""))
+        who = place(config, partner) if partner else target.labels.get("partner", "")
+        what = f"{target.ae_title} tar inte emot DICOM från {who}."
+    elif situation == "link_computer_down":
+        what = f"Länkdator {name} är ur funktion."
+    elif situation == "partner_rejects":
+        what = f"{name} avvisar vår DICOM-förbindelse."
+    elif situation == "partner_cannot_receive":
+        what = f"{name} svarar men kan inte ta emot bilder."
+    else:
+        what = f"DICOM till {name} fungerar inte."
+    return Fault(situation, what + why, target_next_step(config, situation, target),
+                 ALERT_FOR[situation])
+
+
+# -- routes -----------------------------------------------------------------
+def path_advice(path: RoutePath) -> str:
+    """ "Ljungby skickar via Blekinge." and, where the routine is read, how."""
+    text = f"Nu: {path.name}."
+    return f"{text} {own(path.note)}" if path.note else text
+
+
+def fallback_next_step(config: Config, route: Route, path: RoutePath) -> str:
+    steps = next_step(config, "route_fallback", route.name, route.partner, route.site)
+    return f"{path_advice(path)} {steps}".strip()
+
+
+def no_route_next_step(config: Config, route: Route) -> str:
+    return next_step(config, "no_route", route.name, route.partner, route.site)
+
+
+# -- causes for the CLI ----------------------------------------------------
+def cause_lines(config: Config, target: Target, reason: Reason,
+                phase: str | None = None) -> list[str]:
+    """The routine's numbered causes that fit this target's role and direction."""
+    link = config.routine.link_computers.get(target.name)
+    found = causes(reason, target.labels.get("role", ""),
+                   target.labels.get("direction", "send"), phase,
+                   link_send_cause=link.send_cause if link else None)
+    send, receive = config.routine.send_causes, config.routine.receive_causes
+    lines = [f"skicka {n}" + (f": ”{send[n - 1]}”" if n <= len(send) else "")
+             for n in found.send_causes]
+    lines += [f"ta emot {n}" + (f": ”{receive[n - 1]}”" if n <= len(receive) else "")
+              for n in found.receive_causes]
+    return lines
+
+
+def cli_lines(config: Config, target: Target, module: str, reason: Reason,
+              phase: str | None = None) -> list[str]:
+    """What `dicom-exporter probe` prints under a failed result: why, causes, next step."""
+    lines = [f"orsak     {explanation(reason, phase)}"]
+    lines += [f"          {line}" for line in cause_lines(config, target, reason, phase)]
+    fault = target_fault(config, target, module, reason, phase)
+    if fault is not None and fault.next_step:
+        lines.append(f"nästa steg {fault.next_step}")
+        lines.append(f"runbook   /runbooks/{fault.runbook}")
+    return lines
+
+
+# -- runbooks ------------------------------------------------------------------
+SITUATION_OF_ALERT = {alert: situation for situation, alert in ALERT_FOR.items()}
+ROUTE_FALLBACK_FIRST = own("Skicka den väg larmet anger (etiketten `path`, t.ex. "
+                           "”skicka via Blekinge”) tills ordinarie väg är öppen igen.")
+
+
+def _subject_name(config: Config, subject: str, situation: str) -> str:
+    if subject in config.targets:
+        name = place(config, config.targets[subject])
+        return f"till {name}" if situation == "no_route" else name
+    if subject in config.sites:
+        return f"från {config.sites[subject].name}"
+    if subject in config.routes:
+        route = config.routes[subject]
+        return f"{site_name(config, route.site)} → {place(config, config.targets[route.partner])}"
+    return subject
+
+
+def runbook_steps(config: Config, alert: str) -> str:
+    """The "Gör nu" section of an alert's runbook, in Markdown, from the routine model.
+
+    The runbooks are written by hand around it; a test keeps this section equal
+    to what the routine model says, so it is never written a second time.
+    """
+    situation = SITUATION_OF_ALERT[alert]
+    table = config.routine.situations.get(situation, {})
+    blocks = []
+    for subject in [s for s in table if s != "default"] + ["default"]:
+        if subject not in table:
+            continue
+        steps = [step_text(step) for step in config.routine.steps_for(situation, subject)]
+        if situation == "route_fallback":
+            steps = [ROUTE_FALLBACK_FIRST, *steps]
+        lines = [f"{n}. {text}" for n, text in enumerate(steps, 1)]
+        if len(table) > 1:
+            title = "Övriga" if subject == "default" else _subject_name(config, subject, situation)
+            lines = [f"**{title}:**", "", *lines]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

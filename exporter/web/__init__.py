@@ -1,0 +1,1 @@
+"""The HTTP side: endpoints, the on-call status page, the served runbooks."""

@@ -1,0 +1,268 @@
+"""The routine as one source of truth: quotes are the routine's words, the runbooks'
+"Gör nu" is the model's, and the status page, the CLI and the alert give the same
+next step for the same state."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alerts.scenarios import NEXT, fallback
+from exporter import config as config_module
+from exporter import routine
+from exporter.config import ConfigError
+from exporter.demo.embedded import on_loopback
+from exporter.reasons import Reason, causes
+from exporter.stats import Series, Snapshot
+from exporter.web import oncall, runbooks
+from tests.support.realpeers import free_port
+
+ROOT = Path(__file__).parent.parent
+COPY = ROOT / "runbooks" / "reservrutin-bildoverforing.txt"
+EXAMPLE = ROOT / "examples" / "kronoberg.yml"
+CONFIG = config_module.load(EXAMPLE)
+NOW = 1_800_000_000.0
+GE_DOCUMENT = "”Vem ringa...”"
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+ROUTINE_TEXT = _flat(COPY.read_text(encoding="utf-8"))
+
+
+def quotes(text: str) -> list[str]:
+    """Every span presented as the routine's words: between ” and ”."""
+    text = _flat(text).replace(GE_DOCUMENT, "\0")
+    return [q.replace("\0", GE_DOCUMENT) for q in re.findall(r"”([^”]+)”", text)]
+
+
+def test_the_repository_copy_of_the_routine_is_verbatim() -> None:
+    candidates = [ROOT.parent / "shared" / "seed" / COPY.name,
+                  Path("/work/shared/seed") / COPY.name]
+    source = next((path for path in candidates if path.is_file()), None)
+    if source is None:
+        pytest.skip("the governed routine (../shared/seed) is not beside this checkout")
+    assert COPY.read_bytes() == source.read_bytes()
+
+
+def test_every_quote_in_the_routine_model_is_the_routines_text() -> None:
+    quoted = CONFIG.routine.quotes()
+    assert len(quoted) >= 19
+    for text in quoted:
+        assert _flat(text) in ROUTINE_TEXT, text
+
+
+def test_the_routines_causes_are_quoted_verbatim() -> None:
+    routine_model = CONFIG.routine
+    assert (len(routine_model.send_causes), len(routine_model.receive_causes)) == (6, 5)
+    for text in [*routine_model.send_causes, *routine_model.receive_causes]:
+        assert _flat(text) in ROUTINE_TEXT, text
+
+
+SHOWN = [*sorted((ROOT / "runbooks").glob("*.md")), ROOT / "alerts" / "dicom.rules.yml",
+         ROOT / "README.md"]
+
+
+@pytest.mark.parametrize("path", SHOWN, ids=lambda p: p.name)
+def test_every_sentence_shown_as_the_routines_is_in_it(path: Path) -> None:
+    found = quotes(path.read_text(encoding="utf-8"))
+    assert found or path.name not in {"dicom.rules.yml", "DicomLinkComputerDown.md"}
+    for text in found:
+        # Short quoted terms (a field, a label value) are not claims about the routine.
+        if len(text.split()) < 4 or text.startswith(("skicka ", "Problem med att")):
+            continue
+        assert text in ROUTINE_TEXT, f"{path.name}: ”{text}”"
+
+
+def test_the_vantage_point_configs_carry_the_same_routine() -> None:
+    for site in ("vaxjo", "ljungby"):
+        assert config_module.load(ROOT / "examples" / f"{site}.yml").routine == CONFIG.routine
+
+
+@pytest.mark.parametrize("alert", sorted(routine.SITUATION_OF_ALERT))
+def test_each_runbook_starts_with_the_models_steps(alert: str) -> None:
+    text = runbooks.source(alert) or ""
+    match = re.search(r"^## Gör nu\n\n(.*?)\n\n## ", text, re.S | re.M)
+    assert match, alert
+    assert match.group(1) == routine.runbook_steps(CONFIG, alert)
+
+
+def test_our_own_steps_are_marked_and_quotes_are_not() -> None:
+    for step in CONFIG.routine.steps.values():
+        text = routine.step_text(step)
+        assert text.endswith("(inte i rutinen).") != step.quote, text
+
+
+# -- the same next step everywhere ---------------------------------------------
+def _snapshot(down: dict[str, Reason]) -> Snapshot:
+    series = {}
+    for target in CONFIG.targets.values():
+        for module in target.modules:
+            reason = down.get(target.name)
+            series[(target.name, module)] = Series(
+                count=1, last_success=reason is None, last_time=NOW - 5, last_reason=reason,
+                last_duration=0.002)
+    return Snapshot(series, True, NOW - 100, 0)
+
+
+def _promtool_next_steps() -> dict[tuple[str, str], set[str]]:
+    """(alert, target or route) -> the next steps the committed promtool cases expect."""
+    cases = yaml.safe_load((ROOT / "alerts" / "dicom.rules.test.yml").read_text("utf-8"))
+    out: dict[tuple[str, str], set[str]] = {}
+    for case in cases["tests"]:
+        for check in case["alert_rule_test"]:
+            for alert in check["exp_alerts"]:
+                step = alert["exp_annotations"].get("next_step")
+                labels = alert["exp_labels"]
+                key = labels.get("target") or labels.get("route") or labels.get("site", "")
+                if step:
+                    out.setdefault((check["alertname"], key), set()).add(step)
+    return out
+
+
+@pytest.mark.parametrize(("down", "alert", "key", "expected"), [
+    ({"z97117": Reason.REFUSED}, "DicomLinkComputerDown", "z97117",
+     NEXT[("link_computer_down", "z97117")]),
+    ({"skane": Reason.CONNECT_TIMEOUT}, "DicomPartnerUnreachable", "skane",
+     NEXT[("partner_unreachable", "skane")]),
+    ({"skane": Reason.REJECTED_CALLING_AE}, "DicomPartnerRejectsAssociation", "skane",
+     NEXT[("partner_rejects", "default")]),
+])
+def test_status_page_cli_and_alert_give_the_same_next_step(
+    down: dict[str, Reason], alert: str, key: str, expected: str, tmp_path: Path,
+) -> None:
+    # The alert, as Prometheus renders it: the committed promtool case expects exactly
+    # this text for this state (test_alerts runs promtool on it).
+    assert expected in _promtool_next_steps()[(alert, key)]
+    # The status page.
+    faults = [f for f in oncall.build(CONFIG, _snapshot(down), NOW).faults if f.runbook == alert]
+    assert [f.next_step for f in faults] == [expected]
+    # The CLI, run for real against a closed port on 127.0.0.1 (refused) or, for the
+    # rejection, through the same renderer the CLI calls.
+    [(name, reason)] = down.items()
+    if reason is Reason.REFUSED:
+        document = on_loopback(yaml.safe_load(EXAMPLE.read_text("utf-8")),
+                               {name: free_port()})
+        path = tmp_path / "config.yml"
+        path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter", "--log.level", "error", "probe",
+             "--config.file", str(path), name, "--module", "echo"],
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, result.stderr
+        printed = result.stdout
+    else:
+        printed = "\n".join(routine.cli_lines(CONFIG, CONFIG.targets[name], "echo", reason))
+    assert f"nästa steg {expected}\n" in printed + "\n"
+
+
+def test_route_advice_is_the_same_on_the_page_and_in_the_alert() -> None:
+    result = oncall.build(CONFIG, _snapshot({"z97117": Reason.REFUSED}), NOW)
+    routes = {r.name: r for r in result.routes}
+    assert routes["vaxjo-skane"].next_step == fallback("Ljungby skickar via Blekinge",
+                                                       reading=True)
+    promtool = _promtool_next_steps()
+    assert fallback("Ljungby skickar via Halland", reading=True) in promtool[
+        ("RouteOnFallback", "vaxjo-skane")]
+
+
+# -- causes by role and direction ------------------------------------------------
+def test_a_refused_link_computer_is_only_its_own_cause() -> None:
+    z97117 = CONFIG.targets["z97117"]
+    lines = routine.cause_lines(CONFIG, z97117, Reason.REFUSED)
+    assert lines == ["skicka 2: ”Länkadator Z97117 är ur funktion/avstängd.”",
+                     "ta emot 1: ”Mottagande dator Z83680 eller Z97117 är ur "
+                     "funktion/avstängd”"]
+    z83680 = routine.cause_lines(CONFIG, CONFIG.targets["z83680"], Reason.CONNECT_TIMEOUT)
+    assert z83680[0] == "skicka 1: ”Avsändande dator Z83680 är ur funktion.”"
+
+
+def test_a_refused_partner_cannot_receive_and_is_never_a_link_computer() -> None:
+    found = causes(Reason.REFUSED, "partner", "send")
+    assert (found.send_causes, found.receive_causes) == ((6,), (5,))
+
+
+def test_receive_side_causes_name_our_receiver() -> None:
+    found = causes(Reason.STATUS_WARNING, "link_computer", "receive")
+    assert (found.send_causes, found.receive_causes) == ((), (2,))  # already on Z97117
+    assert causes(Reason.REJECTED_CALLING_AE, "link_computer", "receive").receive_causes == (3,)
+
+
+def test_an_expired_certificate_is_configuration_not_the_firewall() -> None:
+    found = causes(Reason.TLS, "partner", "send")
+    assert 4 not in found.send_causes and found.send_causes == (5,)
+
+
+def test_an_abort_after_our_request_is_an_ae_permission_problem() -> None:
+    found = causes(Reason.ABORTED, "partner", "send", phase="dimse")
+    assert (found.send_causes, found.receive_causes) == ((5,), (3,))
+    assert "behörighet" in found.explanation
+    assert causes(Reason.ABORTED, "partner", "send").send_causes == (4, 6)
+
+
+def test_dcmqrscp_answering_called_ae_for_an_unknown_calling_ae_is_explained() -> None:
+    assert "dcmqrscp" in routine.explanation(Reason.REJECTED_CALLED_AE)
+
+
+# -- the config section --------------------------------------------------------
+def _with(document_edit) -> str:
+    document = yaml.safe_load(EXAMPLE.read_text("utf-8"))
+    document_edit(document)
+    return yaml.safe_dump(document, allow_unicode=True)
+
+
+def test_unknown_steps_subjects_and_situations_are_config_errors() -> None:
+    def edit(document: dict) -> None:
+        situations = document["routine"]["situations"]
+        situations["partner_unreachable"]["gotland"] = ["restart_both"]
+        situations["no_route"]["default"].append("nonexistent")
+        situations["lunch_break"] = {"default": ["ge"]}
+    with pytest.raises(ConfigError) as error:
+        config_module.parse(_with(edit), "k.yml")
+    text = str(error.value)
+    assert "k.yml: routine.situations.partner_unreachable.gotland: unknown subject" in text
+    assert "k.yml: routine.situations.no_route.default[6]: unknown step 'nonexistent'" in text
+    assert "k.yml: routine.situations.lunch_break: unknown field" in text
+
+
+def test_a_step_is_either_a_quote_or_our_own() -> None:
+    def edit(document: dict) -> None:
+        document["routine"]["steps"]["ge"] = {"quote": "x", "own": "y"}
+    with pytest.raises(ConfigError, match=r"routine\.steps\.ge: needs exactly one of quote"):
+        config_module.parse(_with(edit), "k.yml")
+
+
+def test_a_store_module_may_not_call_as_a_link_computer() -> None:
+    def edit(document: dict) -> None:
+        document["modules"]["store"]["calling_ae_title"] = "Z97117"
+        document["modules"]["echo_as_z97117"] = {"prober": "echo", "timeout": "5s",
+                                                 "calling_ae_title": "Z97117"}
+    with pytest.raises(ConfigError) as error:
+        config_module.parse(_with(edit), "k.yml")
+    assert "k.yml: modules.store.calling_ae_title: a store module must not call" in str(
+        error.value)
+    assert "echo_as_z97117" not in str(error.value)  # echo may call as Z97117
+
+
+def test_a_fallback_answers_only_hops_of_its_primary_path() -> None:
+    def edit(document: dict) -> None:
+        document["routes"]["vaxjo-skane"]["fallbacks"][0]["when_down"] = ["halland"]
+    with pytest.raises(ConfigError, match=r"fallbacks\[0\].when_down\[0\]: 'halland' is not a "
+                                          r"hop of the primary path"):
+        config_module.parse(_with(edit), "k.yml")
+
+
+def test_a_config_without_a_routine_has_no_next_steps_but_works() -> None:
+    def edit(document: dict) -> None:
+        del document["routine"]
+    config = config_module.parse(_with(edit), "k.yml")
+    fault = routine.target_fault(config, config.targets["skane"], "echo", Reason.REFUSED)
+    assert fault is not None and fault.next_step == "" and fault.what.startswith(
+        "DICOM till skane fungerar inte.")
