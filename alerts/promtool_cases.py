@@ -21,6 +21,8 @@ from exporter.reasons import ROUTINE, Reason
 
 OUT = Path(__file__).resolve().parent / "dicom.rules.test.yml"
 INSTANCE = "exporter.vaxjo.invalid:10104"
+# The other site's exporter, still answering: where alerts about INSTANCE's loss link.
+OTHER_URL = "https://exporter.ljungby.invalid:10104"
 AE_REJECTIONS = {Reason.REJECTED_CALLING_AE, Reason.REJECTED_CALLED_AE}
 
 
@@ -116,7 +118,7 @@ def cases() -> list[dict]:
         + probe("z83680", "Z83680", FAILING, Reason.CONNECT_TIMEOUT, role="link_computer",
                 site="ljungby", region="kronoberg", module="tcp"),
         [
-            ("1m30s", "DicomLinkComputerDown", []),  # failing for 30 s: still pending
+            ("1m15s", "DicomLinkComputerDown", []),  # failing for 15 s: still pending
             ("3m", "DicomLinkComputerDown", [
                 link_down_alert("Z83680", "z83680", "ljungby", "Ljungby",
                                 Reason.CONNECT_TIMEOUT),
@@ -274,7 +276,9 @@ def cases() -> list[dict]:
         [series("up", "0x40", **scrape),
          series("up", "0x40", **exporter),
          series("dicom_exporter_probes_total", "5+0x80", **counter),
-         series("dicom_exporter_config_last_reload_successful", "0x40", **exporter)],
+         series("dicom_exporter_config_last_reload_successful", "0x40", **exporter),
+         series("dicom_exporter_web_info", "1x40", job="dicom_exporter",
+                instance="exporter.ljungby.invalid:10104", external_url=OTHER_URL)],
         [
             ("6m", "DicomProbeScrapeFailing", [{
                 "exp_labels": {**scrape, "severity": "warning", "audience": "it"},
@@ -305,8 +309,7 @@ def cases() -> list[dict]:
                     "description": f"Prometheus når inte dicom-exporter {INSTANCE}. Ingen "
                                    "DICOM-överföring övervakas därifrån: fel upptäcks inte "
                                    "förrän en överföring uteblir.",
-                    "runbook_url": "http://dicom-exporter.vaxjo.invalid:10104/runbooks/"
-                                   "DicomExporterDown",
+                    "runbook_url": f"{OTHER_URL}/runbooks/DicomExporterDown",
                 },
             }]),
             ("2m", "DicomExporterConfigReloadFailed", [{
@@ -326,8 +329,7 @@ def cases() -> list[dict]:
                     "summary": "Larmkedjan fungerar",
                     "description": "Detta larm ska alltid vara aktivt. Om det tystnar fungerar "
                                    "inte kedjan Prometheus → Alertmanager → personsökare.",
-                    "runbook_url": "http://dicom-exporter.vaxjo.invalid:10104/runbooks/"
-                                   "Watchdog",
+                    "runbook_url": f"{OTHER_URL}/runbooks/Watchdog",
                 },
             }]),
         ],
@@ -352,8 +354,7 @@ def cases() -> list[dict]:
                 "description": "Prometheus når inte dicom-exporter . Ingen DICOM-överföring "
                                "övervakas därifrån: fel upptäcks inte förrän en överföring "
                                "uteblir.",
-                "runbook_url": "http://dicom-exporter.vaxjo.invalid:10104/runbooks/"
-                               "DicomExporterDown",
+                "runbook_url": "/runbooks/DicomExporterDown",  # no exporter answers: no host
             },
         }])],
     ))

@@ -40,6 +40,7 @@ from exporter.web.server import (
     DEFAULT_LISTEN,
     Address,
     ListenError,
+    check_external_url,
     parse_listen_address,
     reload_web_config,
     start,
@@ -105,6 +106,14 @@ def log_options(command: Callable[..., None]) -> Callable[..., None]:
                         help="Output format of log messages (default logfmt).")(command)
 
 
+def _external_url(ctx: click.Context, param: click.Parameter, value: str | None
+                  ) -> str | None:
+    try:
+        return check_external_url(value) if value else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dicom-exporter")
 @click.option("--log.level", "log_level", type=click.Choice(logs.LEVELS), default="info",
@@ -129,6 +138,7 @@ def _raise_fd_limit() -> None:
 def _serve_until_signalled(
     exporter: Exporter, addresses: list[Address], interval: float, extra_endpoints=None,
     web: WebConfig | None = None, web_config_file: str | None = None,
+    external_url: str | None = None,
 ) -> None:
     stop = threading.Event()
 
@@ -193,16 +203,20 @@ def _serve_until_signalled(
 @click.option("--probe.max-per-target", "max_per_target", default=DEFAULT_MAX_PER_TARGET,
               show_default=True, type=click.IntRange(1),
               help="Probes of one host and port at once; more are answered 429.")
+@click.option("--web.external-url", "external_url", default=None, callback=_external_url,
+              help="URL people reach this exporter at; alert rules link to its runbooks. "
+                   "Default: http(s)://<host name>:<port>.")
 @log_options
 def serve(config_file: str, addresses: list[Address], interval: float,
-          web_config_file: str | None, max_concurrent: int, max_per_target: int) -> None:
+          web_config_file: str | None, max_concurrent: int, max_per_target: int,
+          external_url: str | None) -> None:
     """Serve /probe, /metrics and /sd."""
     _raise_fd_limit()
     web = _or_exit(webconfig.load, web_config_file, logged=True) if web_config_file else None
     exporter = Exporter(_or_exit(config_module.load, config_file, logged=True), config_file,
                         ProbeLimits(max_concurrent, max_per_target))
     _serve_until_signalled(exporter, addresses, interval, web=web,
-                           web_config_file=web_config_file)
+                           web_config_file=web_config_file, external_url=external_url)
 
 
 @main.command("check-config")

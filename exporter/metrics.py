@@ -67,6 +67,7 @@ ROUTE_INFO = "dicom_route_info"
 ROUTE_PATH_STATE = "dicom_route_path_state"
 ROUTE_ACTIVE = "dicom_route_active"
 SCHEDULED_SKIPS = "dicom_exporter_scheduled_probes_skipped_total"
+WEB_INFO = "dicom_exporter_web_info"
 
 
 
@@ -213,6 +214,23 @@ FULL_DETAIL_MAX_PAIRS = 1000
 # Pairs per pre-joined block of a family's text: a scrape joins blocks, and a
 # finished probe makes only its block be joined again.
 BLOCK = 64
+
+
+class WebInfoCollector(Collector):
+    """Where people reach this exporter: alert rules build runbook links from it."""
+
+    def __init__(self, external_url: str) -> None:
+        self.external_url = external_url
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            WEB_INFO,
+            "The URL this exporter's pages (runbooks, status page) are reached at.",
+            labels=["external_url"],
+        )
+        info.add_metric([self.external_url], 1)
+        yield info
+
 
 
 def _escape(value: str) -> str:

@@ -14,6 +14,7 @@ import yaml
 
 from exporter import config as exporter_config
 from exporter.config.prober_kinds import selector
+from exporter.metrics import WEB_INFO
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = Path(__file__).resolve().parent / "config.yml"
@@ -22,11 +23,12 @@ CONFIG = Path(__file__).resolve().parent / "config.yml"
 @dataclass(frozen=True)
 class Monitoring:
     probe_job: str
+    link_computer_probe_job: str
     exporter_job: str
     runbook_base_url: str
-    fallback_runbook_base_url: str
     for_by_role: dict[str, str]
     probe_interval_by_role: dict[str, str]
+    evaluation_interval: str
     waits: dict[str, str]
     thresholds: dict[str, float | int | str]
     site_names: dict[str, str]  # site key -> name as the staff say it
@@ -35,7 +37,8 @@ class Monitoring:
     # -- selectors -------------------------------------------------------
     @property
     def probe(self) -> str:
-        return f'job="{self.probe_job}"'
+        """Every probe series, whichever job (cadence) scraped it."""
+        return f'job=~"{self.probe_job}|{self.link_computer_probe_job}"'
 
     @property
     def exporter(self) -> str:
@@ -60,13 +63,29 @@ class Monitoring:
         return self.waits[name]
 
     def runbook(self, name: str, with_instance: bool = True) -> str:
+        """The runbook_url template of alert `name`.
+
+        A configured base wins. Otherwise the external URL the exporter
+        publishes (dicom_exporter_web_info), so the link is https when the
+        exporter is: the reporting exporter's (`with_instance`), else any
+        other exporter that still answers, so an alert about a lost exporter
+        never links to it. An exporter that publishes no URL yet is reached
+        at http://instance; with no other exporter answering, the link is only
+        the runbook's path.
+        """
         if self.runbook_base_url:
-            base = self.runbook_base_url.rstrip("/")
-        elif with_instance:
-            base = "http://{{ $labels.instance }}"
-        else:
-            base = self.fallback_runbook_base_url.rstrip("/")
-        return f"{base}/runbooks/{name}"
+            return f"{self.runbook_base_url.rstrip('/')}/runbooks/{name}"
+        job = self.exporter.replace('"', '\\"')
+
+        def lookup(match: str) -> str:
+            query = f'{WEB_INFO}{{{job}, instance{match}\\"%s\\"}}'
+            return (f'{{{{ with printf "{query}" .Labels.instance | query }}}}'
+                    '{{ . | first | label "external_url" }}')
+
+        if with_instance:
+            return lookup("=") + "{{ else }}http://{{ $labels.instance }}{{ end }}" + (
+                f"/runbooks/{name}")
+        return lookup("!=") + "{{ end }}" + f"/runbooks/{name}"
 
 
 def load(path: Path = CONFIG) -> Monitoring:
@@ -78,11 +97,12 @@ def load(path: Path = CONFIG) -> Monitoring:
         raise ValueError(f"{path}: for_by_role: no wait for role(s) {', '.join(sorted(missing))}")
     return Monitoring(
         probe_job=raw["jobs"]["probe"],
+        link_computer_probe_job=raw["jobs"]["link_computer_probe"],
         exporter_job=raw["jobs"]["exporter"],
         runbook_base_url=raw.get("runbook_base_url") or "",
-        fallback_runbook_base_url=raw["fallback_runbook_base_url"],
         for_by_role=dict(raw["for_by_role"]),
         probe_interval_by_role=dict(raw["probe_interval_by_role"]),
+        evaluation_interval=raw["evaluation_interval"],
         waits=dict(raw["for"]),
         thresholds=dict(raw["thresholds"]),
         site_names={key: site.name for key, site in exporter.sites.items()},

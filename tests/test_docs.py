@@ -55,7 +55,7 @@ def test_example_prometheus_config_is_valid() -> None:
 
 
 def test_examples_never_name_an_ip_address() -> None:
-    for path in (ROOT / "examples").iterdir():
+    for path in (p for p in (ROOT / "examples").rglob("*") if p.is_file()):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\b\d{1,3}(\.\d{1,3}){3}\b", text), path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,16 @@ def test_a_role_without_a_wait_is_refused(tmp_path: Path) -> None:
         settings.load(path)
 
 
-def test_runbook_links_follow_the_configured_base_url() -> None:
+def test_runbook_links_use_the_exporters_published_url_and_never_the_lost_one() -> None:
     m = settings.load()
-    assert m.runbook("Watchdog", with_instance=False).startswith(m.fallback_runbook_base_url)
-    assert m.runbook("X") == "http://{{ $labels.instance }}/runbooks/X"
+    assert 'instance=\\"%s\\"' in m.runbook("X")
+    assert m.runbook("X").endswith("http://{{ $labels.instance }}{{ end }}/runbooks/X")
+    lost = m.runbook("DicomExporterDown", with_instance=False)
+    assert 'instance!=\\"%s\\"' in lost
+    assert "$labels.instance" not in lost
+
+
+def test_a_configured_runbook_base_url_wins() -> None:
+    m = dataclasses.replace(settings.load(), runbook_base_url="https://intranet.example/dicom/")
+    assert m.runbook("Watchdog", with_instance=False) == (
+        "https://intranet.example/dicom/runbooks/Watchdog")

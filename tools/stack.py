@@ -1,12 +1,16 @@
-"""The whole monitoring chain on loopback: peers → exporters → Prometheus →
-Alertmanager → a notification sink, as production runs it.
+"""The whole monitoring chain on loopback, two sites as production runs it:
+peers → exporters → Prometheus → clustered Alertmanagers → a notification sink.
 
-One simulated peer per Kronoberg target, two exporters (the Växjö and
-Ljungby vantage points, examples/vaxjo.yml and examples/ljungby.yml) probing
-them, the Debian `prometheus` with alerts/ and examples/prometheus.yml, and
-the Debian `prometheus-alertmanager` with alerts/alertmanager.yml whose
-receivers are pointed at an in-process sink that prints every notification.
-Everything listens on 127.0.0.1 and keeps its data in a temporary folder.
+One simulated peer per Kronoberg target (in this process). Each site (Växjö,
+Ljungby) has its own exporter (`python -m exporter serve` with
+examples/vaxjo.yml or ljungby.yml pointed at the peers), its own Debian
+`prometheus` (examples/prometheus.yml: scrapes both exporters, sends to both
+Alertmanagers, external label `replica` dropped from alerts) and its own
+Debian `prometheus-alertmanager` (alerts/alertmanager.yml, receivers pointed
+at an in-process sink that records every notification), the two
+Alertmanagers gossiping as one cluster. Every site's programs are separate
+processes, so a test can SIGKILL a whole site. Everything listens on
+127.0.0.1 and keeps its data in a temporary folder.
 
 It reads the repository's alerts/ and examples/, so it runs from a checkout.
 """
@@ -17,6 +21,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import shutil
 import signal
 import socket
@@ -31,19 +36,24 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from exporter.app import Exporter
-from exporter.demo.embedded import loopback_config, peer_switch, simulate
+from exporter.demo.embedded import loopback_config, simulate
 from exporter.demo.simulated import LOOPBACK, PeerSet
-from exporter.web import server as web_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = ("vaxjo", "ljungby")
 EXAMPLE_EXPORTERS = {"vaxjo": "dicom-exporter.vaxjo.invalid:10104",
                      "ljungby": "dicom-exporter.ljungby.invalid:10104"}
-SHIPPED_INTERVAL = "15s"
+LINK_COMPUTER_JOB = "dicom_probe_link_computer"
+# examples/prometheus.yml's external label `replica` comes from this variable,
+# expanded by Prometheus with this flag (as the shipped systemd drop-in does).
+REPLICA_VARIABLE = "DICOM_MONITOR_REPLICA"
+PROMETHEUS_FLAGS = ("--enable-feature=expand-external-labels",)
+# Each exporter is probed by both Prometheus: twice the shipped default (4).
+MAX_PER_TARGET = 8
 
 
 class StackError(RuntimeError):
@@ -77,24 +87,35 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 30) -> Non
     raise StackError(f"{url} not ready after {timeout}s")
 
 
-def prometheus_config(exporters: dict[str, str], interval: str, alertmanager: str | None
+def prometheus_config(exporters: dict[str, str], interval: str | None,
+                      alertmanagers: list[str] | None, partner_interval: str | None = None
                       ) -> str:
     """examples/prometheus.yml with each site's exporter at its loopback address.
 
-    Sites not in `exporters` are dropped; without `alertmanager`, so is alerting.
+    `interval` replaces every scrape and evaluation interval (the shipped
+    ones when None); `partner_interval`, if given, that of every probe job
+    but the link computers'. Sites not in `exporters` are dropped; without
+    `alertmanagers`, so is alerting.
     """
     document = yaml.safe_load((ROOT / "examples" / "prometheus.yml").read_text("utf-8"))
-    document["global"].update(scrape_interval=interval, evaluation_interval=interval,
-                              scrape_timeout=interval)
+    if interval is not None:
+        document["global"].update(scrape_interval=interval, evaluation_interval=interval,
+                                  scrape_timeout=interval)
+        for job in document["scrape_configs"]:
+            job.pop("scrape_interval", None)
+            job.pop("scrape_timeout", None)
+            if partner_interval and job.get("metrics_path") == "/probe" and (
+                    job["job_name"] != LINK_COMPUTER_JOB):
+                job.update(scrape_interval=partner_interval, scrape_timeout=interval)
     document["rule_files"] = [str(ROOT / "alerts" / "dicom.rules.yml")]
-    if alertmanager is None:
+    if alertmanagers is None:
         del document["alerting"]
     else:
-        document["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager]
+        document["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = alertmanagers
     wanted = {EXAMPLE_EXPORTERS[site] for site in exporters}
     for job in document["scrape_configs"]:
         if "http_sd_configs" in job:
-            job["http_sd_configs"] = [sd for sd in job["http_sd_configs"]
+            job["http_sd_configs"] = [dict(sd) for sd in job["http_sd_configs"]
                                       if any(address in sd["url"] for address in wanted)]
         for static in job.get("static_configs", []):
             static["targets"] = [t for t in static["targets"] if t in wanted]
@@ -106,8 +127,13 @@ def prometheus_config(exporters: dict[str, str], interval: str, alertmanager: st
     return text
 
 
-def alertmanager_config(sink: str) -> str:
-    """alerts/alertmanager.yml with every receiver sent to the local sink instead."""
+def alertmanager_config(sink: str, watchdog_repeat: str | None = None) -> str:
+    """alerts/alertmanager.yml with every receiver sent to the local sink instead.
+
+    `watchdog_repeat` shortens how often the dead man's switch hears the
+    Watchdog (tests prove it stops without waiting minutes); routes, receivers
+    and inhibitions are otherwise the shipped ones.
+    """
     document = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text("utf-8"))
     document.pop("global", None)
     document["templates"] = [str(ROOT / "alerts" / "templates" / "*.tmpl")]
@@ -116,6 +142,10 @@ def alertmanager_config(sink: str) -> str:
         for key in [k for k in receiver if k.endswith("_configs")]:
             del receiver[key]
         receiver["webhook_configs"] = [{"url": f"{sink}/{name}", "send_resolved": True}]
+    if watchdog_repeat is not None:
+        for route in document["route"].get("routes", []):
+            if 'alertname="Watchdog"' in route.get("matchers", []):
+                route.update(group_interval=watchdog_repeat, repeat_interval=watchdog_repeat)
     return yaml.safe_dump(document, allow_unicode=True)
 
 
@@ -124,10 +154,16 @@ class Notification:
     receiver: str
     status: str
     alerts: list[dict]
+    group_key: str = ""
+    sender: str = ""  # externalURL of the Alertmanager that sent it
+    received_at: float = 0.0  # time.monotonic()
 
 
 class Sink(ThreadingHTTPServer):
-    """Stands in for the pager gateway, mail and dead man's switch: records all."""
+    """Stands in for the pager gateway, mail and dead man's switch: records all.
+
+    It deduplicates nothing: whatever the Alertmanagers send is recorded.
+    """
 
     daemon_threads = True
 
@@ -136,6 +172,15 @@ class Sink(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.echo = echo
         super().__init__((LOOPBACK, 0), _SinkHandler)
+
+    def notifications(self, receiver: str | None = None, alertname: str | None = None,
+                      **labels: str) -> list[Notification]:
+        """What arrived so far, for one receiver and alert (labels of any alert in it)."""
+        with self.lock:
+            received = list(self.received)
+        return [n for n in received if receiver in (None, n.receiver) and any(
+            alertname in (None, a["labels"].get("alertname"))
+            and all(a["labels"].get(k) == v for k, v in labels.items()) for a in n.alerts)]
 
 
 class _SinkHandler(BaseHTTPRequestHandler):
@@ -147,7 +192,9 @@ class _SinkHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         receiver = self.path.strip("/")
-        note = Notification(receiver, body.get("status", ""), body.get("alerts", []))
+        note = Notification(receiver, body.get("status", ""), body.get("alerts", []),
+                            body.get("groupKey", ""), body.get("externalURL", ""),
+                            time.monotonic())
         with self.server.lock:
             self.server.received.append(note)
         if self.server.echo is not None:
@@ -162,21 +209,104 @@ class _SinkHandler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class PeerSwitch(ThreadingHTTPServer):
+    """POST /peers/NAME?state=up|down|reject: take a simulated peer down or up."""
+
+    daemon_threads = True
+
+    def __init__(self, peers: PeerSet) -> None:
+        self.peers = peers
+        super().__init__((LOOPBACK, 0), _SwitchHandler)
+
+
+class _SwitchHandler(BaseHTTPRequestHandler):
+    server: PeerSwitch
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _answer(self, status: HTTPStatus, text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        parts = urlsplit(self.path)
+        name = parts.path.removeprefix("/peers/")
+        state = parse_qs(parts.query).get("state", [""])[-1]
+        try:
+            self.server.peers.set_state(name, state)
+        except KeyError:
+            self._answer(HTTPStatus.NOT_FOUND, f"no simulated peer {name!r}\n")
+        except ValueError as exc:
+            self._answer(HTTPStatus.BAD_REQUEST, f"{exc}\n")
+        else:
+            self._answer(HTTPStatus.OK, f"{name} is {state}\n")
+
+
 @dataclass
-class Stack:
-    workdir: Path
-    peers: PeerSet
-    exporters: dict[str, tuple[Exporter, web_server.Server]]
+class Site:
+    """One site's monitoring: its exporter, Prometheus and Alertmanager processes."""
+
+    name: str
+    exporter: subprocess.Popen
+    exporter_url: str
     prometheus: subprocess.Popen
     prometheus_url: str
     alertmanager: subprocess.Popen
     alertmanager_url: str
+
+    @property
+    def processes(self) -> tuple[subprocess.Popen, ...]:
+        return (self.exporter, self.prometheus, self.alertmanager)
+
+    def kill(self) -> None:
+        """The site is lost: SIGKILL every process of it, no clean shutdown."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        for process in self.processes:
+            process.wait()
+
+    def stop(self) -> None:
+        for process in (self.prometheus, self.alertmanager, self.exporter):
+            stop_process(process)
+
+
+def _start(command: list[str], log: Path, env: dict[str, str] | None = None
+           ) -> subprocess.Popen:
+    with log.open("wb") as stderr:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
+                                env={**os.environ, **(env or {})})
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    peers: PeerSet
+    sites: dict[str, Site]
     sink: Sink
+    switch: PeerSwitch
     _temp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, interval: str = SHIPPED_INTERVAL, workdir: Path | None = None,
-              echo: Callable[[str], None] | None = None) -> Stack:
+    def start(cls, interval: str | None = None, workdir: Path | None = None,
+              echo: Callable[[str], None] | None = None,
+              watchdog_repeat: str | None = None, resend_delay: str | None = None,
+              partner_interval: str | None = None) -> Stack:
+        """Start both sites.
+
+        `interval`: every scrape and evaluation interval (None: the shipped
+        ones of examples/prometheus.yml); `partner_interval`: that of the probe
+        jobs but the link computers' (the simulated peers share one process:
+        two Prometheus probing everything every few seconds starve them).
+        `resend_delay`: how often Prometheus
+        re-sends a firing alert (its default 1m); an alert it stops sending
+        ends in Alertmanager after four of these. `watchdog_repeat`: see
+        alertmanager_config.
+        """
         for needed in ("alerts/dicom.rules.yml", "alerts/alertmanager.yml",
                        "examples/prometheus.yml", "examples/vaxjo.yml"):
             if not (ROOT / needed).exists():
@@ -192,47 +322,73 @@ class Stack:
             kronoberg = yaml.safe_load((ROOT / "examples" / "kronoberg.yml").read_text("utf-8"))
             peers = simulate(kronoberg)
             started.append(peers.stop)
-            exporters = {}
-            for site in SITES:
-                source = ROOT / "examples" / f"{site}.yml"
-                config, _ = loopback_config(yaml.safe_load(source.read_text("utf-8")), peers,
-                                            f"{source.name} (stack, on loopback)")
-                exporter = Exporter(config)
-                server, _ = web_server.start(exporter, (LOOPBACK, 0), {"/demo": peer_switch(peers)})
-                started.append(server.shutdown)
-                exporters[site] = (exporter, server)
+            switch = PeerSwitch(peers)
+            threading.Thread(target=switch.serve_forever, daemon=True).start()
+            started.append(switch.shutdown)
             sink = Sink(echo)
             threading.Thread(target=sink.serve_forever, daemon=True).start()
             started.append(sink.shutdown)
             sink_url = f"http://{LOOPBACK}:{sink.server_address[1]}"
 
-            am_port = _free_port()
-            (workdir / "alertmanager.yml").write_text(alertmanager_config(sink_url), "utf-8")
-            alertmanager = subprocess.Popen(
-                [alertmanager_bin, f"--config.file={workdir / 'alertmanager.yml'}",
-                 f"--storage.path={workdir / 'alertmanager-data'}",
-                 f"--web.listen-address={LOOPBACK}:{am_port}",
-                 "--cluster.listen-address="],  # no gossip: a single local instance
-                stdout=subprocess.DEVNULL, stderr=(workdir / "alertmanager.log").open("wb"),
-            )
-            started.append(lambda: stop_process(alertmanager))
-            am_url = f"http://{LOOPBACK}:{am_port}"
-            _wait_ready(f"{am_url}/-/ready", alertmanager)
-
-            prom_port = _free_port()
-            addresses = {site: f"{LOOPBACK}:{server.server_address[1]}"
-                         for site, (_, server) in exporters.items()}
+            ports = {site: {kind: _free_port() for kind in
+                            ("exporter", "prometheus", "alertmanager", "cluster")}
+                     for site in SITES}
+            exporters = {site: f"{LOOPBACK}:{ports[site]['exporter']}" for site in SITES}
+            alertmanagers = [f"{LOOPBACK}:{ports[site]['alertmanager']}" for site in SITES]
+            peers_flags = [f"--cluster.peer={LOOPBACK}:{ports[site]['cluster']}"
+                           for site in SITES]
+            (workdir / "alertmanager.yml").write_text(
+                alertmanager_config(sink_url, watchdog_repeat), "utf-8")
             (workdir / "prometheus.yml").write_text(
-                prometheus_config(addresses, interval, f"{LOOPBACK}:{am_port}"), "utf-8")
-            prometheus = subprocess.Popen(
-                [prometheus_bin, f"--config.file={workdir / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-                 f"--web.listen-address={LOOPBACK}:{prom_port}"],
-                stdout=subprocess.DEVNULL, stderr=(workdir / "prometheus.log").open("wb"),
-            )
-            started.append(lambda: stop_process(prometheus))
-            prom_url = f"http://{LOOPBACK}:{prom_port}"
-            _wait_ready(f"{prom_url}/-/ready", prometheus)
+                prometheus_config(exporters, interval, alertmanagers, partner_interval), "utf-8")
+            processes: dict[str, dict[str, subprocess.Popen]] = {site: {} for site in SITES}
+            for site in SITES:
+                folder = workdir / site
+                folder.mkdir(exist_ok=True)
+                source = ROOT / "examples" / f"{site}.yml"
+                _, text = loopback_config(yaml.safe_load(source.read_text("utf-8")), peers,
+                                          f"{source.name} (stack, on loopback)")
+                (folder / "exporter.yml").write_text(text, "utf-8")
+                exporter = processes[site]["exporter"] = _start(
+                    [sys.executable, "-m", "exporter", "--log.level=warn", "serve",
+                     f"--config.file={folder / 'exporter.yml'}",
+                     f"--web.listen-address={exporters[site]}",
+                     f"--web.external-url=http://{exporters[site]}",
+                     # Two Prometheus probe every target through each exporter.
+                     f"--probe.max-per-target={MAX_PER_TARGET}"], folder / "exporter.log")
+                started.append(functools.partial(stop_process, exporter))
+                alertmanager = processes[site]["alertmanager"] = _start(
+                    [alertmanager_bin, f"--config.file={workdir / 'alertmanager.yml'}",
+                     f"--storage.path={folder / 'alertmanager-data'}",
+                     f"--web.listen-address={LOOPBACK}:{ports[site]['alertmanager']}",
+                     f"--web.external-url=http://{LOOPBACK}:{ports[site]['alertmanager']}",
+                     f"--cluster.listen-address={LOOPBACK}:{ports[site]['cluster']}",
+                     *peers_flags], folder / "alertmanager.log")
+                started.append(functools.partial(stop_process, alertmanager))
+            for site in SITES:
+                _wait_ready(f"http://{exporters[site]}/-/healthy", processes[site]["exporter"])
+                _wait_ready(f"http://{LOOPBACK}:{ports[site]['alertmanager']}/-/ready",
+                            processes[site]["alertmanager"])
+            # Prometheus reads the targets from the exporters' /sd at start, so
+            # it starts once they answer (else the first SD refresh is a minute off).
+            for site in SITES:
+                folder = workdir / site
+                prometheus = processes[site]["prometheus"] = _start(
+                    [prometheus_bin, f"--config.file={workdir / 'prometheus.yml'}",
+                     f"--storage.tsdb.path={folder / 'prometheus-data'}",
+                     f"--web.listen-address={LOOPBACK}:{ports[site]['prometheus']}",
+                     *PROMETHEUS_FLAGS,
+                     *([f"--rules.alert.resend-delay={resend_delay}"] if resend_delay else [])],
+                    folder / "prometheus.log", {REPLICA_VARIABLE: site})
+                started.append(functools.partial(stop_process, prometheus))
+            sites = {site: Site(site, processes[site]["exporter"], f"http://{exporters[site]}",
+                                processes[site]["prometheus"],
+                                f"http://{LOOPBACK}:{ports[site]['prometheus']}",
+                                processes[site]["alertmanager"],
+                                f"http://{LOOPBACK}:{ports[site]['alertmanager']}")
+                     for site in SITES}
+            for running in sites.values():
+                _wait_ready(f"{running.prometheus_url}/-/ready", running.prometheus)
         except BaseException:
             for stop in reversed(started):
                 with contextlib.suppress(Exception):
@@ -240,20 +396,30 @@ class Stack:
             if temp is not None:
                 temp.cleanup()
             raise
-        return cls(workdir, peers, exporters, prometheus, prom_url, alertmanager, am_url, sink,
-                   temp)
+        return cls(workdir, peers, sites, sink, switch, temp)
+
+    # The Växjö site's programs: where single-site checks look.
+    @property
+    def prometheus_url(self) -> str:
+        return self.sites["vaxjo"].prometheus_url
+
+    @property
+    def alertmanager_url(self) -> str:
+        return self.sites["vaxjo"].alertmanager_url
+
+    @property
+    def switch_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.switch.server_address[1]}"
 
     def exporter_url(self, site: str) -> str:
-        return self.exporters[site][1].url
+        return self.sites[site].exporter_url
 
     def stop(self) -> None:
-        stop_process(self.prometheus)
-        stop_process(self.alertmanager)
-        for _, server in self.exporters.values():
+        for site in self.sites.values():
+            site.stop()
+        for server in (self.sink, self.switch):
             server.shutdown()
             server.server_close()
-        self.sink.shutdown()
-        self.sink.server_close()
         self.peers.stop()
         if self._temp is not None:
             self._temp.cleanup()
@@ -276,18 +442,20 @@ FAST_INTERVAL = "3s"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run peers, both exporters, Prometheus and Alertmanager on 127.0.0.1.
+    """Run peers and both sites (exporter, Prometheus, Alertmanager) on 127.0.0.1.
 
     Needs the Debian packages prometheus and prometheus-alertmanager, and a
     checkout of the repository (it reads alerts/ and examples/).
     """
     parser = argparse.ArgumentParser(prog="python -m tools.stack", description=main.__doc__)
     parser.add_argument("--fast", action="store_true",
-                        help=f"scrape and evaluate every {FAST_INTERVAL}, not the shipped 15 s")
+                        help=f"scrape and evaluate every {FAST_INTERVAL}, not the shipped "
+                             "intervals")
     fast = parser.parse_args(argv).fast
     echo = functools.partial(print, flush=True)
     try:
-        running = Stack.start(FAST_INTERVAL if fast else SHIPPED_INTERVAL, echo=echo)
+        running = Stack.start(FAST_INTERVAL if fast else None, echo=echo,
+                              resend_delay=FAST_INTERVAL if fast else None)
     except StackError as exc:
         print(f"cannot start the stack: {exc}", file=sys.stderr)
         return 1
@@ -297,14 +465,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         echo("Simulated peers on 127.0.0.1: "
              + ", ".join(f"{n}:{p.port}" for n, p in running.peers.peers.items()))
-        for site in running.exporters:
-            echo(f"Exporter {site:<8} {running.exporter_url(site)}/")
-        echo(f"Prometheus       {running.prometheus_url}/alerts")
-        echo(f"Alertmanager     {running.alertmanager_url}/#/alerts")
-        echo(f"Dashboards       grafana/dashboards/*.json (import into Grafana, "
+        for name, site in running.sites.items():
+            echo(f"{name:<8} exporter {site.exporter_url}/  Prometheus "
+                 f"{site.prometheus_url}/alerts  Alertmanager {site.alertmanager_url}/#/alerts")
+        echo(f"Dashboards: grafana/dashboards/*.json (import into Grafana, "
              f"datasource {running.prometheus_url})")
-        echo("Take a simulated peer down (up|down|reject), from either exporter:")
-        echo(f"  curl -X POST '{running.exporter_url('vaxjo')}/demo/peers/z97117?state=down'")
+        echo("Take a simulated peer down (up|down|reject):")
+        echo(f"  curl -X POST '{running.switch_url}/peers/z97117?state=down'")
+        echo("Lose a site: kill -9 its three processes: "
+             + ", ".join(f"{name} {' '.join(str(p.pid) for p in site.processes)}"
+                         for name, site in running.sites.items()))
         echo("Notifications the pager, mail and dead man's switch would get are printed "
              "below. Stop with Ctrl-C.")
         while not stop.wait(0.5):

@@ -9,6 +9,7 @@ the config: the target parameter is a name, not an address.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import io
@@ -32,7 +33,7 @@ from exporter.app import Exporter, Overloaded, UnknownProbe
 from exporter.config.strict import ConfigError
 from exporter.config.webconfig import WebConfig, signature
 from exporter.config.webconfig import load as load_web_config
-from exporter.metrics import ProbeCollector
+from exporter.metrics import ProbeCollector, WebInfoCollector
 from exporter.web import oncall, oncall_html, runbooks
 from exporter.web.connections import Connection, ConnectionLoop, Limits
 from exporter.web.oncall import OnCallStatus
@@ -101,6 +102,7 @@ class Server:
         extra_endpoints: dict[str, ExtraEndpoint] | None = None,
         web: WebConfig | None = None,
         limits: Limits | None = None,
+        external_url: str | None = None,
     ) -> None:
         self.exporter = exporter
         self.extra_endpoints = extra_endpoints or {}
@@ -120,6 +122,10 @@ class Server:
         self.loop = ConnectionLoop(listeners, self._respond, lambda: self.web.ssl_context,
                                    self.limits,
                                    lambda sock: self.web.allows_peer(sock.getpeercert()))
+        self.external_url = (external_url or default_external_url(self.url)).rstrip("/")
+        # Published on /metrics so alert rules link to runbooks where people reach them.
+        self._web_info = WebInfoCollector(self.external_url)
+        exporter.runtime.register(self._web_info)
 
     @property
     def url(self) -> str:
@@ -138,6 +144,8 @@ class Server:
 
     def server_close(self) -> None:
         self.loop.close()
+        with contextlib.suppress(KeyError):
+            self.exporter.runtime.unregister(self._web_info)
 
     def _respond(self, request: bytes, connection: Connection) -> tuple[bytes, bool]:
         handler = Handler(request, connection.peer, self)
@@ -541,6 +549,30 @@ def accepts_gzip(header: str) -> bool:
     return False
 
 
+def default_external_url(listen_url: str) -> str:
+    """The listen URL, with this host's name where it listens on every interface.
+
+    As Prometheus' own --web.external-url default: a wildcard address is no
+    place a browser can go, the host name is.
+    """
+    parts = urlsplit(listen_url)
+    host = parts.hostname or ""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{parts.port}"
+
+
+def check_external_url(text: str) -> str:
+    """An absolute http(s) URL without query or fragment; raises ValueError otherwise."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or (
+            parts.fragment):
+        raise ValueError(f"invalid external URL {text!r} (use e.g. https://host:10104)")
+    return text.rstrip("/")
+
+
 def parse_listen_address(text: str) -> Address:
     """Prometheus-style `host:port`; an empty host means all interfaces, `[::1]:port` IPv6."""
     host, sep, port = text.rpartition(":")
@@ -557,8 +589,9 @@ def start(
     extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None,
     limits: Limits | None = None,
+    external_url: str | None = None,
 ) -> tuple[Server, threading.Thread]:
-    server = Server(address, exporter, extra_endpoints, web, limits)
+    server = Server(address, exporter, extra_endpoints, web, limits, external_url)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread

@@ -5,6 +5,7 @@ and helpers for its HTTP API."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.parse
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.realpeers import LOOPBACK, free_port, require, stop, wait_for_port
-from tools.stack import prometheus_config
+from tools.stack import PROMETHEUS_FLAGS, REPLICA_VARIABLE, prometheus_config
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str) -> object:
@@ -34,14 +35,16 @@ class Prometheus:
         if isinstance(exporters, str):
             exporters = {"vaxjo": exporters}
         config = workdir / "prometheus.yml"
-        config.write_text(prometheus_config(exporters, "1s", alertmanager))
+        config.write_text(prometheus_config(
+            exporters, "1s", [alertmanager] if alertmanager else None))
         self.port = free_port()
         self.base = f"http://{LOOPBACK}:{self.port}"
         self.process = subprocess.Popen(
             [require("prometheus"), f"--config.file={config}",
              f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-             f"--web.listen-address={LOOPBACK}:{self.port}"],
+             f"--web.listen-address={LOOPBACK}:{self.port}", *PROMETHEUS_FLAGS],
             stdout=subprocess.DEVNULL, stderr=(workdir / "prometheus.log").open("wb"),
+            env={**os.environ, REPLICA_VARIABLE: "test"},
         )
         try:
             wait_for_port(self.port, self.process)
