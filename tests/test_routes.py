@@ -228,7 +228,8 @@ def test_route_alerts_in_a_real_prometheus(demo: Demo, tmp_path: Path) -> None:
             a for a in prometheus.alerts("NoRouteAvailable")
             if a["labels"]["route"] == "ljungby-skane"], 120, "NoRouteAvailable")[0]
         assert none["labels"]["severity"] == "critical"
-        assert "DVD" in none["annotations"]["summary"]
+        assert none["annotations"]["summary"] == "Ljungby → Skåne: ingen väg öppen"
+        assert "DVD" in none["annotations"]["description"]  # the last resort, as configured
     finally:
         if prometheus is not None:
             prometheus.stop()

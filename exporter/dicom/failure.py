@@ -60,14 +60,3 @@ def timed(phases: dict[str, float], name: str) -> Iterator[None]:
         raise
     finally:
         phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
-
-
-@contextmanager
-def in_phase(name: str) -> Iterator[None]:
-    """Mark a failure with phase `name` without timing (decoding after the clock stopped)."""
-    try:
-        yield
-    except ProbeFailure as failure:
-        if failure.phase is None:
-            failure.phase = name
-        raise
