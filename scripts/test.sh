@@ -12,5 +12,5 @@ bash scripts/setup.sh --test
 .venv/bin/python -m tools.generate --check
 fast_path="$(bash scripts/hide-programs.sh)"
 trap 'rm -rf "$fast_path"' EXIT
-PATH="$fast_path" .venv/bin/python -m pytest -m "not slow" "$@"
+PATH="$fast_path" .venv/bin/python -m pytest -m "not slow" -n 2 "$@"
 .venv/bin/python -m pytest -m slow "$@"

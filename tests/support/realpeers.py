@@ -6,6 +6,7 @@ peers started the same way (TCP_NODELAY=1, temp storage, our AE known).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -28,10 +29,35 @@ LOOPBACK = "127.0.0.1"
 MONITOR_AE = "KRONOBERG_MON"
 
 
+# Ports handed to servers a test starts by number (processes, "a closed port").
+# They come from below Linux's ephemeral range (32768-60999), so no socket
+# bound to port 0 anywhere can take one between free_port() and the server's
+# bind, and each pytest-xdist worker draws from its own slice, so two workers
+# never hand out the same port.
+_PORTS = (20000, 32768)
+_turn = itertools.count(os.getpid() % 997)
+
+
+def _slice() -> tuple[int, int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), index + 1)
+    span = (_PORTS[1] - _PORTS[0]) // workers
+    return _PORTS[0] + index * span, _PORTS[0] + (index + 1) * span
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody is bound to, from this worker's own slice."""
+    low, high = _slice()
+    for _ in range(high - low):
+        port = low + next(_turn) % (high - low)
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 20) -> None:
