@@ -127,14 +127,21 @@ def prometheus_config(exporters: dict[str, str], interval: str | None,
     return text
 
 
-def alertmanager_config(sink: str, watchdog_repeat: str | None = None) -> str:
+def alertmanager_config(sink: str, watchdog_repeat: str | None = None,
+                        pinned_intervals: dict[str, bool] | None = None) -> str:
     """alerts/alertmanager.yml with every receiver sent to the local sink instead.
 
     `watchdog_repeat` shortens how often the dead man's switch hears the
-    Watchdog (tests prove it stops without waiting minutes); routes, receivers
-    and inhibitions are otherwise the shipped ones.
+    Watchdog (tests prove it stops without waiting minutes). `pinned_intervals`
+    (time interval name -> inside) makes those intervals always or never
+    match, so a scenario's time of day does not depend on the real clock.
+    Routes, receivers and inhibitions are otherwise the shipped ones.
     """
     document = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text("utf-8"))
+    for interval in document.get("time_intervals", []):
+        if pinned_intervals is not None and interval["name"] in pinned_intervals:
+            inside = pinned_intervals[interval["name"]]
+            interval["time_intervals"] = [{}] if inside else [{"years": ["1999"]}]
     document.pop("global", None)
     document["templates"] = [str(ROOT / "alerts" / "templates" / "*.tmpl")]
     for receiver in document["receivers"]:
@@ -295,7 +302,8 @@ class Stack:
     def start(cls, interval: str | None = None, workdir: Path | None = None,
               echo: Callable[[str], None] | None = None,
               watchdog_repeat: str | None = None, resend_delay: str | None = None,
-              partner_interval: str | None = None) -> Stack:
+              partner_interval: str | None = None,
+              pinned_intervals: dict[str, bool] | None = None) -> Stack:
         """Start both sites.
 
         `interval`: every scrape and evaluation interval (None: the shipped
@@ -304,8 +312,8 @@ class Stack:
         two Prometheus probing everything every few seconds starve them).
         `resend_delay`: how often Prometheus
         re-sends a firing alert (its default 1m); an alert it stops sending
-        ends in Alertmanager after four of these. `watchdog_repeat`: see
-        alertmanager_config.
+        ends in Alertmanager after four of these. `watchdog_repeat` and
+        `pinned_intervals`: see alertmanager_config.
         """
         for needed in ("alerts/dicom.rules.yml", "alerts/alertmanager.yml",
                        "examples/prometheus.yml", "examples/vaxjo.yml"):
@@ -338,7 +346,7 @@ class Stack:
             peers_flags = [f"--cluster.peer={LOOPBACK}:{ports[site]['cluster']}"
                            for site in SITES]
             (workdir / "alertmanager.yml").write_text(
-                alertmanager_config(sink_url, watchdog_repeat), "utf-8")
+                alertmanager_config(sink_url, watchdog_repeat, pinned_intervals), "utf-8")
             (workdir / "prometheus.yml").write_text(
                 prometheus_config(exporters, interval, alertmanagers, partner_interval), "utf-8")
             processes: dict[str, dict[str, subprocess.Popen]] = {site: {} for site in SITES}
