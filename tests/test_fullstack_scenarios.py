@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -33,6 +31,7 @@ import yaml
 from alerts.scenarios import SCENARIOS
 from exporter.config.strict import parse_duration
 from tests.support.promstack import wait_until
+from tests.support.twosites import cluster_formed, get_json, query
 from tools.stack import ROOT, Notification, Stack, StackError
 
 pytestmark = pytest.mark.slow
@@ -71,24 +70,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
-
-
-def get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)
-
-
-def query(prometheus_url: str, expr: str) -> list[dict]:
-    url = f"{prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    return get_json(url)["data"]["result"]  # type: ignore[index]
-
-
-def cluster_formed(stack: Stack) -> bool:
-    for site in stack.sites.values():
-        status = get_json(f"{site.alertmanager_url}/api/v2/status")["cluster"]  # type: ignore
-        if status["status"] != "ready" or len(status["peers"]) != len(stack.sites):
-            return False
-    return True
 
 
 def seen_up_from_both_sites(stack: Stack, target: str) -> None:

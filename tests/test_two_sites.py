@@ -15,7 +15,6 @@ status and alerts = the same notification), never deduplicated by the sink.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -42,6 +41,7 @@ from monitoring import settings
 from tests.support.configs import make_config
 from tests.support.promstack import wait_until
 from tests.support.realpeers import require
+from tests.support.twosites import cluster_formed, get_json, query
 from tools.stack import Notification, Stack, StackError
 
 ROOT = Path(__file__).parent.parent
@@ -168,16 +168,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running.stop()
 
 
-def get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)
-
-
-def query(prometheus_url: str, expr: str) -> list[dict]:
-    url = f"{prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    return get_json(url)["data"]["result"]  # type: ignore[index]
-
-
 def am_alerts(alertmanager_url: str, name: str, **labels: str) -> list[dict]:
     alerts = get_json(f"{alertmanager_url}/api/v2/alerts")
     return [a for a in alerts if a["labels"]["alertname"] == name  # type: ignore[union-attr]
@@ -202,14 +192,6 @@ def started(alert: dict) -> float:
 
 def live_sites(stack: Stack) -> list[str]:
     return [name for name, site in stack.sites.items() if site.prometheus.poll() is None]
-
-
-def cluster_formed(stack: Stack) -> bool:
-    for site in stack.sites.values():
-        status = get_json(f"{site.alertmanager_url}/api/v2/status")["cluster"]  # type: ignore
-        if status["status"] != "ready" or len(status["peers"]) != len(stack.sites):
-            return False
-    return True
 
 
 @pytest.mark.slow
