@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from exporter.route_state import SWEDISH_HOP, HopState
 from monitoring import settings
 
 OUT = Path(__file__).resolve().parent / "dashboards"
@@ -31,8 +32,8 @@ EXPORTER = M.exporter
 GENERATED = ("(Genererad av grafana/build.py från monitoring/config.yml: "
              "ändra där och kör python -m tools.generate.)")
 UP_DOWN = [{"type": "value", "options": {
-    "0": {"text": "NERE", "color": "red", "index": 0},
-    "1": {"text": "upp", "color": "green", "index": 1}}}]
+    "0": {"text": SWEDISH_HOP[HopState.DOWN], "color": "red", "index": 0},
+    "1": {"text": SWEDISH_HOP[HopState.UP], "color": "green", "index": 1}}}]
 
 
 def variable_datasource() -> dict:

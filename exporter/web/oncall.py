@@ -16,6 +16,7 @@ from exporter.config import Config, Target
 from exporter.config.topology import Route
 from exporter.reasons import Reason
 from exporter.route_state import (
+    SWEDISH_HOP,
     SWEDISH_STATE,
     HopState,
     RouteState,
@@ -27,7 +28,8 @@ from exporter.route_state import (
 from exporter.routine import Fault, place, site_name
 from exporter.stats import Snapshot
 
-STATE_TEXT = {HopState.UP: "upp", HopState.DOWN: "nere", HopState.UNKNOWN: "okänd"}
+# The state words of route_state, lower-case as /status.json has always carried them.
+STATE_TEXT = {state: word.lower() for state, word in SWEDISH_HOP.items()}
 ROLE_TEXT = {"link_computer": "länkdator", "partner": "partnerregion", "relay": "relä"}
 
 

@@ -12,12 +12,15 @@ import datetime
 import html
 
 from exporter import __version__
-from exporter.web.oncall import OnCallStatus
+from exporter.route_state import SWEDISH_HOP, HopState
+from exporter.web.oncall import STATE_TEXT, OnCallStatus
 
 REFRESH_SECONDS = 15
 REFRESH_RANGE = (2, 300)
 BADGE = {
-    "upp": ("ok", "✔ upp"), "nere": ("fel", "✖ NERE"), "okänd": ("okand", "? okänd"),
+    STATE_TEXT[HopState.UP]: ("ok", f"✔ {SWEDISH_HOP[HopState.UP]}"),
+    STATE_TEXT[HopState.DOWN]: ("fel", f"✖ {SWEDISH_HOP[HopState.DOWN]}"),
+    STATE_TEXT[HopState.UNKNOWN]: ("okand", f"? {SWEDISH_HOP[HopState.UNKNOWN]}"),
     "öppen": ("ok", "✔ öppen"), "stängd": ("fel", "✖ stängd"),
 }
 ROUTE_BADGE = {
@@ -192,7 +195,7 @@ def render(status: OnCallStatus, refresh_seconds: int = REFRESH_SECONDS) -> str:
     low, high = REFRESH_RANGE
     interval = min(max(refresh_seconds, low), high)
     stamp = datetime.datetime.fromtimestamp(status.generated_at).strftime("%Y-%m-%d %H:%M:%S")
-    down = sum(1 for t in status.targets if t.state == "nere")
+    down = sum(1 for t in status.targets if t.state == STATE_TEXT[HopState.DOWN])
     title = f"DICOM-överföring: {len(status.faults)} fel" if status.faults else (
         "DICOM-överföring: inga fel")
     return f"""<!doctype html>
