@@ -598,14 +598,14 @@ def test_an_empty_target_list_does_not_spin_the_scheduler() -> None:
 def test_scheduled_probes_refused_by_the_limits_wait_for_a_slot(
         caplog: pytest.LogCaptureFixture) -> None:
     """Two targets on one silent host, one probe per host at a time: the second is
-    due (3 s) while the first still waits out its 4 s timeout, is refused, and
-    runs as soon as the slot is free, ending within its round (next turn at 9 s)."""
+    due (1.2 s) while the first still waits out its 1.4 s timeout, is refused, and
+    runs as soon as the slot is free, well before its next turn (3.6 s)."""
     with ScriptedPeer(lambda p, conn: p.hold()) as silent:
         targets = {name: {"port": silent.port, "ae_title": "SILENT", "modules": ["echo"]}
                    for name in ("first", "second")}
-        modules = {"echo": {"prober": "echo", "timeout": "4s"}}
+        modules = {"echo": {"prober": "echo", "timeout": "1400ms"}}
         exporter = Exporter(make_config(targets, modules), limits=ProbeLimits(per_target=1))
-        scheduler = Scheduler(exporter, 6.0)
+        scheduler = Scheduler(exporter, 2.4)
         with caplog.at_level(logging.WARNING):
             scheduler.start()
             deadline = time.monotonic() + 20

@@ -21,6 +21,7 @@ from pynetdicom.sop_class import (
 )
 
 from exporter import probers
+from exporter.demo.simulated import serve
 from exporter.reasons import Reason
 from tests.support import pdus
 from tests.support.configs import make_config
@@ -66,7 +67,7 @@ def scp() -> Iterator[callable]:
             ae.require_calling_aet = require_calling
         for context in contexts or (Verification,):
             ae.add_supported_context(context)
-        server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=list(handlers))
+        server = serve(ae, (LOOPBACK, 0), list(handlers))
         servers.append(server)
         return server.server_address[1]
 
@@ -563,7 +564,7 @@ def test_a_store_that_never_reached_the_peer_is_tried_again_at_once(tmp_path) ->
     ae = AE(ae_title="PEER")
     ae.add_supported_context(SecondaryCaptureImageStorage)
     ae.add_supported_context(Verification)
-    server = ae.start_server((LOOPBACK, port), block=False, evt_handlers=[
+    server = serve(ae, (LOOPBACK, port), [
         (evt.EVT_C_STORE, lambda event: (stored.append(1), 0x0000)[1])])
     try:
         report = exporter.probe("peer", "store")

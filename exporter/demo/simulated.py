@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -16,6 +17,23 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 STATES = ("up", "down", "reject")
 LOOPBACK = "127.0.0.1"
+
+
+# How often a listener looks for a stop request. pynetdicom's own default
+# (0.5 s) makes every peer switched down wait that long.
+POLL_INTERVAL = 0.05
+
+
+def serve(ae: AE, address: tuple[str, int],
+          handlers: list[tuple[Any, ...]] | None = None) -> ThreadedAssociationServer:
+    """Start ``ae`` listening in a daemon thread, as ``AE.start_server(block=False)``
+    does, but with a stop that returns within ``POLL_INTERVAL``."""
+    server = ae.make_server(address, evt_handlers=handlers or [],
+                            server_class=ThreadedAssociationServer)
+    ae._servers.append(server)  # as start_server does: server.shutdown() removes it
+    threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True,
+                     name=f"scp-{ae.ae_title}").start()
+    return server
 
 
 def _accept_store(event: evt.Event) -> int:
@@ -67,12 +85,8 @@ class SimulatedPeer:
             self.set_state(self.state)
 
     def _start(self) -> None:
-        self._server = self._ae.start_server(
-            (LOOPBACK, self.port),
-            block=False,
-            evt_handlers=[(evt.EVT_C_STORE, _accept_store)],
-        )
-        assert self._server is not None  # started without blocking
+        self._server = serve(self._ae, (LOOPBACK, self.port),
+                             [(evt.EVT_C_STORE, _accept_store)])
         self.port = self._server.server_address[1]
 
     def _stop(self) -> None:
