@@ -13,6 +13,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pydicom
 import pynetdicom
@@ -24,6 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from exporter import __version__, route_state
 from exporter.buildinfo import REVISION
@@ -71,6 +73,23 @@ WEB_INFO = "dicom_exporter_web_info"
 
 
 
+@dataclass(slots=True)
+class Gauge:
+    """One gauge family of a /probe answer as plain data: building client_python
+    families per probe (name checks, Sample tuples) cost more than the rest of
+    the answer, so /probe writes these directly (`probe_page`) and `collect()`
+    converts them for everything else."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+    samples: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
+
+    @classmethod
+    def single(cls, name: str, documentation: str, value: float) -> Gauge:
+        return cls(name, documentation, (), [((), value)])
+
+
 class ProbeCollector(Collector):
     """The families of one /probe answer, as blackbox_exporter shapes them."""
 
@@ -78,117 +97,121 @@ class ProbeCollector(Collector):
         self.report = report
 
     def collect(self) -> Iterator[Metric]:
+        for gauge in self.families():
+            family = GaugeMetricFamily(gauge.name, gauge.documentation,
+                                       labels=list(gauge.labels))
+            for values, value in gauge.samples:
+                family.add_metric(list(values), value)
+            yield family
+
+    def families(self) -> Iterator[Gauge]:
         report = self.report
         prober = report.module.prober
-        yield GaugeMetricFamily(
-            PROBE_SUCCESS, "Whether the probe succeeded.", value=int(report.success)
-        )
-        yield GaugeMetricFamily(
-            PROBE_DURATION, "How long the probe took, in seconds.", value=report.duration
-        )
-        yield GaugeMetricFamily(
+        yield Gauge.single(PROBE_SUCCESS, "Whether the probe succeeded.", int(report.success))
+        yield Gauge.single(PROBE_DURATION, "How long the probe took, in seconds.",
+                           report.duration)
+        yield Gauge.single(
             PROBE_DNS_LOOKUP, "Time spent resolving the target's host name, in seconds.",
-            value=report.dns_lookup,
-        )
-        yield GaugeMetricFamily(
-            PROBE_TIMEOUT,
-            "The timeout this probe ran with, after the scrape timeout header.",
-            value=report.timeout,
-        )
-        phases = GaugeMetricFamily(
-            PROBE_PHASE_DURATION,
-            "Time per phase, from sending the request to the last byte of the answer.",
-            labels=["phase"],
-        )
+            report.dns_lookup)
+        yield Gauge.single(
+            PROBE_TIMEOUT, "The timeout this probe ran with, after the scrape timeout header.",
+            report.timeout)
         tls = ("tls",) if report.target.tls is not None and prober != "tcp" else ()
         kind_phases = KINDS[prober].phases
-        for phase in kind_phases[:1] + tls + kind_phases[1:]:
-            phases.add_metric([phase], report.phases.get(phase, 0.0))
-        yield phases
+        yield Gauge(
+            PROBE_PHASE_DURATION,
+            "Time per phase, from sending the request to the last byte of the answer.",
+            ("phase",), [((phase,), report.phases.get(phase, 0.0))
+                         for phase in kind_phases[:1] + tls + kind_phases[1:]])
         if report.tls_version:
-            version = GaugeMetricFamily(
-                PROBE_TLS_VERSION, "The TLS version negotiated with the peer.",
-                labels=["version"])
-            version.add_metric([report.tls_version], 1)
-            yield version
+            yield Gauge(PROBE_TLS_VERSION, "The TLS version negotiated with the peer.",
+                        ("version",), [((report.tls_version,), 1)])
         if report.tls_expiry is not None:
-            yield GaugeMetricFamily(
+            yield Gauge.single(
                 PROBE_TLS_EXPIRY,
                 "When the peer's verified leaf certificate expires, in Unix time (Python 3.11 "
                 "exposes no chain; blackbox's name kept for its users' alerts).",
-                value=report.tls_expiry)
-        reasons = GaugeMetricFamily(
-            PROBE_FAILURE_REASON,
-            "1 for the reason the probe failed, 0 for every other reason.",
-            labels=["reason"],
-        )
-        for reason in Reason:
-            reasons.add_metric([reason.value], int(report.reason is reason))
-        yield reasons
+                report.tls_expiry)
+        yield Gauge(
+            PROBE_FAILURE_REASON, "1 for the reason the probe failed, 0 for every other reason.",
+            ("reason",), [((reason.value,), int(report.reason is reason)) for reason in Reason])
         if prober == "tcp":
             return
-        yield GaugeMetricFamily(
-            PROBE_ASSOCIATION_ACCEPTED,
-            "Whether the peer accepted the association.",
-            value=int(report.peer is not None),
-        )
+        yield Gauge.single(PROBE_ASSOCIATION_ACCEPTED,
+                           "Whether the peer accepted the association.",
+                           int(report.peer is not None))
         if report.reject is not None:
-            reject = GaugeMetricFamily(
+            yield Gauge(
                 PROBE_ASSOCIATION_REJECT,
                 "The A-ASSOCIATE-RJ result, source and reason/diagnostic (PS3.8 9.3.4).",
-                labels=["result", "source", "diagnostic"],
-            )
-            reject.add_metric([str(v) for v in report.reject], 1)
-            yield reject
+                ("result", "source", "diagnostic"),
+                [(tuple(str(v) for v in report.reject), 1)])
         if report.abort is not None:
-            abort = GaugeMetricFamily(
-                PROBE_ABORT,
-                "The A-ABORT source and reason the peer sent (PS3.8 9.3.8).",
-                labels=["source", "reason"],
-            )
-            abort.add_metric([str(v) for v in report.abort], 1)
-            yield abort
+            yield Gauge(
+                PROBE_ABORT, "The A-ABORT source and reason the peer sent (PS3.8 9.3.8).",
+                ("source", "reason"), [(tuple(str(v) for v in report.abort), 1)])
         if report.status is not None:
-            yield GaugeMetricFamily(
-                PROBE_DIMSE_STATUS,
-                "The DIMSE status code of the response (0 is success).",
-                value=report.status,
-            )
+            yield Gauge.single(PROBE_DIMSE_STATUS,
+                               "The DIMSE status code of the response (0 is success).",
+                               report.status)
         if report.contexts:
-            contexts = GaugeMetricFamily(
-                PROBE_CONTEXT_ACCEPTED,
-                "Whether the peer accepted the presentation context for this SOP class.",
-                labels=["sop_class"],
-            )
             names = {uid: keyword for keyword, uid in report.module.sop_classes}
             names["1.2.840.10008.1.1"] = "Verification"
-            for cx in report.contexts:
-                contexts.add_metric(
-                    [names.get(cx.abstract_syntax, cx.abstract_syntax)], int(cx.accepted)
-                )
-            yield contexts
+            yield Gauge(
+                PROBE_CONTEXT_ACCEPTED,
+                "Whether the peer accepted the presentation context for this SOP class.",
+                ("sop_class",),
+                [((names.get(cx.abstract_syntax, cx.abstract_syntax),), int(cx.accepted))
+                 for cx in report.contexts])
         if report.peer is not None:
-            info = GaugeMetricFamily(
-                PROBE_PEER_INFO,
-                "The peer's implementation class UID and version name.",
-                labels=["implementation_class_uid", "implementation_version_name"],
-            )
-            info.add_metric(
-                [report.peer.implementation_class_uid, report.peer.implementation_version_name], 1
-            )
-            yield info
-            yield GaugeMetricFamily(
-                PROBE_PEER_MAX_PDU,
-                "The largest PDU the peer accepts (0: unlimited).",
-                value=report.peer.peer_max_pdu,
-            )
+            yield Gauge(
+                PROBE_PEER_INFO, "The peer's implementation class UID and version name.",
+                ("implementation_class_uid", "implementation_version_name"),
+                [((report.peer.implementation_class_uid,
+                   report.peer.implementation_version_name), 1)])
+            yield Gauge.single(PROBE_PEER_MAX_PDU,
+                               "The largest PDU the peer accepts (0: unlimited).",
+                               report.peer.peer_max_pdu)
         if prober == "store":
-            yield GaugeMetricFamily(
+            yield Gauge.single(
                 PROBE_RESULT_AGE,
-                "Age of the store result; above 0 it repeats an earlier store "
-                "(min_interval).",
-                value=report.result_age or 0.0,
-            )
+                "Age of the store result; above 0 it repeats an earlier store (min_interval).",
+                report.result_age or 0.0)
+
+
+# Sample-line beginnings of /probe answers, by (family, label values): phases,
+# reasons and SOP classes repeat every probe. Bounded, since peers choose some
+# label values (implementation names): past the bound, lines are built each time.
+_PROBE_HEADS: dict[str, str] = {}
+_PROBE_PREFIXES: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+PROBE_PREFIX_CACHE = 1024
+
+
+def probe_page(report: ProbeReport) -> bytes:
+    """The /probe answer: byte for byte what generate_latest writes for
+    ProbeCollector (a test compares them), at a fraction of its cost."""
+    out: list[str] = []
+    for gauge in ProbeCollector(report).families():
+        head = _PROBE_HEADS.get(gauge.name)
+        if head is None:
+            help_text = gauge.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+            head = _PROBE_HEADS.setdefault(gauge.name, _header(gauge.name, "gauge", help_text
+                                                               ).decode())
+        out.append(head)
+        for values, value in gauge.samples:
+            key = (gauge.name, gauge.labels, values)
+            prefix = _PROBE_PREFIXES.get(key)
+            if prefix is None:
+                pairs = ",".join(f'{k}="{_escape(v)}"'
+                                 for k, v in sorted(zip(gauge.labels, values, strict=True)))
+                prefix = f"{gauge.name}{{{pairs}}} " if pairs else f"{gauge.name} "
+                if len(_PROBE_PREFIXES) < PROBE_PREFIX_CACHE:
+                    _PROBE_PREFIXES[key] = prefix
+            number = float(value)
+            # floatToGoString, whose answer below 1e6 (and finite) is simply repr.
+            out.append(prefix + (repr(number) if -1e300 < number < 1e6
+                                 else floatToGoString(number)) + "\n")
+    return "".join(out).encode()
 
 
 def scheduled_skips(counts: dict[tuple[str, str, str], int]) -> Metric:

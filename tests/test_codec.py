@@ -252,3 +252,28 @@ def test_a_store_response_must_name_our_instance_when_it_names_one() -> None:
     with pytest.raises(ProbeFailure) as caught:
         codec.decode_dimse_response(tuple(pdus.store_rsp(1, sop_instance="1.2.4")), ours)
     assert "SOP instance" in caught.value.detail
+
+
+def test_the_ac_cache_keeps_only_acs_of_a_real_size_and_a_bounded_number() -> None:
+    """A peer answering with a different large A-ASSOCIATE-AC each time grew an
+    entry-bounded cache by up to 1 MiB a probe; now it holds at most
+    AC_CACHE_ENTRIES x AC_CACHE_LARGEST bytes, and still serves repeats."""
+    cache = codec._cached_associate_ac
+    cache.cache_clear()
+    proposal = contexts(codec.VERIFICATION)
+    for index in range(50):
+        large = pdus.raw_associate_ac(ACCEPT_ECHO,
+                                      class_uid=f"1.2.{index}.".encode() + b"9" * 20000)
+        assert len(large) > codec.AC_CACHE_LARGEST
+        accepted = codec.decode_associate_ac(large, proposal)
+        assert accepted.implementation_class_uid.startswith(f"1.2.{index}.")
+    assert cache.cache_info().currsize == 0
+    for index in range(codec.AC_CACHE_ENTRIES + 100):
+        codec.decode_associate_ac(
+            pdus.raw_associate_ac(ACCEPT_ECHO, class_uid=f"1.2.{index}".encode()), proposal)
+    assert cache.cache_info().currsize == codec.AC_CACHE_ENTRIES
+    usual = pdus.raw_associate_ac(ACCEPT_ECHO)
+    codec.decode_associate_ac(usual, proposal)
+    hits = cache.cache_info().hits
+    assert codec.decode_associate_ac(usual, proposal).peer_max_pdu == 16384
+    assert cache.cache_info().hits == hits + 1

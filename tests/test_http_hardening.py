@@ -28,10 +28,11 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from exporter import buildinfo, probers
+from exporter import buildinfo, metrics, probers
 from exporter.app import Exporter, ProbeLimits
 from exporter.config import webconfig
-from exporter.metrics import BUILD_INFO, ProbeCollector, render_probe
+from exporter.dicom.codec import Accepted, ContextResult
+from exporter.metrics import BUILD_INFO, probe_page, render_probe
 from exporter.schedule import Scheduler
 from exporter.web import server as web_server
 from exporter.web.connections import Limits, Refusal, frame
@@ -665,4 +666,39 @@ def test_probe_exposition_is_byte_for_byte_what_client_python_writes(peer: Scrip
                probers.run(config.targets["up"], config.modules["echo"], 2.0),
                probers.run(config.targets["closed"], config.modules["echo"], 2.0)]
     for report in reports:
-        assert web_server.exposition(ProbeCollector(report).collect()) == render_probe(report)
+        assert probe_page(report) == render_probe(report)
+
+
+def test_probe_exposition_matches_client_python_for_every_family_and_value(
+        peer: ScriptedPeer) -> None:
+    """Every optional family, label values a peer chooses (quotes, backslashes,
+    newlines), and numbers Go spells in exponent form (a certificate's expiry)."""
+    config = make_config({"up": {"port": peer.port, "ae_title": "PEER"}})
+    report = probers.run(config.targets["up"], config.modules["store"], 2.0)
+    report.tls_version = "TLSv1.3"
+    report.tls_expiry = 1_893_456_000.25
+    report.reject = (1, 1, 3)
+    report.abort = (2, 6)
+    report.status = 0xC000
+    report.result_age = 3_600_000.5
+    report.contexts = (ContextResult(1, "1.2.840.10008.1.1", True, "1.2.840.10008.1.2", 0),
+                       ContextResult(3, "1.2.3.4", False, "", 3))
+    report.peer = Accepted(report.contexts, 0, '1.2."3\\', 'A\nB"\\')
+    report.phases["dimse"] = float("nan")
+    text = probe_page(report)
+    assert text == render_probe(report)
+    for name in ("probe_ssl_earliest_cert_expiry 1.89345600025e+09",
+                 "probe_dicom_tls_version_info", "probe_dicom_association_reject_info",
+                 "probe_dicom_abort_info", "probe_dicom_result_age_seconds 3.6000005e+06",
+                 'sop_class="1.2.3.4"', 'phase="dimse"} NaN'):
+        assert name.encode() in text, name
+
+
+def test_the_probe_line_cache_is_bounded_when_peers_choose_label_values(
+        peer: ScriptedPeer) -> None:
+    config = make_config({"up": {"port": peer.port, "ae_title": "PEER"}})
+    report = probers.run(config.targets["up"], config.modules["echo"], 2.0)
+    for index in range(metrics.PROBE_PREFIX_CACHE + 50):
+        report.peer = Accepted((), 0, f"1.2.{index}", "HOSTILE")
+        assert f'implementation_class_uid="1.2.{index}"'.encode() in probe_page(report)
+    assert len(metrics._PROBE_PREFIXES) <= metrics.PROBE_PREFIX_CACHE

@@ -7,9 +7,11 @@ probe's timeout plus half a second.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator
 
 import pytest
 from pynetdicom import AE, evt
@@ -129,6 +131,45 @@ def test_a_huge_declared_pdu_length_is_a_protocol_error() -> None:
         report = run(peer.port)
     assert_failed(report, Reason.PROTOCOL_ERROR)
     assert "declares" in report.detail
+
+
+def p_data(payload: bytes, flags: int, context_id: int = 1) -> bytes:
+    """One P-DATA-TF PDU holding one PDV (flags: bit 0 command, bit 1 last)."""
+    pdv = struct.pack(">IBB", len(payload) + 2, context_id, flags) + payload
+    return struct.pack(">BxI", 0x04, len(pdv)) + pdv
+
+
+def flood_after_echo_request(pdu: bytes, total: int) -> Callable[[ScriptedPeer, socket.socket],
+                                                                    None]:
+    """Accept, read the C-ECHO-RQ, then send `pdu` until `total` bytes went out."""
+    def script(peer: ScriptedPeer, conn: socket.socket) -> None:
+        accept_association(conn)
+        read_pdu(conn)
+        burst = pdu * max(1, 65536 // len(pdu))
+        for _ in range(total // len(burst) + 1):
+            conn.sendall(burst)
+        peer.hold()
+    return script
+
+
+@pytest.mark.parametrize("pdu", [
+    p_data(b"\x00" * 65000, flags=0x01),  # command fragments that never say "last"
+    p_data(b"\x00", flags=0x01),  # 1-byte fragments
+    struct.pack(">BxI", 0x04, 0),  # P-DATA-TF PDUs with no PDV at all
+], ids=["64k-fragments", "1-byte-fragments", "empty-pdus"])
+def test_a_response_that_never_ends_is_a_protocol_error_in_bounded_memory(pdu: bytes) -> None:
+    """A peer streaming non-final fragments grew one probe to 1.5-2 GiB within
+    its deadline; now at most 1 MiB or 1,024 PDUs of one response are buffered."""
+    with ScriptedPeer(flood_after_echo_request(pdu, 64 * 2**20)) as peer:
+        tracemalloc.start()
+        try:
+            report = run(peer.port, timeout=5.0)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert_failed(report, Reason.PROTOCOL_ERROR)
+    assert "P-DATA-TF PDUs" in report.detail and "buffered" in report.detail
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
 def test_garbage_instead_of_dicom_is_a_protocol_error() -> None:

@@ -28,6 +28,8 @@ from exporter.dicom.codec import (
     ABORT_BYTES,
     C_ECHO_RSP,
     ECHO_MESSAGE_ID,
+    LARGEST_RESPONSE_BYTES,
+    MOST_RESPONSE_FRAGMENTS,
     PDU_ABORT,
     PDU_ASSOCIATE_AC,
     PDU_ASSOCIATE_RJ,
@@ -174,12 +176,20 @@ class UpperLayer:
         with self._phase("dimse"):
             sent = self.send(encoded, Reason.DIMSE_TIMEOUT)
             raws = []
+            buffered = 0
             while True:
                 pdu_type, raw = self.read_raw(Reason.DIMSE_TIMEOUT)
                 self._expect(PDU_P_DATA, pdu_type, "P-DATA-TF")
                 raws.append(raw)
+                buffered += len(raw)
                 if last_fragment(raw):
                     break
+                if buffered > LARGEST_RESPONSE_BYTES or len(raws) >= MOST_RESPONSE_FRAGMENTS:
+                    raise ProbeFailure(
+                        Reason.PROTOCOL_ERROR,
+                        f"response not finished after {len(raws)} P-DATA-TF PDUs and "
+                        f"{buffered} bytes (at most {MOST_RESPONSE_FRAGMENTS} PDUs and "
+                        f"{LARGEST_RESPONSE_BYTES} bytes are buffered)")
             self.phases["dimse"] = self.phases.get("dimse", 0.0) + self.io.since(sent)
             return decode_dimse_response(tuple(raws), expected)
 

@@ -58,6 +58,17 @@ _HEADER = struct.Struct(">BxI")
 # kind we accept: a peer declaring more is broken or hostile, not slow.
 OUR_MAX_PDU = 65536
 LARGEST_ACCEPTED_PDU = 1 << 20
+# The most one DIMSE response may buffer before its last fragment: every
+# response a probe waits for is a command set of a few hundred bytes, so a
+# peer past either bound streams fragments to take our memory (a probe
+# stays within the exporter unit's MemoryMax however long its deadline).
+LARGEST_RESPONSE_BYTES = 1 << 20
+MOST_RESPONSE_FRAGMENTS = 1024
+# A-ASSOCIATE-ACs are remembered by their bytes (a peer answers the same each
+# time); only those of a real AC's size, so the cache holds at most
+# AC_CACHE_ENTRIES x AC_CACHE_LARGEST bytes whatever peers send.
+AC_CACHE_ENTRIES = 256
+AC_CACHE_LARGEST = 4096
 # A-ASSOCIATE-RJ reasons when the source is the service user (PS3.8 9.3.4).
 REJECT_CALLING_AE = 3
 REJECT_CALLED_AE = 7
@@ -265,8 +276,14 @@ def _context_result(value: bytes, proposed: dict[int, tuple[str, ...]]) -> tuple
     return context_id, result, chosen if result == 0 else ""
 
 
-@functools.lru_cache(maxsize=4096)
 def decode_associate_ac(raw: bytes, contexts: tuple[ContextSpec, ...]) -> Accepted:
+    """See _decode_associate_ac; remembered only when of a real AC's size."""
+    if len(raw) <= AC_CACHE_LARGEST:
+        return _cached_associate_ac(raw, contexts)
+    return _decode_associate_ac(raw, contexts)
+
+
+def _decode_associate_ac(raw: bytes, contexts: tuple[ContextSpec, ...]) -> Accepted:
     """Validate and decode an A-ASSOCIATE-AC answering `contexts` (PS3.8 9.3.3).
 
     Strict on structure (lengths, items, contexts and syntaxes we proposed, a
@@ -379,6 +396,7 @@ def _decode_dimse_response(raws: tuple[bytes, ...]) -> DimseResponse:
         raise ProbeFailure(Reason.PROTOCOL_ERROR, f"undecodable DIMSE message: {exc}") from None
 
 
+_cached_associate_ac = functools.lru_cache(maxsize=AC_CACHE_ENTRIES)(_decode_associate_ac)
 _cached_dimse_response = functools.lru_cache(maxsize=4096)(_decode_dimse_response)
 
 

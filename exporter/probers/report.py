@@ -44,15 +44,20 @@ class ProbeReport:
     # Store probes within the module's min_interval repeat the last result.
     result_age: float | None = None
     store_sent: bool = False  # a C-STORE-RQ went out: the peer may have stored it
-    log: list[str] = field(default_factory=list)
+    # (seconds since the start, message): formatted only when someone reads `log`
+    # (debug=true, the CLI), not on every probe.
+    notes: list[tuple[float, str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.deadline = Deadline(self.timeout)
         self.started = time.perf_counter()
 
     def note(self, message: str) -> None:
-        elapsed = time.perf_counter() - self.started
-        self.log.append(f"{elapsed * 1000:9.3f}ms {message}")
+        self.notes.append((time.perf_counter() - self.started, message))
+
+    @property
+    def log(self) -> list[str]:
+        return [f"{elapsed * 1000:9.3f}ms {message}" for elapsed, message in self.notes]
 
     def fail(self, failure: ProbeFailure) -> bool:
         self.reason = failure.reason

@@ -25,15 +25,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import Metric
-from prometheus_client.utils import floatToGoString
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from exporter.app import Exporter, Overloaded, UnknownProbe
 from exporter.config.strict import ConfigError
 from exporter.config.webconfig import WebConfig, signature
 from exporter.config.webconfig import load as load_web_config
-from exporter.metrics import ProbeCollector, WebInfoCollector
+from exporter.metrics import WebInfoCollector, probe_page
 from exporter.web import oncall, oncall_html, runbooks
 from exporter.web.connections import Connection, ConnectionLoop, Limits
 from exporter.web.oncall import OnCallStatus
@@ -172,65 +170,7 @@ class Headers(dict):
 MAX_HEADERS = 100
 
 
-_HEADS: dict[tuple[str, str], str] = {}
 _DATE: list[tuple[int, str]] = [(0, "")]
-
-
-def exposition(families: Iterable[Metric]) -> bytes:
-    """Text exposition of gauge families whose names are our own constants.
-
-    generate_latest re-validates every metric and label name on every sample,
-    which is half of a tcp /probe answer; names from exporter.metrics need no
-    check, and their HELP/TYPE lines are formatted once. Anything but gauges
-    goes through generate_latest.
-    """
-    out: list[str] = []
-    for family in families:
-        if family.type != "gauge":
-            registry = CollectorRegistry(auto_describe=False)
-            registry.register(_Fixed(family))
-            out.append(generate_latest(registry).decode())
-            continue
-        key = (family.name, family.documentation)
-        head = _HEADS.get(key)
-        if head is None:
-            help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-            head = _HEADS.setdefault(
-                key, f"# HELP {family.name} {help_text}\n# TYPE {family.name} gauge\n")
-        out.append(head)
-        for sample in family.samples:
-            name, labels, value = sample.name, sample.labels, sample.value
-            if len(labels) == 1:
-                ((label, text),) = labels.items()
-                out.append(f'{name}{{{label}="{_escape(text)}"}} {_number(value)}\n')
-            elif labels:
-                pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-                out.append(f"{name}{{{pairs}}} {_number(value)}\n")
-            else:
-                out.append(f"{name} {_number(value)}\n")
-    return "".join(out).encode()
-
-
-def _number(value: float) -> str:
-    """floatToGoString's answer: below 1e6 (and finite) that is simply repr."""
-    number = float(value)
-    if -1e300 < number < 1e6:
-        return repr(number)
-    return floatToGoString(number)
-
-
-def _escape(value: str) -> str:
-    if "\\" in value or "\n" in value or '"' in value:
-        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    return value
-
-
-class _Fixed:
-    def __init__(self, family: Metric) -> None:
-        self.family = family
-
-    def collect(self) -> Iterable[Metric]:
-        return [self.family]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -411,7 +351,7 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.SERVICE_UNAVAILABLE)
             self.reply(status, f"{exc}\n")
             return
-        metrics = exposition(ProbeCollector(report).collect())
+        metrics = probe_page(report)
         if self.param("debug") == "true":
             text = "Logs for the probe:\n" + "\n".join(report.log)
             text += "\n\nMetrics that would have been returned:\n" + metrics.decode()
