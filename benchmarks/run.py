@@ -125,11 +125,12 @@ class ProbeClient:
             while size := int(self._until(b"\r\n").split(b";")[0], 16):
                 chunks.append(self._exactly(size))
                 self._exactly(2)
-            self._until(b"\r\n")  # no trailers: the empty line that ends the body
+            while self._until(b"\r\n"):  # trailers, up to the empty line ending the body
+                pass
             body = b"".join(chunks)
         else:
             raise RuntimeError(f"answer without framing: {head!r}")
-        if headers.get("connection", "").strip() == "close":
+        if "close" in (token.strip() for token in headers.get("connection", "").split(",")):
             self.sock.close()
             self.sock = None
         return body.decode()

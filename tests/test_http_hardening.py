@@ -160,6 +160,22 @@ def test_a_chunked_body_is_refused_not_misread(served: web_server.Server) -> Non
     assert answer.startswith(b"HTTP/1.1 501 ")
 
 
+def test_a_handler_bug_answers_500_and_says_the_connection_closes(
+        served: web_server.Server) -> None:
+    """The connection is closed after a 500; the answer must say so, or a
+    keep-alive client sends its next request into a closed connection."""
+    def broken(handler: object, method: str) -> None:
+        raise RuntimeError("a bug")
+
+    served.extra_endpoints["/broken"] = broken
+    with connect(served) as sock:
+        sock.sendall(b"GET /broken HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_all(sock)
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert statuses(answer) == [b"500"]
+    assert b"\r\nconnection: close" in head
+
+
 def test_pipelined_requests_are_answered_in_order(served: web_server.Server) -> None:
     with connect(served) as sock:
         sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -154,9 +154,10 @@ def flood_after_echo_request(pdu: bytes, total: int) -> Callable[[ScriptedPeer, 
 
 @pytest.mark.parametrize("pdu", [
     p_data(b"\x00" * 65000, flags=0x01),  # command fragments that never say "last"
+    p_data(b"\x00" * ((1 << 20) - 12), flags=0x01),  # PDUs of the largest size accepted
     p_data(b"\x00", flags=0x01),  # 1-byte fragments
     struct.pack(">BxI", 0x04, 0),  # P-DATA-TF PDUs with no PDV at all
-], ids=["64k-fragments", "1-byte-fragments", "empty-pdus"])
+], ids=["64k-fragments", "1m-fragments", "1-byte-fragments", "empty-pdus"])
 def test_a_response_that_never_ends_is_a_protocol_error_in_bounded_memory(pdu: bytes) -> None:
     """A peer streaming non-final fragments grew one probe to 1.5-2 GiB within
     its deadline; now at most 1 MiB or 1,024 PDUs of one response are buffered."""

@@ -175,21 +175,21 @@ class UpperLayer:
         """Send one encoded DIMSE request and wait for its whole, matching response."""
         with self._phase("dimse"):
             sent = self.send(encoded, Reason.DIMSE_TIMEOUT)
-            raws = []
+            raws: list[bytes] = []
             buffered = 0
             while True:
                 pdu_type, raw = self.read_raw(Reason.DIMSE_TIMEOUT)
                 self._expect(PDU_P_DATA, pdu_type, "P-DATA-TF")
-                raws.append(raw)
                 buffered += len(raw)
-                if last_fragment(raw):
-                    break
                 if buffered > LARGEST_RESPONSE_BYTES or len(raws) >= MOST_RESPONSE_FRAGMENTS:
                     raise ProbeFailure(
                         Reason.PROTOCOL_ERROR,
-                        f"response not finished after {len(raws)} P-DATA-TF PDUs and "
+                        f"response not finished after {len(raws) + 1} P-DATA-TF PDUs and "
                         f"{buffered} bytes (at most {MOST_RESPONSE_FRAGMENTS} PDUs and "
                         f"{LARGEST_RESPONSE_BYTES} bytes are buffered)")
+                raws.append(raw)
+                if last_fragment(raw):
+                    break
             self.phases["dimse"] = self.phases.get("dimse", 0.0) + self.io.since(sent)
             return decode_dimse_response(tuple(raws), expected)
 

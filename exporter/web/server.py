@@ -295,7 +295,8 @@ class Handler(BaseHTTPRequestHandler):
                 "path": self.url_path[:200], "error": repr(exc)[:200]}})
             self.wfile = io.BytesIO()
             self.close_connection = True
-            self.reply(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error, see the exporter log\n")
+            self.reply(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error, see the exporter log\n",
+                       headers={"Connection": "close"})  # say so: the client must reconnect
 
     def _route(self, method: str) -> None:
         endpoints: dict[str, Callable[[str], None]] = {
