@@ -103,6 +103,26 @@ def test_probe_success_answers_blackbox_style_metrics(served: Setup) -> None:
     assert values[("probe_dicom_failure_reason", (("reason", "refused"),))] == 0
 
 
+@pytest.mark.parametrize("target", ["peer", "silent"])
+def test_probe_answers_say_the_probes_own_wall_time_in_server_timing(
+        served: Setup, target: str) -> None:
+    """Server-Timing (W3C) splits a slow answer into the probe and the rest;
+    the probe's wall time covers the phases it reports."""
+    headers = {"X-Prometheus-Scrape-Timeout-Seconds": "1.5"}
+    request = urllib.request.Request(f"{served.url}/probe?target={target}&module=echo",
+                                     headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        timing = answer.headers["Server-Timing"]
+        body = answer.read().decode()
+    name, _, duration = timing.partition(";dur=")
+    assert name == "probe"
+    probe_seconds = float(duration) / 1000
+    reported = samples(body)[("probe_duration_seconds", ())]
+    assert 0 < reported <= probe_seconds + 0.001, (reported, timing)
+    if target == "silent":  # waited out its 1 s budget (1.5 s header minus 0.5 s)
+        assert probe_seconds >= 0.9, timing
+
+
 def test_probe_failure_carries_one_reason(served: Setup) -> None:
     status, body = get(f"{served.url}/probe?target=closed&module=echo")
     assert status == 200

@@ -342,6 +342,7 @@ class Handler(BaseHTTPRequestHandler):
             if not 0 < scrape_timeout < 1e9:  # also NaN and inf
                 self.reply(HTTPStatus.BAD_REQUEST, f"bad {SCRAPE_TIMEOUT_HEADER}: {header!r}\n")
                 return
+        started = time.perf_counter()
         try:
             report = self.server.exporter.probe(target, module, scrape_timeout)
         except UnknownProbe as exc:
@@ -352,13 +353,16 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.SERVICE_UNAVAILABLE)
             self.reply(status, f"{exc}\n")
             return
+        # The probe's own wall time, our processing included (W3C Server-Timing):
+        # what the request spent beyond it is HTTP and exposition.
+        timing = {"Server-Timing": f"probe;dur={(time.perf_counter() - started) * 1000:.3f}"}
         metrics = probe_page(report)
         if self.param("debug") == "true":
             text = "Logs for the probe:\n" + "\n".join(report.log)
             text += "\n\nMetrics that would have been returned:\n" + metrics.decode()
-            self.reply(HTTPStatus.OK, text)
+            self.reply(HTTPStatus.OK, text, headers=timing)
             return
-        self.reply(HTTPStatus.OK, metrics, CONTENT_TYPE_LATEST)
+        self.reply(HTTPStatus.OK, metrics, CONTENT_TYPE_LATEST, timing)
 
     def _metrics(self, method: str) -> None:
         body = self.server.exporter.metrics.page()
