@@ -8,6 +8,7 @@ incrementally built page is exactly the page built from scratch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import subprocess
 from collections import Counter
 from types import MappingProxyType
@@ -49,7 +50,10 @@ def probe_everything(stats: Stats, config: Config, failing_every: int = 50) -> N
                 stats.finished(target.name, module, True, None, 0.0007)
 
 
+@functools.lru_cache(maxsize=2)
 def families(page: bytes) -> dict[str, list]:
+    """Parsed once per page: the national page takes a second to parse, and
+    several tests read the same one (none of them changes what it gets)."""
     return {family.name: family.samples
             for family in text_string_to_metric_families(page.decode())}
 
