@@ -133,12 +133,6 @@ def test_a_huge_declared_pdu_length_is_a_protocol_error() -> None:
     assert "declares" in report.detail
 
 
-def p_data(payload: bytes, flags: int, context_id: int = 1) -> bytes:
-    """One P-DATA-TF PDU holding one PDV (flags: bit 0 command, bit 1 last)."""
-    pdv = struct.pack(">IBB", len(payload) + 2, context_id, flags) + payload
-    return struct.pack(">BxI", 0x04, len(pdv)) + pdv
-
-
 def flood_after_echo_request(pdu: bytes, total: int) -> Callable[[ScriptedPeer, socket.socket],
                                                                     None]:
     """Accept, read the C-ECHO-RQ, then send `pdu` until `total` bytes went out."""
@@ -153,9 +147,9 @@ def flood_after_echo_request(pdu: bytes, total: int) -> Callable[[ScriptedPeer, 
 
 
 @pytest.mark.parametrize("pdu", [
-    p_data(b"\x00" * 65000, flags=0x01),  # command fragments that never say "last"
-    p_data(b"\x00" * ((1 << 20) - 12), flags=0x01),  # PDUs of the largest size accepted
-    p_data(b"\x00", flags=0x01),  # 1-byte fragments
+    pdus.raw_p_data(b"\x00" * 65000, flags=0x01),  # command fragments that never say "last"
+    pdus.raw_p_data(b"\x00" * ((1 << 20) - 12), flags=0x01),  # PDUs of the largest size accepted
+    pdus.raw_p_data(b"\x00", flags=0x01),  # 1-byte fragments
     struct.pack(">BxI", 0x04, 0),  # P-DATA-TF PDUs with no PDV at all
 ], ids=["64k-fragments", "1m-fragments", "1-byte-fragments", "empty-pdus"])
 def test_a_response_that_never_ends_is_a_protocol_error_in_bounded_memory(pdu: bytes) -> None:

@@ -136,6 +136,13 @@ def raw_associate_ac(
     return struct.pack(">BxI", 0x02, len(body)) + body
 
 
+def raw_p_data(payload: bytes, flags: int, context_id: int = 1) -> bytes:
+    """A P-DATA-TF PDU with one PDV built byte by byte (PS3.8 9.3.5), for fragments
+    pynetdicom would never send (flags: bit 0 command, bit 1 last fragment)."""
+    pdv = struct.pack(">IBB", len(payload) + 2, context_id, flags) + payload
+    return struct.pack(">BxI", 0x04, len(pdv)) + pdv
+
+
 def abort(source: int = 2, reason: int = 0) -> bytes:
     primitive = A_ABORT()
     primitive.abort_source = source
