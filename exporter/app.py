@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, gc_collector, platform_collector, process_collector
 
@@ -155,7 +156,8 @@ class Exporter:
         return min(module_timeout, budget)
 
     def probe(
-        self, target_name: str, module_name: str, scrape_timeout: float | None = None
+        self, target_name: str, module_name: str, scrape_timeout: float | None = None,
+        deferred: list[Callable[[], None]] | None = None,
     ) -> ProbeReport:
         config = self._config
         target = config.targets.get(target_name)
@@ -174,7 +176,7 @@ class Exporter:
         self.stats.started()
         try:
             report = probers.run(target, module, self.timeout_for(module.timeout, scrape_timeout),
-                                 self.prober_state)
+                                 self.prober_state, deferred)
         except BaseException:  # interrupted (shutdown): keep in_flight right
             self.stats.finished(target.name, module.name, False, None, 0.0)
             raise

@@ -9,6 +9,7 @@ pattern for exporters): /probe from one ProbeReport in a fresh registry,
 
 from __future__ import annotations
 
+import functools
 import platform
 import threading
 import time
@@ -90,6 +91,12 @@ class Gauge:
         return cls(name, documentation, (), [((), value)])
 
 
+@functools.cache
+def _reason_samples(failed: Reason | None) -> list[tuple[tuple[str, ...], float]]:
+    """The failure-reason family's samples: a few dozen, one list per reason."""
+    return [((reason.value,), int(failed is reason)) for reason in Reason]
+
+
 class ProbeCollector(Collector):
     """The families of one /probe answer, as blackbox_exporter shapes them."""
 
@@ -134,7 +141,7 @@ class ProbeCollector(Collector):
                 report.tls_expiry)
         yield Gauge(
             PROBE_FAILURE_REASON, "1 for the reason the probe failed, 0 for every other reason.",
-            ("reason",), [((reason.value,), int(report.reason is reason)) for reason in Reason])
+            ("reason",), _reason_samples(report.reason))
         if prober == "tcp":
             return
         yield Gauge.single(PROBE_ASSOCIATION_ACCEPTED,
@@ -179,10 +186,13 @@ class ProbeCollector(Collector):
                 report.result_age or 0.0)
 
 
-# Sample-line beginnings of /probe answers, by (family, label values): phases,
-# reasons and SOP classes repeat every probe. Bounded, since peers choose some
-# label values (implementation names): past the bound, lines are built each time.
+# Text of /probe answers kept between probes, each cache bounded, since peers
+# choose some label values (implementation names): past a bound, text is built
+# each time. Whole blocks for families whose values are all integers (the 0/1
+# families, status codes: most of an answer, and the same every probe); the
+# beginnings of sample lines for the rest (durations), by (family, labels, values).
 _PROBE_HEADS: dict[str, str] = {}
+_PROBE_BLOCKS: dict[tuple[str, tuple[str, ...], tuple], str] = {}
 _PROBE_PREFIXES: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 PROBE_PREFIX_CACHE = 1024
 
@@ -192,26 +202,38 @@ def probe_page(report: ProbeReport) -> bytes:
     ProbeCollector (a test compares them), at a fraction of its cost."""
     out: list[str] = []
     for gauge in ProbeCollector(report).families():
-        head = _PROBE_HEADS.get(gauge.name)
-        if head is None:
-            help_text = gauge.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-            head = _PROBE_HEADS.setdefault(gauge.name, _header(gauge.name, "gauge", help_text
-                                                               ).decode())
-        out.append(head)
-        for values, value in gauge.samples:
-            key = (gauge.name, gauge.labels, values)
-            prefix = _PROBE_PREFIXES.get(key)
-            if prefix is None:
-                pairs = ",".join(f'{k}="{_escape(v)}"'
-                                 for k, v in sorted(zip(gauge.labels, values, strict=True)))
-                prefix = f"{gauge.name}{{{pairs}}} " if pairs else f"{gauge.name} "
-                if len(_PROBE_PREFIXES) < PROBE_PREFIX_CACHE:
-                    _PROBE_PREFIXES[key] = prefix
-            number = float(value)
-            # floatToGoString, whose answer below 1e6 (and finite) is simply repr.
-            out.append(prefix + (repr(number) if -1e300 < number < 1e6
-                                 else floatToGoString(number)) + "\n")
+        key = (gauge.name, gauge.labels, tuple(gauge.samples))
+        block = _PROBE_BLOCKS.get(key)
+        if block is None:
+            block = _probe_block(gauge)
+            if len(_PROBE_BLOCKS) < PROBE_PREFIX_CACHE and all(
+                    type(value) is int for _, value in gauge.samples):
+                _PROBE_BLOCKS[key] = block
+        out.append(block)
     return "".join(out).encode()
+
+
+def _probe_block(gauge: Gauge) -> str:
+    head = _PROBE_HEADS.get(gauge.name)
+    if head is None:
+        help_text = gauge.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        head = _PROBE_HEADS.setdefault(gauge.name, _header(gauge.name, "gauge", help_text
+                                                           ).decode())
+    out = [head]
+    for values, value in gauge.samples:
+        key = (gauge.name, gauge.labels, values)
+        prefix = _PROBE_PREFIXES.get(key)
+        if prefix is None:
+            pairs = ",".join(f'{k}="{_escape(v)}"'
+                             for k, v in sorted(zip(gauge.labels, values, strict=True)))
+            prefix = f"{gauge.name}{{{pairs}}} " if pairs else f"{gauge.name} "
+            if len(_PROBE_PREFIXES) < PROBE_PREFIX_CACHE:
+                _PROBE_PREFIXES[key] = prefix
+        number = float(value)
+        # floatToGoString, whose answer below 1e6 (and finite) is simply repr.
+        out.append(prefix + (repr(number) if -1e300 < number < 1e6
+                             else floatToGoString(number)) + "\n")
+    return "".join(out)
 
 
 def scheduled_skips(counts: dict[tuple[str, str, str], int]) -> Metric:

@@ -185,6 +185,84 @@ def test_pipelined_requests_are_answered_in_order(served: web_server.Server) -> 
     assert statuses(answer) == [b"200", b"404", b"200"]
 
 
+
+def test_a_large_answer_to_a_slow_reader_arrives_whole(served: web_server.Server) -> None:
+    """More than the socket buffers hold: the first send is partial, the rest waits."""
+    body = bytes(range(256)) * (16 * 1024)  # 4 MiB
+    served.extra_endpoints["/big"] = lambda handler, method: handler.reply(200, body)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    with sock:
+        sock.connect(served.server_address[:2])
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)  # the server meets a full buffer before anything is read
+        answer = read_all(sock)
+    head, _, received = answer.partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert received == body
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout(
+        peer: ScriptedPeer) -> None:
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 limits=Limits(write_timeout=0.5))
+    body = b"x" * (32 * 1024 * 1024)
+    server.extra_endpoints["/big"] = lambda handler, method: handler.reply(200, body)
+    try:
+        with connect(server) as stuck:
+            stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stuck.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert stuck.recv(4096).startswith(b"HTTP/1.1 200 ")  # the answer has begun
+            deadline = time.monotonic() + 10
+            while server.loop.open_connections and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.loop.open_connections == 0  # given up on, not waited for
+            assert get(server, "/-/healthy").status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _closed_by_us(conn: socket.socket, closed: threading.Event) -> None:
+    conn.settimeout(10)
+    while conn.recv(4096):
+        pass
+    closed.set()
+
+
+def test_a_probe_socket_is_closed_after_the_answer_is_left_to_the_caller() -> None:
+    closed = threading.Event()
+    with ScriptedPeer(lambda p, conn: _closed_by_us(conn, closed)) as peer:
+        exporter = exporter_with_peer(peer)
+        deferred: list = []
+        report = exporter.probe("peer", "tcp", deferred=deferred)
+        assert report.success and len(deferred) == 1
+        assert not closed.wait(0.2)  # still open: the caller answers first
+        for action in deferred:
+            action()
+        assert closed.wait(5)
+        closed.clear()
+        assert exporter.probe("peer", "tcp").success  # nobody to leave it to: closed at once
+        assert closed.wait(5)
+
+
+def test_probe_sockets_are_closed_once_the_answer_is_written() -> None:
+    closed = threading.Event()
+    with ScriptedPeer(lambda p, conn: _closed_by_us(conn, closed)) as peer:
+        server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0))
+        try:
+            fds = len(os.listdir("/proc/self/fd"))
+            for _ in range(30):
+                closed.clear()
+                assert get(server, "/probe?target=peer&module=tcp").status == 200
+                assert closed.wait(5)
+            assert len(os.listdir("/proc/self/fd")) <= fds + 2
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
 # -- hostile query strings and paths ------------------------------------------------
 @pytest.mark.parametrize(("path", "status"), [
     ("/?refresh=%C2%B2", 400),
@@ -683,6 +761,7 @@ def test_probe_exposition_is_byte_for_byte_what_client_python_writes(peer: Scrip
                probers.run(config.targets["closed"], config.modules["echo"], 2.0)]
     for report in reports:
         assert probe_page(report) == render_probe(report)
+        assert probe_page(report) == render_probe(report)  # again, from the caches
 
 
 def test_probe_exposition_matches_client_python_for_every_family_and_value(
@@ -718,3 +797,4 @@ def test_the_probe_line_cache_is_bounded_when_peers_choose_label_values(
         report.peer = Accepted((), 0, f"1.2.{index}", "HOSTILE")
         assert f'implementation_class_uid="1.2.{index}"'.encode() in probe_page(report)
     assert len(metrics._PROBE_PREFIXES) <= metrics.PROBE_PREFIX_CACHE
+    assert len(metrics._PROBE_BLOCKS) <= metrics.PROBE_PREFIX_CACHE

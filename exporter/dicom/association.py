@@ -217,7 +217,7 @@ class UpperLayer:
         """Best effort: tell the peer we are gone, without waiting on it."""
         self.io.abort(ABORT_BYTES)
 
-    def close(self) -> None:
+    def forget(self) -> None:
+        """Finished: nothing left for a shutdown to abort (the socket may close later)."""
         if self.registry is not None:
             self.registry.discard(self)
-        self.io.close()

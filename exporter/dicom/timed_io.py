@@ -61,6 +61,10 @@ MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
 ERRQUEUE_READ = int(MSG_ERRQUEUE) | int(socket.MSG_DONTWAIT)  # plain int: no enum work per read
 TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 TIMESPEC = struct.Struct("@ll")  # struct timespec (the _OLD stamps: time_t is a long)
+TIMESPEC_SIZE = TIMESPEC.size
+SOL_SOCKET = int(socket.SOL_SOCKET)  # plain ints: compared for every ancillary item
+RECVERR_KINDS = frozenset({(int(socket.IPPROTO_IP), IP_RECVERR),
+                           (int(socket.IPPROTO_IPV6), IPV6_RECVERR)})
 SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")  # errno, origin, type, code, pad, info, data
 ANCILLARY_SPACE = 512
 READ_SIZE = 65536
@@ -110,7 +114,7 @@ def elapsed(sent: Stamp, received: Stamp) -> tuple[float, str]:
 def parse_rx_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
     """The software receive stamp in a recvmsg's ancillary data, if there is one."""
     for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(data) >= TIMESPEC.size:
+        if kind == SO_TIMESTAMPING and level == SOL_SOCKET and len(data) >= TIMESPEC_SIZE:
             seconds, nanoseconds = TIMESPEC.unpack_from(data)
             if seconds or nanoseconds:
                 return seconds + nanoseconds * 1e-9
@@ -121,13 +125,11 @@ def parse_tx_stamp(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, float]
     """(byte counter key, time) of one error-queue message that is a send stamp."""
     stamp = key = None
     for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(data) >= TIMESPEC.size:
+        if kind == SO_TIMESTAMPING and level == SOL_SOCKET and len(data) >= TIMESPEC_SIZE:
             seconds, nanoseconds = TIMESPEC.unpack_from(data)
             if seconds or nanoseconds:
                 stamp = seconds + nanoseconds * 1e-9
-        elif ((level, kind) in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6,
-                                                                   IPV6_RECVERR))
-              and len(data) >= SOCK_EXTENDED_ERR.size):
+        elif (level, kind) in RECVERR_KINDS and len(data) >= SOCK_EXTENDED_ERR.size:
             _, origin, _, _, _, info, data_key = SOCK_EXTENDED_ERR.unpack_from(data)
             if origin == SO_EE_ORIGIN_TIMESTAMPING and info == SCM_TSTAMP_SND:
                 key = data_key
@@ -252,6 +254,8 @@ def keep_stamping_on() -> None:
     load). One idle UDP socket that never closes keeps it on.
     """
     global _stamping_keeper
+    if _stamping_keeper is not None:  # every probe asks: no lock once it is open
+        return
     with _keeper_lock:
         if _stamping_keeper is not None:
             return

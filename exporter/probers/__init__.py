@@ -35,11 +35,16 @@ logger = logging.getLogger("dicom_exporter.probe")
 
 
 def run(
-    target: Target, module: Module, timeout: float, state: ProberState | None = None
+    target: Target, module: Module, timeout: float, state: ProberState | None = None,
+    deferred: list[Callable[[], None]] | None = None,
 ) -> ProbeReport:
-    """One probe; without `state` it starts from nothing (a one-off, e.g. the CLI)."""
+    """One probe; without `state` it starts from nothing (a one-off, e.g. the CLI).
+
+    With `deferred`, closing the probe's socket is left in that list for the
+    caller to run once it has answered (ProbeReport.tidy).
+    """
     report = ProbeReport(target=target, module=module, timeout=timeout,
-                         state=state or ProberState())
+                         state=state or ProberState(), deferred=deferred)
     report.note(
         f"probing {target.name} ({target.host}:{target.port}) with module "
         f"{module.name} ({module.prober}), timeout {timeout:.3f}s"

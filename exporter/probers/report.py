@@ -8,6 +8,7 @@ probe from the same facts.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exporter.config import Module, Target
@@ -47,6 +48,9 @@ class ProbeReport:
     # (seconds since the start, message): formatted only when someone reads `log`
     # (debug=true, the CLI), not on every probe.
     notes: list[tuple[float, str]] = field(default_factory=list, repr=False)
+    # Given by a caller that answers before tidying up (/probe): the probe's
+    # socket is closed after the answer is written, not before (see `tidy`).
+    deferred: list[Callable[[], None]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.deadline = Deadline(self.timeout)
@@ -58,6 +62,15 @@ class ProbeReport:
     @property
     def log(self) -> list[str]:
         return [f"{elapsed * 1000:9.3f}ms {message}" for elapsed, message in self.notes]
+
+    def tidy(self, action: Callable[[], None]) -> None:
+        """Run `action` (closing a finished probe's socket) now, or leave it to
+        the caller that gave `deferred`: on loopback a close also runs the
+        peer's side of the teardown, and the answer need not wait for that."""
+        if self.deferred is None:
+            action()
+        else:
+            self.deferred.append(action)
 
     def fail(self, failure: ProbeFailure) -> bool:
         self.reason = failure.reason

@@ -89,7 +89,8 @@ def association(
         raise
     finally:
         report.phases.update(layer.phases)
-        layer.close()
+        layer.forget()
+        report.tidy(layer.io.close)
 
 
 def check_status(report: ProbeReport, response: DimseResponse, what: str) -> None:

@@ -7,5 +7,5 @@ from exporter.probers.session import open_socket
 
 
 def probe(report: ProbeReport) -> bool:
-    open_socket(report).close()
+    report.tidy(open_socket(report).close)
     return True

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 logger = logging.getLogger("dicom_exporter.http")
 
 SWEEP_INTERVAL = 0.25
+READ_CHUNK = 65536
 ACCEPT_PAUSE = 0.1  # after EMFILE with nothing to shed: stop polling accept() briefly
 _HEAD_END = re.compile(rb"\n\r?\n")
 
@@ -110,7 +111,7 @@ def frame(buffer: bytes | bytearray, limits: Limits) -> int | Refusal | None:
 class Connection:
     """One client connection and what has arrived of its next request."""
 
-    __slots__ = ("buffer", "deadline", "peer", "proven", "since", "sock", "state")
+    __slots__ = ("after", "buffer", "deadline", "peer", "proven", "since", "sock", "state")
 
     def __init__(self, sock: socket.socket, peer: tuple, deadline: float) -> None:
         self.sock = sock
@@ -120,6 +121,8 @@ class Connection:
         self.state = "read"  # "handshake", "read" or "busy" (a worker answers it)
         self.since = time.monotonic()
         self.proven = False  # has had a successful answer: shed last
+        # Tidying up left for after the answer is written (a probe's socket close).
+        self.after: list[Callable[[], None]] = []
 
 
 # respond(request bytes, connection) -> (response bytes, keep the connection open)
@@ -355,7 +358,7 @@ class ConnectionLoop:
         cap = self.limits.max_head + self.limits.max_body + 4
         while len(connection.buffer) <= cap:
             try:
-                chunk = connection.sock.recv(65536)
+                chunk = connection.sock.recv(READ_CHUNK)
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 break
             except (ssl.SSLError, OSError):
@@ -369,6 +372,10 @@ class ConnectionLoop:
                 # First byte of a request on a kept-alive connection: the read bound starts.
                 connection.deadline = time.monotonic() + self.limits.read_timeout
             connection.buffer += chunk
+            if len(chunk) < READ_CHUNK and not isinstance(connection.sock, ssl.SSLSocket):
+                # Drained, most likely (the selector is level-triggered if not): a read
+                # that finds nothing costs an exception. TLS may hold decrypted bytes back.
+                break
         self._dispatch(connection)
 
     def _dispatch(self, connection: Connection) -> None:
@@ -420,7 +427,17 @@ class ConnectionLoop:
     # -- answering (worker threads) ------------------------------------------
     def _answer(self, connection: Connection, request: bytes) -> None:
         """Answer, then hand the connection back to the selector directly: no
-        wake-up round trip before a keep-alive client's next request is seen."""
+        wake-up round trip before a keep-alive client's next request is seen.
+        What the answer left for later (`Connection.after`) runs last."""
+        try:
+            self._answer_all(connection, request)
+        finally:
+            for action in connection.after:
+                with contextlib.suppress(OSError):
+                    action()
+            connection.after.clear()
+
+    def _answer_all(self, connection: Connection, request: bytes) -> None:
         while True:
             try:
                 response, keep = self.respond(request, connection)
@@ -430,9 +447,7 @@ class ConnectionLoop:
                                          "internal error").response(), False
             sock = connection.sock
             try:
-                sock.settimeout(self.limits.write_timeout)
-                sock.sendall(response)
-                sock.setblocking(False)
+                self._write(sock, response)
             except (OSError, ValueError):
                 keep = False
             if response[9:10] in (b"2", b"3"):
@@ -451,6 +466,21 @@ class ConnectionLoop:
                     return
                 self._rearm(connection)
             return
+
+    def _write(self, sock: socket.socket, response: bytes) -> None:
+        """Send the whole answer; a client that stops reading gets the write timeout.
+
+        Most answers fit the socket buffer and go in one non-blocking send: the
+        timeout (two fcntl calls each way) is set only when some is left over.
+        """
+        try:
+            sent = sock.send(response)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            sent = 0
+        if sent < len(response):
+            sock.settimeout(self.limits.write_timeout)
+            sock.sendall(memoryview(response)[sent:])
+            sock.setblocking(False)
 
     def _rearm(self, connection: Connection) -> None:
         try:
