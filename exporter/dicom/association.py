@@ -144,7 +144,8 @@ class UpperLayer:
         self._fill(6, on_timeout)
         pdu_type, length = pdu_header(self._buffer)
         self._fill(6 + length, on_timeout)
-        raw = bytes(self._buffer[: 6 + length])
+        with memoryview(self._buffer) as view:  # one copy of a PDU of up to 1 MiB, not two
+            raw = bytes(view[: 6 + length])
         del self._buffer[: 6 + length]
         if pdu_type == PDU_ABORT:
             raise aborted(raw)

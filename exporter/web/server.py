@@ -171,6 +171,7 @@ MAX_HEADERS = 100
 
 
 _DATE: list[tuple[int, str]] = [(0, "")]
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -213,8 +214,10 @@ class Handler(BaseHTTPRequestHandler):
         self.command, self.request_version = command, version
         self.path = "/" + path.lstrip("/") if path.startswith("//") else path
         headers = Headers()
-        for count, raw in enumerate(self.rfile):
-            line = raw.decode("iso-8859-1").rstrip("\r\n")
+        # The rest of the head, decoded at once (the connection loop bounded it);
+        # the body, if any, follows the blank line and is never read.
+        for count, line in enumerate(str(self.rfile.read(), "iso-8859-1").split("\n")):
+            line = line.rstrip("\r")
             if not line:
                 break
             if count >= MAX_HEADERS:
@@ -258,7 +261,7 @@ class Handler(BaseHTTPRequestHandler):
         checks were a tenth of a /probe answer's cost."""
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.log_request(status)
-        lines = [f"{self.protocol_version} {int(status)} {HTTPStatus(status).phrase}\r\n"
+        lines = [f"{self.protocol_version} {int(status)} {_PHRASES[status]}\r\n"
                  f"Date: {self.date_time_string()}\r\n"]
         lines += [f"{name}: {value}\r\n" for name, value in self.server.web.headers.items()]
         lines.append(f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n")
