@@ -669,6 +669,54 @@ def test_web_config_is_reread_when_it_changes(peer: ScriptedPeer, tmp_path: Path
         server.server_close()
 
 
+
+def test_a_web_config_that_changes_while_it_is_read_is_read_again(
+        peer: ScriptedPeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor or a certificate rotation that truncates, then fills the file:
+    the watcher may read it in between, and must not take that read as final.
+    And a change right after the watcher is started counts, however late its
+    thread first runs."""
+    path = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+    path.write_text(yaml.safe_dump({"basic_auth_users": {"first": hashed}}))
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 web=webconfig.load(path))
+    real_load = web_server.load_web_config
+    reads: list[str] = []
+
+    def load_while_written(name: str) -> webconfig.WebConfig:
+        loaded = real_load(name)
+        reads.append(name)
+        if len(reads) == 1:  # the writer finishes just after this read
+            path.write_text(yaml.safe_dump({"basic_auth_users": {"final": hashed}}))
+        return loaded
+
+    real_signature = web_server.signature
+    late: list[bool] = []
+
+    def late_start(web: webconfig.WebConfig) -> tuple:
+        if threading.current_thread().name == "web-config-watch" and not late:
+            late.append(True)
+            time.sleep(0.3)  # the watcher thread starts after the change below
+        return real_signature(web)
+
+    monkeypatch.setattr(web_server, "load_web_config", load_while_written)
+    monkeypatch.setattr(web_server, "signature", late_start)
+    stop = threading.Event()
+    try:
+        web_server.watch_web_config(server, str(path), stop, interval=0.05)
+        path.write_text(yaml.safe_dump({"basic_auth_users": {"partial": hashed}}))
+        deadline = time.monotonic() + 10
+        while "final" not in server.web.users and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert set(server.web.users) == {"final"}
+        assert len(reads) >= 2
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
 # -- scheduler -----------------------------------------------------------------------------
 class CountingExporter(Exporter):
     """Counts how often the scheduler reads the config: once per round."""

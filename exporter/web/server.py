@@ -484,13 +484,21 @@ def watch_web_config(server: Server, path: str, stop: threading.Event,
                      interval: float = WEB_CONFIG_POLL) -> threading.Thread:
     """Re-read the web config when it or a certificate, key or CA it names changes,
     so a rotated certificate is served without a restart."""
+    # Taken now, not when the thread first runs: a change made right after this
+    # call returns is a change.
+    seen = signature(server.web)
+
     def loop() -> None:
-        seen = signature(server.web)
+        nonlocal seen
         while not stop.wait(interval):
             now = signature(server.web)
             if now != seen:
                 reload_web_config(server, path)
-                seen = signature(server.web)
+                # What was seen before reading, not after: a file still being
+                # written while it was read (truncated, then filled) is read
+                # again next turn, not taken as done. A config that names
+                # other files costs one more reload.
+                seen = now
 
     thread = threading.Thread(target=loop, name="web-config-watch", daemon=True)
     thread.start()
