@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -160,7 +161,11 @@ def test_debug_output_has_the_log_and_the_metrics(served: Setup) -> None:
     status, body = get(f"{served.url}/probe?target=peer&module=echo&debug=true")
     assert status == 200
     assert "Logs for the probe:" in body
-    assert "A-ASSOCIATE-AC" in body
+    # The notes, formatted when read: addresses, AE titles, counts, the status.
+    assert re.search(r"ms connecting to 127\.0\.0\.1 port \d+\n", body)
+    assert re.search(r"ms A-ASSOCIATE-RQ calling '\w+' called 'PEER', 1 presentation", body)
+    assert re.search(r"ms A-ASSOCIATE-AC from \S+, 1 context\(s\) accepted\n", body)
+    assert "ms C-ECHO status 0x0000\n" in body
     assert "probe_success 1.0" in body
 
 

@@ -45,10 +45,8 @@ def run(
     """
     report = ProbeReport(target=target, module=module, timeout=timeout,
                          state=state or ProberState(), deferred=deferred)
-    report.note(
-        f"probing {target.name} ({target.host}:{target.port}) with module "
-        f"{module.name} ({module.prober}), timeout {timeout:.3f}s"
-    )
+    report.note("probing %s (%s:%s) with module %s (%s), timeout %.3fs", target.name,
+                target.host, target.port, module.name, module.prober, timeout)
     try:
         report.success = PROBERS[module.prober](report)
     except ProbeFailure as failure:

@@ -9,11 +9,11 @@ from exporter.probers.session import association, check_status
 from exporter.reasons import Reason
 
 TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+CONTEXTS = presentation_contexts([VERIFICATION], TRANSFER_SYNTAXES)
 
 
 def probe(report: ProbeReport) -> bool:
-    contexts = presentation_contexts([VERIFICATION], TRANSFER_SYNTAXES)
-    with association(report, contexts) as layer:
+    with association(report, CONTEXTS) as layer:
         context = layer.accepted.context_for(VERIFICATION) if layer.accepted else None
         if context is None:
             raise ProbeFailure(

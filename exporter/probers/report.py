@@ -45,9 +45,10 @@ class ProbeReport:
     # Store probes within the module's min_interval repeat the last result.
     result_age: float | None = None
     store_sent: bool = False  # a C-STORE-RQ went out: the peer may have stored it
-    # (seconds since the start, message): formatted only when someone reads `log`
-    # (debug=true, the CLI), not on every probe.
-    notes: list[tuple[float, str]] = field(default_factory=list, repr=False)
+    # (seconds since the start, message, its %-arguments): formatted only when
+    # someone reads `log` (debug=true, the CLI), not on every probe.
+    notes: list[tuple[float, str, tuple[object, ...]]] = field(default_factory=list,
+                                                                repr=False)
     # Given by a caller that answers before tidying up (/probe): the probe's
     # socket is closed after the answer is written, not before (see `tidy`).
     deferred: list[Callable[[], None]] | None = field(default=None, repr=False)
@@ -56,12 +57,14 @@ class ProbeReport:
         self.deadline = Deadline(self.timeout)
         self.started = time.perf_counter()
 
-    def note(self, message: str) -> None:
-        self.notes.append((time.perf_counter() - self.started, message))
+    def note(self, message: str, *args: object) -> None:
+        """`message % args`, as logging formats: only if the log is read."""
+        self.notes.append((time.perf_counter() - self.started, message, args))
 
     @property
     def log(self) -> list[str]:
-        return [f"{elapsed * 1000:9.3f}ms {message}" for elapsed, message in self.notes]
+        return [f"{elapsed * 1000:9.3f}ms {message % args if args else message}"
+                for elapsed, message, args in self.notes]
 
     def tidy(self, action: Callable[[], None]) -> None:
         """Run `action` (closing a finished probe's socket) now, or leave it to
@@ -80,5 +83,5 @@ class ProbeReport:
         if failure.status is not None:
             self.status = failure.status
         self.failed_phase = failure.phase
-        self.note(f"failed: {failure}")
+        self.note("failed: %s", failure)
         return False

@@ -33,7 +33,7 @@ def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
         raise
     finally:
         report.dns_lookup = time.perf_counter() - started
-    report.note(f"connecting to {address[0]} port {address[1]}")
+    report.note("connecting to %s port %s", address[0], address[1])
     started = time.perf_counter()
     with timed(report.phases, "connect"):  # a failed connect: the time until it failed
         sock = connect(family, address, report.deadline)
@@ -47,7 +47,7 @@ def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
         certificate = sock.getpeercert()  # empty unless verified
         if certificate and "notAfter" in certificate:
             report.tls_expiry = ssl.cert_time_to_seconds(str(certificate["notAfter"]))
-        report.note(f"TLS {report.tls_version} with {target.tls.server_name}")
+        report.note("TLS %s with %s", report.tls_version, target.tls.server_name)
     return sock
 
 
@@ -60,17 +60,14 @@ def association(
     module, target = report.module, report.target
     try:
         calling = target.probe_calling_ae or module.calling_ae_title
-        report.note(
-            f"A-ASSOCIATE-RQ calling {calling!r} called {target.ae_title!r}, "
-            f"{len(contexts)} presentation context(s)"
-        )
+        report.note("A-ASSOCIATE-RQ calling %r called %r, %d presentation context(s)",
+                    calling, target.ae_title, len(contexts))
         accepted = layer.associate(calling, target.ae_title, contexts)
         report.peer = accepted
         report.contexts = accepted.contexts
-        report.note(
-            f"A-ASSOCIATE-AC from {accepted.implementation_version_name or 'unknown'}, "
-            f"{sum(cx.accepted for cx in accepted.contexts)} context(s) accepted"
-        )
+        report.note("A-ASSOCIATE-AC from %s, %d context(s) accepted",
+                    accepted.implementation_version_name or "unknown",
+                    sum(cx.accepted for cx in accepted.contexts))
         yield layer
         layer.release()
         report.note("released")
@@ -97,7 +94,7 @@ def check_status(report: ProbeReport, response: DimseResponse, what: str) -> Non
     """Record the status; anything but success ends the probe with its class."""
     report.status = response.status
     comment = f" ({response.error_comment})" if response.error_comment else ""
-    report.note(f"{what} status 0x{response.status:04X}{comment}")
+    report.note("%s status 0x%04X%s", what, response.status, comment)
     reason = dimse_status.failure_reason(response.status)
     if reason is not None:
         raise ProbeFailure(

@@ -41,10 +41,8 @@ def _repeat(report: ProbeReport, previous: Remembered) -> bool:
                  "peer", "contexts", "tls_version", "tls_expiry"):
         setattr(report, name, getattr(old, name))
     report.result_age = previous.age()
-    report.note(
-        f"repeating the store result from {report.result_age:.0f}s ago "
-        f"(min_interval {report.module.min_interval:g}s)"
-    )
+    report.note("repeating the store result from %.0fs ago (min_interval %gs)",
+                report.result_age, report.module.min_interval)
     if not old.success and old.reason is not None:
         raise ProbeFailure(old.reason, old.detail, old.reject, old.abort, old.status,
                            old.failed_phase)
@@ -97,7 +95,7 @@ def _send(report: ProbeReport) -> None:
         request.Priority = 2  # low: a test must never delay a clinical transfer
         request.DataSet = BytesIO(encoded)
         peer_max = layer.accepted.peer_max_pdu if layer.accepted else 0
-        report.note(f"C-STORE {dataset.SOPInstanceUID} as {syntax}, {len(encoded)} bytes")
+        report.note("C-STORE %s as %s, %d bytes", dataset.SOPInstanceUID, syntax, len(encoded))
         encoded_request = encode_dimse(request, context.context_id, peer_max)
         report.store_sent = True
         response = layer.request(encoded_request, Expected(
