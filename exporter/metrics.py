@@ -202,12 +202,15 @@ def probe_page(report: ProbeReport) -> bytes:
     ProbeCollector (a test compares them), at a fraction of its cost."""
     out: list[str] = []
     for gauge in ProbeCollector(report).families():
+        # Integers only, looked up as stored: 0 == -0.0, but they are written apart.
+        if not all(type(value) is int for _, value in gauge.samples):
+            out.append(_probe_block(gauge))
+            continue
         key = (gauge.name, gauge.labels, tuple(gauge.samples))
         block = _PROBE_BLOCKS.get(key)
         if block is None:
             block = _probe_block(gauge)
-            if len(_PROBE_BLOCKS) < PROBE_PREFIX_CACHE and all(
-                    type(value) is int for _, value in gauge.samples):
+            if len(_PROBE_BLOCKS) < PROBE_PREFIX_CACHE:
                 _PROBE_BLOCKS[key] = block
         out.append(block)
     return "".join(out).encode()

@@ -263,6 +263,41 @@ def test_probe_sockets_are_closed_once_the_answer_is_written() -> None:
             server.server_close()
 
 
+
+def test_pipelined_probes_close_each_socket_before_the_next_probe() -> None:
+    """Each answer's tidying runs before the next pipelined request: a batch of
+    probes on one connection never holds a socket per probe open at the peer."""
+    lock = threading.Lock()
+    counts = {"open": 0, "peak": 0}
+
+    def count(peer: ScriptedPeer, conn: socket.socket) -> None:
+        with lock:
+            counts["open"] += 1
+            counts["peak"] = max(counts["peak"], counts["open"])
+        try:
+            conn.settimeout(10)
+            while conn.recv(4096):
+                pass
+        finally:
+            with lock:
+                counts["open"] -= 1
+
+    with ScriptedPeer(count, backlog=128) as peer:
+        server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0))
+        try:
+            batch = b"GET /probe?target=peer&module=tcp HTTP/1.1\r\nHost: x\r\n\r\n" * 40
+            with connect(server) as sock:
+                sock.sendall(batch + b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n"
+                                     b"Connection: close\r\n\r\n")
+                answer = read_all(sock)
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert statuses(answer) == [b"200"] * 41
+    assert answer.count(b"probe_success 1.0") == 40
+    assert counts["peak"] <= 3, counts  # one probe's, and a close still on its way
+
+
 # -- hostile query strings and paths ------------------------------------------------
 @pytest.mark.parametrize(("path", "status"), [
     ("/?refresh=%C2%B2", 400),
@@ -830,6 +865,10 @@ def test_probe_exposition_matches_client_python_for_every_family_and_value(
     report.phases["dimse"] = float("nan")
     text = probe_page(report)
     assert text == render_probe(report)
+    for expiry in (0, -0.0, 0.0, False):  # equal as keys, written apart
+        report.tls_expiry = expiry
+        assert probe_page(report) == render_probe(report), expiry
+    report.tls_expiry = 1_893_456_000.25
     for name in ("probe_ssl_earliest_cert_expiry 1.89345600025e+09",
                  "probe_dicom_tls_version_info", "probe_dicom_association_reject_info",
                  "probe_dicom_abort_info", "probe_dicom_result_age_seconds 3.6000005e+06",

@@ -6,11 +6,13 @@ probe's timeout plus half a second.
 
 from __future__ import annotations
 
+import gc
 import socket
 import struct
 import threading
 import time
 import tracemalloc
+import weakref
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -169,6 +171,25 @@ def test_a_response_that_never_ends_is_a_protocol_error_in_bounded_memory(pdu: b
     assert_failed(report, Reason.PROTOCOL_ERROR)
     assert "P-DATA-TF PDUs" in report.detail and "buffered" in report.detail
     assert peak < bound, f"peak {peak / 2**20:.2f} MiB"
+
+
+def test_a_failed_probe_holds_nothing_that_outlives_it() -> None:
+    """Its report is freed when the last reference goes, not by the cycle
+    collector: a failure kept with its traceback held the probe's frames and
+    read buffer (up to 1 MiB) until a full collection, or for min_interval
+    in the store memory."""
+    flood = pdus.raw_p_data(b"\x00" * 65000, flags=0x01)
+    with ScriptedPeer(flood_after_echo_request(flood, 4 * 2**20)) as peer:
+        gc.disable()
+        try:
+            report = run(peer.port, timeout=5.0)
+            assert_failed(report, Reason.PROTOCOL_ERROR)
+            assert any("failed: protocol_error" in line for line in report.log)
+            gone = weakref.ref(report)
+            del report
+            assert gone() is None
+        finally:
+            gc.enable()
 
 
 def test_garbage_instead_of_dicom_is_a_protocol_error() -> None:

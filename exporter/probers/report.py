@@ -47,8 +47,8 @@ class ProbeReport:
     store_sent: bool = False  # a C-STORE-RQ went out: the peer may have stored it
     # (seconds since the start, message, its %-arguments): formatted only when
     # someone reads `log` (debug=true, the CLI), not on every probe.
-    notes: list[tuple[float, str, tuple[object, ...]]] = field(default_factory=list,
-                                                                repr=False)
+    notes: list[tuple[float, str, tuple[str | int | float, ...]]] = field(
+        default_factory=list, repr=False)
     # Given by a caller that answers before tidying up (/probe): the probe's
     # socket is closed after the answer is written, not before (see `tidy`).
     deferred: list[Callable[[], None]] | None = field(default=None, repr=False)
@@ -57,8 +57,9 @@ class ProbeReport:
         self.deadline = Deadline(self.timeout)
         self.started = time.perf_counter()
 
-    def note(self, message: str, *args: object) -> None:
-        """`message % args`, as logging formats: only if the log is read."""
+    def note(self, message: str, *args: str | int | float) -> None:
+        """`message % args`, as logging formats: only if the log is read. Strings
+        and numbers only: anything else would live as long as the report."""
         self.notes.append((time.perf_counter() - self.started, message, args))
 
     @property
@@ -83,5 +84,5 @@ class ProbeReport:
         if failure.status is not None:
             self.status = failure.status
         self.failed_phase = failure.phase
-        self.note("failed: %s", failure)
+        self.note("failed: %s", str(failure))  # not the exception: its traceback holds frames
         return False

@@ -427,17 +427,7 @@ class ConnectionLoop:
     # -- answering (worker threads) ------------------------------------------
     def _answer(self, connection: Connection, request: bytes) -> None:
         """Answer, then hand the connection back to the selector directly: no
-        wake-up round trip before a keep-alive client's next request is seen.
-        What the answer left for later (`Connection.after`) runs last."""
-        try:
-            self._answer_all(connection, request)
-        finally:
-            for action in connection.after:
-                with contextlib.suppress(OSError):
-                    action()
-            connection.after.clear()
-
-    def _answer_all(self, connection: Connection, request: bytes) -> None:
+        wake-up round trip before a keep-alive client's next request is seen."""
         while True:
             try:
                 response, keep = self.respond(request, connection)
@@ -450,6 +440,8 @@ class ConnectionLoop:
                 self._write(sock, response)
             except (OSError, ValueError):
                 keep = False
+            finally:
+                self._tidy(connection)
             if response[9:10] in (b"2", b"3"):
                 connection.proven = True
             framed = frame(connection.buffer, self.limits) if keep and connection.buffer else None
@@ -466,6 +458,16 @@ class ConnectionLoop:
                     return
                 self._rearm(connection)
             return
+
+    @staticmethod
+    def _tidy(connection: Connection) -> None:
+        """Run what this answer left for after it was written (a probe's socket
+        close): before the next pipelined request, and before the connection is
+        handed back, so no other worker ever shares the list."""
+        actions, connection.after = connection.after, []
+        for action in actions:
+            with contextlib.suppress(OSError):
+                action()
 
     def _write(self, sock: socket.socket, response: bytes) -> None:
         """Send the whole answer; a client that stops reading gets the write timeout.

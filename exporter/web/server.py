@@ -261,14 +261,14 @@ class Handler(BaseHTTPRequestHandler):
         checks were a tenth of a /probe answer's cost."""
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.log_request(status)
-        lines = [f"{self.protocol_version} {int(status)} {_PHRASES[status]}\r\n"
+        lines = [f"{self.protocol_version} {int(status)} {_PHRASES.get(status, '')}\r\n"
                  f"Date: {self.date_time_string()}\r\n"]
         lines += [f"{name}: {value}\r\n" for name, value in self.server.web.headers.items()]
         lines.append(f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n")
         for name, value in (headers or {}).items():
             lines.append(f"{name}: {value}\r\n")
-            if name.lower() == "connection" and value.lower() == "close":
-                self.close_connection = True
+            if name.lower() == "connection" and value.lower() in ("close", "keep-alive"):
+                self.close_connection = value.lower() == "close"  # as send_header does
         lines.append("\r\n")
         self.wfile.write("".join(lines).encode("latin-1"))
         if self.command != "HEAD":
