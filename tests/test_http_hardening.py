@@ -32,7 +32,9 @@ from exporter import buildinfo, metrics, probers
 from exporter.app import Exporter, ProbeLimits
 from exporter.config import webconfig
 from exporter.dicom.codec import Accepted, ContextResult
+from exporter.dicom.failure import Deadline
 from exporter.metrics import BUILD_INFO, probe_page, render_probe
+from exporter.probers import session
 from exporter.schedule import Scheduler
 from exporter.web import server as web_server
 from exporter.web.connections import Limits, Refusal, frame
@@ -264,38 +266,34 @@ def test_probe_sockets_are_closed_once_the_answer_is_written() -> None:
 
 
 
-def test_pipelined_probes_close_each_socket_before_the_next_probe() -> None:
+def test_pipelined_probes_close_each_socket_before_the_next_probe(
+        peer: ScriptedPeer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each answer's tidying runs before the next pipelined request: a batch of
-    probes on one connection never holds a socket per probe open at the peer."""
-    lock = threading.Lock()
-    counts = {"open": 0, "peak": 0}
+    probes on one connection never holds a socket per probe open."""
+    opened: list[socket.socket] = []
+    still_open: list[int] = []  # at each connect: earlier probe sockets not yet closed
+    real_connect = session.connect
 
-    def count(peer: ScriptedPeer, conn: socket.socket) -> None:
-        with lock:
-            counts["open"] += 1
-            counts["peak"] = max(counts["peak"], counts["open"])
-        try:
-            conn.settimeout(10)
-            while conn.recv(4096):
-                pass
-        finally:
-            with lock:
-                counts["open"] -= 1
+    def counting_connect(family: int, address: tuple, deadline: Deadline) -> socket.socket:
+        still_open.append(sum(sock.fileno() >= 0 for sock in opened))
+        opened.append(real_connect(family, address, deadline))
+        return opened[-1]
 
-    with ScriptedPeer(count, backlog=128) as peer:
-        server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0))
-        try:
-            batch = b"GET /probe?target=peer&module=tcp HTTP/1.1\r\nHost: x\r\n\r\n" * 40
-            with connect(server) as sock:
-                sock.sendall(batch + b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n"
-                                     b"Connection: close\r\n\r\n")
-                answer = read_all(sock)
-        finally:
-            server.shutdown()
-            server.server_close()
+    monkeypatch.setattr(session, "connect", counting_connect)
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0))
+    try:
+        batch = b"GET /probe?target=peer&module=tcp HTTP/1.1\r\nHost: x\r\n\r\n" * 40
+        with connect(server) as sock:
+            sock.sendall(batch + b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n"
+                                 b"Connection: close\r\n\r\n")
+            answer = read_all(sock)
+    finally:
+        server.shutdown()
+        server.server_close()
     assert statuses(answer) == [b"200"] * 41
     assert answer.count(b"probe_success 1.0") == 40
-    assert counts["peak"] <= 3, counts  # one probe's, and a close still on its way
+    assert len(still_open) == 40 and max(still_open) == 0
+    assert all(sock.fileno() == -1 for sock in opened)
 
 
 # -- hostile query strings and paths ------------------------------------------------
