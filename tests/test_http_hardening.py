@@ -190,15 +190,13 @@ def test_pipelined_requests_are_answered_in_order(served: web_server.Server) -> 
 
 def test_a_large_answer_to_a_slow_reader_arrives_whole(served: web_server.Server) -> None:
     """More than the socket buffers hold: the first send is partial, the rest waits."""
-    body = bytes(range(256)) * (16 * 1024)  # 4 MiB
+    # Past the largest send buffer the kernel grows to (tcp_wmem's maximum, 4 MiB here).
+    largest = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    body = bytes(range(256)) * (largest // 256 + 4096)
     served.extra_endpoints["/big"] = lambda handler, method: handler.reply(200, body)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    with sock:
-        sock.connect(served.server_address[:2])
+    with connect(served) as sock:
         sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        time.sleep(0.3)  # the server meets a full buffer before anything is read
+        time.sleep(0.3)  # the server meets full buffers before anything is read
         answer = read_all(sock)
     head, _, received = answer.partition(b"\r\n\r\n")
     assert f"Content-Length: {len(body)}".encode() in head
