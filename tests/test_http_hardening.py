@@ -187,7 +187,6 @@ def test_pipelined_requests_are_answered_in_order(served: web_server.Server) -> 
     assert statuses(answer) == [b"200", b"404", b"200"]
 
 
-
 def test_a_large_answer_to_a_slow_reader_arrives_whole(served: web_server.Server) -> None:
     """More than the socket buffers hold: the first send is partial, the rest waits."""
     # Past the largest send buffer the kernel grows to (tcp_wmem's maximum, 4 MiB here).
@@ -261,7 +260,6 @@ def test_probe_sockets_are_closed_once_the_answer_is_written() -> None:
         finally:
             server.shutdown()
             server.server_close()
-
 
 
 def test_pipelined_probes_close_each_socket_before_the_next_probe(
@@ -698,7 +696,6 @@ def test_web_config_is_reread_when_it_changes(peer: ScriptedPeer, tmp_path: Path
         stop.set()
         server.shutdown()
         server.server_close()
-
 
 
 def test_a_web_config_that_changes_while_it_is_read_is_read_again(
