@@ -9,11 +9,12 @@ pattern for exporters): /probe from one ProbeReport in a fresh registry,
 
 from __future__ import annotations
 
+import copy
 import functools
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pydicom
@@ -183,60 +184,138 @@ class ProbeCollector(Collector):
             yield Gauge.single(
                 PROBE_RESULT_AGE,
                 "Age of the store result; above 0 it repeats an earlier store (min_interval).",
-                report.result_age or 0.0)
+                report.result_age if report.result_age is not None else 0.0)
 
 
-# Text of /probe answers kept between probes, each cache bounded, since peers
-# choose some label values (implementation names): past a bound, text is built
-# each time. Whole blocks for families whose values are all integers (the 0/1
-# families, status codes: most of an answer, and the same every probe); the
-# beginnings of sample lines for the rest (durations), by (family, labels, values).
+# Text of /probe answers kept between probes. A /probe answer is the same text
+# probe after probe but for its durations, so per shape of report (what
+# `families` writes besides float values: the module, outcome, codes, the peer
+# and its contexts, which phases ran) the text around the durations is kept as a
+# template. Objects in a shape are keyed by identity and held by the template,
+# so their ids cannot be reused; peers choose some of that text, so the
+# templates are bounded in number and size. Building one uses the line caches.
 _PROBE_HEADS: dict[str, str] = {}
-_PROBE_BLOCKS: dict[tuple[str, tuple[str, ...], tuple], str] = {}
 _PROBE_PREFIXES: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 PROBE_PREFIX_CACHE = 1024
+PROBE_TEMPLATES = 256
+PROBE_TEMPLATE_LARGEST = 16384  # characters: a page past it is written each time
+# The report's fields that `families` writes as floats; phases are the others.
+_FLOAT_FIELDS = ("duration", "dns_lookup", "timeout", "tls_expiry", "result_age")
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    held: tuple[object, ...]  # the objects whose ids are in its shape
+    parts: tuple[str, ...]  # the text before, between and after the slots
+    slots: tuple[tuple[str, str | None], ...]  # per slot: the field, or "phases" and a phase
+
+
+_TEMPLATES: dict[tuple, _Template] = {}
+
+
+def _shape(report: ProbeReport) -> tuple:
+    return (id(report.module), report.target.tls is None, report.success, report.reason,
+            report.reject, report.abort, report.status, report.tls_version,
+            report.tls_expiry is None, report.result_age is None, id(report.peer),
+            id(report.contexts), tuple(report.phases))
 
 
 def probe_page(report: ProbeReport) -> bytes:
     """The /probe answer: byte for byte what generate_latest writes for
-    ProbeCollector (a test compares them), at a fraction of its cost."""
-    out: list[str] = []
-    for gauge in ProbeCollector(report).families():
-        # Integers only, looked up as stored: 0 == -0.0, but they are written apart.
-        if not all(type(value) is int for _, value in gauge.samples):
-            out.append(_probe_block(gauge))
-            continue
-        key = (gauge.name, gauge.labels, tuple(gauge.samples))
-        block = _PROBE_BLOCKS.get(key)
-        if block is None:
-            block = _probe_block(gauge)
-            if len(_PROBE_BLOCKS) < PROBE_PREFIX_CACHE:
-                _PROBE_BLOCKS[key] = block
-        out.append(block)
-    return "".join(out).encode()
+    ProbeCollector (tests compare them), at a fraction of its cost."""
+    shape = _shape(report)
+    template = _TEMPLATES.get(shape)
+    if template is not None:
+        return _fill(template, report).encode()
+    text = "".join(_probe_lines(ProbeCollector(report).families()))
+    template = _template(report, text)
+    if template is not None:
+        if len(_TEMPLATES) >= PROBE_TEMPLATES:
+            _TEMPLATES.clear()  # shapes of an earlier config go too
+        _TEMPLATES[shape] = template
+    return text.encode()
 
 
-def _probe_block(gauge: Gauge) -> str:
+def _fill(template: _Template, report: ProbeReport) -> str:
+    parts = template.parts
+    out = [parts[0]]
+    for (name, phase), part in zip(template.slots, parts[1:], strict=True):
+        number = float(report.phases[phase] if phase else getattr(report, name))
+        out.append(repr(number) if -1e300 < number < 1e6 else floatToGoString(number))
+        out.append(part)
+    return "".join(out)
+
+
+def _template(report: ProbeReport, text: str) -> _Template | None:
+    """The template of `report`'s shape, from its families written with a
+    marker float in place of each float field; None if it would not give
+    back `text` (a value `families` changes on the way) or `text` is too long."""
+    if len(text) > PROBE_TEMPLATE_LARGEST:
+        return None
+    marked = copy.copy(report)
+    markers: dict[int, tuple[float, tuple[str, str | None]]] = {}
+
+    def marker(slot: tuple[str, str | None]) -> float:
+        value = float(len(markers) + 1) * 5e-324  # a new object, told apart by identity
+        markers[id(value)] = (value, slot)
+        return value
+
+    for name in _FLOAT_FIELDS:
+        if getattr(report, name) is not None:
+            setattr(marked, name, marker((name, None)))
+    marked.phases = {phase: marker(("phases", phase)) for phase in report.phases}
+    parts: list[str] = []
+    slots: list[tuple[str, str | None]] = []
+    pending: list[str] = []
+    for gauge in ProbeCollector(marked).families():
+        pending.append(_probe_head(gauge))
+        for values, value in gauge.samples:
+            pending.append(_sample_prefix(gauge, values))
+            found = markers.get(id(value))
+            if found is not None and found[0] is value:
+                parts.append("".join(pending))
+                slots.append(found[1])
+                pending = ["\n"]
+            else:
+                pending.append(_sample_value(value) + "\n")
+    parts.append("".join(pending))
+    template = _Template((report.module, report.peer, report.contexts), tuple(parts),
+                         tuple(slots))
+    return template if _fill(template, report) == text else None
+
+
+def _probe_lines(gauges: Iterable[Gauge]) -> Iterator[str]:
+    for gauge in gauges:
+        yield _probe_head(gauge)
+        for values, value in gauge.samples:
+            yield _sample_prefix(gauge, values) + _sample_value(value) + "\n"
+
+
+def _probe_head(gauge: Gauge) -> str:
     head = _PROBE_HEADS.get(gauge.name)
     if head is None:
         help_text = gauge.documentation.replace("\\", "\\\\").replace("\n", "\\n")
         head = _PROBE_HEADS.setdefault(gauge.name, _header(gauge.name, "gauge", help_text
                                                            ).decode())
-    out = [head]
-    for values, value in gauge.samples:
-        key = (gauge.name, gauge.labels, values)
-        prefix = _PROBE_PREFIXES.get(key)
-        if prefix is None:
-            pairs = ",".join(f'{k}="{_escape(v)}"'
-                             for k, v in sorted(zip(gauge.labels, values, strict=True)))
-            prefix = f"{gauge.name}{{{pairs}}} " if pairs else f"{gauge.name} "
-            if len(_PROBE_PREFIXES) < PROBE_PREFIX_CACHE:
-                _PROBE_PREFIXES[key] = prefix
-        number = float(value)
-        # floatToGoString, whose answer below 1e6 (and finite) is simply repr.
-        out.append(prefix + (repr(number) if -1e300 < number < 1e6
-                             else floatToGoString(number)) + "\n")
-    return "".join(out)
+    return head
+
+
+def _sample_prefix(gauge: Gauge, values: tuple[str, ...]) -> str:
+    key = (gauge.name, gauge.labels, values)
+    prefix = _PROBE_PREFIXES.get(key)
+    if prefix is None:
+        pairs = ",".join(f'{k}="{_escape(v)}"'
+                         for k, v in sorted(zip(gauge.labels, values, strict=True)))
+        prefix = f"{gauge.name}{{{pairs}}} " if pairs else f"{gauge.name} "
+        if len(_PROBE_PREFIXES) < PROBE_PREFIX_CACHE:
+            _PROBE_PREFIXES[key] = prefix
+    return prefix
+
+
+def _sample_value(value: float) -> str:
+    number = float(value)
+    # floatToGoString, whose answer below 1e6 (and finite) is simply repr (as in _fill).
+    return repr(number) if -1e300 < number < 1e6 else floatToGoString(number)
 
 
 def scheduled_skips(counts: dict[tuple[str, str, str], int]) -> Metric:

@@ -7,6 +7,8 @@ namespace the test creates); clients are raw sockets so they can misbehave.
 from __future__ import annotations
 
 import base64
+import copy
+import dataclasses
 import gzip
 import http.client as httpclient
 import itertools
@@ -22,10 +24,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from exporter import buildinfo, metrics, probers
@@ -35,6 +40,8 @@ from exporter.dicom.codec import Accepted, ContextResult
 from exporter.dicom.failure import Deadline
 from exporter.metrics import BUILD_INFO, probe_page, render_probe
 from exporter.probers import session
+from exporter.probers.report import ProbeReport
+from exporter.reasons import Reason
 from exporter.schedule import Scheduler
 from exporter.web import server as web_server
 from exporter.web.connections import Limits, Refusal, frame
@@ -827,6 +834,37 @@ def test_the_scrape_timeout_budget_is_continuous_and_monotonic() -> None:
     assert exporter.timeout_for(2.0, 10.0) == 2.0
 
 
+# -- the request target, parsed as the standard library would --------------------------
+QUERY_TEXT = st.text(st.sampled_from("ab=&%+#?;/ 2F41éÿ\x00"), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(QUERY_TEXT)
+def test_the_query_is_parsed_as_parse_qs_parses_it(query: str) -> None:
+    try:
+        expected = parse_qs(query, max_num_fields=web_server.MAX_QUERY_FIELDS)
+    except ValueError:
+        with pytest.raises(ValueError):
+            web_server.parse_query(query)
+        return
+    assert web_server.parse_query(query) == expected
+
+
+def test_a_query_of_more_fields_than_allowed_is_refused_as_parse_qs_refuses_it() -> None:
+    query = "&".join(f"a{i}=1" for i in range(web_server.MAX_QUERY_FIELDS + 1))
+    with pytest.raises(ValueError):
+        web_server.parse_query(query)
+    assert web_server.parse_query(query.rsplit("&", 1)[0])["a0"] == ["1"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(QUERY_TEXT)
+def test_the_request_target_is_split_where_urlsplit_splits_it(rest: str) -> None:
+    for target in ("/" + rest, "//" + rest, "http://host/" + rest, rest):
+        parts = urlsplit(target)
+        assert web_server.split_target(target) == (parts.path, parts.query), target
+
+
 # -- the fast /probe exposition ---------------------------------------------------------
 def test_probe_exposition_is_byte_for_byte_what_client_python_writes(peer: ScriptedPeer) -> None:
     config = make_config({
@@ -877,4 +915,70 @@ def test_the_probe_line_cache_is_bounded_when_peers_choose_label_values(
         report.peer = Accepted((), 0, f"1.2.{index}", "HOSTILE")
         assert f'implementation_class_uid="1.2.{index}"'.encode() in probe_page(report)
     assert len(metrics._PROBE_PREFIXES) <= metrics.PROBE_PREFIX_CACHE
-    assert len(metrics._PROBE_BLOCKS) <= metrics.PROBE_PREFIX_CACHE
+    assert len(metrics._TEMPLATES) <= metrics.PROBE_TEMPLATES
+
+
+def test_a_probe_answer_past_the_template_size_is_written_whole_and_not_kept(
+        peer: ScriptedPeer) -> None:
+    config = make_config({"up": {"port": peer.port, "ae_title": "PEER"}})
+    report = probers.run(config.targets["up"], config.modules["echo"], 2.0)
+    report.peer = Accepted((), 0, "1.2.3", "V" * metrics.PROBE_TEMPLATE_LARGEST)
+    text = probe_page(report)
+    assert text == render_probe(report)
+    assert len(text) > metrics.PROBE_TEMPLATE_LARGEST
+    assert not any(template.held[1] is report.peer for template in metrics._TEMPLATES.values())
+
+
+def test_probe_answers_from_a_template_follow_every_field_of_the_report(
+        peer: ScriptedPeer) -> None:
+    """A /probe answer is the template of its report's shape with the durations
+    filled in. A field that changes the text but not the shape would make
+    answers repeat an earlier probe's: every field of the report is changed
+    here, one at a time, after the template of the first report is kept."""
+    config = make_config({"up": {"port": peer.port, "ae_title": "PEER"}})
+    base = probers.run(config.targets["up"], config.modules["store"], 2.0)
+    contexts = (ContextResult(1, "1.2.840.10008.1.1", True, "1.2.840.10008.1.2", 0),)
+    base.success, base.reason, base.failed_phase, base.detail = True, None, None, ""
+    base.peer, base.contexts = Accepted(contexts, 16384, "1.2.3", "PEER_1"), contexts
+    base.phases = {"connect": 0.001, "associate": 0.002, "dimse": 0.003, "release": 0.004}
+    base.status, base.result_age, base.dns_lookup = 0, 1.5, 0.25
+    other = (ContextResult(1, "1.2.840.10008.1.1", False, "", 3),)
+    changed: dict[str, object] = {
+        "target": dataclasses.replace(base.target, name="other", host="localhost",
+                                      labels={"site": "x"}, ae_title="OTHER"),
+        "module": config.modules["echo"],
+        "timeout": 7.25,
+        "state": base.state.__class__(),
+        "deadline": Deadline(1.0),
+        "started": 0.0,
+        "success": False,
+        "duration": 0.125,
+        "phases": {**base.phases, "dimse": 0.0105},
+        "dns_lookup": 0.5,
+        "reason": Reason.REFUSED,
+        "failed_phase": "dimse",
+        "detail": "another detail",
+        "reject": (1, 1, 3),
+        "abort": (2, 6),
+        "status": 0xC000,
+        "peer": Accepted(contexts, 16384, "1.2.3", "PEER_2"),
+        "contexts": other,
+        "tls_version": "TLSv1.3",
+        "tls_expiry": 1_893_456_000.25,
+        "result_age": None,
+        "store_sent": True,
+        "notes": [(0.0, "a note", ())],
+        "deferred": [],
+    }
+    assert set(changed) == {field.name for field in dataclasses.fields(ProbeReport)}
+    assert probe_page(base) == render_probe(base)
+    assert probe_page(base) == render_probe(base)  # from its template
+    for name, value in [*changed.items(),
+                        ("target", dataclasses.replace(base.target, tls=object())),
+                        ("phases", {**base.phases, "tls": 0.5}),
+                        ("phases", {"connect": 0.001}),
+                        ("result_age", -0.0)]:
+        report = copy.copy(base)
+        setattr(report, name, value)
+        assert probe_page(report) == render_probe(report), name
+        assert probe_page(report) == render_probe(report), name  # from its own template

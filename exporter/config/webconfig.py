@@ -34,6 +34,7 @@ not tell which users exist.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -139,6 +140,11 @@ class WebConfig:
     _verified: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     _salt: bytes = field(default_factory=lambda: os.urandom(16), compare=False, repr=False)
+
+    @functools.cached_property
+    def header_lines(self) -> str:
+        """The configured headers as they go into every answer, written once."""
+        return "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
 
     def authorized(self, header: str | None) -> bool:
         """True when no users are configured or the Basic credentials match."""

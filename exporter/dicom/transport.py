@@ -7,6 +7,7 @@ above see a classified reason, never an exception from the socket module.
 from __future__ import annotations
 
 import errno
+import functools
 import socket
 import ssl
 import threading
@@ -34,11 +35,21 @@ MAX_PENDING_LOOKUPS = 16
 _lookups = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
 
 
-def _numeric(host: str, port: int) -> list | None:
-    """An address literal needs no resolver: answered at once, no thread."""
+def _first(infos: list) -> tuple[int, tuple] | None:
+    """IPv4 first, as a DICOM peer is usually listed."""
+    for family, _, _, _, address in infos:
+        if family == socket.AF_INET:
+            return family, address
+    return (infos[0][0], infos[0][4]) if infos else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _numeric(host: str, port: int) -> tuple[int, tuple] | None:
+    """An address literal needs no resolver: worked out once, no thread. The
+    configured hosts bound the cache; a name caches its None."""
     try:
-        return socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+        return _first(socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST))
     except (socket.gaierror, UnicodeError, ValueError):
         return None
 
@@ -70,12 +81,10 @@ def _lookup(host: str, port: int, deadline: Deadline) -> list:
 
 def resolve(host: str, port: int, deadline: Deadline) -> tuple[int, tuple]:
     """Resolve to one address, IPv4 first, as a DICOM peer is usually listed."""
-    infos = _numeric(host, port) or _lookup(host, port, deadline)
-    if not infos:
+    found = _numeric(host, port) or _first(_lookup(host, port, deadline))
+    if found is None:
         raise ProbeFailure(Reason.DNS, f"{host!r} resolves to no address")
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    family, _, _, _, address = infos[0]
-    return family, address
+    return found
 
 
 def connect(family: int, address: tuple, deadline: Deadline) -> socket.socket:

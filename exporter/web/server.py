@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -262,13 +262,13 @@ class Handler(BaseHTTPRequestHandler):
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.log_request(status)
         lines = [f"{self.protocol_version} {int(status)} {_PHRASES.get(status, '')}\r\n"
-                 f"Date: {self.date_time_string()}\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in self.server.web.headers.items()]
-        lines.append(f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n")
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}\r\n")
-            if name.lower() == "connection" and value.lower() in ("close", "keep-alive"):
-                self.close_connection = value.lower() == "close"  # as send_header does
+                 f"Date: {self.date_time_string()}\r\n{self.server.web.header_lines}"
+                 f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"]
+        if headers:
+            for name, value in headers.items():
+                lines.append(f"{name}: {value}\r\n")
+                if name.lower() == "connection" and value.lower() in ("close", "keep-alive"):
+                    self.close_connection = value.lower() == "close"  # as send_header does
         lines.append("\r\n")
         self.wfile.write("".join(lines).encode("latin-1"))
         if self.command != "HEAD":
@@ -294,13 +294,12 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(HTTPStatus.UNAUTHORIZED, "Unauthorized\n",
                        headers={"WWW-Authenticate": 'Basic realm="dicom-exporter"'})
             return
-        parts = urlsplit(self.path)
+        self.url_path, query = split_target(self.path)
         try:
-            self.query = parse_qs(parts.query, max_num_fields=MAX_QUERY_FIELDS)
+            self.query = parse_query(query)
         except ValueError:
             self.reply(HTTPStatus.BAD_REQUEST, f"more than {MAX_QUERY_FIELDS} query parameters\n")
             return
-        self.url_path = parts.path
         try:
             self._route(method)
         except Exception as exc:  # a bug must cost one 500, not the connection
@@ -312,19 +311,9 @@ class Handler(BaseHTTPRequestHandler):
                        headers={"Connection": "close"})  # say so: the client must reconnect
 
     def _route(self, method: str) -> None:
-        endpoints: dict[str, Callable[[str], None]] = {
-            "/probe": self._probe,
-            "/metrics": self._metrics,
-            "/sd": self._sd,
-            "/-/healthy": self._healthy,
-            "/-/ready": self._healthy,
-            "/-/reload": self._reload,
-            "/": self._landing,
-            "/status.json": self._status_json,
-        }
-        handler = endpoints.get(self.url_path)
-        if handler is not None:
-            handler(method)
+        endpoint = ENDPOINTS.get(self.url_path)
+        if endpoint is not None:
+            endpoint(self, method)
             return
         if self.url_path == "/runbooks" or self.url_path.startswith("/runbooks/"):
             self._runbook(self.url_path.removeprefix("/runbooks").lstrip("/"))
@@ -450,6 +439,54 @@ class Handler(BaseHTTPRequestHandler):
     def _status_json(self, method: str) -> None:
         body = json.dumps(dataclasses.asdict(self._oncall()), ensure_ascii=False, indent=1)
         self.reply(HTTPStatus.OK, body, "application/json; charset=utf-8")
+
+
+# The endpoints by path; /runbooks/ and the extra endpoints are matched by prefix.
+ENDPOINTS: dict[str, Callable[[Handler, str], None]] = {
+    "/probe": Handler._probe,
+    "/metrics": Handler._metrics,
+    "/sd": Handler._sd,
+    "/-/healthy": Handler._healthy,
+    "/-/ready": Handler._healthy,
+    "/-/reload": Handler._reload,
+    "/": Handler._landing,
+    "/status.json": Handler._status_json,
+}
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """The path and query of a request target, as urlsplit gives them.
+
+    An origin-form target ("/probe?...", what every client sends) is cut
+    where urlsplit would cut it, without its work; anything else goes to it.
+    """
+    if target.startswith("/") and not target.startswith("//"):
+        path, _, query = target.partition("#")[0].partition("?")
+        return path, query
+    parts = urlsplit(target)
+    return parts.path, parts.query
+
+
+def parse_query(query: str) -> dict[str, list[str]]:
+    """parse_qs(query, max_num_fields=MAX_QUERY_FIELDS), field for field.
+
+    Its per-field unquoting is a quarter of a /probe request's parsing; here
+    only a field with something to unquote (`%` or `+`) pays for it.
+    """
+    if query.count("&") + 1 > MAX_QUERY_FIELDS:
+        raise ValueError("Max number of fields exceeded")
+    fields: dict[str, list[str]] = {}
+    for item in query.split("&"):
+        name, equals, value = item.partition("=")
+        if not equals or not value:  # as parse_qs without keep_blank_values
+            continue
+        if "%" in item or "+" in item:
+            name, value = unquote(name.replace("+", " ")), unquote(value.replace("+", " "))
+        if name in fields:
+            fields[name].append(value)
+        else:
+            fields[name] = [value]
+    return fields
 
 
 WEB_CONFIG_POLL = 2.0
