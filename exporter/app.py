@@ -157,7 +157,7 @@ class Exporter:
 
     def probe(
         self, target_name: str, module_name: str, scrape_timeout: float | None = None,
-        deferred: list[Callable[[], None]] | None = None,
+        deferred: list[Callable[[], None]] | None = None, log: bool = False,
     ) -> ProbeReport:
         config = self._config
         target = config.targets.get(target_name)
@@ -176,7 +176,7 @@ class Exporter:
         self.stats.started()
         try:
             report = probers.run(target, module, self.timeout_for(module.timeout, scrape_timeout),
-                                 self.prober_state, deferred)
+                                 self.prober_state, deferred, log)
         except BaseException:  # interrupted (shutdown): keep in_flight right
             self.stats.finished(target.name, module.name, False, None, 0.0)
             raise

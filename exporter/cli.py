@@ -280,7 +280,7 @@ def probe(config_file: str, module_name: str | None, debug: bool, target: str) -
         if index:
             click.echo()
         try:
-            report = exporter.probe(target, name)
+            report = exporter.probe(target, name, log=debug)
         except UnknownProbe as exc:
             click.echo(str(exc), err=True)
             raise SystemExit(2) from None

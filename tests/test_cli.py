@@ -73,6 +73,14 @@ def test_probe_reports_success_with_phase_timings(tmp_path: Path) -> None:
     assert "associate" in result.stdout and "dimse" in result.stdout
 
 
+def test_probe_with_debug_prints_the_probes_log(tmp_path: Path) -> None:
+    result = cli("probe", "--config.file", str(write_config(tmp_path / "c.yml", free_port())),
+                 "peer", "--debug")
+    assert result.returncode == 1
+    log = result.stdout.split("\nlog\n", 1)[1]
+    assert "ms connecting to 127.0.0.1 port" in log and "ms failed: refused" in log
+
+
 def test_probe_explains_a_failure_in_the_routines_words(tmp_path: Path) -> None:
     result = cli("probe", "--config.file", str(write_config(tmp_path / "c.yml", free_port())),
                  "peer", "--module", "echo")

@@ -46,10 +46,10 @@ TIMEOUT = 1.0
 
 
 def run(port: int, module: str = "echo", ae_title: str = "PEER", host: str = LOOPBACK,
-        timeout: float = TIMEOUT):
+        timeout: float = TIMEOUT, log: bool = False):
     config = make_config({"peer": {"port": port, "ae_title": ae_title, "host": host}})
     started = time.monotonic()
-    report = probers.run(config.targets["peer"], config.modules[module], timeout)
+    report = probers.run(config.targets["peer"], config.modules[module], timeout, log=log)
     elapsed = time.monotonic() - started
     assert elapsed < timeout + 0.5, f"probe took {elapsed:.2f}s"
     return report
@@ -182,7 +182,7 @@ def test_a_failed_probe_holds_nothing_that_outlives_it() -> None:
     with ScriptedPeer(flood_after_echo_request(flood, 4 * 2**20)) as peer:
         gc.disable()
         try:
-            report = run(peer.port, timeout=5.0)
+            report = run(peer.port, timeout=5.0, log=True)
             assert_failed(report, Reason.PROTOCOL_ERROR)
             assert any("failed: protocol_error" in line for line in report.log)
             gone = weakref.ref(report)
@@ -190,6 +190,14 @@ def test_a_failed_probe_holds_nothing_that_outlives_it() -> None:
             assert gone() is None
         finally:
             gc.enable()
+
+
+def test_a_probe_keeps_its_notes_only_when_its_log_is_asked_for() -> None:
+    """Scrapes never read the log: their probes pay for no notes."""
+    with ScriptedPeer(lambda peer, conn: None) as peer:
+        quiet, logged = run(peer.port), run(peer.port, log=True)
+    assert quiet.notes is None and quiet.log == []
+    assert logged.log and "probe failed" in logged.log[-1]
 
 
 def test_garbage_instead_of_dicom_is_a_protocol_error() -> None:

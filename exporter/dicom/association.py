@@ -20,9 +20,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from exporter.dicom.codec import (
     ABORT_BYTES,
@@ -52,7 +51,7 @@ from exporter.dicom.codec import (
     pdu_header,
     rejection,
 )
-from exporter.dicom.failure import Deadline, ProbeFailure
+from exporter.dicom.failure import Deadline, ProbeFailure, timed
 from exporter.dicom.timed_io import Sent, TimedIO
 from exporter.reasons import Reason
 
@@ -94,6 +93,27 @@ class OpenAssociations:
         return len(layers)
 
 
+class _Phase(timed):
+    """`timed` for the phases of an association, counted only when one fails (a
+    phase that succeeds is timed by the kernel), telling our own shutdown
+    (SIGTERM aborted the association) from the peer's doing."""
+
+    __slots__ = ("registry",)
+
+    def __init__(self, layer: UpperLayer, name: str) -> None:
+        super().__init__(layer.phases, name)
+        self.registry = layer.registry
+
+    def __exit__(self, kind: type[BaseException] | None, failure: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if not isinstance(failure, ProbeFailure):
+            return
+        super().__exit__(kind, failure, traceback)
+        if self.registry is not None and self.registry.shutting_down:
+            raise ProbeFailure(Reason.INTERNAL_ERROR, "interrupted: the exporter is shutting down",
+                               phase=self.name) from None
+
+
 @dataclass(eq=False)
 class UpperLayer:
     """One association on one socket, used by one probe on one thread.
@@ -115,22 +135,8 @@ class UpperLayer:
         if self.registry is not None:
             self.registry.add(self)
 
-    @contextlib.contextmanager
-    def _phase(self, name: str) -> Iterator[None]:
-        """Name the phase in a failure, time it until it failed, and tell our own
-        shutdown (SIGTERM aborted the association) from the peer's doing."""
-        started = time.perf_counter()
-        try:
-            yield
-        except ProbeFailure as failure:
-            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
-            if self.registry is not None and self.registry.shutting_down:
-                raise ProbeFailure(Reason.INTERNAL_ERROR,
-                                   "interrupted: the exporter is shutting down",
-                                   phase=name) from None
-            if failure.phase is None:
-                failure.phase = name
-            raise
+    def _phase(self, name: str) -> _Phase:
+        return _Phase(self, name)
 
     def send(self, data: bytes, on_timeout: Reason) -> Sent:
         return self.io.send(data, self.deadline, on_timeout)

@@ -8,9 +8,8 @@ absolute, so every socket call below a probe gets only the time left.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 
 from exporter.reasons import Reason
 
@@ -42,21 +41,29 @@ class Deadline:
         return self.at - time.monotonic()
 
 
-@contextmanager
-def timed(phases: dict[str, float], name: str) -> Iterator[None]:
+class timed:  # noqa: N801 - used as a context manager, like the function it replaced
     """Add the time spent in phase `name` to `phases`, also when it fails.
 
     A failed phase used to be reported as 0 s; the time until it failed (a
     timeout, a reset after 2 s) is what tells a slow peer from a dead one. A
     failure leaving the block is marked with the phase unless an inner step
-    already named it.
+    already named it. A class, not a generator: a third of the cost, on every
+    probe.
     """
-    started = time.perf_counter()
-    try:
-        yield
-    except ProbeFailure as failure:
-        if failure.phase is None:
+
+    __slots__ = ("name", "phases", "started")
+
+    def __init__(self, phases: dict[str, float], name: str) -> None:
+        self.phases = phases
+        self.name = name
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, failure: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        phases, name = self.phases, self.name
+        phases[name] = phases.get(name, 0.0) + time.perf_counter() - self.started
+        if isinstance(failure, ProbeFailure) and failure.phase is None:
             failure.phase = name
-        raise
-    finally:
-        phases[name] = phases.get(name, 0.0) + time.perf_counter() - started

@@ -36,15 +36,17 @@ logger = logging.getLogger("dicom_exporter.probe")
 
 def run(
     target: Target, module: Module, timeout: float, state: ProberState | None = None,
-    deferred: list[Callable[[], None]] | None = None,
+    deferred: list[Callable[[], None]] | None = None, log: bool = False,
 ) -> ProbeReport:
     """One probe; without `state` it starts from nothing (a one-off, e.g. the CLI).
 
     With `deferred`, closing the probe's socket is left in that list for the
-    caller to run once it has answered (ProbeReport.tidy).
+    caller to run once it has answered (ProbeReport.tidy). With `log`, the
+    report keeps the probe's notes for `report.log`.
     """
     report = ProbeReport(target=target, module=module, timeout=timeout,
-                         state=state or ProberState(), deferred=deferred)
+                         state=state or ProberState(), deferred=deferred,
+                         notes=[] if log else None)
     report.note("probing %s (%s:%s) with module %s (%s), timeout %.3fs", target.name,
                 target.host, target.port, module.name, module.prober, timeout)
     try:

@@ -45,10 +45,11 @@ class ProbeReport:
     # Store probes within the module's min_interval repeat the last result.
     result_age: float | None = None
     store_sent: bool = False  # a C-STORE-RQ went out: the peer may have stored it
-    # (seconds since the start, message, its %-arguments): formatted only when
-    # someone reads `log` (debug=true, the CLI), not on every probe.
-    notes: list[tuple[float, str, tuple[str | int | float, ...]]] = field(
-        default_factory=list, repr=False)
+    # (seconds since the start, message, its %-arguments), kept only for a
+    # caller that will read `log` (debug=true, the CLI's --debug) and formatted
+    # only then: the notes of every probe cost a fiftieth of a loopback echo.
+    notes: list[tuple[float, str, tuple[str | int | float, ...]]] | None = field(
+        default=None, repr=False)
     # Given by a caller that answers before tidying up (/probe): the probe's
     # socket is closed after the answer is written, not before (see `tidy`).
     deferred: list[Callable[[], None]] | None = field(default=None, repr=False)
@@ -60,12 +61,13 @@ class ProbeReport:
     def note(self, message: str, *args: str | int | float) -> None:
         """`message % args`, as logging formats: only if the log is read. Strings
         and numbers only: anything else would live as long as the report."""
-        self.notes.append((time.perf_counter() - self.started, message, args))
+        if self.notes is not None:
+            self.notes.append((time.perf_counter() - self.started, message, args))
 
     @property
     def log(self) -> list[str]:
         return [f"{elapsed * 1000:9.3f}ms {message % args if args else message}"
-                for elapsed, message, args in self.notes]
+                for elapsed, message, args in self.notes or ()]
 
     def tidy(self, action: Callable[[], None]) -> None:
         """Run `action` (closing a finished probe's socket) now, or leave it to

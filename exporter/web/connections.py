@@ -1,4 +1,5 @@
-"""Connections: one selector thread reads each request whole, a bounded pool answers it.
+"""Connections: a small pool of threads waits on one epoll; the thread an event
+wakes reads the request whole and answers it itself.
 
 Why not ThreadingHTTPServer: it gives every accepted connection a thread from
 the first byte on, so 300 slowloris or idle clients hold 300 threads, and past
@@ -6,11 +7,19 @@ the file-descriptor limit accept() fails in a tight loop while real scrapes
 time out. Here a connection costs a thread only while its complete request is
 being answered. Reading is bounded in time (from accept or the first byte of a
 request to its last byte) and in size (head and body); the TLS handshake is
-also done by the selector thread, so a client that never says hello costs
-nothing but a file descriptor. Past the connection cap the oldest connection
-that is only waiting is closed to make room, so real requests keep being
-answered while idle ones are shed; only when every connection is busy being
-answered does a newcomer get 503.
+also done between answers, so a client that never says hello costs nothing
+but a file descriptor. Past the connection cap the oldest connection that is
+only waiting is closed to make room, so real requests keep being answered
+while idle ones are shed; only when every connection is busy being answered
+does a newcomer get 503.
+
+Why threads on the epoll rather than one reader handing requests to a pool:
+the hand-over woke a second thread for every request, a quarter of the time a
+/probe answer spent outside the probe. Every registration is one-shot, so one
+event wakes one thread and no other thread sees that connection until it is
+armed again; a thread that takes a request to answer starts another when none
+would be left waiting, so a probe waiting on a silent peer never stops
+/metrics (up to `Limits.workers` threads).
 """
 
 from __future__ import annotations
@@ -19,9 +28,8 @@ import collections
 import contextlib
 import errno
 import logging
-import queue
 import re
-import selectors
+import select
 import socket
 import ssl
 import threading
@@ -129,55 +137,13 @@ class Connection:
 Responder = Callable[[bytes, Connection], tuple[bytes, bool]]
 
 
-class Workers:
-    """Daemon threads started on demand up to a bound, kept for the next request.
-
-    Daemon so that a probe still waiting on a silent peer never delays exit.
-    """
-
-    def __init__(self, limit: int, run: Callable[[Connection, bytes], None]) -> None:
-        self.limit = limit
-        self._run = run
-        self._queue: queue.SimpleQueue[tuple[Connection, bytes] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self.threads = 0
-        self._busy = 0
-        self._unclaimed = 0
-
-    def submit(self, connection: Connection, request: bytes) -> None:
-        with self._lock:
-            self._unclaimed += 1
-            start = self.threads - self._busy < self._unclaimed and self.threads < self.limit
-            if start:
-                self.threads += 1
-        self._queue.put((connection, request))
-        if start:
-            threading.Thread(target=self._loop, name=f"http-{self.threads}",
-                             daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            with self._lock:
-                self._unclaimed -= 1
-                self._busy += 1
-            try:
-                self._run(*item)
-            finally:
-                with self._lock:
-                    self._busy -= 1
-
-    def stop(self) -> None:
-        with self._lock:
-            count = self.threads
-        for _ in range(count):
-            self._queue.put(None)
+READ = select.EPOLLIN | select.EPOLLONESHOT
+WRITE = select.EPOLLOUT | select.EPOLLONESHOT
 
 
 class ConnectionLoop:
-    """Accepts on every listener, reads requests whole, hands them to the workers."""
+    """Accepts on every listener, reads requests whole and answers them, on a
+    pool of threads that wait on one epoll (see the module's docstring)."""
 
     def __init__(self, listeners: list[socket.socket], respond: Responder,
                  tls: Callable[[], ssl.SSLContext | None], limits: Limits,
@@ -187,15 +153,15 @@ class ConnectionLoop:
         self.respond = respond
         self.tls = tls
         self.limits = limits
-        self.workers = Workers(limits.workers, self._answer)
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        self._listening = {listener.fileno(): listener for listener in listeners}
         # Connections waiting for a whole request, oldest first: those that never
         # got a successful answer, and kept-alive ones that did (Prometheus').
         self._fresh: collections.OrderedDict[int, Connection] = collections.OrderedDict()
         self._kept: collections.OrderedDict[int, Connection] = collections.OrderedDict()
         self._connections: dict[int, Connection] = {}
-        # Held by the selector thread while it handles events, and by a worker
-        # handing its connection back: epoll_ctl is thread-safe, our maps are not.
+        # Guards the maps, the counts and every step but answering: held by a
+        # thread from the moment epoll wakes it until it has a request to answer.
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -203,35 +169,26 @@ class ConnectionLoop:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._paused_until = 0.0
+        self._next_sweep = 0.0
+        self.threads = 0  # in the pool, waiting or answering
+        self._waiting = 0  # of them, in (or on the way to) epoll.poll
         self.shed = 0  # connections closed to make room, for tests and logs
 
     # -- lifecycle -----------------------------------------------------------
     def run(self) -> None:
-        for listener in self.listeners:
-            listener.setblocking(False)
-            self._selector.register(listener, selectors.EVENT_READ, None)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-        next_sweep = time.monotonic() + SWEEP_INTERVAL
+        """Serve on this thread and the pool until shutdown()."""
+        for fd in self._listening:
+            self._listening[fd].setblocking(False)
+            self._epoll.register(fd, READ)
+        # Level-triggered and never drained: once shutdown() writes, every
+        # waiting thread wakes in turn and sees the stop.
+        self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
+        self._next_sweep = time.monotonic() + SWEEP_INTERVAL
+        with self._lock:
+            self.threads += 1
+            self._spawn()  # one more, waiting while this one answers
         try:
-            while not self._stop.is_set():
-                events = self._selector.select(SWEEP_INTERVAL)
-                with self._lock:
-                    for key, _ in events:
-                        if key.data is None:
-                            self._accept(key.fileobj)  # type: ignore[arg-type]
-                        elif key.data == "wake":
-                            with contextlib.suppress(OSError):
-                                self._wake_r.recv(4096)
-                        else:
-                            self._ready(key.data)
-                    now = time.monotonic()
-                    if self._paused_until and now >= self._paused_until:
-                        self._paused_until = 0.0
-                        for listener in self.listeners:
-                            self._selector.register(listener, selectors.EVENT_READ, None)
-                    if now >= next_sweep:
-                        self._sweep(now)
-                        next_sweep = now + SWEEP_INTERVAL
+            self._serve()
         finally:
             self._stopped.set()
 
@@ -241,23 +198,90 @@ class ConnectionLoop:
         self._stopped.wait(5)
 
     def close(self) -> None:
-        self.workers.stop()
+        self._stop.set()
+        self._wake()
         with self._lock:
             for connection in list(self._connections.values()):
                 self._close(connection)
         for listener in self.listeners:
             listener.close()
-        self._selector.close()
+        self._epoll.close()
         self._wake_r.close()
         self._wake_w.close()
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             self._wake_w.send(b"x")
 
     @property
     def open_connections(self) -> int:
         return len(self._connections)
+
+    def _spawn(self) -> None:
+        """Start a thread for the pool (holding the lock), up to the bound."""
+        if self.threads < self.limits.workers:
+            self.threads += 1
+            threading.Thread(target=self._serve, name=f"http-{self.threads}",
+                             daemon=True).start()
+
+    def _serve(self) -> None:
+        """Wait for one event, handle it; answer a whole request here, having
+        made sure another thread is left waiting."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            while not self._stop.is_set():
+                self._waiting += 1
+                lock.release()
+                try:
+                    events = self._epoll.poll(SWEEP_INTERVAL, 1)
+                except (OSError, ValueError):  # closed by close()
+                    events = None
+                finally:
+                    lock.acquire()
+                    self._waiting -= 1
+                if events is None:
+                    return
+                job = self._event(events[0][0]) if events else None
+                now = time.monotonic()
+                if self._paused_until and now >= self._paused_until:
+                    self._paused_until = 0.0
+                    for fd in self._listening:
+                        self._arm(fd, READ)
+                if now >= self._next_sweep:
+                    self._sweep(now)
+                    self._next_sweep = now + SWEEP_INTERVAL
+                if job is not None:
+                    if not self._waiting:
+                        self._spawn()
+                    lock.release()
+                    try:
+                        self._answer(*job)
+                    finally:
+                        lock.acquire()
+        finally:
+            self.threads -= 1
+            lock.release()
+
+    def _event(self, fd: int) -> tuple[Connection, bytes] | None:
+        listener = self._listening.get(fd)
+        if listener is not None:
+            self._accept(listener)
+            if not self._paused_until:
+                self._arm(fd, READ)
+            return None
+        connection = self._connections.get(fd)
+        if connection is None:  # the wake-up, or a connection closed meanwhile
+            return None
+        if connection.state == "handshake":
+            return self._handshake(connection)
+        if connection.state == "read":
+            return self._read(connection)
+        return None
+
+    def _arm(self, fd: int, events: int) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.modify(fd, events)
 
     # -- accepting -----------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
@@ -272,8 +296,8 @@ class ConnectionLoop:
                         # Nothing to close: stop polling the listeners for a moment
                         # rather than spin on a socket that stays readable.
                         self._paused_until = time.monotonic() + ACCEPT_PAUSE
-                        for each in self.listeners:
-                            self._selector.unregister(each)
+                        for fd in self._listening:
+                            self._arm(fd, select.EPOLLONESHOT)  # no events until re-armed
                         logger.warning("out of file descriptors, pausing accept",
                                        extra={"fields": {"connections": self.open_connections}})
                         return
@@ -303,11 +327,13 @@ class ConnectionLoop:
                 sock.close()
                 return
             connection.state = "handshake"
-        self._connections[connection.sock.fileno()] = connection
-        self._fresh[connection.sock.fileno()] = connection
-        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
-        if connection.state == "handshake":
-            self._handshake(connection)
+        fd = connection.sock.fileno()
+        self._connections[fd] = connection
+        self._fresh[fd] = connection
+        try:
+            self._epoll.register(fd, READ)  # a TLS client's hello, too, comes as an event
+        except OSError:
+            self._close(connection)
 
     def _shed_one(self) -> bool:
         """Close the connection that has waited longest without a whole request,
@@ -322,39 +348,32 @@ class ConnectionLoop:
         return True
 
     # -- reading -------------------------------------------------------------
-    def _ready(self, connection: Connection) -> None:
-        # A stale event for a connection a worker closed meanwhile: state "closed".
-        if connection.state == "handshake":
-            self._handshake(connection)
-        elif connection.state == "read":
-            self._read(connection)
-
-    def _handshake(self, connection: Connection) -> None:
+    def _handshake(self, connection: Connection) -> tuple[Connection, bytes] | None:
         sock = connection.sock
         assert isinstance(sock, ssl.SSLSocket)
         try:
             sock.do_handshake()
         except ssl.SSLWantReadError:
-            self._selector.modify(sock, selectors.EVENT_READ, connection)
-            return
+            self._arm(sock.fileno(), READ)
+            return None
         except ssl.SSLWantWriteError:
-            self._selector.modify(sock, selectors.EVENT_WRITE, connection)
-            return
+            self._arm(sock.fileno(), WRITE)
+            return None
         except (ssl.SSLError, OSError) as exc:
             logger.debug("TLS handshake failed", extra={"fields": {
                 "client": _peer_text(connection.peer), "error": str(exc)}})
             self._close(connection)
-            return
+            return None
         if not self.peer_allowed(sock):
             logger.debug("client certificate names no allowed SAN", extra={"fields": {
                 "client": _peer_text(connection.peer)}})
             self._close(connection)
-            return
+            return None
         connection.state = "read"
-        self._selector.modify(sock, selectors.EVENT_READ, connection)
-        self._read(connection)
+        return self._read(connection)
 
-    def _read(self, connection: Connection) -> None:
+    def _read(self, connection: Connection) -> tuple[Connection, bytes] | None:
+        """Read what has arrived; the request, once it is whole, to be answered."""
         cap = self.limits.max_head + self.limits.max_body + 4
         while len(connection.buffer) <= cap:
             try:
@@ -363,39 +382,33 @@ class ConnectionLoop:
                 break
             except (ssl.SSLError, OSError):
                 self._close(connection)
-                return
+                return None
             if not chunk:
                 self._close(connection)
-                return
+                return None
             if not connection.buffer and connection.deadline - time.monotonic() > (
                     self.limits.read_timeout):
                 # First byte of a request on a kept-alive connection: the read bound starts.
                 connection.deadline = time.monotonic() + self.limits.read_timeout
             connection.buffer += chunk
             if len(chunk) < READ_CHUNK and not isinstance(connection.sock, ssl.SSLSocket):
-                # Drained, most likely (the selector is level-triggered if not): a read
-                # that finds nothing costs an exception. TLS may hold decrypted bytes back.
+                # Drained, most likely (if not, epoll reports the rest once re-armed):
+                # a read that finds nothing costs an exception. TLS may hold bytes back.
                 break
-        self._dispatch(connection)
-
-    def _dispatch(self, connection: Connection) -> None:
-        if not connection.buffer:
-            return
-        framed = frame(connection.buffer, self.limits)
+        framed = frame(connection.buffer, self.limits) if connection.buffer else None
         if framed is None:
-            return
+            self._arm(connection.sock.fileno(), READ)
+            return None
         if isinstance(framed, Refusal):
             with contextlib.suppress(OSError):
                 connection.sock.send(framed.response())
             self._close(connection)
-            return
+            return None
         request = bytes(connection.buffer[:framed])
         del connection.buffer[:framed]
-        fd = connection.sock.fileno()
-        self._forget(fd)
-        self._selector.unregister(connection.sock)
+        self._forget(connection.sock.fileno())
         connection.state = "busy"
-        self.workers.submit(connection, request)
+        return connection, request
 
     def _sweep(self, now: float) -> None:
         expired = [c for waiting in (self._fresh, self._kept) for c in waiting.values()
@@ -417,17 +430,16 @@ class ConnectionLoop:
             self._forget(fd)
             if self._connections.get(fd) is connection:
                 del self._connections[fd]
-            if connection.state != "busy":
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    self._selector.unregister(connection.sock)
+                with contextlib.suppress(ValueError, OSError):
+                    self._epoll.unregister(fd)
         connection.state = "closed"
         with contextlib.suppress(OSError):
             connection.sock.close()
 
-    # -- answering (worker threads) ------------------------------------------
+    # -- answering (without the lock) ----------------------------------------
     def _answer(self, connection: Connection, request: bytes) -> None:
-        """Answer, then hand the connection back to the selector directly: no
-        wake-up round trip before a keep-alive client's next request is seen."""
+        """Answer, and the requests pipelined behind it; then arm the connection
+        for the next request, or close it."""
         while True:
             try:
                 response, keep = self.respond(request, connection)
@@ -463,7 +475,7 @@ class ConnectionLoop:
     def _tidy(connection: Connection) -> None:
         """Run what this answer left for after it was written (a probe's socket
         close): before the next pipelined request, and before the connection is
-        handed back, so no other worker ever shares the list."""
+        armed again, so no other thread ever shares the list."""
         actions, connection.after = connection.after, []
         for action in actions:
             with contextlib.suppress(OSError):
@@ -496,7 +508,7 @@ class ConnectionLoop:
         connection.deadline = connection.since + (
             self.limits.read_timeout if connection.buffer else self.limits.idle_timeout)
         (self._kept if connection.proven else self._fresh)[fd] = connection
-        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        self._arm(fd, READ)
 
     def _forget(self, fd: int) -> None:
         self._fresh.pop(fd, None)

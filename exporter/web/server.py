@@ -1,9 +1,9 @@
 """The exporter's HTTP endpoints, blackbox_exporter style.
 
-Connections are read by one selector thread and answered by a bounded pool
-(exporter.web.connections), so idle or slow clients cost no thread and real
-scrapes keep being answered under load; a probe that waits out its timeout
-holds one worker, never /metrics. /probe only ever contacts targets named in
+Connections are read and answered by a bounded pool of threads waiting on
+one epoll (exporter.web.connections), so idle or slow clients cost no thread
+and real scrapes keep being answered under load; a probe that waits out its
+timeout holds one thread, never /metrics. /probe only ever contacts targets named in
 the config: the target parameter is a name, not an address.
 """
 
@@ -344,9 +344,11 @@ class Handler(BaseHTTPRequestHandler):
             if not 0 < scrape_timeout < 1e9:  # also NaN and inf
                 self.reply(HTTPStatus.BAD_REQUEST, f"bad {SCRAPE_TIMEOUT_HEADER}: {header!r}\n")
                 return
+        debug = self.param("debug") == "true"
         started = time.perf_counter()
         try:
-            report = self.server.exporter.probe(target, module, scrape_timeout, self.after)
+            report = self.server.exporter.probe(target, module, scrape_timeout, self.after,
+                                                log=debug)
         except UnknownProbe as exc:
             self.reply(HTTPStatus.BAD_REQUEST, f"{exc}\n")
             return
@@ -359,7 +361,7 @@ class Handler(BaseHTTPRequestHandler):
         # what the request spent beyond it is HTTP and exposition.
         timing = {"Server-Timing": f"probe;dur={(time.perf_counter() - started) * 1000:.3f}"}
         metrics = probe_page(report)
-        if self.param("debug") == "true":
+        if debug:
             text = "Logs for the probe:\n" + "\n".join(report.log)
             text += "\n\nMetrics that would have been returned:\n" + metrics.decode()
             self.reply(HTTPStatus.OK, text, headers=timing)
