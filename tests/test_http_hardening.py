@@ -43,8 +43,9 @@ from exporter.probers import session
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 from exporter.schedule import Scheduler
+from exporter.web import connections
 from exporter.web import server as web_server
-from exporter.web.connections import Limits, Refusal, frame
+from exporter.web.connections import Connection, ConnectionLoop, Limits, Refusal, frame
 from tests.support.configs import make_config
 from tests.support.hostile import ScriptedPeer, read_pdu
 from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
@@ -459,6 +460,118 @@ def test_when_every_connection_is_busy_a_newcomer_gets_503() -> None:
                 thread.join()
             server.shutdown()
             server.server_close()
+
+
+class HeldLoop:
+    """A ConnectionLoop of its own bounds whose /slow answers wait for `release`."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.release = threading.Event()
+        self.answering = threading.Semaphore(0)
+        listener = socket.create_server((LOOPBACK, 0))
+        self.address = listener.getsockname()[:2]
+        self.loop = ConnectionLoop([listener], self.respond, lambda: None, limits)
+        self.thread = threading.Thread(target=self.loop.run, daemon=True)
+        self.thread.start()
+
+    def respond(self, request: bytes, connection: Connection) -> tuple[bytes, bool]:
+        if request.startswith(b"GET /slow "):
+            self.answering.release()
+            self.release.wait(20)
+        return (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
+                b"Connection: close" not in request)
+
+    def send(self, request: bytes) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=10)
+        sock.sendall(request)
+        return sock
+
+    def hold(self, count: int) -> list[socket.socket]:
+        """`count` /slow requests, each being answered when this returns."""
+        held = [self.send(b"GET /slow HTTP/1.1\r\n\r\n") for _ in range(count)]
+        for _ in range(count):
+            assert self.answering.acquire(timeout=10)
+        return held
+
+    def close(self) -> None:
+        self.release.set()
+        self.loop.close()
+
+
+def test_at_the_thread_bound_requests_are_still_read_timed_out_and_answered_in_turn(
+        ) -> None:
+    held = HeldLoop(Limits(workers=2, read_timeout=0.5))
+    try:
+        slow = held.hold(2)  # both answering threads busy
+        assert held.loop.threads == 3  # and one more, still waiting on the epoll
+        third = held.send(b"GET /slow HTTP/1.1\r\nConnection: close\r\n\r\n")
+        partial = held.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        # The waiting thread keeps reading and timing out: it queued the third
+        # request rather than answer it (and wait with the others).
+        assert read_all(partial).startswith(b"HTTP/1.1 408 ")
+        assert not held.answering.acquire(timeout=0)
+        held.release.set()
+        assert read_all(third).startswith(b"HTTP/1.1 200 ")  # answered once a thread was free
+        for sock in [*slow, partial, third]:
+            sock.close()
+    finally:
+        held.close()
+
+
+def test_a_thread_that_cannot_start_costs_no_request(monkeypatch) -> None:
+    held = HeldLoop(Limits(workers=8))
+    try:
+        slow = held.hold(1)
+        threads = held.loop.threads
+
+        def refused(target: object, name: str) -> None:
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(connections, "start_thread", refused)
+        # Read by the last waiting thread, which cannot start its replacement:
+        # it goes on waiting, and the requests wait for the busy thread.
+        slow.append(held.send(b"GET /slow HTTP/1.1\r\n\r\n"))
+        fast = held.send(b"GET /fast HTTP/1.1\r\nConnection: close\r\n\r\n")
+        held.release.set()
+        assert held.answering.acquire(timeout=10)  # the second /slow, answered in turn
+        assert read_all(fast).startswith(b"HTTP/1.1 200 ")
+        assert held.loop.threads == threads  # no thread counted that never started
+        for sock in [*slow, fast]:
+            sock.close()
+    finally:
+        held.close()
+
+
+def test_shutdown_returns_at_once_while_every_thread_is_answering() -> None:
+    """SIGTERM aborts the probes in flight right after shutdown(): it must not
+    wait for them (the thread that ran the loop may be answering one)."""
+    held = HeldLoop(Limits(workers=8))
+    try:
+        slow = held.hold(3)
+        started = time.monotonic()
+        held.loop.shutdown()
+        assert time.monotonic() - started < 1.0
+        for sock in slow:
+            sock.close()
+    finally:
+        held.close()
+
+
+def test_the_thread_pool_shrinks_back_when_idle() -> None:
+    held = HeldLoop(Limits(workers=16))
+    try:
+        slow = held.hold(10)
+        assert held.loop.threads == 11
+        held.release.set()
+        for sock in slow:
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+            sock.close()
+        deadline = time.monotonic() + 10
+        while held.loop.threads > connections.IDLE_THREADS and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held.loop.threads == connections.IDLE_THREADS
+    finally:
+        held.close()
 
 
 def _child_fd_limit() -> None:

@@ -19,7 +19,10 @@ the hand-over woke a second thread for every request, a quarter of the time a
 event wakes one thread and no other thread sees that connection until it is
 armed again; a thread that takes a request to answer starts another when none
 would be left waiting, so a probe waiting on a silent peer never stops
-/metrics (up to `Limits.workers` threads).
+/metrics. At most `Limits.workers` threads answer at once; past that, whole
+requests wait in order for the next free thread while one thread goes on
+accepting, reading, timing out and shedding. Idle, the pool shrinks back to
+two threads.
 """
 
 from __future__ import annotations
@@ -139,6 +142,12 @@ Responder = Callable[[bytes, Connection], tuple[bytes, bool]]
 
 READ = select.EPOLLIN | select.EPOLLONESHOT
 WRITE = select.EPOLLOUT | select.EPOLLONESHOT
+IDLE_THREADS = 2  # the pool shrinks back to this many when idle
+
+
+def start_thread(target: Callable[[], None], name: str) -> None:
+    """A daemon thread, so that a probe still waiting on a silent peer never delays exit."""
+    threading.Thread(target=target, name=name, daemon=True).start()
 
 
 class ConnectionLoop:
@@ -167,10 +176,12 @@ class ConnectionLoop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stop = threading.Event()
-        self._stopped = threading.Event()
+        # Whole requests read while no thread was free to answer: the oldest
+        # first, to the next thread that finishes an answer.
+        self._pending: collections.deque[tuple[Connection, bytes]] = collections.deque()
         self._paused_until = 0.0
         self._next_sweep = 0.0
-        self.threads = 0  # in the pool, waiting or answering
+        self.threads = 0  # in the pool, waiting or answering (at most workers + 1)
         self._waiting = 0  # of them, in (or on the way to) epoll.poll
         self.shed = 0  # connections closed to make room, for tests and logs
 
@@ -187,22 +198,21 @@ class ConnectionLoop:
         with self._lock:
             self.threads += 1
             self._spawn()  # one more, waiting while this one answers
-        try:
-            self._serve()
-        finally:
-            self._stopped.set()
+        self._serve()
 
     def shutdown(self) -> None:
-        self._stop.set()
-        self._wake()
-        self._stopped.wait(5)
-
-    def close(self) -> None:
+        """Take no more connections or requests; answers under way still go out."""
         self._stop.set()
         self._wake()
         with self._lock:
+            pass  # a step begun before the stop ends now; every later one sees it
+
+    def close(self) -> None:
+        self.shutdown()
+        with self._lock:
             for connection in list(self._connections.values()):
                 self._close(connection)
+            self._pending.clear()
         for listener in self.listeners:
             listener.close()
         self._epoll.close()
@@ -217,43 +227,53 @@ class ConnectionLoop:
     def open_connections(self) -> int:
         return len(self._connections)
 
-    def _spawn(self) -> None:
-        """Start a thread for the pool (holding the lock), up to the bound."""
-        if self.threads < self.limits.workers:
-            self.threads += 1
-            threading.Thread(target=self._serve, name=f"http-{self.threads}",
-                             daemon=True).start()
+    def _spawn(self) -> bool:
+        """Start a thread for the pool (holding the lock): at most `workers`
+        answering and one waiting. False when none could be started."""
+        if self.threads > self.limits.workers:
+            return False
+        try:
+            start_thread(self._serve, f"http-{self.threads + 1}")
+        except RuntimeError as exc:  # "can't start new thread": a process limit
+            logger.warning("cannot start an HTTP thread", extra={"fields": {
+                "threads": self.threads, "error": str(exc)}})
+            return False
+        self.threads += 1
+        return True
 
     def _serve(self) -> None:
-        """Wait for one event, handle it; answer a whole request here, having
-        made sure another thread is left waiting."""
+        """Wait for one event and handle it; answer a whole request here if
+        another thread is left waiting (or can be started), else queue it for
+        the next thread that finishes an answer and keep waiting: accepting,
+        reading, timing out and shedding never stop."""
         lock = self._lock
         lock.acquire()
         try:
             while not self._stop.is_set():
-                self._waiting += 1
-                lock.release()
-                try:
-                    events = self._epoll.poll(SWEEP_INTERVAL, 1)
-                except (OSError, ValueError):  # closed by close()
-                    events = None
-                finally:
-                    lock.acquire()
-                    self._waiting -= 1
-                if events is None:
-                    return
-                job = self._event(events[0][0]) if events else None
-                now = time.monotonic()
-                if self._paused_until and now >= self._paused_until:
-                    self._paused_until = 0.0
-                    for fd in self._listening:
-                        self._arm(fd, READ)
-                if now >= self._next_sweep:
-                    self._sweep(now)
-                    self._next_sweep = now + SWEEP_INTERVAL
+                job = None
+                if self._pending and (self._waiting or self._spawn()):
+                    job = self._pending.popleft()
+                else:
+                    self._waiting += 1
+                    lock.release()
+                    try:
+                        events = self._epoll.poll(SWEEP_INTERVAL, 1)
+                    except (OSError, ValueError):  # closed by close()
+                        events = None
+                    finally:
+                        lock.acquire()
+                        self._waiting -= 1
+                    if events is None or self._stop.is_set():
+                        return
+                    if not events and self._waiting and self.threads > IDLE_THREADS:
+                        return  # idle while another waits: the pool shrinks back
+                    if events:
+                        job = self._event(events[0][0])
+                    self._housekeeping()
+                    if job is not None and not self._waiting and not self._spawn():
+                        self._pending.append(job)
+                        job = None
                 if job is not None:
-                    if not self._waiting:
-                        self._spawn()
                     lock.release()
                     try:
                         self._answer(*job)
@@ -263,7 +283,31 @@ class ConnectionLoop:
             self.threads -= 1
             lock.release()
 
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self._paused_until and now >= self._paused_until:
+            self._paused_until = 0.0
+            for fd in self._listening:
+                self._arm(fd, READ)
+        if now >= self._next_sweep:
+            self._sweep(now)
+            self._next_sweep = now + SWEEP_INTERVAL
+
     def _event(self, fd: int) -> tuple[Connection, bytes] | None:
+        """Handle one event; a whole request to answer. A bug costs the
+        connection, never the thread."""
+        try:
+            return self._handle(fd)
+        except Exception:
+            logger.exception("HTTP connection handling failed")
+            connection = self._connections.get(fd)
+            if connection is not None:
+                self._close(connection)
+            return None
+
+    def _handle(self, fd: int) -> tuple[Connection, bytes] | None:
+        if self._stop.is_set():  # shutdown() came between the event and the lock
+            return None
         listener = self._listening.get(fd)
         if listener is not None:
             self._accept(listener)
@@ -332,7 +376,7 @@ class ConnectionLoop:
         self._fresh[fd] = connection
         try:
             self._epoll.register(fd, READ)  # a TLS client's hello, too, comes as an event
-        except OSError:
+        except (OSError, ValueError):
             self._close(connection)
 
     def _shed_one(self) -> bool:
@@ -439,7 +483,16 @@ class ConnectionLoop:
     # -- answering (without the lock) ----------------------------------------
     def _answer(self, connection: Connection, request: bytes) -> None:
         """Answer, and the requests pipelined behind it; then arm the connection
-        for the next request, or close it."""
+        for the next request, or close it. A bug costs the connection, never
+        the thread."""
+        try:
+            self._answer_all(connection, request)
+        except Exception:
+            logger.exception("HTTP answer failed")
+            with self._lock:
+                self._close(connection)
+
+    def _answer_all(self, connection: Connection, request: bytes) -> None:
         while True:
             try:
                 response, keep = self.respond(request, connection)
