@@ -198,7 +198,7 @@ class ConnectionLoop:
         with self._lock:
             self.threads += 1
             self._spawn()  # one more, waiting while this one answers
-        self._serve()
+        self._serve(shrinks=False)  # this thread returns at shutdown only
 
     def shutdown(self) -> None:
         """Take no more connections or requests; answers under way still go out."""
@@ -241,7 +241,7 @@ class ConnectionLoop:
         self.threads += 1
         return True
 
-    def _serve(self) -> None:
+    def _serve(self, shrinks: bool = True) -> None:
         """Wait for one event and handle it; answer a whole request here if
         another thread is left waiting (or can be started), else queue it for
         the next thread that finishes an answer and keep waiting: accepting,
@@ -265,7 +265,8 @@ class ConnectionLoop:
                         self._waiting -= 1
                     if events is None or self._stop.is_set():
                         return
-                    if not events and self._waiting and self.threads > IDLE_THREADS:
+                    if not events and shrinks and self._waiting and (
+                            self.threads > IDLE_THREADS):
                         return  # idle while another waits: the pool shrinks back
                     if events:
                         job = self._event(events[0][0])
@@ -489,6 +490,7 @@ class ConnectionLoop:
             self._answer_all(connection, request)
         except Exception:
             logger.exception("HTTP answer failed")
+            self._tidy(connection)
             with self._lock:
                 self._close(connection)
 
