@@ -110,7 +110,7 @@ def echo_dimse_median(port: int, ae_title: str, count: int = 15) -> float:
 def test_echo_against_a_nagle_on_peer_is_not_slowed_by_our_delayed_ack(
     peer_name: str, tmp_path: Path
 ) -> None:
-    """Started as shipped (no TCP_NODELAY): without TCP_QUICKACK around every read
+    """Started as shipped (no TCP_NODELAY): without TCP_QUICKACK before every read
     the median is about 42 ms; the margin is wide so load cannot fail it."""
     with interop_peer(peer_name, tmp_path) as peer:
         assert echo_dimse_median(peer.port, peer.ae_title) < 0.015

@@ -415,9 +415,6 @@ class TimedIO:
             raise ProbeFailure(Reason.RESET, f"receive failed: {exc}") from None
         wall = time.clock_gettime(time.CLOCK_REALTIME)
         mono = time.perf_counter()
-        if self._quickack:  # the kernel re-arms delayed ACKs: off again after the read
-            with contextlib.suppress(OSError):
-                self.sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
         if not data:
             if self.tls is not None:
                 with self.tls.tls_lock:
