@@ -240,8 +240,7 @@ def _fill(template: _Template, report: ProbeReport) -> str:
     parts = template.parts
     out = [parts[0]]
     for (name, phase), part in zip(template.slots, parts[1:], strict=True):
-        number = float(report.phases[phase] if phase else getattr(report, name))
-        out.append(repr(number) if -1e300 < number < 1e6 else floatToGoString(number))
+        out.append(_sample_value(report.phases[phase] if phase else getattr(report, name)))
         out.append(part)
     return "".join(out)
 
@@ -314,7 +313,7 @@ def _sample_prefix(gauge: Gauge, values: tuple[str, ...]) -> str:
 
 def _sample_value(value: float) -> str:
     number = float(value)
-    # floatToGoString, whose answer below 1e6 (and finite) is simply repr (as in _fill).
+    # floatToGoString, whose answer below 1e6 (and finite) is simply repr.
     return repr(number) if -1e300 < number < 1e6 else floatToGoString(number)
 
 

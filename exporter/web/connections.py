@@ -129,7 +129,7 @@ class Connection:
         self.peer = peer
         self.buffer = bytearray()
         self.deadline = deadline
-        self.state = "read"  # "handshake", "read" or "busy" (a worker answers it)
+        self.state = "read"  # "handshake", "read" or "busy" (a thread answers it)
         self.since = time.monotonic()
         self.proven = False  # has had a successful answer: shed last
         # Tidying up left for after the answer is written (a probe's socket close).
@@ -157,7 +157,6 @@ class ConnectionLoop:
     def __init__(self, listeners: list[socket.socket], respond: Responder,
                  tls: Callable[[], ssl.SSLContext | None], limits: Limits,
                  peer_allowed: Callable[[ssl.SSLSocket], bool] = lambda sock: True) -> None:
-        self.listeners = listeners
         self.peer_allowed = peer_allowed
         self.respond = respond
         self.tls = tls
@@ -188,8 +187,8 @@ class ConnectionLoop:
     # -- lifecycle -----------------------------------------------------------
     def run(self) -> None:
         """Serve on this thread and the pool until shutdown()."""
-        for fd in self._listening:
-            self._listening[fd].setblocking(False)
+        for fd, listener in self._listening.items():
+            listener.setblocking(False)
             self._epoll.register(fd, READ)
         # Level-triggered and never drained: once shutdown() writes, every
         # waiting thread wakes in turn and sees the stop.
@@ -213,7 +212,7 @@ class ConnectionLoop:
             for connection in list(self._connections.values()):
                 self._close(connection)
             self._pending.clear()
-        for listener in self.listeners:
+        for listener in self._listening.values():
             listener.close()
         self._epoll.close()
         self._wake_r.close()
