@@ -438,6 +438,30 @@ def test_a_response_that_is_not_an_answer_to_our_echo_is_a_protocol_error(
     assert report.failed_phase == "dimse"
 
 
+def test_a_response_in_fragments_from_a_nagle_on_peer_waits_for_no_delayed_ack() -> None:
+    """Each fragment is a whole PDU, so no read is short; yet with Nagle on
+    the peer holds the next fragment until the last one is acknowledged, and
+    a delayed ACK costs 40 ms a fragment. Median of ten: about 0.3 ms."""
+    fragments = pdus.echo_rsp(1, max_pdu=30)
+    assert len(fragments) >= 3
+
+    def script(peer, conn):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)  # as shipped by many peers
+        accept_association(conn)
+        read_pdu(conn)  # our C-ECHO-RQ
+        for fragment in fragments:
+            conn.sendall(fragment)
+        answer_release(conn)
+
+    times = []
+    with ScriptedPeer(script) as peer:
+        for _ in range(10):
+            report = run(peer.port)
+            assert report.success, report.detail
+            times.append(report.phases["dimse"])
+    assert sorted(times)[5] < 0.015, times
+
+
 def test_our_own_echo_request_sent_back_is_a_protocol_error() -> None:
     def script(peer, conn):
         accept_association(conn)
@@ -522,6 +546,34 @@ def test_a_rejection_fails_in_the_associate_phase(scp) -> None:
     report = run(port, ae_title="NOT_PEER")
     assert report.failed_phase == "associate"
     assert report.phases["associate"] > 0
+
+
+@pytest.mark.parametrize("refusal", ["rejection", "bad-response"])
+def test_a_phase_whose_answer_came_is_timed_by_the_answer_not_by_our_work_after_it(
+    refusal: str, monkeypatch
+) -> None:
+    """The rejection (or a response that does not answer us) was read whole:
+    the phase is its round trip. Our slow handling of it afterwards (0.3 s
+    here) once was added on top."""
+    from exporter.dicom import association
+
+    def slowly(decode):
+        def decoding(*args):
+            time.sleep(0.3)
+            return decode(*args)
+        return decoding
+
+    if refusal == "rejection":
+        monkeypatch.setattr(association, "rejection", slowly(association.rejection))
+        script, phase = (lambda peer, conn: reject_association(conn, 2, 3, 2)), "associate"
+    else:
+        monkeypatch.setattr(association, "decode_dimse_response",
+                            slowly(association.decode_dimse_response))
+        script, phase = _answer_with(*pdus.echo_rsp(1, message_id=7)), "dimse"
+    with ScriptedPeer(script) as peer:
+        report = run(peer.port)
+    assert report.success is False and report.failed_phase == phase
+    assert 0 < report.phases[phase] < 0.2, report.phases
 
 
 def test_a_refused_connection_fails_in_the_connect_phase() -> None:
@@ -642,3 +694,57 @@ def test_a_store_that_never_reached_the_peer_is_tried_again_at_once(tmp_path) ->
         server.server_close()
     assert report.success and report.result_age is None, report.detail
     assert len(stored) == 1
+
+
+# -- the socket made ready for the next probe --------------------------------------
+def _echo_and_release(peer, conn) -> None:
+    accept_association(conn)
+    answer_echo(conn)
+    answer_release(conn)
+
+
+def test_the_next_probe_connects_on_a_socket_made_once_the_last_answer_was_out(
+    monkeypatch
+) -> None:
+    from exporter.dicom import transport
+
+    monkeypatch.setattr(transport, "_spares", {})
+    with ScriptedPeer(_echo_and_release) as peer:
+        config = make_config({"peer": {"port": peer.port, "ae_title": "PEER"}})
+        target = config.targets["peer"]
+        first: list = []
+        assert probers.run(target, config.modules["echo"], TIMEOUT, deferred=first).success
+        assert not transport._spares  # made after the answer, not on its way
+        for action in first:
+            action()
+        spare = transport._spares[socket.AF_INET]
+        second: list = []
+        assert probers.run(target, config.modules["echo"], TIMEOUT, deferred=second).success
+        assert spare.getpeername() == (LOOPBACK, peer.port)  # this probe's connection
+        assert socket.AF_INET not in transport._spares  # taken, not shared
+        for action in second:
+            action()
+        assert spare.fileno() == -1  # closed by the probe that used it
+        assert transport._spares[socket.AF_INET] is not spare
+
+
+def test_no_descriptor_left_for_the_spare_costs_the_next_probe_nothing_else(
+    monkeypatch
+) -> None:
+    from exporter.dicom import transport
+
+    monkeypatch.setattr(transport, "_spares", {})
+    real = transport._new_socket
+
+    def out_of_descriptors(family: int) -> socket.socket:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(transport, "_new_socket", out_of_descriptors)
+    transport.make_spare(socket.AF_INET)  # the refill after an answer: no error escapes
+    assert not transport._spares
+    report = run(free_port())
+    assert_failed(report, Reason.INTERNAL_ERROR)  # ours, not the peer's
+    assert "Too many open files" in report.detail
+    monkeypatch.setattr(transport, "_new_socket", real)
+    with ScriptedPeer(_echo_and_release) as peer:
+        assert run(peer.port).success

@@ -94,22 +94,29 @@ class OpenAssociations:
 
 
 class _Phase(timed):
-    """`timed` for the phases of an association, counted only when one fails (a
-    phase that succeeds is timed by the kernel), telling our own shutdown
-    (SIGTERM aborted the association) from the peer's doing."""
+    """`timed` for the phases of an association, counted only when one fails
+    before its answer came (a phase whose answer came is timed by the kernel,
+    also when the answer is a refusal), telling our own shutdown (SIGTERM
+    aborted the association) from the peer's doing."""
 
-    __slots__ = ("registry",)
+    __slots__ = ("answers", "layer")
 
     def __init__(self, layer: UpperLayer, name: str) -> None:
         super().__init__(layer.phases, name)
-        self.registry = layer.registry
+        self.layer = layer
+        self.answers = layer.answers.get(name, 0)
 
     def __exit__(self, kind: type[BaseException] | None, failure: BaseException | None,
                  traceback: TracebackType | None) -> None:
         if not isinstance(failure, ProbeFailure):
             return
-        super().__exit__(kind, failure, traceback)
-        if self.registry is not None and self.registry.shutting_down:
+        if self.layer.answers.get(self.name, 0) > self.answers:  # its answer came
+            if failure.phase is None:
+                failure.phase = self.name
+        else:
+            super().__exit__(kind, failure, traceback)
+        registry = self.layer.registry
+        if registry is not None and registry.shutting_down:
             raise ProbeFailure(Reason.INTERNAL_ERROR, "interrupted: the exporter is shutting down",
                                phase=self.name) from None
 
@@ -127,6 +134,7 @@ class UpperLayer:
     phases: dict[str, float] = field(default_factory=dict)
     registry: OpenAssociations | None = None
     accepted: Accepted | None = None
+    answers: dict[str, int] = field(default_factory=dict)  # per phase, how many answers came
     _buffer: bytearray = field(default_factory=bytearray)
     io: TimedIO = field(init=False)
 
@@ -135,11 +143,14 @@ class UpperLayer:
         if self.registry is not None:
             self.registry.add(self)
 
-    def _phase(self, name: str) -> _Phase:
-        return _Phase(self, name)
-
     def send(self, data: bytes, on_timeout: Reason) -> Sent:
         return self.io.send(data, self.deadline, on_timeout)
+
+    def _answer_came(self, name: str, sent: Sent) -> None:
+        """Phase `name` has its whole answer: its time is the kernel's, from
+        `sent` to now; a phase of several requests adds up."""
+        self.phases[name] = self.phases.get(name, 0.0) + self.io.since(sent)
+        self.answers[name] = self.answers.get(name, 0) + 1
 
     def _fill(self, size: int, on_timeout: Reason) -> None:
         while len(self._buffer) < size:
@@ -168,10 +179,10 @@ class UpperLayer:
         self, calling_ae: str, called_ae: str, contexts: tuple[ContextSpec, ...]
     ) -> Accepted:
         request = encode_associate_rq(calling_ae, called_ae, contexts)
-        with self._phase("associate"):
+        with _Phase(self, "associate"):
             sent = self.send(request, Reason.ASSOCIATION_TIMEOUT)
             pdu_type, raw = self.read_raw(Reason.ASSOCIATION_TIMEOUT)
-            self.phases["associate"] = self.io.since(sent)
+            self._answer_came("associate", sent)
             if pdu_type == PDU_ASSOCIATE_RJ:
                 raise rejection(raw)
             self._expect(PDU_ASSOCIATE_AC, pdu_type, "A-ASSOCIATE-AC")
@@ -180,7 +191,7 @@ class UpperLayer:
 
     def request(self, encoded: bytes, expected: Expected) -> DimseResponse:
         """Send one encoded DIMSE request and wait for its whole, matching response."""
-        with self._phase("dimse"):
+        with _Phase(self, "dimse"):
             sent = self.send(encoded, Reason.DIMSE_TIMEOUT)
             raws: list[bytes] = []
             buffered = 0
@@ -197,7 +208,7 @@ class UpperLayer:
                 raws.append(raw)
                 if last_fragment(raw):
                     break
-            self.phases["dimse"] = self.phases.get("dimse", 0.0) + self.io.since(sent)
+            self._answer_came("dimse", sent)
             return decode_dimse_response(tuple(raws), expected)
 
     def echo(self, context_id: int) -> DimseResponse:
@@ -207,7 +218,7 @@ class UpperLayer:
             Expected(C_ECHO_RSP, ECHO_MESSAGE_ID, VERIFICATION, context_id))
 
     def release(self) -> None:
-        with self._phase("release"):
+        with _Phase(self, "release"):
             sent = self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
             while True:
                 pdu_type, _ = self.read_raw(Reason.RELEASE_TIMEOUT)
@@ -218,7 +229,7 @@ class UpperLayer:
                     continue
                 if pdu_type != PDU_P_DATA:  # late data before the answer is harmless
                     self._expect(PDU_RELEASE_RP, pdu_type, "A-RELEASE-RP")
-            self.phases["release"] = self.io.since(sent)
+            self._answer_came("release", sent)
 
     def abort(self) -> None:
         """Best effort: tell the peer we are gone, without waiting on it."""
