@@ -87,43 +87,15 @@ def resolve(host: str, port: int, deadline: Deadline) -> tuple[int, tuple]:
     return found
 
 
-# One unconnected socket per address family, made ahead: making one (a
-# system call that allocates, then TCP_NODELAY) cost 10-15 µs of every
-# probe's critical path; a probe takes the spare and `make_spare` replaces it
-# once the answer is out (ProbeReport.tidy). Concurrent probes that find none
-# make their own. Taken and put back with single dict operations, which the
-# interpreter does atomically.
-_spares: dict[int, socket.socket] = {}
+def connect(family: int, address: tuple, deadline: Deadline) -> socket.socket:
+    """TCP connect bounded by the deadline, with Nagle off.
 
-
-def _new_socket(family: int) -> socket.socket:
-    """Without TCP_NODELAY a peer that delays its ACKs (dcmtk does) adds about
-    40 ms to an exchange of small PDUs, which would drown what we measure."""
+    Without TCP_NODELAY a peer that delays its ACKs (dcmtk does) adds about
+    40 ms to an exchange of small PDUs, which would drown what we measure.
+    """
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def make_spare(family: int) -> None:
-    """Have a socket of `family` ready for the next probe (best effort)."""
-    if family in _spares:
-        return
-    try:
-        sock = _new_socket(family)
-    except OSError:  # out of descriptors: the next probe meets it, classified
-        return
-    if _spares.setdefault(family, sock) is not sock:
-        sock.close()
-
-
-def connect(family: int, address: tuple, deadline: Deadline) -> socket.socket:
-    """TCP connect bounded by the deadline, with Nagle off, on the spare socket if one is ready."""
-    sock = _spares.pop(family, None) or _new_socket(family)  # out of descriptors: ours to report
-    try:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise ProbeFailure(Reason.CONNECT_TIMEOUT, "no time left to connect")

@@ -11,14 +11,13 @@ import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 
 from exporter.dicom import dimse_status
 from exporter.dicom.association import UpperLayer
 from exporter.dicom.codec import ContextSpec, DimseResponse
 from exporter.dicom.failure import ProbeFailure, timed
 from exporter.dicom.timed_io import connect_duration
-from exporter.dicom.transport import connect, make_spare, resolve, start_tls
+from exporter.dicom.transport import connect, resolve, start_tls
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 
@@ -36,11 +35,8 @@ def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
         report.dns_lookup = time.perf_counter() - started
     report.note("connecting to %s port %s", address[0], address[1])
     started = time.perf_counter()
-    try:
-        with timed(report.phases, "connect"):  # a failed connect: the time until it failed
-            sock = connect(family, address, report.deadline)
-    finally:
-        report.tidy(partial(make_spare, family))  # for the next probe, once this one answered
+    with timed(report.phases, "connect"):  # a failed connect: the time until it failed
+        sock = connect(family, address, report.deadline)
     # A connect that succeeded: the kernel's handshake round trip, not our clock.
     report.phases["connect"] = connect_duration(sock, time.perf_counter() - started)
     report.note("connected")
