@@ -158,6 +158,15 @@ class UpperLayer:
 
     def read_raw(self, on_timeout: Reason) -> tuple[int, bytes]:
         """Read one whole PDU undecoded; an A-ABORT or a non-PDU ends the probe."""
+        if not self._buffer:
+            chunk = self.io.receive(self.deadline, on_timeout)
+            if len(chunk) >= 6:
+                pdu_type, length = pdu_header(chunk)
+                if len(chunk) == 6 + length:  # one read, one whole PDU: most answers
+                    if pdu_type == PDU_ABORT:
+                        raise aborted(chunk)
+                    return pdu_type, chunk
+            self._buffer += chunk
         self._fill(6, on_timeout)
         pdu_type, length = pdu_header(self._buffer)
         self._fill(6 + length, on_timeout)
