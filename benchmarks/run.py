@@ -9,6 +9,7 @@ prometheus-blackbox-exporter when installed) and measures, in one run:
   echo on an open association (the DIMSE phase);
   500 targets in a 15 s interval, 10 % silent (2 s timeout);
   throughput; /probe?module=tcp against blackbox_exporter; RSS;
+  echo and tcp again with the machine idle between requests (5 ms apart);
   threads and RSS with 300 idle and 300 slowloris connections held open.
 
 Run: .venv/bin/python -m benchmarks.run [--quick]
@@ -424,14 +425,12 @@ def blackbox_binary() -> str | None:
     return binary
 
 
-def tcp_versus_blackbox(rows: list[Row], client: ProbeClient, orthanc_port: int,
-                        count: int, workdir: Path) -> None:
-    ours = timed(lambda: client.get("/probe?target=orthanc&module=tcp"), count)
+@contextlib.contextmanager
+def blackbox_client(workdir: Path, orthanc_port: int) -> Iterator[tuple[ProbeClient, str] | None]:
+    """A client of prometheus-blackbox-exporter and its tcp probe path; None if not installed."""
     binary = blackbox_binary()
     if binary is None:
-        rows.append(Row("/probe?module=tcp, whole request", "dicom-exporter", ours,
-                        goal="blackbox_exporter not installed "
-                             "(apt-get install prometheus-blackbox-exporter)"))
+        yield None
         return
     config = workdir / "blackbox.yml"
     config.write_text("modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 2s\n")
@@ -442,19 +441,76 @@ def tcp_versus_blackbox(rows: list[Row], client: ProbeClient, orthanc_port: int,
     )
     try:
         wait_for_port(port, process)
-        theirs_client = ProbeClient(port)
+        client = ProbeClient(port)
         path = f"/probe?target={LOOPBACK}:{orthanc_port}&module=tcp_connect"
-        theirs_client.get(path)
+        client.get(path)
+        yield client, path
+    finally:
+        stop(process)
+
+
+def tcp_versus_blackbox(rows: list[Row], client: ProbeClient, orthanc_port: int,
+                        count: int, workdir: Path) -> None:
+    with blackbox_client(workdir, orthanc_port) as blackbox:
+        if blackbox is None:
+            rows.append(Row("/probe?module=tcp, whole request", "dicom-exporter",
+                            timed(lambda: client.get("/probe?target=orthanc&module=tcp"), count),
+                            goal="blackbox_exporter not installed "
+                                 "(apt-get install prometheus-blackbox-exporter)"))
+            return
+        theirs_client, path = blackbox
         # Interleaved halves, so neither side profits from a quieter moment.
         theirs = timed(lambda: theirs_client.get(path), count // 2)
         ours = timed(lambda: client.get("/probe?target=orthanc&module=tcp"), count // 2)
         theirs += timed(lambda: theirs_client.get(path), count // 2)
         ours += timed(lambda: client.get("/probe?target=orthanc&module=tcp"), count // 2)
-    finally:
-        stop(process)
     rows.append(Row("/probe?module=tcp, whole request", "dicom-exporter", ours,
                     goal="<= blackbox_exporter", met=median_ms(ours) <= median_ms(theirs)))
     rows.append(Row("/probe?module=tcp, whole request", "prometheus-blackbox-exporter", theirs))
+
+
+PACE = 0.005  # seconds between paced requests: the machine idles, as between scrapes
+
+
+def paced(rows: list[Row], client: ProbeClient, orthanc_port: int, count: int,
+          workdir: Path) -> None:
+    """The same requests with the machine left idle between them, as Prometheus
+    scrapes come (seconds apart), instead of back to back: every wake-up is then
+    slower (on this VM each thread and the peer wake from an idle CPU). No goal;
+    the figures show what one scrape sees."""
+    def spaced(action: Callable[[], object]) -> Callable[[], float]:
+        def after_a_pause() -> float:
+            time.sleep(PACE)
+            started = time.perf_counter()
+            action()
+            return time.perf_counter() - started
+        return after_a_pause
+
+    title = f"requests {PACE * 1000:g} ms apart"
+    reported: list[float] = []
+
+    def echo() -> None:
+        reported.append(metric(client.get("/probe?target=orthanc&module=echo"),
+                               "probe_duration_seconds"))
+
+    paced_echo = spaced(echo)
+    whole = [paced_echo() for _ in range(count)]
+    rows.append(Row(title, "orthanc: exporter, reported", reported))
+    overhead = median_ms(whole) - median_ms(reported)
+    rows.append(Row(title, "orthanc: exporter, whole /probe", whole,
+                    goal=f"reported + {overhead:.3f} ms"))
+    with blackbox_client(workdir, orthanc_port) as blackbox:
+        ours = spaced(lambda: client.get("/probe?target=orthanc&module=tcp"))
+        theirs = None if blackbox is None else spaced(lambda: blackbox[0].get(blackbox[1]))
+        ours_times: list[float] = []
+        theirs_times: list[float] = []
+        for _ in range(count):
+            ours_times.append(ours())
+            if theirs is not None:
+                theirs_times.append(theirs())
+    rows.append(Row(title, "tcp: dicom-exporter, whole /probe", ours_times))
+    if theirs_times:
+        rows.append(Row(title, "tcp: prometheus-blackbox-exporter", theirs_times))
 
 
 def detection(rows: list[Row]) -> None:
@@ -533,6 +589,9 @@ def run_all(rows: list[Row], quick: bool, with_detection: bool, count: int) -> N
                     rows, client, orthanc.dicom_port, count))
                 measured(rows, "/probe?module=tcp, whole request", lambda: tcp_versus_blackbox(
                     rows, client, orthanc.dicom_port, 2 * count, workdir))
+                measured(rows, f"requests {PACE * 1000:g} ms apart", lambda: paced(
+                    rows, client, orthanc.dicom_port, count // 5 if quick else count // 3,
+                    workdir))
                 measured(rows, "300 idle + 300 slowloris connections",
                          lambda: idle_connections(rows, client, port, process, 300))
                 measured(rows, f"{HEALTHY + SILENT} targets / {INTERVAL:g} s, {SILENT} silent",
