@@ -4,15 +4,21 @@ certificates required."""
 
 from __future__ import annotations
 
+import socket
+import ssl
+import statistics
 import time
 from pathlib import Path
 
 import pytest
 
+from exporter import probers
 from exporter.config import ConfigError
 from exporter.metrics import render_probe
 from exporter.reasons import Reason
+from tests.support import pdus
 from tests.support.configs import make_config
+from tests.support.hostile import ScriptedPeer, accept_association, answer_release, read_pdu
 from tests.support.pki import tls_probe
 
 
@@ -60,6 +66,40 @@ def test_plain_dicom_towards_a_tls_port_fails_cleanly(pki, tls_storescp) -> None
     report = tls_probe(pki, tls_storescp, tls=False)
     assert report.success is False
     assert report.reason in (Reason.RESET, Reason.PROTOCOL_ERROR, Reason.ASSOCIATION_TIMEOUT)
+
+
+@pytest.mark.slow
+def test_a_tls_1_3_peer_with_nagle_on_waits_for_no_delayed_ack(pki) -> None:
+    """TLS 1.3 sends its session tickets after the handshake, so a read can
+    bring records that hold no data: the wait that follows must still send our
+    ACK at once, or a peer with Nagle on holds its answer about 40 ms."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki / "server.crt", pki / "server.key")
+    context.load_verify_locations(pki / "ca.crt")
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+
+    def script(peer, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)  # as many peers ship
+        with context.wrap_socket(conn, server_side=True) as tls:
+            accept_association(tls)
+            read_pdu(tls)  # our C-ECHO-RQ
+            for pdu in pdus.echo_rsp(1):
+                tls.sendall(pdu)
+            answer_release(tls)
+            peer.hold()
+
+    settings = {"ca_file": str(pki / "ca.crt"), "server_name": "localhost",
+                "cert_file": str(pki / "client.crt"), "key_file": str(pki / "client.key")}
+    phases: dict[str, list[float]] = {}
+    with ScriptedPeer(script) as peer:
+        config = make_config({"peer": {"port": peer.port, "ae_title": "PEER", "tls": settings}})
+        for _ in range(7):
+            report = probers.run(config.targets["peer"], config.modules["echo"], 3.0)
+            assert report.success and report.tls_version == "TLSv1.3", report.detail
+            for name, seconds in report.phases.items():
+                phases.setdefault(name, []).append(seconds)
+    slowest = max(statistics.median(times) for times in phases.values())
+    assert slowest < 0.015, phases
 
 
 def test_a_tls_block_with_missing_files_is_a_config_error(tmp_path: Path) -> None:

@@ -441,7 +441,7 @@ def test_a_response_that_is_not_an_answer_to_our_echo_is_a_protocol_error(
 def test_a_response_in_fragments_from_a_nagle_on_peer_waits_for_no_delayed_ack() -> None:
     """Each fragment is a whole PDU, so no read is short; yet with Nagle on
     the peer holds the next fragment until the last one is acknowledged, and
-    a delayed ACK costs 40 ms a fragment. Median of ten: about 0.3 ms."""
+    a delayed ACK costs 40 ms a fragment. Median of ten: about 1 ms."""
     fragments = pdus.echo_rsp(1, max_pdu=30)
     assert len(fragments) >= 3
 
@@ -548,28 +548,48 @@ def test_a_rejection_fails_in_the_associate_phase(scp) -> None:
     assert report.phases["associate"] > 0
 
 
-@pytest.mark.parametrize("refusal", ["rejection", "bad-response"])
+def _abort_after(*steps: Callable[[socket.socket], object]):
+    def script(peer, conn):
+        for step in steps:
+            step(conn)
+        send_abort(conn)
+        peer.hold()
+    return script
+
+
+def _read(conn: socket.socket) -> None:
+    read_pdu(conn)
+
+
+# What the peer sends back, the function of ours made slow on it, the phase it ends.
+ENDINGS = {
+    "rejection": (lambda peer, conn: reject_association(conn, 2, 3, 2), "rejection",
+                  "associate"),
+    "bad-response": (_answer_with(*pdus.echo_rsp(1, message_id=7)), "decode_dimse_response",
+                     "dimse"),
+    "abort-in-associate": (_abort_after(_read), "aborted", "associate"),
+    "abort-in-dimse": (_abort_after(accept_association, _read), "aborted", "dimse"),
+    "abort-in-release": (_abort_after(accept_association, answer_echo, _read), "aborted",
+                         "release"),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
 def test_a_phase_whose_answer_came_is_timed_by_the_answer_not_by_our_work_after_it(
-    refusal: str, monkeypatch
+    ending: str, monkeypatch
 ) -> None:
-    """The rejection (or a response that does not answer us) was read whole:
-    the phase is its round trip. Our slow handling of it afterwards (0.3 s
-    here) once was added on top."""
+    """What ended the phase was read whole: the phase is its round trip. Our
+    slow handling of it afterwards (0.3 s here) once was added on top."""
     from exporter.dicom import association
 
-    def slowly(decode):
-        def decoding(*args):
-            time.sleep(0.3)
-            return decode(*args)
-        return decoding
+    script, slow, phase = ENDINGS[ending]
+    fast = getattr(association, slow)
 
-    if refusal == "rejection":
-        monkeypatch.setattr(association, "rejection", slowly(association.rejection))
-        script, phase = (lambda peer, conn: reject_association(conn, 2, 3, 2)), "associate"
-    else:
-        monkeypatch.setattr(association, "decode_dimse_response",
-                            slowly(association.decode_dimse_response))
-        script, phase = _answer_with(*pdus.echo_rsp(1, message_id=7)), "dimse"
+    def slowly(*args):
+        time.sleep(0.3)
+        return fast(*args)
+
+    monkeypatch.setattr(association, slow, slowly)
     with ScriptedPeer(script) as peer:
         report = run(peer.port)
     assert report.success is False and report.failed_phase == phase
@@ -694,4 +714,3 @@ def test_a_store_that_never_reached_the_peer_is_tried_again_at_once(tmp_path) ->
         server.server_close()
     assert report.success and report.result_age is None, report.detail
     assert len(stored) == 1
-

@@ -10,9 +10,11 @@ bytes come from and go to the pure codec in `exporter.dicom.codec`.
 
 A phase's duration is the kernel's: from the send stamp of its request to the
 receive stamp of its answer's last byte (`TimedIO.since`), so neither our
-encoding nor a thread waiting for the interpreter is counted. A phase that
-fails reports the time until it failed, on our own clock, and names itself in
-the failure.
+encoding nor a thread waiting for the interpreter is counted. That holds for
+a phase that fails on what came back too (a rejection, an A-ABORT, a PDU or
+message that does not answer it); one that fails before anything came (a
+timeout, a reset) reports the time until it failed, on our own clock. Either
+way the failure names the phase.
 """
 
 from __future__ import annotations
@@ -157,14 +159,12 @@ class UpperLayer:
             self._buffer += self.io.receive(self.deadline, on_timeout)
 
     def read_raw(self, on_timeout: Reason) -> tuple[int, bytes]:
-        """Read one whole PDU undecoded; an A-ABORT or a non-PDU ends the probe."""
+        """Read one whole PDU undecoded; a non-PDU ends the probe."""
         if not self._buffer:
             chunk = self.io.receive(self.deadline, on_timeout)
             if len(chunk) >= 6:
                 pdu_type, length = pdu_header(chunk)
                 if len(chunk) == 6 + length:  # one read, one whole PDU: most answers
-                    if pdu_type == PDU_ABORT:
-                        raise aborted(chunk)
                     return pdu_type, chunk
             self._buffer += chunk
         self._fill(6, on_timeout)
@@ -173,15 +173,17 @@ class UpperLayer:
         with memoryview(self._buffer) as view:  # one copy of a PDU of up to 1 MiB, not two
             raw = bytes(view[: 6 + length])
         del self._buffer[: 6 + length]
-        if pdu_type == PDU_ABORT:
-            raise aborted(raw)
         return pdu_type, raw
 
-    def _expect(self, wanted: int, raw_type: int, what: str) -> None:
-        if raw_type != wanted:
-            raise ProbeFailure(
-                Reason.PROTOCOL_ERROR, f"expected {what}, got PDU type 0x{raw_type:02x}"
-            )
+    def _not_the_answer(self, name: str, sent: Sent, pdu_type: int, raw: bytes,
+                        what: str) -> ProbeFailure:
+        """A PDU that ends phase `name` without answering it: timed to its
+        arrival like an answer; the failure to raise (the A-ABORT, or a protocol error)."""
+        self._answer_came(name, sent)
+        if pdu_type == PDU_ABORT:
+            return aborted(raw)
+        return ProbeFailure(Reason.PROTOCOL_ERROR,
+                            f"expected {what}, got PDU type 0x{pdu_type:02x}")
 
     # -- phases ------------------------------------------------------------
     def associate(
@@ -191,10 +193,11 @@ class UpperLayer:
         with _Phase(self, "associate"):
             sent = self.send(request, Reason.ASSOCIATION_TIMEOUT)
             pdu_type, raw = self.read_raw(Reason.ASSOCIATION_TIMEOUT)
+            if pdu_type not in (PDU_ASSOCIATE_AC, PDU_ASSOCIATE_RJ):
+                raise self._not_the_answer("associate", sent, pdu_type, raw, "A-ASSOCIATE-AC")
             self._answer_came("associate", sent)
             if pdu_type == PDU_ASSOCIATE_RJ:
                 raise rejection(raw)
-            self._expect(PDU_ASSOCIATE_AC, pdu_type, "A-ASSOCIATE-AC")
             self.accepted = decode_associate_ac(raw, contexts)
         return self.accepted
 
@@ -206,7 +209,8 @@ class UpperLayer:
             buffered = 0
             while True:
                 pdu_type, raw = self.read_raw(Reason.DIMSE_TIMEOUT)
-                self._expect(PDU_P_DATA, pdu_type, "P-DATA-TF")
+                if pdu_type != PDU_P_DATA:
+                    raise self._not_the_answer("dimse", sent, pdu_type, raw, "P-DATA-TF")
                 buffered += len(raw)
                 if buffered > LARGEST_RESPONSE_BYTES or len(raws) >= MOST_RESPONSE_FRAGMENTS:
                     raise ProbeFailure(
@@ -230,14 +234,14 @@ class UpperLayer:
         with _Phase(self, "release"):
             sent = self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
             while True:
-                pdu_type, _ = self.read_raw(Reason.RELEASE_TIMEOUT)
+                pdu_type, raw = self.read_raw(Reason.RELEASE_TIMEOUT)
                 if pdu_type == PDU_RELEASE_RP:
                     break
                 if pdu_type == PDU_RELEASE_RQ:  # release collision, PS3.8 7.2.2
                     self.send(RELEASE_RP_BYTES, Reason.RELEASE_TIMEOUT)
                     continue
                 if pdu_type != PDU_P_DATA:  # late data before the answer is harmless
-                    self._expect(PDU_RELEASE_RP, pdu_type, "A-RELEASE-RP")
+                    raise self._not_the_answer("release", sent, pdu_type, raw, "A-RELEASE-RP")
             self._answer_came("release", sent)
 
     def abort(self) -> None:

@@ -315,7 +315,7 @@ class TimedIO:
         key = (self._sent_bytes - 1) & 0xFFFFFFFF
         view = memoryview(wire)[first:] if not whole else None
         while view:
-            if not self._wait(select.POLLOUT, deadline):
+            if not self._wait_writable(deadline):
                 raise ProbeFailure(on_timeout, "peer stopped reading")
             sent = self._send_some(view)
             self._sent_bytes += sent
@@ -397,7 +397,8 @@ class TimedIO:
         for _ in range(100000):  # each turn waits in poll() or reads a record
             if self._owe_ack:
                 self._ack_now()
-            # _wait's loop, written out: every answer passes here.
+            # The poll loop written out (`_wait_writable` is its POLLOUT twin):
+            # every answer passes here.
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise ProbeFailure(on_timeout, "peer sent nothing in time")
@@ -474,11 +475,12 @@ class TimedIO:
             raise ProbeFailure(Reason.RESET, "peer closed the connection")
         return bytes(plain)
 
-    def _wait(self, events: int, deadline: Deadline) -> bool:
-        """poll() for `events` until the deadline, draining send stamps on the way."""
-        if events != self._events:
-            self._poller.modify(self.sock, events)
-            self._events = events
+    def _wait_writable(self, deadline: Deadline) -> bool:
+        """poll() for room to send until the deadline, draining send stamps on
+        the way (the loop `receive` runs for data, for POLLOUT)."""
+        if self._events != select.POLLOUT:
+            self._poller.modify(self.sock, select.POLLOUT)
+            self._events = select.POLLOUT
         for _ in range(100000):
             remaining = deadline.remaining()
             if remaining <= 0:
@@ -487,9 +489,9 @@ class TimedIO:
             if not ready:
                 continue
             revents = ready[0][1]
-            if revents & select.POLLERR and self._drain_errqueue():
-                if not revents & (events | select.POLLHUP):
-                    continue
+            if revents & select.POLLERR and self._drain_errqueue() and not (
+                    revents & (select.POLLOUT | select.POLLHUP)):
+                continue
             return True
         return False
 
