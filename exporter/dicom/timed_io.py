@@ -315,7 +315,7 @@ class TimedIO:
         key = (self._sent_bytes - 1) & 0xFFFFFFFF
         view = memoryview(wire)[first:] if not whole else None
         while view:
-            if not self._wait_writable(deadline):
+            if not self._wait(select.POLLOUT, deadline):
                 raise ProbeFailure(on_timeout, "peer stopped reading")
             sent = self._send_some(view)
             self._sent_bytes += sent
@@ -390,25 +390,11 @@ class TimedIO:
         """At least one byte of the peer's data (decrypted), within the deadline."""
         if deadline.remaining() <= 0:
             raise ProbeFailure(on_timeout, "probe deadline reached")
-        if self._events != select.POLLIN:
-            self._poller.modify(self.sock, select.POLLIN)
-            self._events = select.POLLIN
-        poll = self._poller.poll
         for _ in range(100000):  # each turn waits in poll() or reads a record
             if self._owe_ack:
                 self._ack_now()
-            # The poll loop written out (`_wait_writable` is its POLLOUT twin):
-            # every answer passes here.
-            remaining = deadline.remaining()
-            if remaining <= 0:
+            if not self._wait(select.POLLIN, deadline):
                 raise ProbeFailure(on_timeout, "peer sent nothing in time")
-            ready = poll(max(1, int(remaining * 1000) + 1))
-            if not ready:
-                continue
-            revents = ready[0][1]
-            if revents & select.POLLERR and self._drain_errqueue() and not (
-                    revents & (select.POLLIN | select.POLLHUP)):
-                continue
             raw = self._read()
             if raw is None:  # woken without data (a send stamp): wait again
                 continue
@@ -475,12 +461,11 @@ class TimedIO:
             raise ProbeFailure(Reason.RESET, "peer closed the connection")
         return bytes(plain)
 
-    def _wait_writable(self, deadline: Deadline) -> bool:
-        """poll() for room to send until the deadline, draining send stamps on
-        the way (the loop `receive` runs for data, for POLLOUT)."""
-        if self._events != select.POLLOUT:
-            self._poller.modify(self.sock, select.POLLOUT)
-            self._events = select.POLLOUT
+    def _wait(self, events: int, deadline: Deadline) -> bool:
+        """poll() for `events` until the deadline, draining send stamps on the way."""
+        if events != self._events:
+            self._poller.modify(self.sock, events)
+            self._events = events
         for _ in range(100000):
             remaining = deadline.remaining()
             if remaining <= 0:
@@ -490,7 +475,7 @@ class TimedIO:
                 continue
             revents = ready[0][1]
             if revents & select.POLLERR and self._drain_errqueue() and not (
-                    revents & (select.POLLOUT | select.POLLHUP)):
+                    revents & (events | select.POLLHUP)):
                 continue
             return True
         return False
