@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, gc_collector, platform_collecto
 from exporter import config as config_module
 from exporter import probers
 from exporter.config import Config, ConfigError
+from exporter.config.strict import unexpected
 from exporter.metrics import ExporterCollector
 from exporter.probers.memory import ProberState
 from exporter.probers.report import ProbeReport
@@ -123,8 +124,7 @@ class Exporter:
                 return str(exc)
             except Exception as exc:  # a reader bug must not take the exporter down
                 self.stats.reload_failed()
-                why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-                problem = f"{self.config_path}: file: cannot load: {why}"
+                problem = unexpected(self.config_path, exc)
                 logger.error("config reload failed, keeping the running config",
                              extra={"fields": {"problem": problem}})
                 return problem

@@ -7,6 +7,11 @@ in a systemd unit.
 
 from __future__ import annotations
 
+# First, before the standard library's and click's imports: until this has run,
+# a SIGHUP (`systemctl reload` right after start) ends the process.
+import exporter.sighup as startup_sighup
+
+# isort: split
 import logging
 import resource
 import signal
@@ -19,7 +24,6 @@ from typing import TypeVar
 
 import click
 
-import exporter.sighup as startup_sighup  # first of ours, before anything slow: see it
 from exporter import __version__, logs, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
@@ -42,7 +46,6 @@ from exporter.web.server import (
     ListenError,
     check_external_url,
     parse_listen_address,
-    reload_web_config,
     start,
     watch_web_config,
 )
@@ -146,12 +149,11 @@ def _serve_until_signalled(
         threading.Thread(target=reload_all, name="reload", daemon=True).start()
 
     def reload_all() -> None:
-        exporter.reload()
-        if web_config_file:
-            reload_web_config(server, web_config_file)
+        server.reload()
 
     try:
-        server, _ = start(exporter, addresses, extra_endpoints, web)
+        server, _ = start(exporter, addresses, extra_endpoints, web,
+                          external_url=external_url)
     except ListenError as exc:
         log.error("cannot start", extra={"fields": {"err": str(exc)}})
         raise SystemExit(1) from None
@@ -180,7 +182,10 @@ def _serve_until_signalled(
             scheduler.stop()
         server.shutdown()
         aborted = exporter.abort_all()
-        exporter.wait_idle(SHUTDOWN_GRACE)  # their requests get an answer, their logs a line
+        grace = time.monotonic() + SHUTDOWN_GRACE
+        exporter.wait_idle(SHUTDOWN_GRACE)  # the aborted probes end, their logs get a line
+        # ...and their requests an answer: a probe ends before its answer is written.
+        server.wait_answered(max(0.0, grace - time.monotonic()))
         server.server_close()
         log.info("stopped", extra={"fields": {"aborted_associations": aborted}})
 
@@ -221,9 +226,15 @@ def serve(config_file: str, addresses: list[Address], interval: float,
 
 @main.command("check-config")
 @click.argument("config_file", type=click.Path(dir_okay=False))
+@click.option("--web.config.file", "web_config_file", default=None,
+              type=click.Path(dir_okay=False),
+              help="Check this web config file (TLS, basic auth) as well.")
 @log_options
-def check_config(config_file: str) -> None:
+def check_config(config_file: str, web_config_file: str | None) -> None:
     """Validate a configuration file; exit 1 listing every problem."""
+    if web_config_file:
+        _or_exit(webconfig.load, web_config_file)
+        click.echo(f"{web_config_file}: OK")
     config = _load(config_file)
     pairs = sum(len(t.modules) for t in config.targets.values())
     click.echo(

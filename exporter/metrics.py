@@ -578,7 +578,7 @@ def _state_families(changes: Changes) -> list[Metric]:
     return [
         GaugeMetricFamily(
             CONFIG_RELOAD_OK,
-            "Whether the last configuration reload succeeded.",
+            "Whether the last reload of the config file and of the web config file succeeded.",
             value=int(changes.reload_ok),
         ),
         GaugeMetricFamily(

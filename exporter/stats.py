@@ -73,7 +73,9 @@ class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._series: dict[tuple[str, str], Series] = {}
+        # The last reload of each file: the probe config and the web config.
         self._reload_ok = True
+        self._web_reload_ok = True
         self._reload_time = 0.0
         self._in_flight = 0
         self._version = 0
@@ -111,6 +113,17 @@ class Stats:
         with self._lock:
             self._reload_ok = False
 
+    @property
+    def _reloads_ok(self) -> bool:
+        """What the reload gauge says: the last reload of each file succeeded."""
+        return self._reload_ok and self._web_reload_ok
+
+    def web_reloaded(self, ok: bool) -> None:
+        """The web config's last reload: a bad one must drop the reload gauge
+        too, or a certificate rotation that fails goes unnoticed until it expires."""
+        with self._lock:
+            self._web_reload_ok = ok
+
     def started(self) -> None:
         with self._lock:
             self._in_flight += 1
@@ -147,7 +160,7 @@ class Stats:
     def snapshot(self) -> Snapshot:
         with self._lock:
             series = {key: _copy(s) for key, s in self._series.items()}
-            return Snapshot(series, self._reload_ok, self._reload_time, self._in_flight)
+            return Snapshot(series, self._reloads_ok, self._reload_time, self._in_flight)
 
     def changes_since(self, version: int) -> Changes:
         """Copies of the series changed after `version` (all of them for version 0)."""
@@ -159,4 +172,4 @@ class Stats:
                 changed[key] = _copy(self._series[key])
             modules = {name: _copy(total) for name, total in self._modules.items()}
             return Changes(self._version, self._generation, self._keys, changed,
-                           self._reload_ok, self._reload_time, self._in_flight, modules)
+                           self._reloads_ok, self._reload_time, self._in_flight, modules)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the project needs when it is missing: the Debian packages the
 # tests run for real (Orthanc, dcmtk, Prometheus, Alertmanager, Chromium for
-# the status page, dicom3tools' dciodvfy for the store test objects) and a Python
-# virtual environment in .venv with the exporter and its test tools.
+# the status page, dicom3tools' dciodvfy for the store test objects, systemd's
+# analyzers for the unit file, iproute2 for the tests' own network namespaces)
+# and a Python virtual environment in .venv with the exporter and its test tools.
 # Usage: scripts/setup.sh [--test]   (--test also installs the Debian packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ if [ "${1:-}" = "--test" ]; then
     command -v chromium >/dev/null || missing+=(chromium)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v dciodvfy >/dev/null || missing+=(dicom3tools)
+    { command -v systemd-analyze && command -v systemd-sysusers; } >/dev/null || missing+=(systemd)
+    command -v ip >/dev/null || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}" >&2
         apt-get update -qq

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -11,9 +12,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import bcrypt
 import pytest
 import yaml
 
@@ -58,6 +61,19 @@ def test_check_config_lists_every_problem_and_exits_1_without_a_traceback() -> N
         f"{path}: targets.skane.modules[0]: unknown module 'ecko'",
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_check_config_checks_the_web_config_file_too(tmp_path: Path) -> None:
+    """What the reload alert's runbook tells the on-call to run, for either file."""
+    web = tmp_path / "web.yml"
+    web.write_text("rate_limit: {interval: 100ms, burst: 20}\n")
+    good = cli("check-config", str(EXAMPLES / "kronoberg.yml"), "--web.config.file", str(web))
+    assert good.returncode == 0 and f"{web}: OK" in good.stdout, good.stderr
+    web.write_text("rate_limit: {interval: [1]}\n")
+    bad = cli("check-config", str(EXAMPLES / "kronoberg.yml"), "--web.config.file", str(web))
+    assert bad.returncode == 1
+    assert bad.stderr.splitlines() == [
+        f"{web}: rate_limit.interval: must be a duration like 100ms, got list [1]"]
 
 
 def test_probe_reports_success_with_phase_timings(tmp_path: Path) -> None:
@@ -144,6 +160,48 @@ def test_serve_reloads_on_sighup_and_keeps_a_bad_config(tmp_path: Path) -> None:
     assert "config reload failed" in stderr
 
 
+def test_sighup_reads_the_web_config_again(tmp_path: Path) -> None:
+    """A changed password (or certificate) takes effect on `systemctl reload`."""
+    web_file = tmp_path / "web.yml"
+
+    def users(password: bytes) -> str:
+        hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=4)).decode()
+        return yaml.safe_dump({"basic_auth_users": {"prometheus": hashed}})
+
+    def status(password: str) -> int:
+        request = urllib.request.Request(f"http://{LOOPBACK}:{port}/-/healthy", headers={
+            "Authorization": "Basic " + base64.b64encode(f"prometheus:{password}".encode()
+                                                         ).decode()})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    web_file.write_text(users(b"first"))
+    process, port = _serve(write_config(tmp_path / "c.yml", 104),
+                           "--web.config.file", str(web_file))
+    try:
+        wait_for_port(port, process)
+        assert status("first") == 200
+        # Same inode, size and mtime: the file watcher cannot see the change,
+        # so only the SIGHUP can make it count.
+        before = web_file.stat()
+        web_file.write_text(users(b"second"))
+        os.utime(web_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert web_file.stat().st_size == before.st_size
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while status("second") != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status("second") == 200 and status("first") == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "web config reloaded" in stderr
+
+
 def test_bad_config_at_start_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("modules: {}\n")
@@ -188,6 +246,31 @@ def test_log_flags_after_the_subcommand_and_json_everywhere(tmp_path: Path) -> N
     assert process.returncode == 0
 
 
+def test_serve_listens_on_every_address_given_and_publishes_its_external_url(
+        tmp_path: Path) -> None:
+    """Both flags through the CLI, not only the Server: alert rules build runbook
+    links from dicom_exporter_web_info, so a lost --web.external-url sends the
+    on-call to the wrong host."""
+    second = free_port()
+    process, port = _serve(write_config(tmp_path / "c.yml", 104),
+                           "--web.listen-address", f"{LOOPBACK}:{second}",
+                           "--web.external-url", "https://dicom-mon.example.invalid:10104/")
+    try:
+        wait_for_port(port, process)
+        wait_for_port(second, process)
+        pages = []
+        for each in (port, second):
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{each}/metrics") as answer:
+                pages.append(answer.read().decode())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    for page in pages:
+        assert ('dicom_exporter_web_info{external_url="https://dicom-mon.example.invalid:10104"}'
+                ' 1.0') in page
+    assert process.returncode == 0
+
+
 def test_a_port_in_use_is_one_structured_error_line(tmp_path: Path) -> None:
     with socket.create_server((LOOPBACK, 0)) as taken:
         port = taken.getsockname()[1]
@@ -215,6 +298,34 @@ HELD_START = (
     "sys.argv[0] = 'dicom-exporter'\n"
     "main()\n"
 )
+
+
+# Starts the CLI module the way the console script and `python -m exporter` do,
+# noting for every module imported on the way whether SIGHUP was already caught.
+IMPORT_ORDER = (
+    "import json, signal, sys\n"
+    "seen = []\n"
+    "class Watch:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        seen.append((name, signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL))\n"
+    "sys.meta_path.insert(0, Watch())\n"
+    "import exporter.cli\n"
+    "print(json.dumps(seen))\n"
+)
+
+
+def test_sighup_is_caught_before_any_slow_import() -> None:
+    """Importing the CLI takes half a second, click and the standard library
+    included: the window in which a SIGHUP still ends the process is only what
+    comes before `exporter.sighup`."""
+    result = subprocess.run([sys.executable, "-c", IMPORT_ORDER], capture_output=True,
+                            text=True, timeout=60, check=True)
+    seen = json.loads(result.stdout)
+    before = [name for name, caught in seen if not caught]
+    assert before and set(before) <= {"exporter", "exporter._version", "exporter.cli",
+                                      "exporter.sighup", "threading", "signal", "_weakrefset"}, (
+        before)
+    assert dict(seen)["click"] and dict(seen)["logging"]
 
 
 def test_sighup_while_starting_does_not_kill_the_process(tmp_path: Path) -> None:

@@ -102,6 +102,21 @@ def test_a_tls_1_3_peer_with_nagle_on_waits_for_no_delayed_ack(pki) -> None:
     assert slowest < 0.015, phases
 
 
+def test_a_tls_file_name_the_system_cannot_look_up_is_a_config_error(tmp_path: Path) -> None:
+    """is_file() raises for these instead of answering: a name longer than the
+    system allows, one with a NUL, one longer than any path."""
+    long_name = str(tmp_path / ("x" * 300))
+    with pytest.raises(ConfigError) as caught:
+        make_config({"peer": {"port": 104, "ae_title": "P", "tls": {
+            "ca_file": long_name, "cert_file": "a\x00b", "key_file": "k" * 5000}}})
+    problems = caught.value.problems
+    assert problems[0] == f"test.yml: targets.peer.tls.ca_file: {long_name}: File name too long"
+    assert problems[1] == "test.yml: targets.peer.tls.cert_file: a\\x00b does not exist"
+    assert problems[2].startswith("test.yml: targets.peer.tls.key_file: 'kkk")
+    assert problems[2].endswith("is longer than any file path (4096)")
+    assert all("\n" not in problem for problem in problems)
+
+
 def test_a_tls_block_with_missing_files_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         make_config({"peer": {"port": 104, "ae_title": "P", "tls": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -12,12 +13,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
-from exporter.config import load
+from exporter.config import load, webconfig
 from exporter.demo.simulated import SimulatedPeer
 from exporter.web import server as web_server
 from tests.support.hostile import ScriptedPeer
@@ -244,6 +246,48 @@ def test_reload_keeps_the_running_config_when_the_new_one_is_bad(served: Setup) 
     assert get(f"{served.url}/probe?target=extra&module=echo")[0] == 200
     values = samples(get(f"{served.url}/metrics")[1])
     assert values[("dicom_exporter_config_last_reload_successful", ())] == 0
+
+
+def test_reload_reads_the_web_config_too_and_a_bad_one_drops_the_gauge(
+        tmp_path: Path, peer: SimulatedPeer) -> None:
+    """POST /-/reload does what SIGHUP does: both files. A web config that no
+    longer loads keeps the running one, says why and sets the reload gauge to 0,
+    so a failed certificate or password change raises the reload alert."""
+    config_file = tmp_path / "exporter.yml"
+    config_file.write_text(yaml.safe_dump(config_document(peer.port, free_port(), free_port())))
+    web_file = tmp_path / "web.yml"
+
+    def users(password: bytes) -> str:
+        hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=4)).decode()
+        return yaml.safe_dump({"basic_auth_users": {"prometheus": hashed}})
+
+    def login(password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(
+            f"prometheus:{password}".encode()).decode()}
+
+    web_file.write_text(users(b"first"))
+    exporter = Exporter(load(config_file), str(config_file))
+    server, _ = web_server.start(exporter, (LOOPBACK, 0), web=webconfig.load(web_file))
+    reload, healthy = f"{server.url}/-/reload", f"{server.url}/-/healthy"
+    try:
+        web_file.write_text(users(b"second"))
+        assert get(reload, login("first"), method="POST")[0] == 200
+        assert get(healthy, login("first"))[0] == 401
+        assert get(healthy, login("second"))[0] == 200
+
+        web_file.write_text("basic_auth_users: [\n")
+        status, body = get(reload, login("second"), method="POST")
+        assert status == 400 and body.count(f"{web_file}: ") == 1, body
+        assert get(healthy, login("second"))[0] == 200  # the running one is kept
+        gauge = ("dicom_exporter_config_last_reload_successful", ())
+        assert samples(get(f"{server.url}/metrics", login("second"))[1])[gauge] == 0
+
+        web_file.write_text(users(b"third"))
+        assert get(reload, login("second"), method="POST")[0] == 200
+        assert samples(get(f"{server.url}/metrics", login("third"))[1])[gauge] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_reload_needs_post(served: Setup) -> None:

@@ -22,9 +22,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import bcrypt
 import pytest
@@ -35,7 +35,7 @@ from prometheus_client import generate_latest
 
 from exporter import buildinfo, metrics, probers
 from exporter.app import Exporter, ProbeLimits
-from exporter.config import webconfig
+from exporter.config import ConfigError, webconfig
 from exporter.dicom.codec import Accepted, ContextResult
 from exporter.dicom.failure import Deadline
 from exporter.metrics import BUILD_INFO, probe_page, render_probe
@@ -319,6 +319,20 @@ def test_hostile_paths_get_a_4xx_and_no_traceback(
     assert not [r for r in caplog.records if r.exc_info], caplog.text
 
 
+@pytest.mark.parametrize(("line", "status"), [
+    (b"GET /probe?a\tb HTTP/1.1", b"400"), (b"GET", b"400"), (b"\x00\x01", b"400"),
+    (b"GET / HTTP/2.0", b"505"),
+])
+def test_a_broken_request_line_still_gets_a_status_line(
+        served: web_server.Server, line: bytes, status: bytes) -> None:
+    """Not an HTTP/0.9 bare body, which no client of ours can read as an answer."""
+    with connect(served) as sock:
+        sock.sendall(line + b"\r\nHost: x\r\n\r\n")
+        response = read_all(sock)
+    assert response.startswith(b"HTTP/1.1 " + status + b" "), response[:100]
+    assert b"\r\nConnection: close\r\n" in response.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+
 @pytest.mark.parametrize("header", ["abc", "nan", "inf", "-1", "0", "1e999", "9" * 400])
 def test_bad_scrape_timeout_headers_get_400(served: web_server.Server, header: str) -> None:
     answer = get(served, "/probe?target=peer&module=tcp",
@@ -334,6 +348,35 @@ def test_a_request_that_never_finishes_gets_408_and_is_closed(peer: ScriptedPeer
             sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # the blank line never comes
             answer = read_all(sock)
         assert answer.startswith(b"HTTP/1.1 408 ")
+        assert server.loop.open_connections == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_silent_connection_is_closed_after_the_read_timeout_a_kept_one_after_idle(
+        peer: ScriptedPeer) -> None:
+    """A client that connects and says nothing costs a file descriptor only
+    until the read timeout; a kept-alive scraper's connection is given the
+    longer idle timeout between its requests, then closed too."""
+    read_timeout, idle_timeout = 0.3, 1.0
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 limits=Limits(read_timeout=read_timeout,
+                                               idle_timeout=idle_timeout))
+    request = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        with connect(server) as silent, connect(server) as kept:
+            kept.sendall(request)
+            assert kept.recv(65536).endswith(b"Healthy\n")
+            answered = time.monotonic()
+            assert read_all(silent) == b""  # closed without a word: nothing was asked
+            # Past the read timeout since its answer, the kept-alive connection still serves.
+            time.sleep(max(0.0, answered + read_timeout + 0.2 - time.monotonic()))
+            kept.sendall(request)
+            assert kept.recv(65536).endswith(b"Healthy\n")
+            answered = time.monotonic()
+            assert read_all(kept) == b""
+            assert time.monotonic() - answered >= idle_timeout - 0.05
         assert server.loop.open_connections == 0
     finally:
         server.shutdown()
@@ -518,6 +561,31 @@ def test_at_the_thread_bound_requests_are_still_read_timed_out_and_answered_in_t
         held.close()
 
 
+def test_a_thread_slow_to_start_is_the_one_left_waiting(monkeypatch) -> None:
+    """A started thread counts as waiting before it waits: on a loaded machine a
+    request read in between made the pool start a second spare (12 threads for
+    10 answers)."""
+    start = connections.start_thread
+
+    def slow_start(target: Callable[[], None], name: str) -> None:
+        def late() -> None:
+            time.sleep(0.1)
+            target()
+        start(late, name)
+
+    monkeypatch.setattr(connections, "start_thread", slow_start)
+    held = HeldLoop(Limits(workers=16))
+    try:
+        slow = held.hold(5)
+        assert held.loop.threads == 6  # five answering, one waiting
+        held.release.set()
+        for sock in slow:
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+            sock.close()
+    finally:
+        held.close()
+
+
 def test_a_thread_that_cannot_start_costs_no_request(monkeypatch) -> None:
     held = HeldLoop(Limits(workers=8))
     try:
@@ -537,6 +605,24 @@ def test_a_thread_that_cannot_start_costs_no_request(monkeypatch) -> None:
         assert read_all(fast).startswith(b"HTTP/1.1 200 ")
         assert held.loop.threads == threads  # no thread counted that never started
         for sock in [*slow, fast]:
+            sock.close()
+    finally:
+        held.close()
+
+
+def test_after_shutdown_the_answers_under_way_are_waited_for_before_close() -> None:
+    """SIGTERM: an aborted probe has ended before its answer is written; closing
+    the connections then would lose the answer that says it was interrupted."""
+    held = HeldLoop(Limits(workers=8))
+    try:
+        slow = held.hold(2)
+        held.loop.shutdown()
+        assert not held.loop.wait_answered(0.2)  # both still being answered
+        held.release.set()
+        assert held.loop.wait_answered(10)
+        held.loop.close()
+        for sock in slow:
+            assert read_all(sock).startswith(b"HTTP/1.1 200 ")
             sock.close()
     finally:
         held.close()
@@ -610,6 +696,10 @@ def test_with_1024_fds_1100_idle_connections_do_not_stop_scrapes(tmp_path: Path)
                 connection.request("GET", path)
                 assert connection.getresponse().status == 200, path
                 connection.close()
+            # Held, not spinning: the accept loop of old burnt a whole core here.
+            before = _cpu_seconds(process.pid)
+            time.sleep(1.0)
+            burnt = _cpu_seconds(process.pid) - before
         finally:
             for sock in idle:
                 sock.close()
@@ -617,6 +707,13 @@ def test_with_1024_fds_1100_idle_connections_do_not_stop_scrapes(tmp_path: Path)
             _, stderr = process.communicate(timeout=20)
     assert "Traceback" not in stderr
     assert process.returncode == 0, stderr
+    assert burnt < 0.3, f"{burnt:.2f} s of CPU in 1 s while idle connections were held"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- listen addresses ----------------------------------------------------------------
@@ -776,7 +873,7 @@ def test_configured_security_headers_are_sent(peer: ScriptedPeer, tmp_path: Path
 def test_bad_web_config_fields_are_named(tmp_path: Path, document: dict, problem: str) -> None:
     path = tmp_path / "web.yml"
     path.write_text(yaml.safe_dump(document))
-    with pytest.raises(webconfig.ConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         webconfig.load(path)
     assert any(line.startswith(f"{path}: {problem}") for line in caught.value.problems), (
         caught.value.problems)
@@ -810,7 +907,7 @@ def test_web_config_is_reread_when_it_changes(peer: ScriptedPeer, tmp_path: Path
         assert server.web.authorized(_basic("prometheus", "second"))
         assert not server.web.authorized(_basic("prometheus", "first"))
         path.write_text("basic_auth_users: [\n")  # broken: the running one is kept
-        assert web_server.reload_web_config(server, str(path)) is False
+        assert web_server.reload_web_config(server, str(path)) is not None
         assert server.web.authorized(_basic("prometheus", "second"))
     finally:
         stop.set()
@@ -945,6 +1042,69 @@ def test_the_scrape_timeout_budget_is_continuous_and_monotonic() -> None:
     assert exporter.timeout_for(60.0, 0.5001) == pytest.approx(0.25005)
     assert exporter.timeout_for(60.0, 1.2) == pytest.approx(0.7)
     assert exporter.timeout_for(2.0, 10.0) == 2.0
+
+
+# -- any request at all ----------------------------------------------------------------
+# What a scanner or a broken client may send: every endpoint, any method, query
+# fields known and unknown with values of any Unicode, percent-encoded or raw
+# bytes, and the headers the handlers read with any value.
+ENDPOINT_PATHS = st.sampled_from(["/probe", "/metrics", "/", "/sd", "/-/reload", "/-/healthy",
+                                  "/-/ready", "/runbooks/", "/runbooks", "/status.json",
+                                  "/runbooks/DicomExporterDown", "/nothing"])
+ANY_TEXT = st.text(max_size=40)
+RAW_TARGET_BYTES = st.binary(max_size=80).map(
+    lambda raw: bytes(b for b in raw if b not in b" \r\n"))
+QUERY_FIELDS = st.lists(st.tuples(
+    st.one_of(st.sampled_from(["target", "module", "debug", "refresh"]), ANY_TEXT),
+    st.one_of(st.sampled_from(["peer", "tcp", "echo", "true", "5", "0", "²"]), ANY_TEXT,
+              st.integers().map(str))), max_size=6)
+HEADER_VALUES = st.one_of(ANY_TEXT, st.integers().map(str),
+                          st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                          st.text(st.characters(max_codepoint=255), max_size=40)
+                          ).map(lambda v: v.replace("\r", "").replace("\n", ""))
+
+
+def _target(path: str, fields: list[tuple[str, str]], raw: bytes, encoded: bool) -> bytes:
+    if not encoded:  # as sent, no percent-encoding: bytes an HTTP client would never send
+        return path.encode() + b"?" + raw
+    query = "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in fields)
+    return f"{path}?{query}".encode()
+
+
+def test_any_request_is_answered_below_500_and_logs_no_traceback(
+        peer: ScriptedPeer, caplog: pytest.LogCaptureFixture) -> None:
+    """Hostile query strings and header values across every endpoint: one
+    answer each, never a 500, and nothing our handlers did not expect."""
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0))
+
+    @settings(max_examples=250, deadline=None)
+    @given(ENDPOINT_PATHS, QUERY_FIELDS, RAW_TARGET_BYTES, st.booleans(),
+           st.sampled_from([b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"G\xc3\xa9T"]),
+           st.dictionaries(st.sampled_from(["X-Prometheus-Scrape-Timeout-Seconds",
+                                            "Accept-Encoding", "Authorization", "Connection"]),
+                           HEADER_VALUES, max_size=3))
+    def answer(path: str, fields: list[tuple[str, str]], raw: bytes, encoded: bool,
+               method: bytes, headers: dict[str, str]) -> None:
+        head = b"".join(f"{name}: {value}\r\n".encode("utf-8", "surrogatepass")
+                        for name, value in headers.items() if name != "Connection")
+        request = (method + b" " + _target(path, fields, raw, encoded) + b" HTTP/1.1\r\n"
+                   b"Host: x\r\n" + head + b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+        with connect(server) as sock:
+            sock.sendall(request)
+            response = read_all(sock)
+        status = int(response[9:12])
+        # 501: a method no endpoint has (PUT, DELETE, ...), which is not a failure of ours.
+        assert response.startswith(b"HTTP/1.") and (200 <= status < 500 or status == 501), (
+            request, response[:200])
+
+    try:
+        with caplog.at_level(logging.DEBUG):
+            answer()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], (
+        caplog.text[-2000:])
 
 
 # -- the request target, parsed as the standard library would --------------------------

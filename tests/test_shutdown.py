@@ -46,10 +46,14 @@ def test_sigterm_aborts_in_flight_probes_and_exits_in_time(tmp_path: Path) -> No
         )
         wait_for_port(port, process)
 
+        answers: list[str] = []
+
         def probe() -> None:
             try:
-                urllib.request.urlopen(
-                    f"http://{LOOPBACK}:{port}/probe?target=hung&module=echo", timeout=15)
+                with urllib.request.urlopen(
+                        f"http://{LOOPBACK}:{port}/probe?target=hung&module=echo",
+                        timeout=15) as answer:
+                    answers.append(answer.read().decode())
             except OSError:
                 pass
 
@@ -71,5 +75,9 @@ def test_sigterm_aborts_in_flight_probes_and_exits_in_time(tmp_path: Path) -> No
     assert took < PROBE_TIMEOUT, f"exit took {took:.1f}s"
     assert received[1] == 0x07, "the peer should get an A-ABORT, not a vanished connection"
     assert "aborted_associations=1" in stderr
-    # Our own abort is not the peer's fault: no "probe failed ... reason=reset".
+    # Our own abort is not the peer's fault: no "probe failed ... reason=reset",
+    # and the probe that was under way is answered as ours (internal_error).
     assert "reason=reset" not in stderr and "probe interrupted by shutdown" in stderr
+    assert len(answers) == 1, "the probe under way is answered during the grace period"
+    assert 'probe_dicom_failure_reason{reason="internal_error"} 1.0' in answers[0], answers[0]
+    assert 'probe_dicom_failure_reason{reason="reset"} 0.0' in answers[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import re
 import reprlib
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -35,6 +36,8 @@ MAX_NAME_LENGTH = 128
 # own ~50 MiB that stays inside the unit's MemoryMax=256M even when someone
 # reloads a runaway file. (16 MiB peaked at 280 MiB, over it.)
 MAX_FILE_BYTES = 8 * 1024 * 1024
+# Linux's PATH_MAX: a longer value names no file, and is not worth a stat().
+MAX_PATH = 4096
 # Values in the document once aliases are expanded: ten times a 5,000-target
 # config, far below what would take the exporter's memory (a "billion laughs"
 # document of a few hundred bytes expands to 10^9).
@@ -299,6 +302,57 @@ class _Builder:
         if event.tag not in (None, "!", _TAG + kind):
             raise _Invalid(_line(event),
                            f"tag {brief(event.tag)} is not allowed in a config")
+
+
+def unexpected(source: str, exc: BaseException) -> str:
+    """One problem line for an error the reader did not foresee (a bug of ours):
+    a reload that meets one keeps the running config like any other problem."""
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    return f"{source}: file: cannot load: {why}"
+
+
+def read_file(path: str | Path) -> str:
+    """A config file's text: never more than its bound into memory, and a FIFO
+    refused rather than waited on forever. Problems are ConfigErrors naming the file."""
+    source = str(path)
+    try:
+        if Path(path).exists() and not Path(path).is_file():
+            raise ConfigError([f"{source}: file: is not a regular file"])
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError([f"{source}: file: larger than {MAX_FILE_BYTES // 2**20} MiB"])
+        return data.decode("utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL in the path
+        raise ConfigError([f"{source}: file: cannot read: {exc}"]) from None
+
+
+def existing_file(check: Checker, where: str, value: object, base: Path | None = None
+                  ) -> str | None:
+    """The path of a file that exists, relative to `base` if given; else a problem.
+
+    is_file() raises rather than answers for a name too long or a folder not
+    searchable, so those are problems of the field too; a value longer than
+    any path is refused without asking the disk.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        check.error(where, f"must be a file path, got {shown(value)}")
+        return None
+    if len(value) > MAX_PATH:
+        check.error(where, f"{brief(value)} is longer than any file path ({MAX_PATH})")
+        return None
+    path = Path(value) if base is None or Path(value).is_absolute() else base / value
+    try:
+        found = path.is_file()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        check.error(where, f"{path}: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    if not found:
+        check.error(where, f"{path} does not exist")
+        return None
+    return str(path)
 
 
 def read_yaml(text: str, check: Checker) -> object:

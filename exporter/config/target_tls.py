@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 
-from exporter.config.strict import Checker, shown
+from exporter.config.strict import Checker, existing_file, shown
 
 BCP195_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!eNULL:!SHA1"
 _KEYS = {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
@@ -32,16 +31,7 @@ class TargetTLS:
 
 
 def _file(check: Checker, body: dict, key: str, path: str) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        check.error(f"{path}.{key}", f"must be a file path, got {shown(value)}")
-        return None
-    if not Path(value).is_file():
-        check.error(f"{path}.{key}", f"{value} does not exist")
-        return None
-    return value
+    return existing_file(check, f"{path}.{key}", body.get(key))
 
 
 def parse_target_tls(check: Checker, raw: object, path: str, host: str | None

@@ -20,10 +20,9 @@ from exporter.config.prober_kinds import KINDS, MODULE_KEYS
 from exporter.config.routine_model import Routine, parse_routine
 from exporter.config.storable import store_sop_class_problem, store_transfer_syntax_problem
 from exporter.config.strict import (
-    MAX_FILE_BYTES,
     Checker,
-    ConfigError,
     brief,
+    read_file,
     read_yaml,
     shown,
 )
@@ -393,15 +392,4 @@ def from_document(document: object, check: Checker) -> Config:
 
 
 def load(path: str | Path) -> Config:
-    source = str(path)
-    try:
-        if Path(path).exists() and not Path(path).is_file():  # a FIFO would block forever
-            raise ConfigError([f"{source}: file: is not a regular file"])
-        with open(path, "rb") as file:  # never more than the bound into memory
-            data = file.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            raise ConfigError([f"{source}: file: larger than {MAX_FILE_BYTES // 2**20} MiB"])
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{source}: file: cannot read: {exc}"]) from None
-    return parse(text, source)
+    return parse(read_file(path), str(path))

@@ -29,6 +29,12 @@ milliseconds by design, so a verified (user, password) pair is remembered as
 a salted SHA-256 for the life of the config, as the toolkit does. An unknown
 user costs the same bcrypt check against a dummy hash, so response time does
 not tell which users exist.
+
+The file is read as the main config is (`strict.read_yaml`: bounded size,
+depth and alias expansion) and every field check takes any YAML value: a bad
+file is a ConfigError of one-line problems, never another exception, since
+that is what start-up turns into an exit with the problems named, and what a
+reload logs while it keeps the running config.
 """
 
 from __future__ import annotations
@@ -50,9 +56,16 @@ from pathlib import Path
 from types import MappingProxyType
 
 import bcrypt
-import yaml
 
-from exporter.config.strict import Checker, ConfigError, parse_duration
+from exporter.config.strict import (
+    Checker,
+    brief,
+    existing_file,
+    parse_duration,
+    read_file,
+    read_yaml,
+    shown,
+)
 
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,
@@ -97,6 +110,10 @@ HEADERS = {
 }
 BCRYPT_MAX_PASSWORD = 72
 _BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+# Each step doubles a check: cost 10 takes 0.08 s here, 14 over a second, 31 days.
+# Every unknown user costs a check at the dearest cost (see WebConfig.authorized),
+# and so does computing that dummy hash at start.
+BCRYPT_MAX_COST = 14
 _TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"}
 _TLS_KEYS = {"cert", "key", "client_ca", "cert_file", "key_file", "client_ca_file",
              "client_auth_type", "client_allowed_sans", "min_version", "max_version",
@@ -104,6 +121,9 @@ _TLS_KEYS = {"cert", "key", "client_ca", "cert_file", "key_file", "client_ca_fil
 _HTTP_KEYS = {"http2", "headers"}
 _RATE_KEYS = {"interval", "burst"}
 _SAN_KINDS = {"DNS", "IP Address", "email", "URI"}
+# RFC 9110 field-value, without the obsolete non-ASCII octets: the answer's
+# head is written as Latin-1, so anything else would fail every answer.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class RateLimiter:
@@ -201,24 +221,17 @@ def signature(web: WebConfig) -> tuple:
 
 
 def _file(check: Checker, body: dict, key: str, base: Path) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        check.error(f"tls_server_config.{key}", "must be a file path")
-        return None
-    path = (base / value) if not Path(value).is_absolute() else Path(value)
-    if not path.is_file():
-        check.error(f"tls_server_config.{key}", f"{path} does not exist")
-        return None
-    return str(path)
+    """Relative to the web config's folder, as the toolkit reads it."""
+    return existing_file(check, f"tls_server_config.{key}", body.get(key), base)
 
 
 def _inline(check: Checker, body: dict, key: str) -> str | None:
+    """PEM is ASCII (RFC 7468); ssl refuses anything else with a TypeError. The
+    value is not shown: it may be a private key."""
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or "-----BEGIN" not in value:
+    if not isinstance(value, str) or "-----BEGIN" not in value or not value.isascii():
         check.error(f"tls_server_config.{key}", "must be PEM text")
         return None
     if f"{key}_file" in body:
@@ -232,13 +245,23 @@ def _names(check: Checker, body: dict, key: str, known: Mapping) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        check.error(f"tls_server_config.{key}", "must be a list of names")
+        check.error(f"tls_server_config.{key}", f"must be a list of names, got {shown(value)}")
         return []
     unknown = [v for v in value if v not in known]
-    if unknown:
+    if unknown:  # brief: the list may be an alias repeated a million times
         check.error(f"tls_server_config.{key}",
-                    f"unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+                    f"unknown {brief(unknown)}; known: {', '.join(known)}")
     return [v for v in value if v in known]
+
+
+def _choice(check: Checker, body: dict, key: str, default: str, known: Mapping) -> str | None:
+    """One of `known`'s names; a list or mapping here is a problem, not a failed lookup."""
+    value = body.get(key, default)
+    if not isinstance(value, str) or value not in known:
+        check.error(f"tls_server_config.{key}",
+                    f"must be one of {', '.join(known)}, got {brief(value)}")
+        return None
+    return value
 
 
 def _load_chain(context: ssl.SSLContext, cert: str | None, key: str | None,
@@ -276,27 +299,25 @@ def _tls(check: Checker, raw: object, base: Path, warnings: list[str],
     client_ca = _file(check, body, "client_ca_file", base)
     client_ca_pem = _inline(check, body, "client_ca")
     has_ca = client_ca is not None or client_ca_pem is not None
-    auth = body.get("client_auth_type", "RequireAndVerifyClientCert" if has_ca
-                    else "NoClientCert")
-    if auth not in CLIENT_AUTH_TYPES:
-        check.error("tls_server_config.client_auth_type",
-                    f"must be one of {', '.join(CLIENT_AUTH_TYPES)}, got {auth!r}")
+    auth = _choice(check, body, "client_auth_type",
+                   "RequireAndVerifyClientCert" if has_ca else "NoClientCert",
+                   CLIENT_AUTH_TYPES)
+    if auth is None:
         return None, frozenset()
     if CLIENT_AUTH_TYPES[auth] != ssl.CERT_NONE and not has_ca:
         check.error("tls_server_config.client_ca_file", f"needed by {auth}")
     sans = body.get("client_allowed_sans") or []
     if not isinstance(sans, list) or not all(isinstance(s, str) and s for s in sans):
-        check.error("tls_server_config.client_allowed_sans", "must be a list of names")
+        check.error("tls_server_config.client_allowed_sans",
+                    f"must be a list of names, got {shown(sans)}")
         sans = []
     if sans and auth not in ("RequireAnyClientCert", "RequireAndVerifyClientCert"):
         check.error("tls_server_config.client_allowed_sans",
                     "needs client_auth_type RequireAndVerifyClientCert or RequireAnyClientCert")
     versions = []
     for name, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
-        version = body.get(name, default)
-        if version not in TLS_VERSIONS:
-            check.error(f"tls_server_config.{name}",
-                        f"must be one of {', '.join(TLS_VERSIONS)}, got {version!r}")
+        version = _choice(check, body, name, default, TLS_VERSIONS)
+        if version is None:
             return None, frozenset()
         versions.append(TLS_VERSIONS[version])
     if versions[0] > versions[1]:
@@ -305,7 +326,8 @@ def _tls(check: Checker, raw: object, base: Path, warnings: list[str],
     curves = _names(check, body, "curve_preferences", CURVES)
     prefer = body.get("prefer_server_cipher_suites", True)
     if not isinstance(prefer, bool):
-        check.error("tls_server_config.prefer_server_cipher_suites", "must be true or false")
+        check.error("tls_server_config.prefer_server_cipher_suites",
+                    f"must be true or false, got {shown(prefer)}")
     if (cert is None and cert_pem is None) or (key is None and key_pem is None) or check.problems:
         return None, frozenset()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -336,7 +358,7 @@ def _http(check: Checker, raw: object, warnings: list[str]) -> Mapping[str, str]
     body = check.mapping(raw, "http_server_config", _HTTP_KEYS)
     http2 = body.get("http2", True)
     if not isinstance(http2, bool):
-        check.error("http_server_config.http2", "must be true or false")
+        check.error("http_server_config.http2", f"must be true or false, got {shown(http2)}")
     elif "http2" in body and http2:
         warnings.append("http_server_config.http2: HTTP/2 is not available here; "
                         "HTTP/1.1 is served")
@@ -347,57 +369,83 @@ def _http(check: Checker, raw: object, warnings: list[str]) -> Mapping[str, str]
             continue
         where = f"http_server_config.headers.{name}"
         allowed = HEADERS[name]
-        if not isinstance(value, str) or any(ch in value for ch in "\r\n\0"):
-            check.error(where, "must be one line of text")
+        if not isinstance(value, str) or not _FIELD_VALUE.fullmatch(value):
+            check.error(where, f"must be one line of printable ASCII, got {shown(value)}")
         elif allowed is not None and value.lower() not in allowed and value:
-            check.error(where, f"must be one of {', '.join(allowed)}, got {value!r}")
+            check.error(where, f"must be one of {', '.join(allowed)}, got {brief(value)}")
         elif value:
             headers[name] = value
     return MappingProxyType(headers)
+
+
+def _interval(check: Checker, value: object) -> float | None:
+    """Seconds; 0 (no limit) also for a missing, null or numeric 0 interval,
+    which Go's YAML reads into the duration's string as "0"."""
+    if value is None or (type(value) is int and value == 0):
+        return 0.0
+    if not isinstance(value, str):  # never str() it: it may be an aliased tree
+        check.error("rate_limit.interval",
+                    f"must be a duration like 100ms, got {shown(value)}")
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        check.error("rate_limit.interval", str(exc))
+        return None
 
 
 def _rate(check: Checker, raw: object) -> RateLimiter | None:
     body = check.mapping(raw, "rate_limit", _RATE_KEYS)
     if not body:
         return None
-    try:
-        interval = parse_duration(str(body.get("interval", "0s")))
-    except ValueError as exc:
-        check.error("rate_limit.interval", str(exc))
+    interval = _interval(check, body.get("interval"))
+    if interval is None:
         return None
     burst = body.get("burst", 0)
     if not isinstance(burst, int) or isinstance(burst, bool) or not 0 <= burst <= 10**6:
-        check.error("rate_limit.burst", "must be a whole number, 0 to 1000000")
+        check.error("rate_limit.burst",
+                    f"must be a whole number, 0 to 1000000, got {shown(burst)}")
         return None
     if interval <= 0:
         return None
     return RateLimiter(interval, max(burst, 1))
 
 
+def _users(check: Checker, raw: object) -> dict[str, bytes]:
+    """User -> bcrypt hash. The value is never shown: a plaintext password
+    written where the hash belongs must not reach the log."""
+    users: dict[str, bytes] = {}
+    for user, hashed in check.mapping(raw, "basic_auth_users", None).items():
+        if not isinstance(user, str):  # already reported by mapping()
+            continue
+        # fullmatch: `$` would let a trailing newline (a YAML `|` block) through,
+        # and bcrypt then refuses every password for that user.
+        if not isinstance(hashed, str) or not _BCRYPT.fullmatch(hashed):
+            check.error(f"basic_auth_users.{user}",
+                        "must be a bcrypt hash ($2y$...), e.g. from htpasswd -nBC 10")
+            continue
+        if int(hashed[4:6]) > BCRYPT_MAX_COST:
+            check.error(f"basic_auth_users.{user}",
+                        f"bcrypt cost {int(hashed[4:6])} makes every login take seconds or "
+                        f"more; at most {BCRYPT_MAX_COST}, e.g. from htpasswd -nBC 10")
+            continue
+        users[user] = hashed.replace("$2y$", "$2b$", 1).encode()
+    return users
+
+
 def load(path: str | Path) -> WebConfig:
-    source = str(path)
-    check = Checker(source)
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{source}: file: cannot read: {exc}"]) from None
-    body = check.mapping(document, "document", _TOP_KEYS)
+    """The web config of one file; on any problem in it, a ConfigError naming all of them."""
+    check = Checker(str(path))
+    body = check.mapping(read_yaml(read_file(path), check), "document", _TOP_KEYS)
     warnings: list[str] = []
     files: list[str] = []
     context, sans = _tls(check, body.get("tls_server_config"), Path(path).parent, warnings,
                          files)
     headers = _http(check, body.get("http_server_config"), warnings)
     limiter = _rate(check, body.get("rate_limit"))
-    users: dict[str, bytes] = {}
-    for user, hashed in check.mapping(body.get("basic_auth_users"), "basic_auth_users",
-                                      None).items():
-        where = f"basic_auth_users.{user}"
-        if not isinstance(hashed, str) or not _BCRYPT.match(hashed):
-            check.error(where, "must be a bcrypt hash ($2y$...), e.g. from htpasswd -nBC 10")
-            continue
-        users[str(user)] = hashed.replace("$2y$", "$2b$", 1).encode()
+    users = _users(check, body.get("basic_auth_users"))
     if check.problems:
-        raise ConfigError(check.problems)
+        raise check.failure()
     dummy = b""
     if users:
         # As costly as the dearest real hash, so an unknown user takes as long.

@@ -182,6 +182,11 @@ class ConnectionLoop:
         self._next_sweep = 0.0
         self.threads = 0  # in the pool, waiting or answering (at most workers + 1)
         self._waiting = 0  # of them, in (or on the way to) epoll.poll
+        # Started but not yet waiting: counted as waiting, or a request read
+        # meanwhile would start one more thread than the one left waiting.
+        self._starting = 0
+        self._answering = 0  # of them, answering a request (the lock not held)
+        self._answered = threading.Condition(self._lock)  # _answering went down
         self.shed = 0  # connections closed to make room, for tests and logs
 
     # -- lifecycle -----------------------------------------------------------
@@ -205,6 +210,12 @@ class ConnectionLoop:
         self._wake()
         with self._lock:
             pass  # a step begun before the stop ends now; every later one sees it
+
+    def wait_answered(self, timeout: float) -> bool:
+        """After shutdown(): wait until every answer under way is written (an
+        aborted probe's too), at most `timeout`; False if some were not."""
+        with self._lock:
+            return self._answered.wait_for(lambda: not self._answering, timeout)
 
     def close(self) -> None:
         self.shutdown()
@@ -232,13 +243,19 @@ class ConnectionLoop:
         if self.threads > self.limits.workers:
             return False
         try:
-            start_thread(self._serve, f"http-{self.threads + 1}")
+            start_thread(self._started, f"http-{self.threads + 1}")
         except RuntimeError as exc:  # "can't start new thread": a process limit
             logger.warning("cannot start an HTTP thread", extra={"fields": {
                 "threads": self.threads, "error": str(exc)}})
             return False
         self.threads += 1
+        self._starting += 1
         return True
+
+    def _started(self) -> None:
+        with self._lock:
+            self._starting -= 1
+        self._serve()
 
     def _serve(self, shrinks: bool = True) -> None:
         """Wait for one event and handle it; answer a whole request here if
@@ -250,7 +267,7 @@ class ConnectionLoop:
         try:
             while not self._stop.is_set():
                 job = None
-                if self._pending and (self._waiting or self._spawn()):
+                if self._pending and (self._waiting or self._starting or self._spawn()):
                     job = self._pending.popleft()
                 else:
                     self._waiting += 1
@@ -270,15 +287,19 @@ class ConnectionLoop:
                     if events:
                         job = self._event(events[0][0])
                     self._housekeeping()
-                    if job is not None and not self._waiting and not self._spawn():
+                    if job is not None and not (self._waiting or self._starting
+                                                or self._spawn()):
                         self._pending.append(job)
                         job = None
                 if job is not None:
+                    self._answering += 1
                     lock.release()
                     try:
                         self._answer(*job)
                     finally:
                         lock.acquire()
+                        self._answering -= 1
+                        self._answered.notify_all()
         finally:
             self.threads -= 1
             lock.release()

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exporter.app import Exporter, Overloaded, UnknownProbe
-from exporter.config.strict import ConfigError
+from exporter.config.strict import ConfigError, unexpected
 from exporter.config.webconfig import WebConfig, signature
 from exporter.config.webconfig import load as load_web_config
 from exporter.metrics import WebInfoCollector, probe_page
@@ -134,11 +134,22 @@ class Server:
         scheme = "https" if self.web.ssl_context is not None else "http"
         return [f"{scheme}://{format_address(*sockname[:2])}" for sockname in self.addresses]
 
+    def reload(self) -> str | None:
+        """What SIGHUP and POST /-/reload both do: read the config file, then the
+        web config file if there is one; None, or the problems, one per line."""
+        problems = [self.exporter.reload()]
+        if self.web.source is not None:
+            problems.append(reload_web_config(self, self.web.source))
+        return "\n".join(p for p in problems if p) or None
+
     def serve_forever(self) -> None:
         self.loop.run()
 
     def shutdown(self) -> None:
         self.loop.shutdown()
+
+    def wait_answered(self, timeout: float) -> bool:
+        return self.loop.wait_answered(timeout)
 
     def server_close(self) -> None:
         self.loop.close()
@@ -199,7 +210,10 @@ class Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         """The request line and headers, without the email parser (see Headers)."""
         self.command = None  # type: ignore[assignment]
-        self.request_version = self.default_request_version
+        # Not default_request_version (HTTP/0.9, which is not served): a request
+        # line too broken to give a version still gets a status line and headers,
+        # not a bare HTML body.
+        self.request_version = self.protocol_version
         self.close_connection = True
         requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         self.requestline = requestline
@@ -398,7 +412,7 @@ class Handler(BaseHTTPRequestHandler):
         if method != "POST":
             self.reply(HTTPStatus.METHOD_NOT_ALLOWED, "use POST to reload\n")
             return
-        problems = self.server.exporter.reload()
+        problems = self.server.reload()
         if problems is None:
             self.reply(HTTPStatus.OK, "reloaded\n")
         else:
@@ -494,8 +508,9 @@ def parse_query(query: str) -> dict[str, list[str]]:
 WEB_CONFIG_POLL = 2.0
 
 
-def reload_web_config(server: Server, path: str) -> bool:
-    """Read --web.config.file again; on any problem keep serving with the old one.
+def reload_web_config(server: Server, path: str) -> str | None:
+    """Read --web.config.file again; on any problem keep serving with the old one
+    and say so in the reload gauge. None, or the problems, one per line.
 
     New connections use the new TLS context and users at once; open ones keep
     theirs, as the toolkit does.
@@ -503,10 +518,17 @@ def reload_web_config(server: Server, path: str) -> bool:
     try:
         new = load_web_config(path)
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = exc.problems
+    except Exception as exc:  # a reader bug must not take the watcher or a reload down
+        problems = [unexpected(path, exc)]
+    else:
+        problems = []
+    server.exporter.stats.web_reloaded(not problems)
+    if problems:
+        for problem in problems:
             logger.error("web config reload failed, keeping the running one",
                          extra={"fields": {"problem": problem}})
-        return False
+        return "\n".join(problems)
     if (new.ssl_context is None) != (server.web.ssl_context is None):
         logger.warning("web config switches TLS on or off; clients must change scheme",
                        extra={"fields": {"file": path}})
@@ -516,7 +538,7 @@ def reload_web_config(server: Server, path: str) -> bool:
                 "detail": text}})
     server.web = new
     logger.info("web config reloaded", extra={"fields": {"file": path}})
-    return True
+    return None
 
 
 def watch_web_config(server: Server, path: str, stop: threading.Event,
@@ -530,14 +552,17 @@ def watch_web_config(server: Server, path: str, stop: threading.Event,
     def loop() -> None:
         nonlocal seen
         while not stop.wait(interval):
-            now = signature(server.web)
-            if now != seen:
-                reload_web_config(server, path)
-                # What was seen before reading, not after: a file still being
-                # written while it was read (truncated, then filled) is read
-                # again next turn, not taken as done. A config that names
-                # other files costs one more reload.
-                seen = now
+            try:
+                now = signature(server.web)
+                if now != seen:
+                    reload_web_config(server, path)
+                    # What was seen before reading, not after: a file still being
+                    # written while it was read (truncated, then filled) is read
+                    # again next turn, not taken as done. A config that names
+                    # other files costs one more reload.
+                    seen = now
+            except Exception:  # a bug costs a log line, never the rotation watch
+                logger.exception("web config watch failed; watching on")
 
     thread = threading.Thread(target=loop, name="web-config-watch", daemon=True)
     thread.start()
