@@ -231,16 +231,29 @@ def serve(config_file: str, addresses: list[Address], interval: float,
               help="Check this web config file (TLS, basic auth) as well.")
 @log_options
 def check_config(config_file: str, web_config_file: str | None) -> None:
-    """Validate a configuration file; exit 1 listing every problem."""
+    """Validate a configuration file (and a web config file); exit 1 listing
+    every problem of both."""
+    problems: list[str] = []
+    try:
+        config = config_module.load(config_file)
+    except ConfigError as exc:
+        problems += exc.problems
     if web_config_file:
-        _or_exit(webconfig.load, web_config_file)
-        click.echo(f"{web_config_file}: OK")
-    config = _load(config_file)
+        try:
+            webconfig.load(web_config_file)
+        except ConfigError as exc:
+            problems += exc.problems
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise SystemExit(1)
     pairs = sum(len(t.modules) for t in config.targets.values())
     click.echo(
         f"{config_file}: OK: {len(config.modules)} modules, {len(config.targets)} targets, "
         f"{pairs} probes"
     )
+    if web_config_file:
+        click.echo(f"{web_config_file}: OK")
 
 
 def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:

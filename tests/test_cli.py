@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -16,13 +15,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import bcrypt
 import pytest
 import yaml
 
 from exporter import logs
 from exporter.demo.simulated import SimulatedPeer
 from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
+from tests.support.webauth import basic, users_yaml
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 TESTDATA = Path(__file__).parent / "testdata"
@@ -70,9 +69,12 @@ def test_check_config_checks_the_web_config_file_too(tmp_path: Path) -> None:
     good = cli("check-config", str(EXAMPLES / "kronoberg.yml"), "--web.config.file", str(web))
     assert good.returncode == 0 and f"{web}: OK" in good.stdout, good.stderr
     web.write_text("rate_limit: {interval: [1]}\n")
-    bad = cli("check-config", str(EXAMPLES / "kronoberg.yml"), "--web.config.file", str(web))
+    config = tmp_path / "c.yml"
+    config.write_text("modules: {}\n")
+    bad = cli("check-config", str(config), "--web.config.file", str(web))
     assert bad.returncode == 1
-    assert bad.stderr.splitlines() == [
+    assert bad.stderr.splitlines() == [  # every problem of both files, in one run
+        f"{config}: targets: missing required section",
         f"{web}: rate_limit.interval: must be a duration like 100ms, got list [1]"]
 
 
@@ -164,21 +166,16 @@ def test_sighup_reads_the_web_config_again(tmp_path: Path) -> None:
     """A changed password (or certificate) takes effect on `systemctl reload`."""
     web_file = tmp_path / "web.yml"
 
-    def users(password: bytes) -> str:
-        hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=4)).decode()
-        return yaml.safe_dump({"basic_auth_users": {"prometheus": hashed}})
-
     def status(password: str) -> int:
         request = urllib.request.Request(f"http://{LOOPBACK}:{port}/-/healthy", headers={
-            "Authorization": "Basic " + base64.b64encode(f"prometheus:{password}".encode()
-                                                         ).decode()})
+            "Authorization": basic("prometheus", password)})
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 return answer.status
         except urllib.error.HTTPError as error:
             return error.code
 
-    web_file.write_text(users(b"first"))
+    web_file.write_text(users_yaml(prometheus="first"))
     process, port = _serve(write_config(tmp_path / "c.yml", 104),
                            "--web.config.file", str(web_file))
     try:
@@ -187,7 +184,7 @@ def test_sighup_reads_the_web_config_again(tmp_path: Path) -> None:
         # Same inode, size and mtime: the file watcher cannot see the change,
         # so only the SIGHUP can make it count.
         before = web_file.stat()
-        web_file.write_text(users(b"second"))
+        web_file.write_text(users_yaml(prometheus="second"))
         os.utime(web_file, ns=(before.st_atime_ns, before.st_mtime_ns))
         assert web_file.stat().st_size == before.st_size
         process.send_signal(signal.SIGHUP)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import subprocess
@@ -13,7 +12,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import bcrypt
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +22,7 @@ from exporter.demo.simulated import SimulatedPeer
 from exporter.web import server as web_server
 from tests.support.hostile import ScriptedPeer
 from tests.support.realpeers import LOOPBACK, free_port, require
+from tests.support.webauth import basic, users_yaml
 
 
 def get(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, str]:
@@ -257,20 +256,15 @@ def test_reload_reads_the_web_config_too_and_a_bad_one_drops_the_gauge(
     config_file.write_text(yaml.safe_dump(config_document(peer.port, free_port(), free_port())))
     web_file = tmp_path / "web.yml"
 
-    def users(password: bytes) -> str:
-        hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=4)).decode()
-        return yaml.safe_dump({"basic_auth_users": {"prometheus": hashed}})
-
     def login(password: str) -> dict[str, str]:
-        return {"Authorization": "Basic " + base64.b64encode(
-            f"prometheus:{password}".encode()).decode()}
+        return {"Authorization": basic("prometheus", password)}
 
-    web_file.write_text(users(b"first"))
+    web_file.write_text(users_yaml(prometheus="first"))
     exporter = Exporter(load(config_file), str(config_file))
     server, _ = web_server.start(exporter, (LOOPBACK, 0), web=webconfig.load(web_file))
     reload, healthy = f"{server.url}/-/reload", f"{server.url}/-/healthy"
     try:
-        web_file.write_text(users(b"second"))
+        web_file.write_text(users_yaml(prometheus="second"))
         assert get(reload, login("first"), method="POST")[0] == 200
         assert get(healthy, login("first"))[0] == 401
         assert get(healthy, login("second"))[0] == 200
@@ -282,7 +276,7 @@ def test_reload_reads_the_web_config_too_and_a_bad_one_drops_the_gauge(
         gauge = ("dicom_exporter_config_last_reload_successful", ())
         assert samples(get(f"{server.url}/metrics", login("second"))[1])[gauge] == 0
 
-        web_file.write_text(users(b"third"))
+        web_file.write_text(users_yaml(prometheus="third"))
         assert get(reload, login("second"), method="POST")[0] == 200
         assert samples(get(f"{server.url}/metrics", login("third"))[1])[gauge] == 1
     finally:

@@ -6,7 +6,6 @@ namespace the test creates); clients are raw sockets so they can misbehave.
 
 from __future__ import annotations
 
-import base64
 import copy
 import dataclasses
 import gzip
@@ -49,6 +48,7 @@ from exporter.web.connections import Connection, ConnectionLoop, Limits, Refusal
 from tests.support.configs import make_config
 from tests.support.hostile import ScriptedPeer, read_pdu
 from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
+from tests.support.webauth import basic, users_yaml
 
 ROOT = Path(__file__).parent.parent
 
@@ -359,7 +359,7 @@ def test_a_silent_connection_is_closed_after_the_read_timeout_a_kept_one_after_i
     """A client that connects and says nothing costs a file descriptor only
     until the read timeout; a kept-alive scraper's connection is given the
     longer idle timeout between its requests, then closed too."""
-    read_timeout, idle_timeout = 0.3, 1.0
+    read_timeout, idle_timeout = 0.3, 2.0
     server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
                                  limits=Limits(read_timeout=read_timeout,
                                                idle_timeout=idle_timeout))
@@ -558,6 +558,45 @@ def test_at_the_thread_bound_requests_are_still_read_timed_out_and_answered_in_t
         for sock in [*slow, partial, third]:
             sock.close()
     finally:
+        held.close()
+
+
+def test_out_of_descriptors_with_nothing_to_shed_pauses_accept_and_resumes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With every connection being answered there is nothing to shed: accept()
+    then fails with EMFILE for as long as the limit holds. The loop must pause
+    rather than spin on a listener that stays readable (the old accept loop
+    burnt a core), and take the waiting clients once descriptors are free."""
+    held = HeldLoop(Limits(workers=8, max_connections=1000))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    waiting = [socket.socket() for _ in range(3)]  # descriptors taken before the limit drops
+    try:
+        busy = held.hold(2)
+        lowest_free = os.open(os.devnull, os.O_RDONLY)
+        os.close(lowest_free)
+        with caplog.at_level(logging.WARNING, logger="dicom_exporter.http"):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+            try:
+                started = time.process_time()
+                for sock in waiting:
+                    sock.settimeout(10)
+                    sock.connect(held.address)  # queued in the backlog, not accepted
+                time.sleep(0.5)
+                burnt = time.process_time() - started
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert "out of file descriptors, pausing accept" in caplog.text
+        assert burnt < 0.25, f"{burnt:.2f} s of CPU in 0.5 s out of descriptors"
+        for sock in waiting:  # accepted once the pause is over and descriptors are free
+            sock.sendall(b"GET /fast HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert read_all(sock).startswith(b"HTTP/1.1 200 ")
+        held.release.set()
+        for sock in busy:
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+            sock.close()
+    finally:
+        for sock in waiting:
+            sock.close()
         held.close()
 
 
@@ -788,10 +827,6 @@ def test_an_empty_host_listens_on_ipv4_and_ipv6(tmp_path: Path) -> None:
 
 
 # -- basic auth ------------------------------------------------------------------------
-def _basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
 @pytest.fixture(scope="module")
 def auth_config(tmp_path_factory: pytest.TempPathFactory) -> webconfig.WebConfig:
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=8)).decode()
@@ -802,9 +837,9 @@ def auth_config(tmp_path_factory: pytest.TempPathFactory) -> webconfig.WebConfig
 
 def test_a_password_over_72_bytes_is_refused_not_a_crash(
         auth_config: webconfig.WebConfig) -> None:
-    assert auth_config.authorized(_basic("prometheus", "right" + "x" * 100)) is False
-    assert auth_config.authorized(_basic("nobody", "y" * 200)) is False
-    assert auth_config.authorized(_basic("prometheus", "right")) is True
+    assert auth_config.authorized(basic("prometheus", "right" + "x" * 100)) is False
+    assert auth_config.authorized(basic("nobody", "y" * 200)) is False
+    assert auth_config.authorized(basic("prometheus", "right")) is True
 
 
 def test_an_unknown_user_costs_a_bcrypt_check_like_a_known_one(
@@ -816,8 +851,8 @@ def test_an_unknown_user_costs_a_bcrypt_check_like_a_known_one(
         assert auth_config.authorized(header) is False
         return time.thread_time() - started
 
-    known = min(cpu(_basic("prometheus", "wrong")) for _ in range(3))
-    unknown = min(cpu(_basic("nobody", "wrong")) for _ in range(3))
+    known = min(cpu(basic("prometheus", "wrong")) for _ in range(3))
+    unknown = min(cpu(basic("nobody", "wrong")) for _ in range(3))
     assert unknown > known / 4, (known, unknown)
 
 
@@ -897,20 +932,129 @@ def test_web_config_is_reread_when_it_changes(peer: ScriptedPeer, tmp_path: Path
     stop = threading.Event()
     try:
         web_server.watch_web_config(server, str(path), stop, interval=0.05)
-        assert server.web.authorized(_basic("prometheus", "first"))
+        assert server.web.authorized(basic("prometheus", "first"))
         second = bcrypt.hashpw(b"second", bcrypt.gensalt(rounds=4)).decode()
         path.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": second,
                                                              "extra": second}}))
         deadline = time.monotonic() + 10
         while "extra" not in server.web.users and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert server.web.authorized(_basic("prometheus", "second"))
-        assert not server.web.authorized(_basic("prometheus", "first"))
+        assert server.web.authorized(basic("prometheus", "second"))
+        assert not server.web.authorized(basic("prometheus", "first"))
         path.write_text("basic_auth_users: [\n")  # broken: the running one is kept
         assert web_server.reload_web_config(server, str(path)) is not None
-        assert server.web.authorized(_basic("prometheus", "second"))
+        assert server.web.authorized(basic("prometheus", "second"))
     finally:
         stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _versioned_web_config(folder: Path) -> Path:
+    """web.yml, a symlink to v1/web.yml (user prometheus, password "first") as
+    config management deploys it; v2/web.yml has password "second"."""
+    for version, password in (("v1", "first"), ("v2", "second")):
+        (folder / version).mkdir()
+        (folder / version / "web.yml").write_text(users_yaml(prometheus=password))
+    link = folder / "web.yml"
+    link.symlink_to(folder / "v1" / "web.yml")
+    return link
+
+
+def _repoint(link: Path) -> None:
+    """Deploy v2: the link re-pointed in one rename, as config management does it."""
+    (link.parent / "next").symlink_to(link.parent / "v2" / "web.yml")
+    os.replace(link.parent / "next", link)
+
+
+def test_a_reload_reads_the_web_config_path_as_given_not_where_it_pointed(
+        peer: ScriptedPeer, tmp_path: Path) -> None:
+    """Config management re-points a symlink to a new version: a reload reads
+    the new one (it read the target resolved at start, again and again)."""
+    link = _versioned_web_config(tmp_path)
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 web=webconfig.load(link))
+    try:
+        assert server.web.authorized(basic("prometheus", "first"))
+        _repoint(link)
+        assert server.reload() is None  # what SIGHUP and POST /-/reload do
+        assert server.web.authorized(basic("prometheus", "second"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_watcher_notices_a_symlink_re_pointed_to_a_new_file(
+        peer: ScriptedPeer, tmp_path: Path) -> None:
+    link = _versioned_web_config(tmp_path)
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 web=webconfig.load(link))
+    stop = threading.Event()
+    try:
+        web_server.watch_web_config(server, str(link), stop, interval=0.05)
+        _repoint(link)
+        deadline = time.monotonic() + 10
+        while not server.web.authorized(basic("prometheus", "second")):
+            assert time.monotonic() < deadline, "the re-pointed link was never read"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_reload_keeps_the_rate_limit_bucket_and_the_users_hashing(
+        peer: ScriptedPeer, tmp_path: Path) -> None:
+    """A reload that changes neither refills nothing: POST /-/reload between
+    requests got round the rate limit, and every reload made the dummy hash
+    again (over a second at bcrypt cost 14)."""
+    path = tmp_path / "web.yml"
+    path.write_text(users_yaml(prometheus="secret").rstrip("\n")
+                    + "\nrate_limit: {interval: 60s, burst: 2}\n")
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 web=webconfig.load(path))
+    headers = {"Authorization": basic("prometheus", "secret")}
+    try:
+        before = server.web
+        assert [get(server, "/-/healthy", headers).status for _ in range(2)] == [200, 200]
+        assert web_server.reload_web_config(server, str(path)) is None
+        assert server.web is not before  # read again, but what was unchanged carried over
+        assert get(server, "/-/healthy", headers).status == 429
+        assert server.web._dummy == before._dummy
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_web_config_reloads_run_one_at_a_time(
+        peer: ScriptedPeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGHUP, POST /-/reload and the watcher may reload at once: a slow read
+    that began first must not replace a later one when it ends."""
+    path = tmp_path / "web.yml"
+    path.write_text(users_yaml(prometheus="first"))
+    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
+                                 web=webconfig.load(path))
+    load = webconfig.load
+    reads = iter(["first", "second"])
+
+    def read_in_turn(name: str, previous: webconfig.WebConfig | None = None
+                     ) -> webconfig.WebConfig:
+        password = next(reads)
+        path.write_text(users_yaml(prometheus=password))
+        web = load(name, previous)
+        if password == "first":
+            time.sleep(0.3)  # the earlier read ends last
+        return web
+
+    monkeypatch.setattr(web_server, "load_web_config", read_in_turn)
+    try:
+        slow = threading.Thread(target=web_server.reload_web_config, args=(server, str(path)))
+        slow.start()
+        time.sleep(0.1)
+        web_server.reload_web_config(server, str(path))
+        slow.join()
+        assert server.web.authorized(basic("prometheus", "second"))
+    finally:
         server.shutdown()
         server.server_close()
 
@@ -929,8 +1073,9 @@ def test_a_web_config_that_changes_while_it_is_read_is_read_again(
     real_load = web_server.load_web_config
     reads: list[str] = []
 
-    def load_while_written(name: str) -> webconfig.WebConfig:
-        loaded = real_load(name)
+    def load_while_written(name: str, previous: webconfig.WebConfig | None = None
+                           ) -> webconfig.WebConfig:
+        loaded = real_load(name, previous)
         reads.append(name)
         if len(reads) == 1:  # the writer finishes just after this read
             path.write_text(yaml.safe_dump({"basic_auth_users": {"final": hashed}}))

@@ -211,6 +211,11 @@ def test_a_bcrypt_hash_with_a_trailing_newline_is_refused_not_silently_unusable(
         "basic_auth_users.prometheus: must be a bcrypt hash ($2y$...), e.g. from htpasswd -nBC 10"]
 
 
+def test_a_user_name_with_a_colon_is_refused_as_it_could_never_log_in(folder: Path) -> None:
+    assert problems_of(folder / "web.yml", f"basic_auth_users: {{'a:b': '{HASH}'}}\n") == [
+        "basic_auth_users.a:b: a user name cannot contain ':'"]
+
+
 def test_a_bcrypt_cost_that_would_take_hours_is_refused_not_computed(folder: Path) -> None:
     """The dummy hash for unknown users is made at the dearest cost: at cost 31
     start-up would take days. The hash is never computed, so this is quick."""

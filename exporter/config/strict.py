@@ -350,7 +350,7 @@ def existing_file(check: Checker, where: str, value: object, base: Path | None =
         check.error(where, f"{path}: {getattr(exc, 'strerror', None) or exc}")
         return None
     if not found:
-        check.error(where, f"{path} does not exist")
+        check.error(where, f"{path} is not a file" if path.exists() else f"{path} does not exist")
         return None
     return str(path)
 

@@ -418,6 +418,9 @@ def _users(check: Checker, raw: object) -> dict[str, bytes]:
     for user, hashed in check.mapping(raw, "basic_auth_users", None).items():
         if not isinstance(user, str):  # already reported by mapping()
             continue
+        if ":" in user:  # Basic auth splits user and password at the first colon
+            check.error(f"basic_auth_users.{user}", "a user name cannot contain ':'")
+            continue
         # fullmatch: `$` would let a trailing newline (a YAML `|` block) through,
         # and bcrypt then refuses every password for that user.
         if not isinstance(hashed, str) or not _BCRYPT.fullmatch(hashed):
@@ -433,8 +436,16 @@ def _users(check: Checker, raw: object) -> dict[str, bytes]:
     return users
 
 
-def load(path: str | Path) -> WebConfig:
-    """The web config of one file; on any problem in it, a ConfigError naming all of them."""
+def load(path: str | Path, previous: WebConfig | None = None) -> WebConfig:
+    """The web config of one file; on any problem in it, a ConfigError naming all of them.
+
+    On a reload, `previous` (the running config) hands on what an unchanged
+    part keeps: the rate limiter's bucket, or a reload would refill it (a
+    POST /-/reload between requests got round the limit), and the users' verified
+    passwords and dummy hash, which cost a bcrypt check each to make again.
+    `source` stays the path as given: a symlink re-pointed to a new file is
+    read anew, and names relative to it stay relative to it.
+    """
     check = Checker(str(path))
     body = check.mapping(read_yaml(read_file(path), check), "document", _TOP_KEYS)
     warnings: list[str] = []
@@ -446,10 +457,18 @@ def load(path: str | Path) -> WebConfig:
     users = _users(check, body.get("basic_auth_users"))
     if check.problems:
         raise check.failure()
+    if previous is not None and limiter is not None and previous.rate_limiter is not None and (
+            (limiter.interval, limiter.burst)
+            == (previous.rate_limiter.interval, previous.rate_limiter.burst)):
+        limiter = previous.rate_limiter
+    if previous is not None and users == dict(previous.users):
+        return WebConfig(context, previous.users, headers, sans, limiter, tuple(warnings),
+                         str(path), tuple(files), previous._dummy, previous._verified,
+                         previous._lock, previous._salt)
     dummy = b""
     if users:
         # As costly as the dearest real hash, so an unknown user takes as long.
         cost = max(int(hashed[4:6]) for hashed in users.values())
         dummy = bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=cost))
     return WebConfig(context, MappingProxyType(users), headers, sans, limiter,
-                     tuple(warnings), str(Path(path).resolve()), tuple(files), dummy)
+                     tuple(warnings), str(path), tuple(files), dummy)

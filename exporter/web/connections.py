@@ -253,17 +253,17 @@ class ConnectionLoop:
         return True
 
     def _started(self) -> None:
-        with self._lock:
-            self._starting -= 1
-        self._serve()
+        self._serve(starting=True)
 
-    def _serve(self, shrinks: bool = True) -> None:
+    def _serve(self, shrinks: bool = True, starting: bool = False) -> None:
         """Wait for one event and handle it; answer a whole request here if
         another thread is left waiting (or can be started), else queue it for
         the next thread that finishes an answer and keep waiting: accepting,
         reading, timing out and shedding never stop."""
         lock = self._lock
         lock.acquire()
+        if starting:  # from starting to waiting under one hold of the lock
+            self._starting -= 1
         try:
             while not self._stop.is_set():
                 job = None

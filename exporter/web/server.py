@@ -105,6 +105,9 @@ class Server:
         self.exporter = exporter
         self.extra_endpoints = extra_endpoints or {}
         self.web = web or WebConfig()
+        # One web-config reload at a time (SIGHUP, POST /-/reload, the watcher):
+        # an older read must not replace a newer one, nor its gauge outlast it.
+        self.web_reload_lock = threading.Lock()
         addresses = [address] if isinstance(address, tuple) else list(address)
         listeners: list[socket.socket] = []
         try:
@@ -137,7 +140,10 @@ class Server:
     def reload(self) -> str | None:
         """What SIGHUP and POST /-/reload both do: read the config file, then the
         web config file if there is one; None, or the problems, one per line."""
-        problems = [self.exporter.reload()]
+        problems = []
+        # Built in (the demo): nothing to re-read but the web config, if there is one.
+        if self.exporter.config_path is not None or self.web.source is None:
+            problems.append(self.exporter.reload())
         if self.web.source is not None:
             problems.append(reload_web_config(self, self.web.source))
         return "\n".join(p for p in problems if p) or None
@@ -515,28 +521,29 @@ def reload_web_config(server: Server, path: str) -> str | None:
     New connections use the new TLS context and users at once; open ones keep
     theirs, as the toolkit does.
     """
-    try:
-        new = load_web_config(path)
-    except ConfigError as exc:
-        problems = exc.problems
-    except Exception as exc:  # a reader bug must not take the watcher or a reload down
-        problems = [unexpected(path, exc)]
-    else:
-        problems = []
-    server.exporter.stats.web_reloaded(not problems)
-    if problems:
-        for problem in problems:
-            logger.error("web config reload failed, keeping the running one",
-                         extra={"fields": {"problem": problem}})
-        return "\n".join(problems)
-    if (new.ssl_context is None) != (server.web.ssl_context is None):
-        logger.warning("web config switches TLS on or off; clients must change scheme",
-                       extra={"fields": {"file": path}})
-    for text in new.warnings:
-        if text not in server.web.warnings:
-            logger.warning("web config feature not available", extra={"fields": {
-                "detail": text}})
-    server.web = new
+    with server.web_reload_lock:
+        try:
+            new = load_web_config(path, previous=server.web)
+        except ConfigError as exc:
+            problems = exc.problems
+        except Exception as exc:  # a reader bug must not take the watcher or a reload down
+            problems = [unexpected(path, exc)]
+        else:
+            problems = []
+        server.exporter.stats.web_reloaded(not problems)
+        if problems:
+            for problem in problems:
+                logger.error("web config reload failed, keeping the running one",
+                             extra={"fields": {"problem": problem}})
+            return "\n".join(problems)
+        if (new.ssl_context is None) != (server.web.ssl_context is None):
+            logger.warning("web config switches TLS on or off; clients must change scheme",
+                           extra={"fields": {"file": path}})
+        for text in new.warnings:
+            if text not in server.web.warnings:
+                logger.warning("web config feature not available", extra={"fields": {
+                    "detail": text}})
+        server.web = new
     logger.info("web config reloaded", extra={"fields": {"file": path}})
     return None
 
