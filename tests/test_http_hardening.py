@@ -510,6 +510,7 @@ class HeldLoop:
 
     def __init__(self, limits: Limits) -> None:
         self.release = threading.Event()
+        self.closed = threading.Event()  # what /closing leaves for after its answer waits on it
         self.answering = threading.Semaphore(0)
         listener = socket.create_server((LOOPBACK, 0))
         self.address = listener.getsockname()[:2]
@@ -521,6 +522,8 @@ class HeldLoop:
         if request.startswith(b"GET /slow "):
             self.answering.release()
             self.release.wait(20)
+        if request.startswith(b"GET /closing "):  # as a probe leaves its socket's close
+            connection.after.append(lambda: self.closed.wait(20))
         return (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
                 b"Connection: close" not in request)
 
@@ -538,6 +541,7 @@ class HeldLoop:
 
     def close(self) -> None:
         self.release.set()
+        self.closed.set()
         self.loop.close()
 
 
@@ -597,6 +601,22 @@ def test_out_of_descriptors_with_nothing_to_shed_pauses_accept_and_resumes(
     finally:
         for sock in waiting:
             sock.close()
+        held.close()
+
+
+def test_the_next_request_is_not_held_behind_the_last_answers_tidying_up() -> None:
+    """A probe's socket is closed after its answer is written; a client that
+    sends its next request as soon as the answer arrives (the benchmark, a
+    tight loop) is answered meanwhile, not after that close."""
+    held = HeldLoop(Limits(workers=8))
+    try:
+        with socket.create_connection(held.address, timeout=10) as sock:
+            sock.sendall(b"GET /closing HTTP/1.1\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+            sock.sendall(b"GET /fast HTTP/1.1\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")  # the close still waits
+            assert not held.closed.is_set()
+    finally:
         held.close()
 
 

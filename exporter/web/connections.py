@@ -510,7 +510,7 @@ class ConnectionLoop:
             self._answer_all(connection, request)
         except Exception:
             logger.exception("HTTP answer failed")
-            self._tidy(connection)
+            self._run(self._take_after(connection))
             with self._lock:
                 self._close(connection)
 
@@ -527,31 +527,41 @@ class ConnectionLoop:
                 self._write(sock, response)
             except (OSError, ValueError):
                 keep = False
+            # Run as this thread leaves the connection: before the next pipelined
+            # request, and after arming it again, so a request sent as soon as
+            # the answer arrived is not held behind a probe socket's close.
+            after = self._take_after(connection)
+            try:
+                if response[9:10] in (b"2", b"3"):
+                    connection.proven = True
+                framed = (frame(connection.buffer, self.limits)
+                          if keep and connection.buffer else None)
+                if isinstance(framed, int):  # pipelined and already whole: answer it now
+                    request = bytes(connection.buffer[:framed])
+                    del connection.buffer[:framed]
+                    continue
+                with self._lock:
+                    if not keep or self._stop.is_set() or isinstance(framed, Refusal):
+                        if isinstance(framed, Refusal):
+                            with contextlib.suppress(OSError):
+                                sock.send(framed.response())
+                        self._close(connection)
+                        return
+                    self._rearm(connection)
+                return
             finally:
-                self._tidy(connection)
-            if response[9:10] in (b"2", b"3"):
-                connection.proven = True
-            framed = frame(connection.buffer, self.limits) if keep and connection.buffer else None
-            if isinstance(framed, int):  # pipelined and already whole: answer it now
-                request = bytes(connection.buffer[:framed])
-                del connection.buffer[:framed]
-                continue
-            with self._lock:
-                if not keep or self._stop.is_set() or isinstance(framed, Refusal):
-                    if isinstance(framed, Refusal):
-                        with contextlib.suppress(OSError):
-                            sock.send(framed.response())
-                    self._close(connection)
-                    return
-                self._rearm(connection)
-            return
+                self._run(after)
 
     @staticmethod
-    def _tidy(connection: Connection) -> None:
-        """Run what this answer left for after it was written (a probe's socket
-        close): before the next pipelined request, and before the connection is
-        armed again, so no other thread ever shares the list."""
+    def _take_after(connection: Connection) -> list[Callable[[], None]]:
+        """What the answer left for after it was written (a probe's socket close),
+        taken off the connection: no other thread shares it once the connection
+        is armed again."""
         actions, connection.after = connection.after, []
+        return actions
+
+    @staticmethod
+    def _run(actions: list[Callable[[], None]]) -> None:
         for action in actions:
             with contextlib.suppress(OSError):
                 action()
