@@ -140,16 +140,12 @@ def _raise_fd_limit() -> None:
 
 def _serve_until_signalled(
     exporter: Exporter, addresses: list[Address], interval: float, extra_endpoints=None,
-    web: WebConfig | None = None, web_config_file: str | None = None,
-    external_url: str | None = None,
+    web: WebConfig | None = None, external_url: str | None = None,
 ) -> None:
     stop = threading.Event()
 
-    def reload(*_: object) -> None:
-        threading.Thread(target=reload_all, name="reload", daemon=True).start()
-
-    def reload_all() -> None:
-        server.reload()
+    def reload(*_: object) -> None:  # both files, off the signal handler's thread
+        threading.Thread(target=server.reload, name="reload", daemon=True).start()
 
     try:
         server, _ = start(exporter, addresses, extra_endpoints, web,
@@ -164,8 +160,8 @@ def _serve_until_signalled(
         reload()
     for text in server.web.warnings:
         log.warning("web config feature not available", extra={"fields": {"detail": text}})
-    if web_config_file:
-        watch_web_config(server, web_config_file, stop)
+    if server.web.source is not None:  # the --web.config.file, as given
+        watch_web_config(server, server.web.source, stop)
     scheduler = Scheduler(exporter, interval) if interval > 0 else None
     if scheduler:
         scheduler.start()
@@ -220,8 +216,7 @@ def serve(config_file: str, addresses: list[Address], interval: float,
     web = _or_exit(webconfig.load, web_config_file, logged=True) if web_config_file else None
     exporter = Exporter(_or_exit(config_module.load, config_file, logged=True), config_file,
                         ProbeLimits(max_concurrent, max_per_target))
-    _serve_until_signalled(exporter, addresses, interval, web=web,
-                           web_config_file=web_config_file, external_url=external_url)
+    _serve_until_signalled(exporter, addresses, interval, web=web, external_url=external_url)
 
 
 @main.command("check-config")

@@ -252,6 +252,11 @@ class ConnectionLoop:
         self._starting += 1
         return True
 
+    def _one_left_waiting(self) -> bool:
+        """Whether a thread still waits on the epoll (or is starting to) once this
+        one answers, starting one if none does (holding the lock)."""
+        return bool(self._waiting or self._starting) or self._spawn()
+
     def _started(self) -> None:
         self._serve(starting=True)
 
@@ -267,7 +272,7 @@ class ConnectionLoop:
         try:
             while not self._stop.is_set():
                 job = None
-                if self._pending and (self._waiting or self._starting or self._spawn()):
+                if self._pending and self._one_left_waiting():
                     job = self._pending.popleft()
                 else:
                     self._waiting += 1
@@ -287,8 +292,7 @@ class ConnectionLoop:
                     if events:
                         job = self._event(events[0][0])
                     self._housekeeping()
-                    if job is not None and not (self._waiting or self._starting
-                                                or self._spawn()):
+                    if job is not None and not self._one_left_waiting():
                         self._pending.append(job)
                         job = None
                 if job is not None:
