@@ -40,6 +40,7 @@ import yaml
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from benchmarks.server_python import Interpreter, add_option, chosen
 from exporter import config as config_module
 from exporter import probers
 from tests.support.realpeers import (
@@ -217,10 +218,11 @@ def exporter_config(orthanc_port: int, storescp_port: int, silent_port: int) -> 
 
 
 @contextlib.contextmanager
-def exporter_process(config_file: Path) -> Iterator[tuple[int, subprocess.Popen]]:
+def exporter_process(config_file: Path, python: str = sys.executable
+                     ) -> Iterator[tuple[int, subprocess.Popen]]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--log.level", "error", "serve",
+        [python, "-m", "exporter", "--log.level", "error", "serve",
          "--config.file", str(config_file), "--web.listen-address", f"{LOOPBACK}:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -286,6 +288,26 @@ def full_association(rows: list[Row], client: ProbeClient, peer: str, port: int,
         rows.append(Row("echo, full association", f"{peer}: echoscu process", timed(
             lambda: subprocess.run(command, check=True, capture_output=True), echoscu_count)))
     return reported
+
+
+def under_benchmark_python(rows: list[Row], config_file: Path, count: int) -> None:
+    """The whole echo request again, the exporter under this benchmark's own
+    interpreter (the development venv's): how much of the figure is the
+    interpreter's build rather than our code."""
+    with exporter_process(config_file) as (port, _):
+        client = ProbeClient(port)
+        for _ in range(100):  # warm up, as the first exporter was by the rows before
+            client.get("/probe?target=orthanc&module=echo")
+        reported, whole = [], []
+        for _ in range(count):
+            started = time.perf_counter()
+            body = client.get("/probe?target=orthanc&module=echo")
+            whole.append(time.perf_counter() - started)
+            reported.append(metric(body, "probe_duration_seconds"))
+    overhead = median_ms(whole) - median_ms(reported)
+    rows.append(Row("echo, full association",
+                    f"orthanc: whole /probe, exporter under Python {platform.python_version()}",
+                    whole, goal=f"for comparison: reported + {overhead:.3f} ms"))
 
 
 def open_association(rows: list[Row], client: ProbeClient, orthanc_port: int,
@@ -547,19 +569,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples, one load round")
     parser.add_argument("--detection", action="store_true",
                         help="also time failure to page on the full stack (about 3 minutes)")
+    add_option(parser)
     args = parser.parse_args()
     count = 200 if args.quick else 1000
+    server = chosen(args)
     rows: list[Row] = []
     try:
-        run_all(rows, args.quick, args.detection, count)
+        run_all(rows, args.quick, args.detection, count, server)
     finally:
         print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-              f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}, "
-              f"{platform.system()} {platform.release()}")
+              f"{os.cpu_count()} cores, {platform.system()} {platform.release()}")
+        print(f"Exporter under: {server.description}")
+        print(f"Benchmark and in-process rows under: {sys.executable} "
+              f"(Python {platform.python_version()})")
         print_table(rows)
 
 
-def run_all(rows: list[Row], quick: bool, with_detection: bool, count: int) -> None:
+def run_all(rows: list[Row], quick: bool, with_detection: bool, count: int,
+            server: Interpreter) -> None:
     with tempfile.TemporaryDirectory(prefix="dicom-bench-") as folder:
         workdir = Path(folder)
         (workdir / "orthanc").mkdir()
@@ -571,13 +598,16 @@ def run_all(rows: list[Row], quick: bool, with_detection: bool, count: int) -> N
             config_file = workdir / "exporter.yml"
             config_file.write_text(yaml.safe_dump(exporter_config(
                 orthanc.dicom_port, storescp_port, listener.getsockname()[1])))
-            with exporter_process(config_file) as (port, process):
+            with exporter_process(config_file, server.executable) as (port, process):
                 client = ProbeClient(port)
                 client.get("/probe?target=orthanc&module=echo")  # warm up
                 idle: list[float] = []
                 measured(rows, "echo, full association", lambda: idle.extend(full_association(
                     rows, client, "orthanc", orthanc.dicom_port, "ORTHANC",
                     count, 20 if quick else 50)))
+                if server.executable != sys.executable:
+                    measured(rows, "echo, full association",
+                             lambda: under_benchmark_python(rows, config_file, count))
                 measured(rows, "echo, full association", lambda: full_association(
                     rows, client, "storescp", storescp_port, "STORESCP",
                     count // 5, 10 if quick else 30))

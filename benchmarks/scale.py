@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.server_python import add_option, chosen
 from tests.support.realpeers import LOOPBACK, MONITOR_AE, free_port, start_orthanc, stop
 
 START_TIMEOUT = 300.0
@@ -96,11 +97,11 @@ def wait_until_serving(port: int, process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def exporter(config_file: Path) -> Iterator[tuple[int, subprocess.Popen, float]]:
+def exporter(config_file: Path, python: str) -> Iterator[tuple[int, subprocess.Popen, float]]:
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--log.level", "error", "serve",
+        [python, "-m", "exporter", "--log.level", "error", "serve",
          "--config.file", str(config_file), "--web.listen-address", f"{LOOPBACK}:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -198,16 +199,17 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def measure(workdir: Path, targets: int, orthanc_port: int, samples: int) -> Result:
+def measure(workdir: Path, targets: int, orthanc_port: int, samples: int, python: str
+            ) -> Result:
     result = Result(targets)
     config_file = workdir / f"scale-{targets}.yml"
     write_config(config_file, targets, orthanc_port)
     result.figures["config MB"] = config_file.stat().st_size / MB
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "exporter", "check-config", str(config_file)],
+    subprocess.run([python, "-m", "exporter", "check-config", str(config_file)],
                    check=True, capture_output=True)
     result.figures["check-config s"] = time.perf_counter() - started
-    with exporter(config_file) as (port, process, start_seconds):
+    with exporter(config_file, python) as (port, process, start_seconds):
         result.figures["start s"] = start_seconds
         client = Client(port)
         started = time.perf_counter()
@@ -290,7 +292,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500,2000,5000")
     parser.add_argument("--samples", type=int, default=1000)
+    add_option(parser)
     args = parser.parse_args()
+    server = chosen(args)
     sizes = [int(size) for size in args.sizes.split(",")]
     samples = max(100, min(args.samples, 20000))
     results: list[Result] = []
@@ -301,7 +305,8 @@ def main() -> None:
         try:
             for targets in sizes:
                 try:
-                    results.append(measure(workdir, targets, orthanc.dicom_port, samples))
+                    results.append(measure(workdir, targets, orthanc.dicom_port, samples,
+                                           server.executable))
                 except Exception as exc:  # one size failing must not hide the others
                     failed = Result(targets)
                     failed.notes.append(f"not measured: {type(exc).__name__}: {exc}")
@@ -309,9 +314,10 @@ def main() -> None:
                 print(f"# {targets} targets done", file=sys.stderr, flush=True)
         finally:
             stop(orthanc_process)
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {platform.system()} {platform.release()}; "
-          f"{samples} echoes per column")
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"{platform.system()} {platform.release()}; {samples} echoes per column")
+    print(f"Exporter under: {server.description}; the benchmark under Python "
+          f"{platform.python_version()}")
     measured = [r for r in results if r.figures]
     if measured:
         print_table(measured)
