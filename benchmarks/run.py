@@ -12,7 +12,9 @@ prometheus-blackbox-exporter when installed) and measures, in one run:
   echo and tcp again with the machine idle between requests (5 ms apart);
   threads and RSS with 300 idle and 300 slowloris connections held open.
 
-Run: .venv/bin/python -m benchmarks.run [--quick]
+The exporter runs under a server's interpreter (benchmarks/server_python.py).
+
+Run: .venv/bin/python -m benchmarks.run [--quick] [--detection] [--python PYTHON3|current]
 Timing goals live here, as printed figures, never in the tests.
 """
 
@@ -241,8 +243,13 @@ def rss_mib(pid: int) -> float:
 
 
 # -- the measurements ---------------------------------------------------------
-def full_association(rows: list[Row], client: ProbeClient, peer: str, port: int, called: str,
-                     count: int, echoscu_count: int) -> list[float]:
+WARM_UP = 100  # /probe requests before an exporter's first timed one
+
+
+def echo_requests(client: ProbeClient, peer: str, count: int
+                  ) -> tuple[list[float], list[float], list[float]]:
+    """`count` echo /probe requests: reported durations, whole requests, and
+    each whole request minus the probe's wall time in the exporter."""
     reported, requests, beyond = [], [], []
     for _ in range(count):
         started = time.perf_counter()
@@ -253,6 +260,12 @@ def full_association(rows: list[Row], client: ProbeClient, peer: str, port: int,
         # Server-Timing: the probe's wall time in the exporter, its own processing included.
         probe_ms = float(client.headers["server-timing"].split("dur=")[1])
         beyond.append(requests[-1] - probe_ms / 1000)
+    return reported, requests, beyond
+
+
+def full_association(rows: list[Row], client: ProbeClient, peer: str, port: int, called: str,
+                     count: int, echoscu_count: int) -> list[float]:
+    reported, requests, beyond = echo_requests(client, peer, count)
     is_orthanc = peer == "orthanc"
     rows.append(Row("echo, full association", f"{peer}: exporter, reported", reported,
                     goal="<= 1 ms median" if is_orthanc else "",
@@ -292,22 +305,18 @@ def full_association(rows: list[Row], client: ProbeClient, peer: str, port: int,
 
 def under_benchmark_python(rows: list[Row], config_file: Path, count: int) -> None:
     """The whole echo request again, the exporter under this benchmark's own
-    interpreter (the development venv's): how much of the figure is the
-    interpreter's build rather than our code."""
+    interpreter (the development venv's). Measured after the rows above, not
+    side by side, so only indicative: benchmarks/interpreters.py compares the
+    two interpreters in alternating blocks."""
     with exporter_process(config_file) as (port, _):
         client = ProbeClient(port)
-        for _ in range(100):  # warm up, as the first exporter was by the rows before
+        for _ in range(WARM_UP):
             client.get("/probe?target=orthanc&module=echo")
-        reported, whole = [], []
-        for _ in range(count):
-            started = time.perf_counter()
-            body = client.get("/probe?target=orthanc&module=echo")
-            whole.append(time.perf_counter() - started)
-            reported.append(metric(body, "probe_duration_seconds"))
+        reported, whole, _ = echo_requests(client, "orthanc", count)
     overhead = median_ms(whole) - median_ms(reported)
     rows.append(Row("echo, full association",
                     f"orthanc: whole /probe, exporter under Python {platform.python_version()}",
-                    whole, goal=f"for comparison: reported + {overhead:.3f} ms"))
+                    whole, goal=f"indicative, measured after: reported + {overhead:.3f} ms"))
 
 
 def open_association(rows: list[Row], client: ProbeClient, orthanc_port: int,
@@ -580,8 +589,8 @@ def main() -> None:
         print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
               f"{os.cpu_count()} cores, {platform.system()} {platform.release()}")
         print(f"Exporter under: {server.description}")
-        print(f"Benchmark and in-process rows under: {sys.executable} "
-              f"(Python {platform.python_version()})")
+        print(f"The benchmark itself, the in-process throughput row and --detection's full "
+              f"stack under: {sys.executable} (Python {platform.python_version()})")
         print_table(rows)
 
 
@@ -600,7 +609,8 @@ def run_all(rows: list[Row], quick: bool, with_detection: bool, count: int,
                 orthanc.dicom_port, storescp_port, listener.getsockname()[1])))
             with exporter_process(config_file, server.executable) as (port, process):
                 client = ProbeClient(port)
-                client.get("/probe?target=orthanc&module=echo")  # warm up
+                for _ in range(WARM_UP):
+                    client.get("/probe?target=orthanc&module=echo")
                 idle: list[float] = []
                 measured(rows, "echo, full association", lambda: idle.extend(full_association(
                     rows, client, "orthanc", orthanc.dicom_port, "ORTHANC",

@@ -9,7 +9,10 @@ DIMSE phase), idle and while another process pulls `/metrics` back to back.
 Every target points at the one Orthanc (127.0.0.1), modules echo and tcp; one
 round of probes over all pairs fills the statistics before the page is timed.
 
+The exporter runs under a server's interpreter (benchmarks/server_python.py).
+
 Run: .venv/bin/python -m benchmarks.scale [--sizes 500,2000,5000] [--samples 1000]
+     [--python PYTHON3|current]
 Timing goals live here, as printed figures, never in the tests.
 """
 

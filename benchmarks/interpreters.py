@@ -1,0 +1,149 @@
+"""The same exporter under two interpreters, side by side: what the build costs.
+
+Two `dicom-exporter serve` processes, one under the server's interpreter
+(`.venv-server`, see benchmarks/server_python.py) and one under this
+benchmark's own (the development venv's), probe one Orthanc with the same
+config. Requests go in blocks of 250 to one exporter, then 250 to the other,
+the order swapped every round: with requests alternating one by one, work one
+exporter does after its answer would land in the other's time. For each
+exporter: the whole echo /probe request, the reported duration, the overhead
+(whole minus reported, the goal in benchmarks/run.py) and the exporter's CPU
+per request from /proc/<pid>/stat.
+
+Run: .venv/bin/python -m benchmarks.interpreters [--rounds 4] [--requests 3000]
+     [--python PYTHON3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from benchmarks.run import ProbeClient, exporter_process, metric
+from benchmarks.server_python import Interpreter, add_option, chosen
+from tests.support.realpeers import LOOPBACK, MONITOR_AE, start_orthanc, stop
+
+BLOCK = 250
+WARM_UP = 300
+TICKS = os.sysconf("SC_CLK_TCK")
+PATH = "/probe?target=orthanc&module=echo"
+
+
+@dataclass
+class Exporter:
+    name: str
+    client: ProbeClient
+    pid: int
+    whole: list[float] = field(default_factory=list)
+    reported: list[float] = field(default_factory=list)
+    user: float = 0.0  # seconds of CPU over the timed requests
+    system: float = 0.0
+
+
+def cpu(pid: int) -> tuple[float, float]:
+    """(user, system) seconds the process has used, its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def block(exporter: Exporter, count: int) -> tuple[list[float], list[float]]:
+    user, system = cpu(exporter.pid)
+    whole, reported = [], []
+    for _ in range(count):
+        started = time.perf_counter()
+        body = exporter.client.get(PATH)
+        whole.append(time.perf_counter() - started)
+        assert metric(body, "probe_success") == 1, body
+        reported.append(metric(body, "probe_duration_seconds"))
+    after = cpu(exporter.pid)
+    exporter.user += after[0] - user
+    exporter.system += after[1] - system
+    return whole, reported
+
+
+def ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def compare(interpreters: list[Interpreter], rounds: int, requests: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="dicom-interpreters-") as folder, ExitStack() as stack:
+        workdir = Path(folder)
+        (workdir / "orthanc").mkdir()
+        orthanc, orthanc_process = start_orthanc(workdir / "orthanc")
+        stack.callback(stop, orthanc_process)
+        config_file = workdir / "exporter.yml"
+        config_file.write_text(yaml.safe_dump({
+            "modules": {"echo": {"prober": "echo", "timeout": "5s",
+                                 "calling_ae_title": MONITOR_AE}},
+            "targets": {"orthanc": {"host": LOOPBACK, "port": orthanc.dicom_port,
+                                    "ae_title": "ORTHANC", "modules": ["echo"],
+                                    "labels": {"site": "vaxjo", "role": "partner"}}},
+        }))
+        exporters = []
+        for interpreter in interpreters:
+            port, process = stack.enter_context(
+                exporter_process(config_file, interpreter.executable))
+            exporters.append(Exporter(interpreter.description, ProbeClient(port), process.pid))
+        for exporter in exporters:
+            for _ in range(WARM_UP):
+                exporter.client.get(PATH)
+        print("| round | exporter under | whole ms | reported ms | overhead ms "
+              "| user µs/request | system µs/request |")
+        print("|---|---|---|---|---|---|---|")
+        for round_number in range(rounds):
+            order = exporters if round_number % 2 == 0 else exporters[::-1]
+            samples = {exporter.name: ([], []) for exporter in exporters}
+            cpu_before = {exporter.name: (exporter.user, exporter.system)
+                          for exporter in exporters}
+            for _ in range(requests // BLOCK):
+                for exporter in order:
+                    whole, reported = block(exporter, BLOCK)
+                    samples[exporter.name][0].extend(whole)
+                    samples[exporter.name][1].extend(reported)
+            for exporter in exporters:
+                whole, reported = samples[exporter.name]
+                exporter.whole.extend(whole)
+                exporter.reported.extend(reported)
+                user = (exporter.user - cpu_before[exporter.name][0]) / len(whole) * 1e6
+                system = (exporter.system - cpu_before[exporter.name][1]) / len(whole) * 1e6
+                print(f"| {round_number} | {exporter.name} | {ms(whole):.3f} | "
+                      f"{ms(reported):.3f} | +{ms(whole) - ms(reported):.3f} | "
+                      f"{user:.0f} | {system:.0f} |", flush=True)
+        for exporter in exporters:
+            count = len(exporter.whole)
+            print(f"| all | {exporter.name} | {ms(exporter.whole):.3f} | "
+                  f"{ms(exporter.reported):.3f} | "
+                  f"+{ms(exporter.whole) - ms(exporter.reported):.3f} | "
+                  f"{exporter.user / count * 1e6:.0f} | {exporter.system / count * 1e6:.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4, help="each round swaps the order")
+    parser.add_argument("--requests", type=int, default=3000,
+                        help=f"per exporter and round, in blocks of {BLOCK}")
+    add_option(parser)
+    args = parser.parse_args()
+    server = chosen(args)
+    if server.executable == sys.executable:
+        sys.exit(f"interpreters: nothing to compare, the exporter would run under "
+                 f"{server.description}")
+    ours = Interpreter(sys.executable, f"{sys.executable} (Python {platform.python_version()})")
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"{platform.system()} {platform.release()}; {max(args.rounds, 1)} rounds of "
+          f"{max(args.requests, BLOCK)} requests per exporter")
+    compare([server, ours], max(args.rounds, 1), max(args.requests, BLOCK))
+
+
+if __name__ == "__main__":
+    main()
