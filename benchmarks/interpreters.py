@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import ProbeClient, exporter_process, metric
+from benchmarks.run import ProbeClient, exporter_process, median_ms, metric
 from benchmarks.server_python import Interpreter, add_option, chosen
 from tests.support.realpeers import LOOPBACK, MONITOR_AE, start_orthanc, stop
 
@@ -71,10 +70,6 @@ def block(exporter: Exporter, count: int) -> tuple[list[float], list[float]]:
     return whole, reported
 
 
-def ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
 def compare(interpreters: list[Interpreter], rounds: int, requests: int) -> None:
     with tempfile.TemporaryDirectory(prefix="dicom-interpreters-") as folder, ExitStack() as stack:
         workdir = Path(folder)
@@ -114,17 +109,21 @@ def compare(interpreters: list[Interpreter], rounds: int, requests: int) -> None
                 whole, reported = samples[exporter.name]
                 exporter.whole.extend(whole)
                 exporter.reported.extend(reported)
-                user = (exporter.user - cpu_before[exporter.name][0]) / len(whole) * 1e6
-                system = (exporter.system - cpu_before[exporter.name][1]) / len(whole) * 1e6
-                print(f"| {round_number} | {exporter.name} | {ms(whole):.3f} | "
-                      f"{ms(reported):.3f} | +{ms(whole) - ms(reported):.3f} | "
-                      f"{user:.0f} | {system:.0f} |", flush=True)
+                before = cpu_before[exporter.name]
+                print(line(str(round_number), exporter.name, whole, reported,
+                           exporter.user - before[0], exporter.system - before[1]), flush=True)
         for exporter in exporters:
-            count = len(exporter.whole)
-            print(f"| all | {exporter.name} | {ms(exporter.whole):.3f} | "
-                  f"{ms(exporter.reported):.3f} | "
-                  f"+{ms(exporter.whole) - ms(exporter.reported):.3f} | "
-                  f"{exporter.user / count * 1e6:.0f} | {exporter.system / count * 1e6:.0f} |")
+            print(line("all", exporter.name, exporter.whole, exporter.reported,
+                       exporter.user, exporter.system))
+
+
+def line(label: str, name: str, whole: list[float], reported: list[float], user: float,
+         system: float) -> str:
+    """One table row: medians in ms, CPU seconds turned into µs per request."""
+    overhead = median_ms(whole) - median_ms(reported)
+    return (f"| {label} | {name} | {median_ms(whole):.3f} | {median_ms(reported):.3f} | "
+            f"+{overhead:.3f} | {user / len(whole) * 1e6:.0f} | "
+            f"{system / len(whole) * 1e6:.0f} |")
 
 
 def main() -> None:
