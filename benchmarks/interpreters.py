@@ -21,15 +21,14 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from benchmarks.run import ProbeClient, exporter_process, median_ms, metric
-from benchmarks.server_python import Interpreter, add_option, chosen
+from benchmarks.run import ProbeClient, echo_requests, exporter_process, median_ms
+from benchmarks.server_python import Interpreter, add_option, chosen, ours
 from tests.support.realpeers import LOOPBACK, MONITOR_AE, start_orthanc, stop
 
 BLOCK = 250
@@ -57,13 +56,7 @@ def cpu(pid: int) -> tuple[float, float]:
 
 def block(exporter: Exporter, count: int) -> tuple[list[float], list[float]]:
     user, system = cpu(exporter.pid)
-    whole, reported = [], []
-    for _ in range(count):
-        started = time.perf_counter()
-        body = exporter.client.get(PATH)
-        whole.append(time.perf_counter() - started)
-        assert metric(body, "probe_success") == 1, body
-        reported.append(metric(body, "probe_duration_seconds"))
+    reported, whole, _ = echo_requests(exporter.client, "orthanc", count)
     after = cpu(exporter.pid)
     exporter.user += after[0] - user
     exporter.system += after[1] - system
@@ -137,11 +130,10 @@ def main() -> None:
     if server.executable == sys.executable:
         sys.exit(f"interpreters: nothing to compare, the exporter would run under "
                  f"{server.description}")
-    ours = Interpreter(sys.executable, f"{sys.executable} (Python {platform.python_version()})")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{platform.system()} {platform.release()}; {max(args.rounds, 1)} rounds of "
           f"{max(args.requests, BLOCK)} requests per exporter")
-    compare([server, ours], max(args.rounds, 1), max(args.requests, BLOCK))
+    compare([server, ours("the benchmark's own")], max(args.rounds, 1), max(args.requests, BLOCK))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -56,9 +57,9 @@ def describe(executable: str) -> tuple[str, bool] | None:
 
 
 def ours(why: str) -> Interpreter:
-    found = describe(sys.executable)
-    version = found[0] if found else "?"
-    return Interpreter(sys.executable, f"{sys.executable} (Python {version}; {why})")
+    """This benchmark's own interpreter, and why it runs the exporter."""
+    return Interpreter(sys.executable,
+                       f"{sys.executable} (Python {platform.python_version()}; {why})")
 
 
 def server_interpreter(choice: str | None = None) -> Interpreter:
@@ -142,5 +143,5 @@ def add_option(parser: argparse.ArgumentParser) -> None:
 
 def chosen(args: argparse.Namespace) -> Interpreter:
     if args.python == "current":
-        return Interpreter(sys.executable, f"{sys.executable} (asked for)")
+        return ours("asked for")
     return server_interpreter(args.python)
