@@ -89,7 +89,7 @@ class Live:
         self._lock = threading.Lock()
         web = WebConfig()
         self.current = Current(config, web, Gate(web), 1)
-        stats.configured(config)
+        stats.configured(config, 1)
 
     @property
     def config(self) -> Config:
@@ -140,7 +140,7 @@ class Live:
         running = self.current
         self.current = dataclasses.replace(running, config=new,
                                            generation=running.generation + 1)
-        self._stats.configured(new)
+        self._stats.configured(new, self.current.generation)
         if self._on_config is not None:
             self._on_config(new)
         logger.info("config reloaded", extra={"fields": {
