@@ -48,7 +48,6 @@ from exporter.web.server import (
     check_external_url,
     parse_listen_address,
     start,
-    watch_web_config,
 )
 
 T = TypeVar("T")
@@ -163,7 +162,7 @@ def _serve_until_signalled(
     for text in server.web.warnings:
         log.warning("web config feature not available", extra={"fields": {"detail": text}})
     if server.web.source is not None:  # the --web.config.file, as given
-        watch_web_config(server, server.web.source, stop)
+        exporter.live.watch_web(stop)
     scheduler = Scheduler(exporter, interval) if interval > 0 else None
     if scheduler:
         scheduler.start()
