@@ -253,7 +253,7 @@ def check_config(config_file: str, web_config_file: str | None) -> None:
 
 
 def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
-    target, module = report.target, report.module
+    target, module = report.context.target, report.context.module
     click.echo(f"target    {target.name} ({target.ae_title} at {target.host}:{target.port})")
     click.echo(f"module    {module.name} ({module.prober})")
     if report.success:
@@ -276,7 +276,7 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
     click.echo(f"duration  {report.duration * 1000:.3f} ms")
     if debug:
         click.echo("log")
-        for line in report.log:
+        for line in report.context.log:
             click.echo(f"  {line}")
 
 

@@ -40,6 +40,7 @@ from exporter.dicom.failure import Deadline
 from exporter.gate import Gate
 from exporter.metrics import BUILD_INFO, probe_page, render_probe
 from exporter.probers import session
+from exporter.probers.context import ProbeContext
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 from exporter.schedule import Scheduler
@@ -1366,14 +1367,19 @@ def test_probe_answers_from_a_template_follow_every_field_of_the_report(
     base.phases = {"connect": 0.001, "associate": 0.002, "dimse": 0.003, "release": 0.004}
     base.status, base.result_age, base.dns_lookup = 0, 1.5, 0.25
     other = (ContextResult(1, "1.2.840.10008.1.1", False, "", 3),)
-    changed: dict[str, object] = {
-        "target": dataclasses.replace(base.target, name="other", host="localhost",
+    context = base.context
+    in_context: dict[str, object] = {
+        "target": dataclasses.replace(context.target, name="other", host="localhost",
                                       labels={"site": "x"}, ae_title="OTHER"),
         "module": config.modules["echo"],
         "timeout": 7.25,
-        "state": base.state.__class__(),
+        "state": context.state.__class__(),
         "deadline": Deadline(1.0),
         "started": 0.0,
+        "notes": [(0.0, "a note", ())],
+        "deferred": [],
+    }
+    changed: dict[str, object] = {
         "success": False,
         "duration": 0.125,
         "phases": {**base.phases, "dimse": 0.0105},
@@ -1390,18 +1396,23 @@ def test_probe_answers_from_a_template_follow_every_field_of_the_report(
         "tls_expiry": 1_893_456_000.25,
         "result_age": None,
         "store_sent": True,
-        "notes": [(0.0, "a note", ())],
-        "deferred": [],
     }
-    assert set(changed) == {field.name for field in dataclasses.fields(ProbeReport)}
+    assert set(in_context) == {field.name for field in dataclasses.fields(ProbeContext)}
+    assert set(changed) | {"context"} == {
+        field.name for field in dataclasses.fields(ProbeReport)}
     assert probe_page(base) == render_probe(base)
     assert probe_page(base) == render_probe(base)  # from its template
-    for name, value in [*changed.items(),
-                        ("target", dataclasses.replace(base.target, tls=object())),
-                        ("phases", {**base.phases, "tls": 0.5}),
-                        ("phases", {"connect": 0.001}),
-                        ("result_age", -0.0)]:
+    variants = [*((name, value, True) for name, value in in_context.items()),
+                ("target", dataclasses.replace(context.target, tls=object()), True),
+                *((name, value, False) for name, value in changed.items()),
+                ("phases", {**base.phases, "tls": 0.5}, False),
+                ("phases", {"connect": 0.001}, False),
+                ("result_age", -0.0, False)]
+    for name, value, of_context in variants:
         report = copy.copy(base)
-        setattr(report, name, value)
+        if of_context:
+            report.context = dataclasses.replace(context, **{name: value})
+        else:
+            setattr(report, name, value)
         assert probe_page(report) == render_probe(report), name
         assert probe_page(report) == render_probe(report), name  # from its own template

@@ -380,7 +380,7 @@ class Handler(BaseHTTPRequestHandler):
         timing = {"Server-Timing": f"probe;dur={(time.perf_counter() - started) * 1000:.3f}"}
         metrics = probe_page(report)
         if debug:
-            text = "Logs for the probe:\n" + "\n".join(report.log)
+            text = "Logs for the probe:\n" + "\n".join(report.context.log)
             text += "\n\nMetrics that would have been returned:\n" + metrics.decode()
             self.reply(HTTPStatus.OK, text, headers=timing)
             return
