@@ -50,6 +50,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger("dicom_exporter.http")
 
@@ -141,7 +142,7 @@ class Connection:
     __slots__ = ("after", "buffer", "client", "deadline", "keep", "ok", "outbox", "peer",
                  "proven", "since", "sock", "state")
 
-    def __init__(self, sock: socket.socket, peer: tuple, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, peer: tuple[Any, ...], deadline: float) -> None:
         self.sock = sock
         self.peer = peer
         self.client = str(peer[0]) if peer else ""  # what the per-client limits count by
@@ -403,7 +404,7 @@ class ConnectionLoop:
                 return
             self._admit(sock, peer)
 
-    def _admit(self, sock: socket.socket, peer: tuple) -> None:
+    def _admit(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
         client = str(peer[0]) if peer else ""
         if self._per_client[client] >= self.limits.max_connections_per_client and (
                 not self._shed_one(client)):
@@ -729,5 +730,5 @@ class ConnectionLoop:
         self._writing.pop(fd, None)
 
 
-def _peer_text(peer: tuple) -> str:
+def _peer_text(peer: tuple[Any, ...]) -> str:
     return f"{peer[0]}:{peer[1]}" if len(peer) >= 2 else str(peer)
