@@ -4,7 +4,8 @@
     python -m tools.generate --check   exit 1 and name the files that are out of date
 
 Generated: the alert rules (alerts/build.py), their promtool unit tests
-(alerts/promtool_cases.py) and the Grafana dashboards (grafana/build.py).
+(alerts/promtool_cases.py), the Grafana dashboards (grafana/build.py) and
+the floor table of docs/architecture.md (tools/architecture.py).
 Each file says in its header (or description) what made it.
 """
 
@@ -15,6 +16,8 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from tools import architecture
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +38,7 @@ def outputs() -> dict[Path, str]:
     dashboards = _script("grafana/build.py")
     files = {rules.OUT: rules.render(), cases.OUT: cases.render()}
     files |= {dashboards.OUT / name: text for name, text in dashboards.render().items()}
+    files |= architecture.outputs()
     return files
 
 
