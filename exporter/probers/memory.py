@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from exporter.dicom.association import OpenAssociations
+from exporter.dicom.commitments import Commitments
 
 if TYPE_CHECKING:
     from exporter.probers.report import ProbeReport
 
-# The configured peer a store probe writes to: host, port, called AE title and
-# SOP class. A reload that changes none of them keeps the memory.
-StoreKey = tuple[str, int, str, str]
+# The configured peer a store probe writes to: host, port, called AE title,
+# SOP class and how the store is verified. A reload that changes none of them
+# keeps the memory.
+StoreKey = tuple[str, int, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,5 @@ class StoreMemory:
 class ProberState:
     associations: OpenAssociations = field(default_factory=OpenAssociations)
     store: StoreMemory = field(default_factory=StoreMemory)
+    # Storage Commitment reports awaited by store probes, delivered by the listener.
+    commitments: Commitments = field(default_factory=Commitments)

@@ -28,11 +28,12 @@ from exporter.dicom.testobject import encode_for, synthetic_instance
 from exporter.probers.memory import Remembered, StoreKey
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import association, check_status
+from exporter.probers.verify import contexts_with, refused_by_abort, verify_stored
 from exporter.reasons import Reason
 
 
 def store_key(target: Target, module: Module) -> StoreKey:
-    return (target.host, target.port, target.ae_title, module.sop_classes[0][1])
+    return (target.host, target.port, target.ae_title, module.sop_classes[0][1], module.verify)
 
 
 def _repeat(report: ProbeReport, previous: Remembered) -> bool:
@@ -60,11 +61,11 @@ def probe(report: ProbeReport) -> bool:
             return _repeat(report, previous)
         try:
             _send(report)
-        except ProbeFailure:
+        except ProbeFailure as failure:
             report.success = False
             if report.store_sent:
                 memory.remember(key, report)
-            raise
+            raise refused_by_abort(failure) from None
         report.success = True
         memory.remember(key, report)
         return True
@@ -76,8 +77,11 @@ def _send(report: ProbeReport) -> None:
     # Verification beside the storage context, as negotiate proposes it: a peer
     # without our SOP class then accepts the association and refuses only the
     # context (no_accepted_context) instead of rejecting it with no reason.
-    contexts = presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes)
+    contexts = contexts_with(
+        presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes),
+        module.verify)
     dataset = synthetic_instance(report.target.name, sop_class, module.uid_root)
+    unverified: ProbeFailure | None = None
     with association(report, contexts) as layer:
         context = layer.accepted.context_for(sop_class) if layer.accepted else None
         if context is None:
@@ -102,3 +106,10 @@ def _send(report: ProbeReport) -> None:
             C_STORE_RSP, STORE_MESSAGE_ID, sop_class, context.context_id,
             str(dataset.SOPInstanceUID)))
         check_status(report, response, "C-STORE")
+        if module.verify != "none":
+            unverified, note = verify_stored(layer, module.verify, dataset,
+                                             report.state.commitments)
+            report.note("%s", note or str(unverified))
+    # Released politely first: the peer did nothing wrong at the DICOM level.
+    if unverified is not None:
+        raise unverified
