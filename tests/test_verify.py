@@ -160,7 +160,7 @@ def listening(state: ProberState, port: int, ae_title: str = PEER_AE) -> DicomLi
 
 
 def assert_failed(report, reason: Reason, phase: str) -> None:
-    assert report.success is False, report.log
+    assert report.success is False, report.context.log
     assert report.reason is reason, f"{report.reason}: {report.detail}"
     assert report.failed_phase == phase
     assert report.phases.get(phase, 0) > 0
@@ -173,7 +173,7 @@ def test_find_after_a_store_the_peer_dropped_is_not_found(forgetful) -> None:
     assert peer.stored == 1
     assert_failed(report, Reason.NOT_FOUND_AFTER_STORE, "query")
     assert report.status == 0x0000  # the C-STORE's: it said success
-    assert "released" in "\n".join(report.log)  # politely: the peer broke no protocol
+    assert "released" in "\n".join(report.context.log)  # politely: the peer broke no protocol
 
 
 def test_a_peer_without_study_root_find_refuses_the_query(forgetful) -> None:
@@ -206,7 +206,7 @@ def test_commit_reported_on_the_same_association_succeeds_without_a_listener(
         forgetful) -> None:
     report = probe(forgetful(report="same", commit_all=True).port, "commit")
     assert report.success, report.detail
-    assert "committed (report via the association)" in "\n".join(report.log)
+    assert "committed (report via the association)" in "\n".join(report.context.log)
 
 
 def test_commit_reported_failed_to_our_listener_is_not_committed(forgetful) -> None:
@@ -232,7 +232,7 @@ def test_commit_reported_to_our_listener_succeeds(forgetful) -> None:
     finally:
         listener.stop()
     assert report.success, report.detail
-    assert "report via our listener" in "\n".join(report.log)
+    assert "report via our listener" in "\n".join(report.context.log)
     assert 0 < report.phases["commit"] < 1
 
 
@@ -282,7 +282,7 @@ def test_orthanc_allowing_query_and_commitment_verifies_both(tmp_path: Path) -> 
     assert find.success, find.detail
     assert commit.success, commit.detail
     assert find.phases["query"] > 0 and commit.phases["commit"] > 0
-    assert "report via our listener" in "\n".join(commit.log)
+    assert "report via our listener" in "\n".join(commit.context.log)
     assert listener.snapshot()[0]["accepted"] == 1
 
 
