@@ -174,10 +174,24 @@ def test_a_silent_peer_is_cut_off_at_the_association_deadline(
     settled(listener, "timeout")
 
 
-def test_a_flood_is_turned_away_and_the_listener_still_serves(
-        listener: DicomListener) -> None:
+def test_a_flood_is_turned_away_and_the_listener_still_serves() -> None:
+    # Silent connections hold both slots for as long as the flood lasts, however slow
+    # the machine: the deadline is far beyond it and the test closes them itself.
+    listener = DicomListener(LOOPBACK, 0, Commitments(),
+                             lambda: Peers(frozenset({PEER}), frozenset({US})),
+                             max_associations=2, association_seconds=30).start()
+    try:
+        _flood(listener)
+    finally:
+        listener.stop()
+
+
+def _flood(listener: DicomListener) -> None:
     silent = [socket.create_connection((LOOPBACK, listener.port)) for _ in range(2)]
-    time.sleep(0.1)  # both taken by their threads
+    ends = time.monotonic() + 5
+    while listener.in_progress() < 2 and time.monotonic() < ends:
+        time.sleep(0.01)  # both taken by their threads
+    assert listener.in_progress() == 2
     turned_away = []
     for _ in range(20):
         with socket.create_connection((LOOPBACK, listener.port), timeout=2) as sock:

@@ -228,6 +228,11 @@ class DicomListener:
         with self._lock:
             return dict(self.counts), dict(self.messages)
 
+    def in_progress(self) -> int:
+        """Associations being served now (at most max_associations)."""
+        with self._lock:
+            return len(self._threads)
+
     def _count(self, result: str) -> None:
         with self._lock:
             self.counts[result] += 1
