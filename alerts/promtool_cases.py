@@ -9,12 +9,9 @@ alerts/dicom.rules.test.yml, so an operator who changes a threshold can run
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.scenarios import BLIP_Z83680, NEXT, fallback
 from exporter.reasons import ROUTINE, Reason

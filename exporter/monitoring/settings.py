@@ -1,8 +1,10 @@
-"""monitoring/config.yml and the exporter config it names, read once for the builders.
+"""The monitoring config and the exporter config, read once for the generators.
 
-The builders (alerts/build.py, grafana/build.py) take every selector,
-threshold and wait from here, and every site name and role from the exporter
-config, so neither writes a value of its own.
+The generators (`rules`, `dashboards`) take every selector, threshold and
+wait from here, and every site name and role from the exporter config, so
+none writes a value of its own. The shipped monitoring config
+(`exporter/monitoring/config.yml`, package data) is the default; a site may
+pass its own.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from pathlib import Path
 
 import yaml
 
-from exporter import config as exporter_config
+from exporter.config import Config
 from exporter.config.prober_kinds import selector
 from exporter.metrics import WEB_INFO
 
-ROOT = Path(__file__).resolve().parent.parent
+# The shipped monitoring config: installed with the package, so an installed
+# program can generate without a checkout.
 CONFIG = Path(__file__).resolve().parent / "config.yml"
 
 
@@ -88,9 +91,9 @@ class Monitoring:
         return lookup("!=") + "{{ end }}" + f"/runbooks/{name}"
 
 
-def load(path: Path = CONFIG) -> Monitoring:
+def load(exporter: Config, path: Path = CONFIG) -> Monitoring:
+    """The monitoring config at `path` for the targets and sites of `exporter`."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    exporter = exporter_config.load(str(ROOT / raw["exporter_config"]))
     roles = tuple(sorted({t.labels["role"] for t in exporter.targets.values()}))
     missing = set(roles) - set(raw["for_by_role"])
     if missing:
