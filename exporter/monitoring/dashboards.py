@@ -23,8 +23,8 @@ Json = dict[str, Any]
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
 # Dashboard JSON has no comments: the description says what made it.
-GENERATED = ("(Genererad av grafana/build.py från monitoring/config.yml: "
-             "ändra där och kör python -m tools.generate.)")
+GENERATED = ("(Genererad av exporter/monitoring/dashboards.py från övervakningens "
+             "konfiguration: ändra där och kör python -m tools.generate.)")
 UP_DOWN = [{"type": "value", "options": {
     "0": {"text": SWEDISH_HOP[HopState.DOWN], "color": "red", "index": 0},
     "1": {"text": SWEDISH_HOP[HopState.UP], "color": "green", "index": 1}}}]
