@@ -34,7 +34,7 @@ from prometheus_client import generate_latest
 
 from exporter import buildinfo, metrics, probers
 from exporter.app import Exporter, ProbeLimits
-from exporter.config import ConfigError, webconfig
+from exporter.config import webconfig
 from exporter.dicom.codec import Accepted, ContextResult
 from exporter.dicom.failure import Deadline
 from exporter.metrics import BUILD_INFO, probe_page, render_probe
@@ -914,24 +914,6 @@ def test_configured_security_headers_are_sent(peer: ScriptedPeer, tmp_path: Path
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.mark.parametrize(("document", "problem"), [
-    ({"http_server_config": {"headers": {"Set-Cookie": "a"}}},
-     "http_server_config.headers.Set-Cookie: unknown field"),
-    ({"http_server_config": {"headers": {"X-Frame-Options": "allow"}}},
-     "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin"),
-    ({"http_server_config": {"http2": "yes"}}, "http_server_config.http2: must be true or false"),
-    ({"rate_limit": {"interval": "soon", "burst": 1}}, "rate_limit.interval: invalid duration"),
-    ({"basic_auth_users": {"a": "$2y$10$short"}}, "basic_auth_users.a: must be a bcrypt hash"),
-])
-def test_bad_web_config_fields_are_named(tmp_path: Path, document: dict, problem: str) -> None:
-    path = tmp_path / "web.yml"
-    path.write_text(yaml.safe_dump(document))
-    with pytest.raises(ConfigError) as caught:
-        webconfig.load(path)
-    assert any(line.startswith(f"{path}: {problem}") for line in caught.value.problems), (
-        caught.value.problems)
 
 
 def test_http2_is_accepted_with_a_warning(tmp_path: Path) -> None:
