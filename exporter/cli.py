@@ -47,7 +47,6 @@ from exporter.web.server import (
     check_external_url,
     parse_listen_address,
     start,
-    watch_web_config,
 )
 
 T = TypeVar("T")
@@ -161,7 +160,7 @@ def _serve_until_signalled(
     for text in server.web.warnings:
         log.warning("web config feature not available", extra={"fields": {"detail": text}})
     if server.web.source is not None:  # the --web.config.file, as given
-        watch_web_config(server, server.web.source, stop)
+        exporter.live.watch_web(stop)
     scheduler = Scheduler(exporter, interval) if interval > 0 else None
     if scheduler:
         scheduler.start()
@@ -252,7 +251,7 @@ def check_config(config_file: str, web_config_file: str | None) -> None:
 
 
 def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
-    target, module = report.target, report.module
+    target, module = report.context.target, report.context.module
     click.echo(f"target    {target.name} ({target.ae_title} at {target.host}:{target.port})")
     click.echo(f"module    {module.name} ({module.prober})")
     if report.success:
@@ -275,7 +274,7 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
     click.echo(f"duration  {report.duration * 1000:.3f} ms")
     if debug:
         click.echo("log")
-        for line in report.log:
+        for line in report.context.log:
             click.echo(f"  {line}")
 
 

@@ -284,7 +284,7 @@ def test_a_rotated_certificate_is_served_without_a_restart(pki: Path, tmp_path: 
     server = serve(webconfig.load(path))
     stop = threading.Event()
     try:
-        web_server.watch_web_config(server, str(path), stop, interval=0.05)
+        server.exporter.live.watch_web(stop, interval=0.05)
         first = _served_certificate(server, pki)
         fresh = tmp_path / "fresh"
         fresh.mkdir()
