@@ -1,7 +1,7 @@
 """Every metric the exporter exposes: names, help texts and how they are built.
 
-Names live here and nowhere else; the alert rules, dashboards and README are
-checked against this module by the tests. Both endpoints use custom
+Names live here and nowhere else; the alert rules, dashboards and
+docs/metrics.md are checked against this module by the tests. Both endpoints use custom
 collectors that yield metric families from plain data (client_python's
 pattern for exporters): /probe from one ProbeReport in a fresh registry,
 /metrics from the exporter's running statistics.

@@ -1,4 +1,4 @@
-"""docs/ARCHITECTURE.md stays true: every module listed, layers respected, names distinct."""
+"""docs/architecture.md stays true: every module listed, layers respected, names distinct."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-DOC = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+DOC = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
 ROW = re.compile(r"^\| (\d+) \| `([\w.]+)` \|", re.M)
 
 
@@ -42,7 +42,7 @@ def imported(path: Path) -> set[str]:
 
 def test_every_module_is_in_the_architecture_table_and_every_row_exists() -> None:
     assert set(modules()) == set(documented()), (
-        f"missing from docs/ARCHITECTURE.md: {sorted(set(modules()) - set(documented()))}; "
+        f"missing from docs/architecture.md: {sorted(set(modules()) - set(documented()))}; "
         f"listed but gone: {sorted(set(documented()) - set(modules()))}"
     )
 
