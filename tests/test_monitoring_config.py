@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from exporter import config as exporter_config
+from exporter.config import ConfigError
 from exporter.monitoring import settings
 from tools.generate import EXAMPLE, example
 
@@ -45,7 +46,7 @@ def test_a_role_without_a_wait_is_refused(tmp_path: Path) -> None:
     del raw["for_by_role"]["relay"]
     path = tmp_path / "monitoring.yml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    with pytest.raises(ValueError, match="no wait for role"):
+    with pytest.raises(ConfigError, match="no wait for role"):
         settings.load(exporter_config.load(str(EXAMPLE)), path)
 
 

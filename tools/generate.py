@@ -18,6 +18,7 @@ from pathlib import Path
 import alerts.promtool_cases
 from exporter import config as exporter_config
 from exporter.monitoring import pack
+from exporter.monitoring.settings import Monitoring
 
 ROOT = Path(__file__).resolve().parent.parent
 # The exporter config whose monitoring pack the repository carries.
@@ -25,7 +26,7 @@ EXAMPLE = ROOT / "examples" / "kronoberg.yml"
 PROMTOOL_TESTS = ROOT / "alerts" / "dicom.rules.test.yml"
 
 
-def example() -> pack.Monitoring:
+def example() -> Monitoring:
     """The shipped monitoring settings for the example config."""
     return pack.load(exporter_config.load(str(EXAMPLE)))
 

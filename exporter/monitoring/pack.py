@@ -26,3 +26,24 @@ def generate(m: Monitoring, config: Config) -> dict[Path, str]:
 def load(config: Config, monitoring: Path = settings.CONFIG) -> Monitoring:
     """The monitoring settings for `config` (the shipped monitoring config by default)."""
     return settings.load(config, monitoring)
+
+
+def stale(out: Path, files: dict[Path, str]) -> list[Path]:
+    """The files under `out` whose text differs from (or lacks) what was generated."""
+    changed = []
+    for relative, text in files.items():
+        path = out / relative
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current != text:
+            changed.append(relative)
+    return changed
+
+
+def write(out: Path, files: dict[Path, str]) -> list[Path]:
+    """Write the files that differ under `out`; the relative paths written."""
+    changed = stale(out, files)
+    for relative in changed:
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[relative], encoding="utf-8")
+    return changed

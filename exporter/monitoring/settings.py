@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from exporter.config import Config
+from exporter.config import Config, ConfigError
 from exporter.config.prober_kinds import selector
+from exporter.config.strict import read_file
 from exporter.metrics import WEB_INFO
 
 # The shipped monitoring config: installed with the package, so an installed
@@ -92,12 +94,25 @@ class Monitoring:
 
 
 def load(exporter: Config, path: Path = CONFIG) -> Monitoring:
-    """The monitoring config at `path` for the targets and sites of `exporter`."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    """The monitoring config at `path` for the targets and sites of `exporter`.
+
+    Problems are a ConfigError of one line naming the file and the field.
+    """
+    try:
+        return _read(exporter, path, yaml.safe_load(read_file(path)))
+    except KeyError as exc:
+        raise ConfigError([f"{path}: {exc.args[0]}: missing"]) from None
+    except (TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
+        why = " ".join(str(exc).split())
+        raise ConfigError([f"{path}: {why}"]) from None
+
+
+def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
     roles = tuple(sorted({t.labels["role"] for t in exporter.targets.values()}))
     missing = set(roles) - set(raw["for_by_role"])
     if missing:
-        raise ValueError(f"{path}: for_by_role: no wait for role(s) {', '.join(sorted(missing))}")
+        raise ConfigError([f"{path}: for_by_role: no wait for role(s) "
+                           f"{', '.join(sorted(missing))}"])
     return Monitoring(
         probe_job=raw["jobs"]["probe"],
         link_computer_probe_job=raw["jobs"]["link_computer_probe"],
