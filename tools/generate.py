@@ -3,15 +3,10 @@
     python -m tools.generate           rewrite the files
     python -m tools.generate --check   exit 1 and name the files that are out of date
 
-<<<<<<< HEAD
-Generated: the alert rules (alerts/build.py), their promtool unit tests
-(alerts/promtool_cases.py), the Grafana dashboards (grafana/build.py) and
-the floor table of docs/architecture.md (tools/architecture.py).
-=======
 Generated: the monitoring pack of the example config (exporter/monitoring:
-alert rules, dashboards) and the hand-written promtool unit tests of the
-rules (alerts/promtool_cases.py, written for the example config).
->>>>>>> main
+alert rules, dashboards), the hand-written promtool unit tests of the
+rules (alerts/promtool_cases.py, written for the example config) and the
+floor table of docs/architecture.md (tools/architecture.py).
 Each file says in its header (or description) what made it.
 """
 
@@ -25,7 +20,6 @@ import alerts.promtool_cases
 from exporter import config as exporter_config
 from exporter.monitoring import pack
 from exporter.monitoring.settings import Monitoring
-
 from tools import architecture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,18 +35,10 @@ def example() -> Monitoring:
 
 def outputs() -> dict[Path, str]:
     """Every generated file and the text it must have."""
-<<<<<<< HEAD
-    rules = _script("alerts/build.py")
-    cases = _script("alerts/promtool_cases.py")
-    dashboards = _script("grafana/build.py")
-    files = {rules.OUT: rules.render(), cases.OUT: cases.render()}
-    files |= {dashboards.OUT / name: text for name, text in dashboards.render().items()}
-    files |= architecture.outputs()
-=======
     config = exporter_config.load(str(EXAMPLE))
     files = {ROOT / path: text for path, text in pack.generate(pack.load(config), config).items()}
     files[PROMTOOL_TESTS] = alerts.promtool_cases.render()
->>>>>>> main
+    files |= architecture.outputs()
     return files
 
 
