@@ -219,14 +219,16 @@ class ConnectionLoop:
     # -- lifecycle -----------------------------------------------------------
     def run(self) -> None:
         """Serve on this thread and the pool until shutdown()."""
-        for fd, listener in self._listening.items():
-            listener.setblocking(False)
-            self._epoll.register(fd, READ)
-        # Level-triggered and never drained: once shutdown() writes, every
-        # waiting thread wakes in turn and sees the stop.
-        self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
-        self._next_sweep = time.monotonic() + SWEEP_INTERVAL
         with self._lock:
+            if self._stop.is_set():  # closed before this thread first ran
+                return
+            for fd, listener in self._listening.items():
+                listener.setblocking(False)
+                self._epoll.register(fd, READ)
+            # Level-triggered and never drained: once shutdown() writes, every
+            # waiting thread wakes in turn and sees the stop.
+            self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL
             self.threads += 1
             self._spawn()  # one more, waiting while this one answers
         self._serve(shrinks=False)  # this thread returns at shutdown only
