@@ -174,7 +174,7 @@ def _serve_until_signalled(
     signal.signal(signal.SIGHUP, reload)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if startup_sighup.early.is_set():  # a SIGHUP came while starting: do what it asked
+    if startup_sighup.early():  # a SIGHUP came while starting: do what it asked
         reload()
     for text in server.web.warnings:
         log.warning("web config feature not available", extra={"fields": {"detail": text}})
