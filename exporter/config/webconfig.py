@@ -141,8 +141,10 @@ class WebConfig:
 
     @functools.cached_property
     def header_lines(self) -> str:
-        """The configured headers as they go into every answer, written once."""
-        return "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
+        """The configured headers as they go into every answer, written once; nosniff
+        always (answers carry label values chosen by configs)."""
+        headers = {"X-Content-Type-Options": "nosniff", **self.headers}
+        return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
 
     def allows_peer(self, certificate: dict[str, Any] | None) -> bool:
         """client_allowed_sans: the verified client certificate names one of them."""

@@ -254,7 +254,8 @@ class Handler(BaseHTTPRequestHandler):
         self.log_request(code)
         self.send_response_only(code, message)
         self.send_header("Date", self.date_time_string())
-        for name, value in self.live.web.headers.items():
+        for name, value in {"X-Content-Type-Options": "nosniff",
+                            **self.live.web.headers}.items():
             self.send_header(name, value)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -317,6 +318,11 @@ class Handler(BaseHTTPRequestHandler):
             self.query = parse_query(query)
         except ValueError:
             self.reply(HTTPStatus.BAD_REQUEST, f"more than {MAX_QUERY_FIELDS} query parameters\n")
+            return
+        repeated = sorted(name for name, values in self.query.items() if len(values) > 1)
+        if repeated:  # target=a&target=b: which one was meant is not ours to guess
+            self.reply(HTTPStatus.BAD_REQUEST,
+                       f"query parameter given more than once: {repeated[0][:64]!r}\n")
             return
         try:
             self._route(method)
