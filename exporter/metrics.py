@@ -73,6 +73,9 @@ ROUTE_PATH_STATE = "dicom_route_path_state"
 ROUTE_ACTIVE = "dicom_route_active"
 SCHEDULED_SKIPS = "dicom_exporter_scheduled_probes_skipped_total"
 WEB_INFO = "dicom_exporter_web_info"
+# Recorded by the generated alert rules, not exposed by the exporter: when the
+# Alertmanager's generated holiday calendar ends (exporter/monitoring).
+HOLIDAY_CALENDAR_END = "dicom:holiday_calendar_end_timestamp_seconds"
 
 
 
