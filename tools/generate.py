@@ -4,8 +4,10 @@
     python -m tools.generate --check   exit 1 and name the files that are out of date
 
 Generated: the monitoring pack of the example config (exporter/monitoring:
-alert rules, dashboards) and the hand-written promtool unit tests of the
-rules (alerts/promtool_cases.py, written for the example config).
+alert rules and their calendar, Alertmanager config, dashboards), the
+hand-written promtool unit tests of the
+rules (alerts/promtool_cases.py, written for the example config) and the
+floor table of docs/architecture.md (tools/architecture.py).
 Each file says in its header (or description) what made it.
 """
 
@@ -19,6 +21,7 @@ import alerts.promtool_cases
 from exporter import config as exporter_config
 from exporter.monitoring import pack
 from exporter.monitoring.settings import Monitoring
+from tools import architecture
 
 ROOT = Path(__file__).resolve().parent.parent
 # The exporter config whose monitoring pack the repository carries.
@@ -36,6 +39,7 @@ def outputs() -> dict[Path, str]:
     config = exporter_config.load(str(EXAMPLE))
     files = {ROOT / path: text for path, text in pack.generate(pack.load(config), config).items()}
     files[PROMTOOL_TESTS] = alerts.promtool_cases.render()
+    files |= architecture.outputs()
     return files
 
 
