@@ -24,6 +24,7 @@ from exporter.route_state import (
     evaluate,
     hop_states,
     hops_text,
+    route_hop_states,
 )
 from exporter.routine import Fault, place, site_name
 from exporter.stats import Snapshot
@@ -161,7 +162,8 @@ def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
             fault = _target_fault(config, target, snapshot)
             if fault is not None:
                 status.faults.append(fault)
-    states = [evaluate(route, hops) for route in config.routes.values()]
+    route_hops = route_hop_states(config, snapshot, now)
+    states = [evaluate(route, route_hops) for route in config.routes.values()]
     status.routes.extend(_route_view(config, state) for state in states)
     # A route on a fallback is advice, shown with the route; no open path is a fault.
     status.faults.extend(_no_route_faults(config, states))
