@@ -150,25 +150,26 @@ Z97117_FALLBACKS = {
     "vaxjo-skane": fallback("Ljungby skickar via Blekinge", reading=True),
     "vaxjo-blekinge": fallback("Ljungby skickar till Blekinge", reading=True),
     "vaxjo-ostergotland": fallback("Ljungby skickar via Blekinge", reading=True),
-    "vaxjo-jonkoping": fallback("Ljungby skickar via Blekinge", reading=True),
+    # Jönköping is one of the routine's relays for Z97117: Ljungby sends to it directly.
+    "vaxjo-jonkoping": fallback("Ljungby skickar till Jönköping", reading=True),
     "vaxjo-vastragotland": fallback("Ljungby skickar via Blekinge", reading=True),
     "ljungby-skane": fallback("skicka via Blekinge"),
     "ljungby-blekinge": fallback("skicka direkt till Blekinge"),
     "ljungby-ostergotland": fallback("skicka via Blekinge"),
-    "ljungby-jonkoping": fallback("skicka via Blekinge"),
+    "ljungby-jonkoping": fallback("skicka direkt till Jönköping"),
     "ljungby-vastragotland": fallback("skicka via Blekinge"),
 }
-# Z97117 and Blekinge down: nothing may say "via Blekinge".
+# Z97117 and Blekinge down: nothing may go via Blekinge, and nothing reaches Blekinge
+# (Halland cannot forward to a Blekinge that is down; the routine gives no way round
+# Blekinge's own outage), so the Blekinge routes have no route at all.
 Z97117_BLEKINGE_FALLBACKS = {
     "vaxjo-skane": fallback("Ljungby skickar via Halland", reading=True),
-    "vaxjo-blekinge": fallback("Ljungby skickar via Halland", reading=True),
     "vaxjo-ostergotland": fallback("Ljungby skickar via Halland", reading=True),
-    "vaxjo-jonkoping": fallback("Ljungby skickar via Halland", reading=True),
+    "vaxjo-jonkoping": fallback("Ljungby skickar till Jönköping", reading=True),
     "vaxjo-vastragotland": fallback("Ljungby skickar via Halland", reading=True),
     "ljungby-skane": fallback("skicka via Halland"),
-    "ljungby-blekinge": fallback("skicka via Halland"),
     "ljungby-ostergotland": fallback("skicka via Halland"),
-    "ljungby-jonkoping": fallback("skicka via Halland"),
+    "ljungby-jonkoping": fallback("skicka direkt till Jönköping"),
     "ljungby-vastragotland": fallback("skicka via Halland"),
 }
 BLEKINGE_NO_ROUTE = {"vaxjo-blekinge": NEXT[("no_route", "vaxjo")],
@@ -196,11 +197,10 @@ SCENARIOS = [
     Scenario("Skåne rejects our AE title, office hours", "2026-11-25T09:00", [Stage(
         {"skane": "rejected_calling_ae"},
         staff("DicomPartnerRejectsAssociation",
-              each("skane", NEXT[("partner_rejects", "default")]))
-        + staff("RouteOnFallback", {"vaxjo-skane": fallback("skicka via Blekinge"),
-                                    "ljungby-skane": fallback("skicka via Blekinge")},
-                critical=False),
-    )]),
+              each("skane", NEXT[("partner_rejects", "default")])),
+    )], notes="Only our monitor's calling AE title is turned away: the real transfer may "
+              "work, so the Skåne routes are unknown, not on a fallback (one answer: ask "
+              "the receiving unit first, as the rejection alert says)."),
     Scenario("Every partner down: our network, a weekday night", "2026-11-25T23:30", [Stage(
         dict.fromkeys(PARTNERS, "connect_timeout"),
         staff("DicomAllPartnersFailing",
@@ -243,10 +243,11 @@ SCENARIOS = [
         Stage({"z97117": "refused", "blekinge": "connect_timeout"},
               staff("DicomPartnerUnreachable", each("blekinge", PU))
               # The route page is updated within one group_interval: new advice firing,
-              # the Blekinge advice resolved.
+              # the Blekinge advice resolved; the Blekinge routes have no route left.
               + staff("RouteOnFallback", Z97117_BLEKINGE_FALLBACKS, critical=False,
                       resolved=tuple(k for k, v in Z97117_FALLBACKS.items()
-                                     if "Blekinge" in v))),
+                                     if "Blekinge" in v))
+              + staff("NoRouteAvailable", BLEKINGE_NO_ROUTE)),
     ], notes="Blekinge's own outage is delivered while Z97117 is down."),
     Scenario("Blekinge, then Z97117, a weekday night", "2026-11-26T02:00", [
         Stage({"blekinge": "connect_timeout"},
@@ -254,9 +255,10 @@ SCENARIOS = [
               + staff("NoRouteAvailable", BLEKINGE_NO_ROUTE)),
         Stage({"blekinge": "connect_timeout", "z97117": "refused"},
               staff("DicomLinkComputerDown", each("z97117", LCD_Z97117))
-              + staff("RouteOnFallback", Z97117_BLEKINGE_FALLBACKS, critical=False)
-              + staff("NoRouteAvailable", {}, resolved=("ljungby-blekinge", "vaxjo-blekinge"))),
-    ], notes="A NoRouteAvailable of one route never silences RouteOnFallback of another."),
+              + staff("RouteOnFallback", Z97117_BLEKINGE_FALLBACKS, critical=False)),
+    ], notes="A NoRouteAvailable of one route never silences RouteOnFallback of another; "
+             "Z97117 failing too opens no way to Blekinge, so its NoRouteAvailable stays "
+             "firing (nothing is sent as resolved)."),
     Scenario("The Växjö exporter dies, office hours", "2026-11-25T11:00", [Stage(
         {}, [Notification("admin-pager", "DicomExporterDown", {VX: ""})],
     )], exporter_down=(VX,),

@@ -111,27 +111,30 @@ def hop_states(config: Config, snapshot: Snapshot, now: float) -> dict[str, HopS
     return states
 
 
-def monitor_only_rejection(config: Config, snapshot: Snapshot, now: float,
-                           target: Target) -> bool:
-    """Every fresh failure of this target is a rejection of our monitor's own calling AE.
+def monitor_only_rejection(config: Config, target: Target, module: str,
+                           reason: Reason | None) -> bool:
+    """Did this failure turn away only our monitor's own calling AE title?
 
     A module that calls as a link computer (its AE title) is the real transfer's
     caller: its rejection is the transfer's, and the hop is down.
     """
-    link_titles = {config.targets[key].ae_title for key in config.routine.link_computers
-                   if key in config.targets}
-    failures = []
-    for module in target.modules:
-        series = snapshot.series.get((target.name, module))
-        if series is None or not series.last_time or series.last_success or (
-                now - series.last_time > config.results_max_age):
-            continue
-        failures.append((module, series.last_reason))
+    if reason is not Reason.REJECTED_CALLING_AE or module not in config.modules:
+        return False
+    calling = target.probe_calling_ae or config.modules[module].calling_ae_title
+    return calling not in {config.targets[key].ae_title
+                           for key in config.routine.link_computers if key in config.targets}
+
+
+def _rejects_only_the_monitor(config: Config, snapshot: Snapshot, now: float,
+                              target: Target) -> bool:
+    failures = [
+        (module, series.last_reason) for module in target.modules
+        if (series := snapshot.series.get((target.name, module))) is not None
+        and series.last_time and not series.last_success
+        and now - series.last_time <= config.results_max_age
+    ]
     return bool(failures) and all(
-        reason is Reason.REJECTED_CALLING_AE
-        and (target.probe_calling_ae or config.modules[module].calling_ae_title)
-        not in link_titles
-        for module, reason in failures)
+        monitor_only_rejection(config, target, module, reason) for module, reason in failures)
 
 
 def route_hop_states(config: Config, snapshot: Snapshot, now: float) -> dict[str, HopState]:
@@ -140,7 +143,7 @@ def route_hop_states(config: Config, snapshot: Snapshot, now: float) -> dict[str
     for name, state in states.items():
         target = config.targets[name]
         if state is HopState.DOWN and target.labels.get("role") != "link_computer" and (
-                monitor_only_rejection(config, snapshot, now, target)):
+                _rejects_only_the_monitor(config, snapshot, now, target)):
             states[name] = HopState.UNKNOWN
     return states
 
