@@ -40,6 +40,13 @@ Z83680_DVD = (f"”Ljungby får bränna DVD på dator med Intellispace Portal {D
               "dator i granskningen.”")
 COMMUNICATE = ("”Personal i Arkivet samt LARS under jouren, ansvarar för att kommunicera "
                "överföringsfel in röntgen/klinfys.”")
+RECEIVE_RESTART = "”Starta om länkadatorn och be dem skicka igen.”"
+BLIND_SPOT = ("Partnern kontrolleras från övervakningens dator, inte från länkdatorn: en "
+              "brandväggsregel som bara gäller länkdatorns egen adress syns inte här. Fråga "
+              "mottagande enhet om våra överföringar kommer fram, även när larmet har upphört "
+              "(inte i rutinen).")
+DVD_OWN = ("Bränn DVD på dator med IntelliSpace Portal i granskningen om undersökningen är "
+           "akut (inte i rutinen).")
 READING = ("Så läser vi rutinen för Z97117 ur funktion, punkt 2: Ljungby skickar även Växjös "
            "undersökningar, så som Växjö skickar Ljungbys när Z83680 är ur funktion "
            "(inte i rutinen).")
@@ -56,25 +63,30 @@ NEXT = {
         "Punkt 2 gäller även Växjös undersökningar: Ljungby skickar dem via Blekinge, Halland "
         "eller Jönköping så länge Z83680 är i drift; så läser vi rutinen, som för Z83680 där "
         "Växjö skickar Ljungbys (inte i rutinen).",
-        Z97117_DVD, RECEIVE_VIA, RECEIVE_DVD, *ESCALATION),
+        Z97117_DVD, RECEIVE_RESTART, RECEIVE_VIA, RECEIVE_DVD, *ESCALATION),
     ("link_computer_down", "z83680"): steps(
         "”Starta om datorn samt att Växjö starta om länka-datorn Z97117.”",
-        "”Växjö skickar undersökningar.”", Z83680_DVD, RECEIVE_VIA, RECEIVE_DVD, *ESCALATION),
-    ("partner_unreachable", "skane"): steps(RESTART_BOTH, ASK, SKANE_VIA, ONE_OR_ALL,
-                                            *ESCALATION),
-    ("partner_unreachable", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
+        "”Växjö skickar undersökningar.”", Z83680_DVD, RECEIVE_RESTART, RECEIVE_VIA,
+        RECEIVE_DVD, *ESCALATION),
+    ("partner_unreachable", "skane"): steps(RESTART_BOTH, ASK, BLIND_SPOT, SKANE_VIA,
+                                            ONE_OR_ALL, *ESCALATION),
+    ("partner_unreachable", "default"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
+                                              *ESCALATION),
     ("partner_rejects", "default"): steps(
         RESTART_BOTH, ASK,
         "Jämför AE-titel, värdnamn och port med mottagande enhet (inte i rutinen).",
         "Övervakningen anropar från sin egen dator med sin egen AE-titel, inte som Z97117: en "
         "region som bara släpper in Z97117 avvisar övervakningen fast överföringen kan fungera. "
         "Fråga mottagande enhet innan något ändras (inte i rutinen).",
-        *ESCALATION),
-    ("partner_cannot_receive", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
+        BLIND_SPOT, *ESCALATION),
+    ("partner_cannot_receive", "default"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
+                                                 *ESCALATION),
     ("all_partners_failing", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
-    ("no_route", "skane"): steps(RESTART_BOTH, ASK, SKANE_PATIENT, SKANE_DVD, *ESCALATION),
-    ("no_route", "vaxjo"): steps(RESTART_BOTH, ASK, Z97117_DVD, *ESCALATION),
-    ("no_route", "ljungby"): steps(RESTART_BOTH, ASK, Z83680_DVD, *ESCALATION),
+    # The routine's DVD sentences are for a link computer being down (that alert quotes
+    # them) and for Skåne; for another region the DVD is our advice.
+    ("no_route", "skane"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, SKANE_PATIENT, SKANE_DVD,
+                                 *ESCALATION),
+    ("no_route", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, DVD_OWN, *ESCALATION),
     ("receiver_rejects", "default"): steps(
         "”Starta om länkadatorn och be dem skicka igen.”",
         "Kontrollera att avsändarens AE-titel, värdnamn och port finns i länkdatorns "
@@ -172,8 +184,8 @@ Z97117_BLEKINGE_FALLBACKS = {
     "ljungby-jonkoping": fallback("skicka direkt till Jönköping"),
     "ljungby-vastragotland": fallback("skicka via Halland"),
 }
-BLEKINGE_NO_ROUTE = {"vaxjo-blekinge": NEXT[("no_route", "vaxjo")],
-                     "ljungby-blekinge": NEXT[("no_route", "ljungby")]}
+BLEKINGE_NO_ROUTE = dict.fromkeys(("vaxjo-blekinge", "ljungby-blekinge"),
+                                  NEXT[("no_route", "default")])
 
 SCENARIOS = [
     Scenario("Z97117 dies on a Saturday night", "2026-11-28T03:00", [Stage(
@@ -209,8 +221,8 @@ SCENARIOS = [
         + staff("NoRouteAvailable",
                 {"vaxjo-skane": NEXT[("no_route", "skane")],
                  "ljungby-skane": NEXT[("no_route", "skane")],
-                 **{r: NEXT[("no_route", "vaxjo")] for r in VAXJO_ROUTES[1:]},
-                 **{r: NEXT[("no_route", "ljungby")] for r in LJUNGBY_ROUTES[1:]}}),
+                 **{r: NEXT[("no_route", "default")]
+                    for r in VAXJO_ROUTES[1:] + LJUNGBY_ROUTES[1:]}}),
     )], notes="Single-partner alerts are inhibited by DicomAllPartnersFailing of their site."),
     Scenario("Z97117 rejects Blekinge's calling AE title, office hours", "2026-11-26T13:00", [
         Stage({"z97117.from.blekinge": "rejected_calling_ae"},

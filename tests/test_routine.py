@@ -228,7 +228,7 @@ def test_unknown_steps_subjects_and_situations_are_config_errors() -> None:
         config_module.parse(_with(edit), "k.yml")
     text = str(error.value)
     assert "k.yml: routine.situations.partner_unreachable.gotland: unknown subject" in text
-    assert "k.yml: routine.situations.no_route.default[6]: unknown step 'nonexistent'" in text
+    assert "k.yml: routine.situations.no_route.default[7]: unknown step 'nonexistent'" in text
     assert "k.yml: routine.situations.lunch_break: unknown field" in text
 
 

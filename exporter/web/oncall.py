@@ -74,6 +74,7 @@ class OnCallStatus:
     routes: list[RouteView] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     roles: list[tuple[str, str]] = field(default_factory=list)  # (name, contact) from routine
+    ranking: str = ""  # the routine's ranking of the partner regions, quoted
 
 
 def _latest_failure(target: Target, snapshot: Snapshot) -> tuple[str | None, Reason | None]:
@@ -130,7 +131,8 @@ def _no_route_faults(config: Config, states: list[RouteState]) -> list[Fault]:
 def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
     hops = hop_states(config, snapshot, now)
     status = OnCallStatus(generated_at=now, roles=[
-        (role.name, role.contact) for role in config.routine.roles.values()])
+        (role.name, role.contact) for role in config.routine.roles.values()],
+        ranking=routine.ranking(config))
     for target in config.targets.values():
         state = hops.get(target.name, HopState.UNKNOWN)
         _, reason = _latest_failure(target, snapshot)
