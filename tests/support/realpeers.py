@@ -101,21 +101,27 @@ class Orthanc:
 
 def start_orthanc(workdir: Path, known_aes: tuple[str, ...] = (MONITOR_AE,),
                   store_denied: tuple[str, ...] = (), nodelay: bool = True,
-                  tls: Path | None = None) -> tuple[Orthanc, subprocess.Popen[bytes]]:
+                  tls: Path | None = None, known_port: int = 104,
+                  permissions: dict[str, bool] | None = None,
+                  ) -> tuple[Orthanc, subprocess.Popen[bytes]]:
     """Orthanc that accepts only `known_aes` as calling AE titles.
 
     `store_denied` are known AEs that may echo but not store (AllowStore
     false). `nodelay=False` runs it as Debian's orthanc.service does, without
     TCP_NODELAY. `tls` is a folder from tests.support.pki: DICOM TLS with
     `server` as Orthanc's certificate and client certificates from `ca` required.
+    `known_port` is where Orthanc reaches the known AEs (a Storage Commitment
+    report goes there, on 127.0.0.1); `permissions` (e.g. AllowFind) are set
+    for each of them.
     """
     storage = workdir / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     orthanc = Orthanc(free_port(), free_port(), storage)
     modalities: dict[str, object] = {}
     for ae in (*known_aes, *store_denied):
-        modalities[ae.lower()] = {"AET": ae, "Host": LOOPBACK, "Port": 104,
-                                  "AllowEcho": True, "AllowStore": ae not in store_denied}
+        modalities[ae.lower()] = {"AET": ae, "Host": LOOPBACK, "Port": known_port,
+                                  "AllowEcho": True, "AllowStore": ae not in store_denied,
+                                  **(permissions or {})}
     settings: dict[str, object] = {
         "Name": "dicom-exporter-test",
         "StorageDirectory": str(storage),
