@@ -292,13 +292,13 @@ QUOTE_SITUATIONS = {
     "Starta om datorn och prova igen.": {("link_computer_down", "z97117")},
     "Ljungby skicka undersökningar via Blekinge, Halland eller Jönköping.": {
         ("link_computer_down", "z97117")},
-    "Bränna en DVD på dator med Intellispace portal – lämpligen på dator i granskningen.": {
-        ("link_computer_down", "z97117")},
+    "Bränna en DVD på dator med Intellispace portal \N{EN DASH} lämpligen på dator i "
+    "granskningen.": {("link_computer_down", "z97117")},
     # Rutin 1, Z83680 ur funktion.
     "Starta om datorn samt att Växjö starta om länka-datorn Z97117.": {
         ("link_computer_down", "z83680")},
     "Växjö skickar undersökningar.": {("link_computer_down", "z83680")},
-    "Ljungby får bränna DVD på dator med Intellispace Portal – lämpligen på dator i "
+    "Ljungby får bränna DVD på dator med Intellispace Portal \N{EN DASH} lämpligen på dator i "
     "granskningen.": {("link_computer_down", "z83680")},
     # Rutin 1, Region Skåne.
     "Om Region Skåne inte kan ta emot undersökningar kan vi prova skicka via Blekinge eller "
