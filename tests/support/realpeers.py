@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
+from exporter import probers
 from exporter.probers.report import ProbeReport
+from tests.support.configs import make_config
+from tests.support.loopback import LOOPBACK as LOOPBACK  # re-exported: tests import it here
+from tests.support.loopback import MONITOR_AE as MONITOR_AE
 from tools.stack import stop_process
-
-LOOPBACK = "127.0.0.1"
-MONITOR_AE = "KRONOBERG_MON"
-
 
 # Ports handed to servers a test starts by number (processes, "a closed port").
 # They come from below Linux's ephemeral range (32768-60999), so no socket
@@ -348,9 +348,6 @@ INTEROP_PROBES: dict[str, tuple[str, str, str | None, bool]] = {
 def interop_probe(peer: RunningPeer, probe: str, pki: Path | None,
                   timeout: float = 2.0) -> ProbeReport:
     """One probe of the interop matrix: CT Image Storage, every uncompressed syntax."""
-    from exporter import probers  # here: tests.support.configs imports this module
-    from tests.support.configs import make_config
-
     module, calling, called, client_cert = INTEROP_PROBES[probe]
     modules: dict[str, dict[str, Any]] = {
         "echo": {"prober": "echo", "calling_ae_title": calling},
