@@ -5,7 +5,11 @@ nosniff."""
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
+import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -114,3 +118,36 @@ def test_a_duplicated_echo_response_is_a_protocol_error() -> None:
         config = make_config({"peer": {"port": peer.port, "ae_title": "PEER"}})
         report = probers.run(config.targets["peer"], config.modules["echo"], 5.0)
     assert not report.success and report.reason is Reason.PROTOCOL_ERROR, report.detail
+
+
+def test_a_peers_rejection_logged_by_pynetdicom_is_our_format_and_not_an_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """pynetdicom's own `error` lines for a peer's A-ASSOCIATE-RJ reached our log
+    as errors: the peer's doing is a warning here, in our format."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    from exporter import logs
+    from tests.support.hostile import reject_association
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, threading.excepthook, sys.excepthook)
+    chosen = dict(logs._current)
+    with ScriptedPeer(lambda p, conn: (reject_association(conn, 1, 1, 3), p.hold())) as rejecting:
+        try:
+            logs.setup("info", "json")
+            ae = AE(ae_title="KRONOBERG_MON")
+            ae.add_requested_context(Verification)
+            association = ae.associate(LOOPBACK, rejecting.port, ae_title="PEER")
+            rejected = association.is_rejected
+            lines = capsys.readouterr().err.strip().splitlines()
+        finally:
+            root.handlers[:], _, threading.excepthook, sys.excepthook = saved
+            root.setLevel(saved[1])
+            logs._current.update(chosen)
+    assert rejected, lines
+    records = [json.loads(line) for line in lines]  # every line ours: JSON
+    theirs = [r for r in records if r["logger"].startswith("pynetdicom")]
+    assert theirs, lines
+    assert all(r["level"] != "error" for r in theirs), theirs
+    assert any("Rejected" in r["msg"] for r in theirs), theirs
