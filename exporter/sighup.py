@@ -27,7 +27,8 @@ def early() -> bool:
 
 
 def _hold(signum: int, frame: object) -> None:
-    _held.append(True)
+    if not _held:  # one is enough: a reload reads the files as they are then
+        _held.append(True)
 
 
 try:

@@ -281,7 +281,7 @@ class Handler(BaseHTTPRequestHandler):
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.log_request(status)
         lines = [f"{self.protocol_version} {int(status)} {_PHRASES.get(status, '')}\r\n"
-                 f"Date: {self.date_time_string()}\r\n{self.live.web.header_lines}"
+                 f"Date: {self.date_time_string()}\r\n{self.live.web.answer_lines}"
                  f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"]
         if headers:
             for name, value in headers.items():
