@@ -45,6 +45,23 @@ def test_every_runbook_has_its_sections_in_order(name: str) -> None:
     assert text.startswith(f"# {name}\n")
 
 
+def test_runbooks_say_the_wait_and_the_receivers_the_rules_have() -> None:
+    """Facts about the system itself, as the rules and routing have them (issue 27)."""
+    by_name = {rule["alert"]: rule for rule in rules()}
+    link = runbooks.source("DicomLinkComputerDown") or ""
+    assert f"`for: {by_name['DicomLinkComputerDown']['for']}`" in link
+    assert "45" not in link  # the old "fyra gånger i rad under 45 sekunder"
+    for name, rule in by_name.items():
+        text = " ".join((runbooks.source(name) or "").split())
+        if rule["labels"].get("severity") == "warning":
+            # Warnings never page: staff warnings reach IT's mailbox, not the pager.
+            assert "administratörerna får det samtidigt" not in text, name
+    fallback = " ".join((runbooks.source("RouteOnFallback") or "").split())
+    assert "röntgen-IT:s brevlåda får det samtidigt" in fallback
+    tls = " ".join((runbooks.source("DicomTLSCertificateExpiringSoon") or "").split())
+    assert "punkt 4" not in tls and "punkt 5" in tls
+
+
 def test_the_coverage_table_names_every_cause_of_the_routine() -> None:
     text = (ROOT / "runbooks" / "README.md").read_text(encoding="utf-8")
     for number in range(1, 7):
