@@ -464,10 +464,11 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
         width = max(len(p.path.name) for p in state.paths)
         for path in state.paths:
             hops = route_state.hops_text(config, path)
-            assumed = f" (antas: {path.path.assumed})" if path.path.assumed else ""
+            assumed = (f" ({routine.words.ASSUMED}: {path.path.assumed})"
+                       if path.path.assumed else "")
             mark = "*" if state.active is path else " "
             lines.append(f"  {mark} {path.path.name:<{width}}  "
                          f"{route_state.SWEDISH_STATE[path.state]:<7} {hops}{assumed}")
-        lines.append(f"    {'sista utväg':<{width}}  {route.last_resort}")
+        lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {route.last_resort}")
         lines.append("")
     return lines
