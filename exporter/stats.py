@@ -84,6 +84,7 @@ class Stats:
         # The reload owner's config generation: results of probes started under
         # an older one are about a config that no longer runs.
         self._config_generation = 0
+        self._gauges = 0  # moves on when a reload gauge changes
         self._keys: frozenset[tuple[str, str]] = frozenset()
         # Pair -> version of its latest change, oldest first: changes_since reads
         # from the newest end and stops at the first older one.
@@ -118,6 +119,7 @@ class Stats:
     def reload_failed(self) -> None:
         with self._lock:
             self._reload_ok = False
+            self._gauges += 1
 
     @property
     def _reloads_ok(self) -> bool:
@@ -129,6 +131,12 @@ class Stats:
         too, or a certificate rotation that fails goes unnoticed until it expires."""
         with self._lock:
             self._web_reload_ok = ok
+            self._gauges += 1
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        """Moves on with every recorded result and every reload: equal, nothing changed."""
+        return self._version, self._generation, self._gauges
 
     def started(self) -> None:
         with self._lock:

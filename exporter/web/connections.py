@@ -70,7 +70,7 @@ class Limits:
     idle_timeout: float = 120.0  # keep-alive: wait for the next request
     write_timeout: float = 10.0  # a parked answer without progress for this long is dropped
     max_connections_per_client: int = 384  # three quarters: one client never takes all
-    max_queued_per_client: int = 64 * 1024 * 1024  # bytes of parked answers, per client
+    max_queued_per_client: int = 16 * 1024 * 1024  # bytes of parked answers, per client
     # The kernel's queue of answers per connection (SO_SNDBUF; the kernel doubles it):
     # its default grows to megabytes, each a place a client that never reads fills.
     send_buffer: int = 256 * 1024
