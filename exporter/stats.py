@@ -138,6 +138,11 @@ class Stats:
         """Moves on with every recorded result and every reload: equal, nothing changed."""
         return self._version, self._generation, self._gauges
 
+    def dropped(self) -> None:
+        """A started probe that has nothing to record (cut short by our own shutdown)."""
+        with self._lock:
+            self._in_flight -= 1
+
     def started(self) -> None:
         with self._lock:
             self._in_flight += 1

@@ -121,7 +121,7 @@ class Phase(timed):
             super().__exit__(kind, failure, traceback)
         registry = self.layer.registry
         if registry is not None and registry.shutting_down:
-            raise ProbeFailure(Reason.INTERNAL_ERROR, "interrupted: the exporter is shutting down",
+            raise ProbeFailure(Reason.SHUTDOWN, "interrupted: the exporter is shutting down",
                                phase=self.name) from None
 
 

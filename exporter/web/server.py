@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from exporter.app import Exporter, Overloaded, UnknownProbe
 from exporter.config.webconfig import WebConfig
 from exporter.metrics import WebInfoCollector, probe_page
+from exporter.reasons import Reason
 from exporter.web import oncall, oncall_html, runbooks
 from exporter.web.connections import Connection, ConnectionLoop, Limits
 from exporter.web.oncall import OnCallStatus
@@ -426,6 +427,10 @@ class Handler(BaseHTTPRequestHandler):
             status = HTTPStatus.TOO_MANY_REQUESTS if exc.per_target else (
                 HTTPStatus.SERVICE_UNAVAILABLE)
             self.reply(status, f"{exc}\n")
+            return
+        if report.reason is Reason.SHUTDOWN:  # no probe_success 0 for an alert to see
+            self.reply(HTTPStatus.SERVICE_UNAVAILABLE,
+                       "probe interrupted: the exporter is shutting down\n")
             return
         # The probe's own wall time, our processing included (W3C Server-Timing):
         # what the request spent beyond it is HTTP and exposition.
