@@ -227,6 +227,29 @@ def cases() -> list[Json]:
             },
         }])],
     ))
+    labels = probe_labels("jonkoping", "store", "partner", "vaxjo", "jonkoping",
+                          "JONKOPING_PACS")
+    out.append(case(
+        "a partner that takes our store but will not let us query it is configuration",
+        probe("jonkoping", "JONKOPING_PACS", UP, region="jonkoping")
+        + probe("jonkoping", "JONKOPING_PACS", FAILING, Reason.QUERY_REFUSED,
+                module="store", region="jonkoping")
+        + probe("halland", "HALLAND_PACS", UP, region="halland"),
+        [("4m", "DicomPartnerCannotReceive", [{
+            "exp_labels": {**labels, "severity": "critical", "audience": "staff"},
+            "exp_annotations": {
+                "summary": "Jönköping (JONKOPING_PACS) svarar men kan inte ta emot bilder",
+                "description": "jonkoping svarar på C-ECHO men store misslyckas. Orsak: "
+                               "query_refused. "
+                               f"{explanation(Reason.QUERY_REFUSED)} Kommunikation mellan "
+                               "mottagare och sändare är inte rätt konfigurerad (Problem med "
+                               "att skicka, punkt 5).",
+                "runbook_url": runbook("DicomPartnerCannotReceive"),
+                "reason": "query_refused",
+                "next_step": NEXT[("partner_cannot_receive", "default")],
+            },
+        }])],
+    ))
     # -- DicomAllPartnersFailing -----------------------------------------------
     out.append(case(
         "every partner failing at once points at our own network",
