@@ -1,0 +1,224 @@
+"""The monthly report and the dashboards on a real Prometheus with 35 days of history.
+
+One Prometheus for the whole file: about 35 days of synthetic probe samples
+at 60 s, backfilled with promtool, with known outages, a gap (an exporter
+down), an outage across the end of October and the change from summer time
+inside October. The report's figures are checked against values computed by
+hand below, to 0.01 percentage points.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.support.backfill import HistoricalPrometheus, Series, openmetrics
+
+pytestmark = pytest.mark.slow
+
+ZONE = ZoneInfo("Europe/Stockholm")
+STEP = 60.0
+
+
+def at(text: str, zone: ZoneInfo | None = ZONE) -> float:
+    """ "2026-10-10 12:00" in Stockholm (or UTC) as Unix seconds."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=zone or ZoneInfo("UTC")
+                                                             ).timestamp()
+
+
+BEGIN, END = at("2026-09-30 00:00"), at("2026-11-04 00:00")  # 35 days of samples
+OCTOBER = (at("2026-10-01 00:00"), at("2026-11-01 00:00"))   # holds the DST change
+NOVEMBER_START = (at("2026-11-01 00:00"), at("2026-11-04 00:00"))
+INSTANCE = {"vaxjo": "dicom-exporter.vaxjo.invalid:10104",
+            "ljungby": "dicom-exporter.ljungby.invalid:10104"}
+
+# [start, end) of each event.
+GAP_ALL = (at("2026-10-20 06:00"), at("2026-10-20 08:00"))      # both Prometheus lost it
+GAP_VAXJO = (at("2026-10-05 10:00"), at("2026-10-05 14:00"))    # Växjö's exporter down
+Z_A = (at("2026-10-10 12:00"), at("2026-10-10 12:30"))          # z97117 down, both sites
+Z_B = (at("2026-10-12 08:00"), at("2026-10-12 09:00"))          # z97117 echo, Ljungby only
+Z_C = (at("2026-10-15 03:00"), at("2026-10-15 03:01"))          # one failed echo: > for 20s
+Z_DST = (at("2026-10-25 00:30", None), at("2026-10-25 01:30", None))  # 02:30 CEST..02:30 CET
+S_BLIP = (at("2026-10-07 09:00"), at("2026-10-07 09:01"))       # 60 s: not longer than 1m
+S_D = (at("2026-10-18 14:00"), at("2026-10-18 16:10"))          # skane down, both sites
+S_LJ = (at("2026-10-22 10:00"), at("2026-10-22 11:00"))         # skane from Ljungby only
+S_EDGE = (at("2026-10-31 23:30"), at("2026-11-01 00:45"))       # across the month's end
+J_STORE = (at("2026-10-08 00:00"), at("2026-10-08 06:00"))      # jonkoping store fails
+
+
+def inside(t: float, *spans: tuple[float, float]) -> bool:
+    return any(a <= t < b for a, b in spans)
+
+
+def probe_series(target: str, site: str, module: str, role: str, region: str, ae: str,
+                 down: tuple[tuple[float, float], ...]) -> Series:
+    gaps = (GAP_ALL, GAP_VAXJO) if site == "vaxjo" else (GAP_ALL,)
+    fast = role == "link_computer" and module in ("tcp", "echo")
+    labels = {"job": "dicom_probe_link_computer" if fast else "dicom_probe",
+              "instance": INSTANCE[site], "target": target, "module": module,
+              "prober": "negotiate" if module == "negotiate_ct" else module,
+              "site": site, "role": role, "region": region, "ae_title": ae}
+
+    def value(t: float) -> float | None:
+        if inside(t, *gaps):
+            return None
+        return 0.0 if inside(t, *down) else 1.0
+    return Series("probe_success", labels, value)
+
+
+def scenario() -> list[Series]:
+    out = []
+    for site in ("vaxjo", "ljungby"):
+        out.append(probe_series("z97117", site, "tcp", "link_computer", "kronoberg", "Z97117",
+                                (Z_A, Z_DST)))
+        echo_down = (Z_A, Z_C, Z_DST) + ((Z_B,) if site == "ljungby" else ())
+        out.append(probe_series("z97117", site, "echo", "link_computer", "kronoberg",
+                                "Z97117", echo_down))
+        skane_down = (S_BLIP, S_D, S_EDGE) + ((S_LJ,) if site == "ljungby" else ())
+        out.append(probe_series("skane", site, "echo", "partner", "skane", "SKANE_PACS",
+                                skane_down))
+        out.append(probe_series("skane", site, "negotiate_ct", "partner", "skane",
+                                "SKANE_PACS", (S_D,)))
+    out.append(probe_series("jonkoping", "vaxjo", "echo", "partner", "jonkoping",
+                            "JONKOPING_PACS", ()))
+    out.append(probe_series("jonkoping", "vaxjo", "store", "partner", "jonkoping",
+                            "JONKOPING_PACS", (J_STORE,)))
+    out += [
+        Series("ALERTS", {"alertname": "DicomLinkComputerDown", "alertstate": "firing",
+                          "target": "z97117", "site": "vaxjo", "ae_title": "Z97117",
+                          "instance": INSTANCE["vaxjo"], "severity": "critical",
+                          "audience": "staff"},
+               lambda t: 1.0 if Z_A[0] + STEP <= t < Z_A[1] else None),
+        Series("ALERTS", {"alertname": "DicomExporterDown", "alertstate": "firing",
+                          "instance": INSTANCE["vaxjo"], "job": "dicom_exporter",
+                          "severity": "critical", "audience": "it"},
+               lambda t: 1.0 if GAP_VAXJO[0] + STEP <= t < GAP_VAXJO[1] else None),
+    ]
+    return out
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HistoricalPrometheus]:
+    workdir = tmp_path_factory.mktemp("backfill")
+    history = workdir / "history.om"
+    times = [BEGIN + n * STEP for n in range(int((END - BEGIN) / STEP))]
+    openmetrics(scenario(), times, history)
+    server = HistoricalPrometheus(workdir, history)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def report_json(prometheus: HistoricalPrometheus, start: str, end: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "report", f"--prometheus.url={prometheus.base}",
+         f"--from={start}", f"--to={end}", "--format=json"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def close(reported: float | None, expected: float) -> bool:
+    """Equal to 0.01 percentage points."""
+    return reported is not None and abs(reported - expected) * 100 < 0.01
+
+
+def by_target(report: dict) -> dict[str, dict]:
+    return {t["target"]: t for t in report["targets"]}
+
+
+# Hand-computed figures for October (31 days and the extra hour of 25 October).
+OCT_SECONDS = 31 * 86400 + 3600
+UNKNOWN_ALL = 2 * 3600                 # GAP_ALL
+UNKNOWN_VAXJO = UNKNOWN_ALL + 4 * 3600  # and GAP_VAXJO
+
+
+def availability(down: float, unknown: float, length: float = OCT_SECONDS) -> float:
+    return (length - down - unknown) / (length - unknown)
+
+
+def test_october_figures_equal_the_hand_computed_ones(prometheus: HistoricalPrometheus
+                                                      ) -> None:
+    report = by_target(report_json(prometheus, "2026-10-01", "2026-11-01"))
+    assert sorted(report) == ["jonkoping", "skane", "z97117"]
+
+    z = report["z97117"]
+    z_down = 1800 + 60 + 3600  # A, C, the DST hour
+    assert close(z["availability"], availability(z_down, UNKNOWN_ALL))
+    assert close(z["sites"]["vaxjo"]["availability"], availability(z_down, UNKNOWN_VAXJO))
+    assert close(z["sites"]["ljungby"]["availability"],
+                 availability(z_down + 3600, UNKNOWN_ALL))  # and B, seen only from Ljungby
+    assert z["outage_count"] == 3
+    assert z["longest_outage_seconds"] == 3600
+    assert z["downtime_seconds"] == z_down
+    assert z["mttr_seconds"] == pytest.approx(z_down / 3)
+    assert z["unknown_seconds"] == UNKNOWN_ALL
+    assert z["sites"]["vaxjo"]["unknown_seconds"] == UNKNOWN_VAXJO
+    dst = max(z["outages"], key=lambda o: o["seconds"])
+    assert (dst["start"], dst["end"]) == ("2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00")
+    assert [(a["alertname"], a["start"], a["end"]) for a in z["alerts_firing"]] == [
+        ("DicomLinkComputerDown", "2026-10-10T12:01:00+02:00", "2026-10-10T12:30:00+02:00")]
+
+    s = report["skane"]
+    s_down = 60 + 7800 + 1800  # the blip, D, October's part of the edge outage
+    assert close(s["availability"], availability(s_down, UNKNOWN_ALL))
+    assert close(s["sites"]["ljungby"]["availability"],
+                 availability(s_down + 3600, UNKNOWN_ALL))
+    assert s["outage_count"] == 2  # the 60 s blip is not longer than for: 1m
+    assert s["longest_outage_seconds"] == 7800
+    assert s["downtime_seconds"] == 7800 + 1800
+    assert s["mttr_seconds"] == 7800  # the edge outage did not end in October
+    edge = s["outages"][-1]
+    assert edge["lasts_beyond_period"] and edge["end"] == "2026-11-01T00:00:00+01:00"
+    assert s["store_success"] is None
+
+    j = report["jonkoping"]
+    assert j["availability"] == 1.0 and j["outage_count"] == 0
+    assert j["unknown_seconds"] == UNKNOWN_VAXJO
+    assert close(j["store_success"], availability(6 * 3600, UNKNOWN_VAXJO))
+
+
+def test_the_outage_across_the_month_end_counts_in_the_next_period_from_its_start(
+        prometheus: HistoricalPrometheus) -> None:
+    report = by_target(report_json(prometheus, "2026-11-01", "2026-11-04"))
+    s = report["skane"]
+    length = 3 * 86400
+    assert close(s["availability"], availability(2700, 0, length))
+    assert s["outage_count"] == 1 and s["unknown_seconds"] == 0
+    (outage,) = s["outages"]
+    assert outage["began_before_period"] and outage["seconds"] == 2700
+    assert s["mttr_seconds"] is None
+    assert report["z97117"]["availability"] == 1.0
+
+
+def test_the_other_alerts_say_they_are_not_notifications(prometheus: HistoricalPrometheus
+                                                         ) -> None:
+    report = report_json(prometheus, "2026-10-01", "2026-11-01")
+    (other,) = report["other_alerts_firing"]
+    assert other["alertname"] == "DicomExporterDown" and other["seconds"] == 4 * 3600 - 60
+    assert any("inte detsamma som en skickad avisering" in note for note in report["notes"])
+
+
+def test_markdown_and_html_show_the_same_figures_with_a_decimal_comma(
+        prometheus: HistoricalPrometheus, tmp_path: Path) -> None:
+    pages = {}
+    for fmt in ("md", "html"):
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter", "report", f"--prometheus.url={prometheus.base}",
+             "--from=2026-10-01", "--to=2026-11-01", f"--format={fmt}"],
+            capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        pages[fmt] = result.stdout
+    expected = f"{availability(60 + 7800 + 1800, UNKNOWN_ALL) * 100:.2f}".replace(".", ",")
+    for page in pages.values():
+        assert f"{expected} %" in page
+        assert "2026-10-25 02:30" in page
+    assert pages["html"].count("<svg") == 3
