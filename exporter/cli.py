@@ -408,7 +408,7 @@ def report(url: str, start: datetime, end: datetime, fmt: str, config_file: str,
            monitoring_file: str | None) -> None:
     """Availability, outages and store success per link computer and partner over a
     period, from Prometheus' raw probe samples (IT operations' monthly report)."""
-    from exporter.report import monthly
+    from exporter.availability import monthly
     try:
         click.echo(monthly.run(url, start.date(), end.date(), fmt, config_file,
                                monitoring_file), nl=False)

@@ -11,8 +11,8 @@ from datetime import date
 
 import pytest
 
-from exporter.report import figures, monthly, render
-from exporter.report import timeline as tl
+from exporter.availability import figures, monthly, render
+from exporter.availability import timeline as tl
 from exporter.routine import itops as words
 
 MIN = 60.0

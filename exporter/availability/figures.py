@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exporter.config.prober_kinds import KINDS
-from exporter.report import timeline as tl
+from exporter.availability import timeline as tl
 
 REACHABILITY = frozenset(k.name for k in KINDS.values() if k.answers_reachability)
 STORE = "store"

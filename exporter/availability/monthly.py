@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 
-from exporter.report import figures, prometheus, render
+from exporter.availability import figures, prometheus, render
 
 
 def period(start: date, end: date) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from exporter.metrics import PROBE_SUCCESS
-from exporter.report.figures import Series
+from exporter.availability.figures import Series
 
 DAY = 86400.0
 # Samples this long before the period give the state at its first instant.

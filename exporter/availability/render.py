@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from exporter.report import timeline as tl
-from exporter.report.figures import AlertRun, Report, TargetFigures, View
+from exporter.availability import timeline as tl
+from exporter.availability.figures import AlertRun, Report, TargetFigures, View
 from exporter.routine import itops as words
 
 ZONE = ZoneInfo("Europe/Stockholm")
