@@ -10,9 +10,10 @@ hand below, to 0.01 percentage points.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -90,7 +91,12 @@ def scenario() -> list[Series]:
                             "JONKOPING_PACS", ()))
     out.append(probe_series("jonkoping", "vaxjo", "store", "partner", "jonkoping",
                             "JONKOPING_PACS", (J_STORE,)))
+    out += [d for s in out for d in probe_details(s)] + exporter_history()
     out += [
+        Series("ALERTS", {"alertname": "DicomEchoLatencyHigh", "alertstate": "firing",
+                          "target": "skane", "site": "ljungby", "instance": INSTANCE["ljungby"],
+                          "severity": "warning", "audience": "staff"},
+               lambda t: 1.0 if inside(t, LATENCY_ALERT) else None),
         Series("ALERTS", {"alertname": "DicomLinkComputerDown", "alertstate": "firing",
                           "target": "z97117", "site": "vaxjo", "ae_title": "Z97117",
                           "instance": INSTANCE["vaxjo"], "severity": "critical",
@@ -101,6 +107,85 @@ def scenario() -> list[Series]:
                           "severity": "critical", "audience": "it"},
                lambda t: 1.0 if GAP_VAXJO[0] + STEP <= t < GAP_VAXJO[1] else None),
     ]
+    return out
+
+
+# The exporters' own series and the probes' details, for the dashboards' panels:
+# the last two days only (the panels are checked at END, over their own ranges).
+RECENT = END - 2 * 86400
+LATENCY_ALERT = (END - 2 * 3600, END)
+TARGETS = {"z97117": ("link_computer", "kronoberg", "Z97117", ("tcp", "echo")),
+           "skane": ("partner", "skane", "SKANE_PACS", ("echo", "negotiate_ct")),
+           "jonkoping": ("partner", "jonkoping", "JONKOPING_PACS", ("echo", "store"))}
+
+
+def recent(value: float | Callable[[float], float]) -> Callable[[float], float | None]:
+    def at_time(t: float) -> float | None:
+        if t < RECENT:
+            return None
+        return value(t) if callable(value) else value
+    return at_time
+
+
+def counter(t: float) -> float:
+    return (t - RECENT) / STEP
+
+
+def exporter_history() -> list[Series]:
+    out = []
+    for site, instance in INSTANCE.items():
+        own = {"job": "dicom_exporter", "instance": instance}
+        out += [
+            Series("dicom_exporter_web_info", {**own, "external_url": f"https://{instance}"},
+                   recent(1)),
+            Series("dicom_exporter_probes_in_flight", own, recent(0)),
+            Series("dicom_exporter_config_last_reload_successful", own, recent(1)),
+            Series("process_resident_memory_bytes", own, recent(40e6)),
+            Series("dicom_route_active", {**own, "site": site, "route": f"{site}_skane",
+                                          "partner": "skane", "region": "skane",
+                                          "status": "direct", "path": "direkt"}, recent(1)),
+        ]
+        for module, prober in (("tcp", "tcp"), ("echo", "echo"), ("store", "store"),
+                               ("negotiate_ct", "negotiate")):
+            out.append(Series("dicom_exporter_module_timeout_seconds",
+                              {**own, "module": module, "prober": prober}, recent(5)))
+        for name, (role, region, ae, modules) in TARGETS.items():
+            if name == "jonkoping" and site == "ljungby":
+                continue
+            labels = {"target": name, "role": role, "region": region, "ae_title": ae,
+                      "site": site, "host": f"{name}.invalid", "port": "104"}
+            out.append(Series("dicom_exporter_target_info", {**own, **labels}, recent(1)))
+            for module in modules:
+                pair = {**own, "target": name, "module": module}
+                out.append(Series("dicom_exporter_probes_total", pair, recent(counter)))
+                out.append(Series("dicom_exporter_probe_failures_total",
+                                  {**pair, "reason": "connect_timeout"},
+                                  recent(lambda t: counter(t) // 10)))
+                if module == "echo":
+                    for le in ("0.01", "0.1", "+Inf"):
+                        out.append(Series("dicom_exporter_probe_duration_seconds_bucket",
+                                          {**pair, "le": le}, recent(counter)))
+    return out
+
+
+def probe_details(success: Series) -> list[Series]:
+    """What one /probe scrape carries beside probe_success, for the same labels."""
+    labels = dict(success.labels)
+
+    def when_known(value: float) -> Callable[[float], float | None]:
+        return lambda t: None if t < RECENT or success.value(t) is None else value
+
+    def failed(t: float) -> float | None:
+        v = success.value(t)
+        return None if v is None or t < RECENT - 3 * 86400 else 1.0 - v
+    out = [Series("probe_duration_seconds", labels, when_known(0.02)),
+           Series("scrape_duration_seconds", labels, when_known(0.03)),
+           Series("probe_dicom_failure_reason", {**labels, "reason": "connect_timeout"},
+                  failed)]
+    if labels["prober"] != "tcp":
+        out.append(Series("probe_dicom_phase_duration_seconds", {**labels, "phase": "echo"},
+                          when_known(0.004)))
+        out.append(Series("probe_dicom_dimse_status", labels, when_known(0)))
     return out
 
 
@@ -222,3 +307,80 @@ def test_markdown_and_html_show_the_same_figures_with_a_decimal_comma(
         assert f"{expected} %" in page
         assert "2026-10-25 02:30" in page
     assert pages["html"].count("<svg") == 3
+
+
+# -- every dashboard panel's queries on the same Prometheus ---------------------------
+DASHBOARDS = sorted((Path(__file__).parent.parent / "grafana" / "dashboards").glob("*.json"))
+RECORDING_DAYS = 1  # recording rules backfilled over the last day: enough for every panel
+# (dashboard uid, panel title): why the panel may be empty on this history.
+MAY_BE_EMPTY: dict[tuple[str, str], str] = {}
+LABEL_VALUES = re.compile(r"^label_values\((?:(.*),\s*)?(\w+)\)$")
+
+
+def grafana_range(board: dict) -> float:
+    """The dashboard's default time range (now-6h, now-30d) in seconds."""
+    amount, unit = re.fullmatch(r"now-(\d+)([mhd])", board["time"]["from"]).groups()
+    return int(amount) * {"m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def expand(expr: str, values: dict[str, str], range_seconds: float) -> str:
+    """Grafana's variables: every query variable as all its values, the built-in ones as
+    Grafana sets them for the dashboard's default range."""
+    for name, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(f"${{{name}}}", value).replace(f"${name}", value)
+    return (expr.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+            .replace("$__range", f"{int(range_seconds)}s"))
+
+
+def variable_values(prometheus: HistoricalPrometheus, board: dict, at_time: float
+                    ) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for variable in board["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        query = expand(variable["query"]["query"], values, grafana_range(board))
+        match = LABEL_VALUES.match(query)
+        assert match, f"{board['uid']}: variable {variable['name']}: {query}"
+        selector, label = match.groups()
+        params = {"start": f"{at_time - grafana_range(board):.0f}", "end": f"{at_time:.0f}"}
+        if selector:
+            params["match[]"] = selector
+        found = prometheus.api(f"/api/v1/label/{label}/values", **params)["data"]
+        assert found, f"{board['uid']}: variable {variable['name']} has no values"
+        values[variable["name"]] = "|".join(re.escape(v) for v in found)
+    return values
+
+
+@pytest.fixture(scope="module")
+def with_recording_rules(prometheus: HistoricalPrometheus, tmp_path_factory: pytest.TempPathFactory
+                         ) -> HistoricalPrometheus:
+    """The generated recording rules, backfilled over the history's last day."""
+    from exporter import config as config_module
+    from exporter.monitoring import pack, slo
+    config = config_module.load(str(Path(__file__).parent.parent / "examples" / "kronoberg.yml"))
+    rules = tmp_path_factory.mktemp("rules") / "recording.yml"
+    rules.write_text(json.dumps({"groups": slo.recording_groups(pack.load(config))}))
+    prometheus.backfill_rules(rules, END - RECORDING_DAYS * 86400, END)
+    return prometheus
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_every_dashboard_query_returns_data_on_the_history(
+        with_recording_rules: HistoricalPrometheus, path: Path) -> None:
+    prometheus = with_recording_rules
+    board = json.loads(path.read_text(encoding="utf-8"))
+    values = variable_values(prometheus, board, END)
+    queries = [(panel["title"], t["expr"]) for panel in board["panels"]
+               for t in panel.get("targets", [])]
+    queries += [(f"annotation {a['name']}", a["expr"])
+                for a in board["annotations"]["list"] if a.get("expr")]
+    empty, failed = [], []
+    for title, expr in queries:
+        query = expand(expr, values, grafana_range(board))
+        answer = prometheus.api("/api/v1/query", query=query, time=f"{END - 60:.0f}")
+        if answer.get("status") != "success":
+            failed.append(f"{title}: {answer.get('error')}")
+        elif not answer["data"]["result"] and (board["uid"], title) not in MAY_BE_EMPTY:
+            empty.append(f"{title}: {query}")
+    assert not failed, "\n".join(failed)
+    assert not empty, "queries that return nothing:\n" + "\n".join(empty)

@@ -2,12 +2,10 @@
 burn-rate alerts and the IT-operations dashboard, written once here.
 
 Swedish like everything the region's people read; what is our own advice,
-not the routine's, is marked with routine.OWN ("inte i rutinen").
+not the routine's, is marked "inte i rutinen" (the runbooks carry the advice).
 """
 
 from __future__ import annotations
-
-from exporter.routine import OWN
 
 # -- the monthly report ---------------------------------------------------------
 REPORT_TITLE = "Tillgänglighet för DICOM-överföring"
@@ -67,34 +65,20 @@ HOW_COUNTED = (
 
 # -- the SLO burn-rate alerts ---------------------------------------------------
 SLO_BURN_SUMMARY = {
-    "link_computer": "Länkdator {{ $labels.target }} förbrukar sin felbudget för snabbt",
-    "partner": "DICOM till {{ $labels.target }} förbrukar sin felbudget för snabbt",
+    "link_computer": "Länkdator {{ $labels.ae_title }} förbrukar sin felbudget för snabbt",
+    "partner": "DICOM till {{ $labels.target }} ({{ $labels.ae_title }}) förbrukar sin "
+               "felbudget för snabbt",
 }
 SLO_BURN_DESCRIPTION = (
-    "Tillgängligheten från minst en plats är under målet {objective}: med nuvarande "
-    "takt ({{{{ $value | humanize }}}} gånger den tillåtna) är månadens felbudget "
-    "slut om {exhaustion}. Det här är ett IT-larm till e-post, inte ett larm till "
-    "personalen: de akuta felen larmar redan för sig."
+    "Andelen misslyckade prov från minst en plats de senaste {long} var "
+    "{{{{ $value | humanizePercentage }}}} (och de senaste {short} likaså); målet är "
+    "{objective} tillgänglighet över 30 dygn. I den takten är felbudgeten för 30 "
+    "dygn slut inom {exhaustion}. Ett larm till IT per e-post, inte till personalen: "
+    "akuta fel larmar för sig (inte i rutinen)."
 )
-SLO_RUNBOOK_STEPS = (
-    "Öppna IT-driftens dashboard (DICOM: IT-drift) och se vilken plats och vilka "
-    "prov som fallerar. Fel från bara en plats är platsens väg, inte målets",
-    "Finns ett pågående akut larm för samma mål följer personalen rutinen redan; "
-    "IT behöver bara följa upp orsaken",
-    "Återkommande korta avbrott: gå igenom avbrottstabellen och ta upp dem med "
-    "leverantören (GE) eller partnerregionen vid nästa uppföljning",
-    "Om målet ska ändras: ändra slo_objective_by_role i övervakningens "
-    "konfiguration med en motivering, generera om och driftsätt",
-)
-
-
-def slo_runbook_steps() -> str:
-    """The numbered steps of the SLO runbook, each marked as our own advice."""
-    return "\n".join(f"{n}. {step} ({OWN})." for n, step in enumerate(SLO_RUNBOOK_STEPS, 1))
-
 
 # -- the IT-operations dashboard --------------------------------------------------
-DASHBOARD_TITLE = "DICOM: IT-drift"
+DASHBOARD_TITLE = "DICOM-överföring: IT-drift"
 DASHBOARD_DESCRIPTION = (
     "Tillgänglighet, felbudget, lagring och avbrott per länkdator och partner "
     "för IT-driften; månadsrapporten gör samma beräkning: dicom-exporter report."
@@ -109,12 +93,16 @@ PANELS = {
     "store": "Lagring lyckad per partner över vald period",
     "ratio": "Andel lyckade prov (5 min)",
     "outages": "Avbrott (minst en plats nere)",
+    "outage_table": "Avbrott per mål och plats över vald period",
 }
 OUTAGE_TABLE_DESCRIPTION = (
-    "Varje rad är ett mål och en plats som var nere i perioden: början, slut, "
-    "längd och senaste orsak. Hela avbrottslistan med gränsfall finns i "
-    "månadsrapporten."
+    "En rad per mål och plats som var nere under perioden: första och senaste "
+    "fel, tid nere och orsakerna. Varje enskilt avbrott syns i panelen Avbrott "
+    "och i månadsrapporten (dicom-exporter report)."
 )
+OUTAGE_COLUMNS_DASHBOARD = {
+    "first": "Första fel", "last": "Senaste fel", "down": "Tid nere", "reason": "Orsak",
+}
 LINK_RUNBOOK = "Runbook"
 LINK_STATUS = "Statussidan"
 ANNOTATION_ALERTS = "Larm"

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
@@ -127,9 +128,13 @@ class HistoricalPrometheus:
         self.start()
 
     def api(self, path: str, **params: str) -> dict:
+        """The API's whole answer, an error (status "error") included."""
         url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=60) as answer:
-            return json.load(answer)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as answer:
+                return json.load(answer)
+        except urllib.error.HTTPError as error:
+            return json.load(error)
 
     def stop(self) -> None:
         if self.process is not None:
