@@ -39,6 +39,7 @@ from pathlib import Path
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from benchmarks.measure import median_ms, metric, timed
 from exporter.app import Exporter
 from exporter.dicom import association as upper_layer
 from exporter.web import server as web_server
@@ -66,24 +67,8 @@ NAGLE_COLUMNS = ["peer", "reported", "whole /probe", "reported, no QUICKACK",
                  "whole /probe, no QUICKACK", "goal", "met"]
 
 
-def median_ms(samples: list[float]) -> str:
-    return f"{statistics.median(samples) * 1000:.2f}" if samples else "-"
-
-
-def timed(action: Callable[[], object], count: int) -> list[float]:
-    out = []
-    for _ in range(count):
-        started = time.perf_counter()
-        action()
-        out.append(time.perf_counter() - started)
-    return out
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
+def ms(samples: list[float]) -> str:
+    return f"{median_ms(samples):.2f}" if samples else "-"
 
 
 def tls_block(pki: Path) -> dict[str, str]:
@@ -207,10 +192,10 @@ def main() -> None:
                     continue
                 ours = exporter_echoes(peer, pki, count)
                 latencies.append([
-                    name, median_ms(ours["reported"]), median_ms(ours["whole"]),
-                    median_ms(ours["dimse"]), median_ms(ours["before"]),
-                    median_ms(pynetdicom_echoes(peer, pki, count)),
-                    median_ms(echoscu_runs(peer, pki, count)),
+                    name, ms(ours["reported"]), ms(ours["whole"]),
+                    ms(ours["dimse"]), ms(ours["before"]),
+                    ms(pynetdicom_echoes(peer, pki, count)),
+                    ms(echoscu_runs(peer, pki, count)),
                 ])
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
@@ -283,8 +268,8 @@ def nagle_comparison(count: int) -> list[list[str]]:
                     goal = f"within 1 ms of {nodelay} ({gap * 1000:+.2f})"
                     met = "yes" if abs(gap) <= 0.001 else "NO"
                 shown = f"{name}, single process" if name.startswith("storescp") else name
-                rows.append([shown, median_ms(figures["reported"]), median_ms(figures["whole"]),
-                             median_ms(figures["before"]), median_ms(figures["whole before"]),
+                rows.append([shown, ms(figures["reported"]), ms(figures["whole"]),
+                             ms(figures["before"]), ms(figures["whole before"]),
                              goal, met])
     return rows
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import ProbeClient, echo_requests, exporter_process, median_ms
+from benchmarks.measure import exporter_process, median_ms
+from benchmarks.run import ProbeClient, echo_requests
 from benchmarks.server_python import Interpreter, add_option, chosen, ours
 from tests.support.realpeers import LOOPBACK, MONITOR_AE, start_orthanc, stop
 

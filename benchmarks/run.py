@@ -42,6 +42,7 @@ import yaml
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from benchmarks.measure import exporter_process, median_ms, metric, timed
 from benchmarks.server_python import Interpreter, add_option, chosen
 from exporter import config as config_module
 from exporter import probers
@@ -79,26 +80,6 @@ class Row:
             figures = [f"{self.samples[0]:.1f} {self.unit}", "", ""]
         verdict = "" if self.met is None else ("yes" if self.met else "NO")
         return [self.benchmark, self.subject, *figures, self.goal, verdict]
-
-
-def median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
-def timed(action: Callable[[], object], count: int) -> list[float]:
-    out = []
-    for _ in range(count):
-        started = time.perf_counter()
-        action()
-        out.append(time.perf_counter() - started)
-    return out
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
 
 
 class ProbeClient:
@@ -217,22 +198,6 @@ def exporter_config(orthanc_port: int, storescp_port: int, silent_port: int) -> 
         },
         "targets": targets,
     }
-
-
-@contextlib.contextmanager
-def exporter_process(config_file: Path, python: str = sys.executable
-                     ) -> Iterator[tuple[int, subprocess.Popen]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [python, "-m", "exporter", "--log.level", "error", "serve",
-         "--config.file", str(config_file), "--web.listen-address", f"{LOOPBACK}:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process)
-        yield port, process
-    finally:
-        stop(process)
 
 
 def rss_mib(pid: int) -> float:

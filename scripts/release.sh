@@ -40,6 +40,7 @@ for each in "$bundle"/wheels/*.whl; do
     esac
 done
 cp README.md CHANGELOG.md "$bundle/"
+cp -r docs "$bundle/docs"   # the pages the README links to
 mkdir -p "$bundle/systemd"
 cp examples/dicom-exporter.service packaging/sysusers.d/dicom-exporter.conf \
    packaging/default/dicom-exporter "$bundle/systemd/"

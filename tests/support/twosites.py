@@ -1,12 +1,30 @@
-"""Reading the two-site stack (tools/stack.py): Prometheus queries, the Alertmanager cluster."""
+"""The two-site stack (tools/stack.py) for the slow tests: one way to start it as a
+module fixture, and one way to read its Prometheus and Alertmanagers."""
 
 from __future__ import annotations
 
 import json
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 
-from tools.stack import Stack
+import pytest
+
+from tools.stack import Stack, StackError
+
+
+def running_stack(tmp_path_factory: pytest.TempPathFactory, name: str, interval: str,
+                  **options: str | dict[str, bool]) -> Iterator[Stack]:
+    """Yield a started stack and stop it afterwards; a stack that cannot start fails
+    the test with the stack's own message (which program, which port, its log)."""
+    try:
+        running = Stack.start(interval, tmp_path_factory.mktemp(name), **options)  # type: ignore[arg-type]
+    except StackError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def get_json(url: str) -> object:
@@ -25,3 +43,10 @@ def cluster_formed(stack: Stack) -> bool:
         if status["status"] != "ready" or len(status["peers"]) != len(stack.sites):
             return False
     return True
+
+
+def am_alerts(alertmanager_url: str, name: str, **labels: str) -> list[dict]:
+    """The Alertmanager's active alerts called `name` whose labels include `labels`."""
+    alerts = get_json(f"{alertmanager_url}/api/v2/alerts")
+    return [a for a in alerts if a["labels"]["alertname"] == name  # type: ignore[union-attr]
+            and all(a["labels"].get(k) == v for k, v in labels.items())]
