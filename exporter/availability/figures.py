@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter.config.prober_kinds import KINDS
 from exporter.availability import timeline as tl
+from exporter.config.prober_kinds import KINDS
 
 REACHABILITY = frozenset(k.name for k in KINDS.values() if k.answers_reachability)
 STORE = "store"

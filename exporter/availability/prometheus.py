@@ -18,8 +18,8 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 
-from exporter.metrics import PROBE_SUCCESS
 from exporter.availability.figures import Series
+from exporter.metrics import PROBE_SUCCESS
 
 DAY = 86400.0
 # Samples this long before the period give the state at its first instant.

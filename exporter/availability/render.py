@@ -12,6 +12,7 @@ import html
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from exporter.availability import timeline as tl
@@ -244,7 +245,7 @@ def html_page(report: Report, names: Names) -> str:
 
 
 # -- JSON ------------------------------------------------------------------------------
-def _view_json(v: View) -> dict:
+def _view_json(v: View) -> dict[str, Any]:
     return {
         "availability": v.availability,
         "up_seconds": v.up_seconds, "down_seconds": v.down_seconds,
@@ -258,7 +259,7 @@ def _view_json(v: View) -> dict:
     }
 
 
-def _alert_json(r: AlertRun) -> dict:
+def _alert_json(r: AlertRun) -> dict[str, Any]:
     return {"alertname": r.alertname, "labels": dict(r.labels), "start": iso(r.start),
             "end": iso(r.end), "seconds": r.end - r.start,
             "began_before_period": r.began_before, "lasts_beyond_period": r.lasts_beyond}
