@@ -111,8 +111,9 @@ def scenario() -> list[Series]:
 
 
 # The exporters' own series and the probes' details, for the dashboards' panels:
-# the last two days only (the panels are checked at END, over their own ranges).
-RECENT = END - 2 * 86400
+# the last six hours only (the panels are checked at END over their own ranges; the
+# failure reasons from five days back, so the outage across the month's end has one).
+RECENT = END - 6 * 3600
 LATENCY_ALERT = (END - 2 * 3600, END)
 TARGETS = {"z97117": ("link_computer", "kronoberg", "Z97117", ("tcp", "echo")),
            "skane": ("partner", "skane", "SKANE_PACS", ("echo", "negotiate_ct")),
@@ -177,7 +178,7 @@ def probe_details(success: Series) -> list[Series]:
 
     def failed(t: float) -> float | None:
         v = success.value(t)
-        return None if v is None or t < RECENT - 3 * 86400 else 1.0 - v
+        return None if v is None or t < END - 5 * 86400 else 1.0 - v
     out = [Series("probe_duration_seconds", labels, when_known(0.02)),
            Series("scrape_duration_seconds", labels, when_known(0.03)),
            Series("probe_dicom_failure_reason", {**labels, "reason": "connect_timeout"},
@@ -305,7 +306,7 @@ def test_markdown_and_html_show_the_same_figures_with_a_decimal_comma(
     expected = f"{availability(60 + 7800 + 1800, UNKNOWN_ALL) * 100:.2f}".replace(".", ",")
     for page in pages.values():
         assert f"{expected} %" in page
-        assert "2026-10-25 02:30" in page
+        assert "2026-10-25 02:30 CEST" in page and "2026-10-25 02:30 CET" in page
     assert pages["html"].count("<svg") == 3
 
 

@@ -39,16 +39,22 @@ def duration(seconds: float | None) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{days} d {hours} h"
+        return f"{days} d {hours} h" if hours else f"{days} d"
     if hours:
-        return f"{hours} h {minutes} min"
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     if minutes:
         return f"{minutes} min {secs} s" if secs else f"{minutes} min"
     return f"{secs} s"
 
 
 def local(t: float) -> str:
-    return datetime.fromtimestamp(t, ZONE).strftime("%Y-%m-%d %H:%M")
+    """ "2026-10-25 02:30", with the zone's name when the hour occurs twice (the
+    night summer time ends), so an outage in that hour reads unambiguously."""
+    moment = datetime.fromtimestamp(t, ZONE)
+    text = moment.strftime("%Y-%m-%d %H:%M")
+    if moment.replace(fold=1 - moment.fold).utcoffset() != moment.utcoffset():
+        text += f" {moment.tzname()}"
+    return text
 
 
 def iso(t: float) -> str:
@@ -206,6 +212,7 @@ STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; text-align: left; }
+td { white-space: nowrap; }
 td:not(:first-child) { text-align: right; }
 h3 { margin-bottom: 0.2em; }
 .legend span { display: inline-block; width: 0.9em; height: 0.9em; margin: 0 0.3em 0 1em; }
