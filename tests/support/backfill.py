@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.support.promstack import wait_until
 from tests.support.realpeers import LOOPBACK, free_port, require, stop, wait_for_port
@@ -88,7 +89,7 @@ class HistoricalPrometheus:
             "global": {"evaluation_interval": "1m"},
             "rule_files": [str(p) for p in rule_files],
         }))
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
     def start(self) -> None:
@@ -111,7 +112,7 @@ class HistoricalPrometheus:
     def _ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.base}/-/ready", timeout=5) as answer:
-                return answer.status == 200
+                return bool(answer.status == 200)
         except OSError:
             return False
 
@@ -127,14 +128,15 @@ class HistoricalPrometheus:
             shutil.move(str(block), self.data / block.name)
         self.start()
 
-    def api(self, path: str, **params: str) -> dict:
+    def api(self, path: str, **params: str) -> dict[str, Any]:
         """The API's whole answer, an error (status "error") included."""
         url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
         try:
             with urllib.request.urlopen(url, timeout=60) as answer:
-                return json.load(answer)
+                body: dict[str, Any] = json.load(answer)
         except urllib.error.HTTPError as error:
-            return json.load(error)
+            body = json.load(error)
+        return body
 
     def stop(self) -> None:
         if self.process is not None:
