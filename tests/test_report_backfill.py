@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -203,13 +204,23 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HistoricalP
         server.stop()
 
 
-def report_json(prometheus: HistoricalPrometheus, start: str, end: str) -> dict:
+CONFIG = Path(__file__).parent.parent / "examples" / "kronoberg.yml"
+
+
+def report(prometheus: HistoricalPrometheus, start: str, end: str, fmt: str) -> str:
+    """`dicom-exporter report` as IT operations run it."""
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "report", f"--prometheus.url={prometheus.base}",
-         f"--from={start}", f"--to={end}", "--format=json"],
+         f"--config.file={CONFIG}", f"--from={start}", f"--to={end}", f"--format={fmt}"],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def october(prometheus: HistoricalPrometheus) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(report(prometheus, "2026-10-01", "2026-11-01", "json"))
+    return data
 
 
 def close(reported: float | None, expected: float) -> bool:
@@ -217,8 +228,8 @@ def close(reported: float | None, expected: float) -> bool:
     return reported is not None and abs(reported - expected) * 100 < 0.01
 
 
-def by_target(report: dict) -> dict[str, dict]:
-    return {t["target"]: t for t in report["targets"]}
+def by_target(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["target"]: t for t in data["targets"]}
 
 
 # Hand-computed figures for October (31 days and the extra hour of 25 October).
@@ -231,12 +242,11 @@ def availability(down: float, unknown: float, length: float = OCT_SECONDS) -> fl
     return (length - down - unknown) / (length - unknown)
 
 
-def test_october_figures_equal_the_hand_computed_ones(prometheus: HistoricalPrometheus
-                                                      ) -> None:
-    report = by_target(report_json(prometheus, "2026-10-01", "2026-11-01"))
-    assert sorted(report) == ["jonkoping", "skane", "z97117"]
+def test_october_figures_equal_the_hand_computed_ones(october: dict[str, Any]) -> None:
+    targets = by_target(october)
+    assert sorted(targets) == ["jonkoping", "skane", "z97117"]
 
-    z = report["z97117"]
+    z = targets["z97117"]
     z_down = 1800 + 60 + 3600  # A, C, the DST hour
     assert close(z["availability"], availability(z_down, UNKNOWN_ALL))
     assert close(z["sites"]["vaxjo"]["availability"], availability(z_down, UNKNOWN_VAXJO))
@@ -253,7 +263,7 @@ def test_october_figures_equal_the_hand_computed_ones(prometheus: HistoricalProm
     assert [(a["alertname"], a["start"], a["end"]) for a in z["alerts_firing"]] == [
         ("DicomLinkComputerDown", "2026-10-10T12:01:00+02:00", "2026-10-10T12:30:00+02:00")]
 
-    s = report["skane"]
+    s = targets["skane"]
     s_down = 60 + 7800 + 1800  # the blip, D, October's part of the edge outage
     assert close(s["availability"], availability(s_down, UNKNOWN_ALL))
     assert close(s["sites"]["ljungby"]["availability"],
@@ -266,7 +276,7 @@ def test_october_figures_equal_the_hand_computed_ones(prometheus: HistoricalProm
     assert edge["lasts_beyond_period"] and edge["end"] == "2026-11-01T00:00:00+01:00"
     assert s["store_success"] is None
 
-    j = report["jonkoping"]
+    j = targets["jonkoping"]
     assert j["availability"] == 1.0 and j["outage_count"] == 0
     assert j["unknown_seconds"] == UNKNOWN_VAXJO
     assert close(j["store_success"], availability(6 * 3600, UNKNOWN_VAXJO))
@@ -274,35 +284,26 @@ def test_october_figures_equal_the_hand_computed_ones(prometheus: HistoricalProm
 
 def test_the_outage_across_the_month_end_counts_in_the_next_period_from_its_start(
         prometheus: HistoricalPrometheus) -> None:
-    report = by_target(report_json(prometheus, "2026-11-01", "2026-11-04"))
-    s = report["skane"]
+    targets = by_target(json.loads(report(prometheus, "2026-11-01", "2026-11-04", "json")))
+    s = targets["skane"]
     length = 3 * 86400
     assert close(s["availability"], availability(2700, 0, length))
     assert s["outage_count"] == 1 and s["unknown_seconds"] == 0
     (outage,) = s["outages"]
     assert outage["began_before_period"] and outage["seconds"] == 2700
     assert s["mttr_seconds"] is None
-    assert report["z97117"]["availability"] == 1.0
+    assert targets["z97117"]["availability"] == 1.0
 
 
-def test_the_other_alerts_say_they_are_not_notifications(prometheus: HistoricalPrometheus
-                                                         ) -> None:
-    report = report_json(prometheus, "2026-10-01", "2026-11-01")
-    (other,) = report["other_alerts_firing"]
+def test_the_other_alerts_say_they_are_not_notifications(october: dict[str, Any]) -> None:
+    (other,) = october["other_alerts_firing"]
     assert other["alertname"] == "DicomExporterDown" and other["seconds"] == 4 * 3600 - 60
-    assert any("inte detsamma som en skickad avisering" in note for note in report["notes"])
+    assert any("inte detsamma som en skickad avisering" in note for note in october["notes"])
 
 
 def test_markdown_and_html_show_the_same_figures_with_a_decimal_comma(
-        prometheus: HistoricalPrometheus, tmp_path: Path) -> None:
-    pages = {}
-    for fmt in ("md", "html"):
-        result = subprocess.run(
-            [sys.executable, "-m", "exporter", "report", f"--prometheus.url={prometheus.base}",
-             "--from=2026-10-01", "--to=2026-11-01", f"--format={fmt}"],
-            capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr
-        pages[fmt] = result.stdout
+        prometheus: HistoricalPrometheus) -> None:
+    pages = {fmt: report(prometheus, "2026-10-01", "2026-11-01", fmt) for fmt in ("md", "html")}
     expected = f"{availability(60 + 7800 + 1800, UNKNOWN_ALL) * 100:.2f}".replace(".", ",")
     for page in pages.values():
         assert f"{expected} %" in page

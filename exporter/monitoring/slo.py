@@ -86,8 +86,9 @@ def recording_groups(m: Monitoring) -> list[dict[str, Any]]:
     return groups
 
 
-def percent(objective: float) -> str:
-    text = f"{objective * 100:.3f}".rstrip("0").rstrip(".")
+def percent(ratio: float) -> str:
+    """ "99,9 %", "1,44 %": as few decimals as the figure needs, a decimal comma."""
+    text = f"{ratio * 100:.3f}".rstrip("0").rstrip(".")
     return text.replace(".", ",") + " %"
 
 
@@ -117,7 +118,8 @@ def burn_alerts(m: Monitoring) -> list[Rule]:
                     "summary": words.SLO_BURN_SUMMARY[
                         "link_computer" if group == "link_computers" else "partner"],
                     "description": words.SLO_BURN_DESCRIPTION.format(
-                        long=long, short=short, objective=percent(objective),
+                        threshold=percent(factor * budget), long=long, short=short,
+                        factor=f"{factor:g}".replace(".", ","), objective=percent(objective),
                         exhaustion=exhaustion(factor)),
                     "runbook_url": m.runbook(name, with_instance=False),
                 },

@@ -70,11 +70,11 @@ SLO_BURN_SUMMARY = {
                "felbudget för snabbt",
 }
 SLO_BURN_DESCRIPTION = (
-    "Andelen misslyckade prov från minst en plats de senaste {long} var "
-    "{{{{ $value | humanizePercentage }}}} (och de senaste {short} likaså); målet är "
-    "{objective} tillgänglighet över 30 dygn. I den takten är felbudgeten för 30 "
-    "dygn slut inom {exhaustion}. Ett larm till IT per e-post, inte till personalen: "
-    "akuta fel larmar för sig (inte i rutinen)."
+    "Andelen misslyckade prov från minst en plats är över {threshold} både de senaste "
+    "{long} och de senaste {short}: {factor} gånger den takt som målet {objective} "
+    "tillgänglighet över 30 dygn tillåter. I den takten är felbudgeten för 30 dygn "
+    "slut inom {exhaustion}. Ett larm till IT per e-post, inte till personalen: akuta "
+    "fel larmar för sig (inte i rutinen)."
 )
 
 # -- the IT-operations dashboard --------------------------------------------------
