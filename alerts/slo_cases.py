@@ -32,10 +32,11 @@ WEB_INFO = series("dicom_exporter_web_info", "1+0x600", job="dicom_exporter",
                   instance=INSTANCE, external_url=OTHER_URL)
 
 
-def burn(name: str, window: str, target: str, role: str, region: str, ae: str,
-         summary: str, description: str) -> Case:
+def burn(name: str, window: str, objective: str, target: str, role: str, region: str,
+         ae: str, summary: str, description: str) -> Case:
     return {
         "exp_labels": {"severity": "warning", "audience": "it", "slo_window": window,
+                       "slo_objective": objective, "slo": f"{role}s",
                        "target": target, "role": role, "region": region, "ae_title": ae},
         "exp_annotations": {"summary": summary, "description": description,
                             "runbook_url": f"{OTHER_URL}/runbooks/{name}"},
@@ -72,7 +73,7 @@ def cases() -> list[Case]:
                  "exp_alerts": []},
                 {"eval_time": "58m", "alertname": "DicomLinkComputerErrorBudgetBurn",
                  "exp_alerts": [burn(
-                     "DicomLinkComputerErrorBudgetBurn", "1h/5m", "z97117", "link_computer",
+                     "DicomLinkComputerErrorBudgetBurn", "1h/5m", "0.999", "z97117", "link_computer",
                      "kronoberg", "Z97117",
                      "Länkdator Z97117 förbrukar sin felbudget för snabbt", FAST_LINK)]},
             ],
@@ -84,7 +85,7 @@ def cases() -> list[Case]:
             "alert_rule_test": [
                 {"eval_time": "3h", "alertname": "DicomPartnerErrorBudgetBurn",
                  "exp_alerts": [burn(
-                     "DicomPartnerErrorBudgetBurn", "6h/30m", "skane", "partner", "skane",
+                     "DicomPartnerErrorBudgetBurn", "6h/30m", "0.995", "skane", "partner", "skane",
                      "SKANE_PACS",
                      "DICOM till skane (SKANE_PACS) förbrukar sin felbudget för snabbt",
                      SLOW_PARTNER)]},
@@ -104,13 +105,13 @@ def cases() -> list[Case]:
                  "eval_time": "90m",
                  "exp_samples": [{"labels": 'target:probe_success:reachable_avg1h{'
                                             'ae_title="SKANE_PACS",region="skane",'
-                                            'role="partner",target="skane"}',
+                                            'role="partner",slo="partners",target="skane"}',
                                   "value": 1}]},
                 {"expr": 'target_site:probe_success:reachable_avg1h{site="ljungby"}',
                  "eval_time": "90m",
                  "exp_samples": [{"labels": 'target_site:probe_success:reachable_avg1h{'
-                                            'ae_title="SKANE_PACS",region="skane",'
-                                            'role="partner",site="ljungby",target="skane"}',
+                                            'ae_title="SKANE_PACS",region="skane",role="partner",'
+                                            'site="ljungby",slo="partners",target="skane"}',
                                   "value": 0}]},
             ],
         },
@@ -123,7 +124,7 @@ def cases() -> list[Case]:
                 {"expr": "target:probe_success:store_avg5m", "eval_time": "5m",
                  "exp_samples": [{"labels": 'target:probe_success:store_avg5m{'
                                             'ae_title="JONKOPING_PACS",region="jonkoping",'
-                                            'role="partner",target="jonkoping"}',
+                                            'role="partner",slo="partners",target="jonkoping"}',
                                   "value": 4 / 6}]},
             ],
         },

@@ -9,6 +9,8 @@ monitoring config.
 
 from __future__ import annotations
 
+import json
+
 from exporter.monitoring import slo
 from exporter.monitoring.dashboards import (
     SITE,
@@ -126,3 +128,7 @@ def itops(m: Monitoring) -> Json:
     board["time"] = {"from": "now-30d", "to": "now"}
     board["refresh"] = "5m"
     return board
+
+
+def render(m: Monitoring) -> str:
+    return json.dumps(itops(m), indent=2, ensure_ascii=False) + "\n"

@@ -82,6 +82,8 @@ def recording_groups(m: Monitoring) -> list[dict[str, Any]]:
                 "expr": f"avg by ({KEEP}) (avg_over_time(probe_success{{{m.probe}, {role}, "
                         f'prober="store"}}[5m]))',
             })
+        for rule in rules:  # which group made the series (and the names unique per group)
+            rule["labels"] = {"slo": group}
         groups.append({"name": f"dicom_{group}_recording", "rules": rules})
     return groups
 
@@ -94,26 +96,30 @@ def percent(ratio: float) -> str:
 
 def exhaustion(factor: float) -> str:
     hours = BUDGET_DAYS * 24 / factor
-    return f"{hours / 24:.0f} dygn" if hours >= 48 else f"{hours:.0f} timmar"
+    return f"{hours / 24:.0f} dygn" if hours % 24 == 0 else f"{hours:.0f} timmar"
 
 
 def burn_alerts(m: Monitoring) -> list[Rule]:
-    """Per role with an objective: a fast (1 h/5 m) and a slow (6 h/30 m) burn rule."""
-    out = []
+    """A fast (1 h/5 m) and a slow (6 h/30 m) burn rule per alert and objective: roles
+    that share an alert and an objective (partners and relays) share the rules."""
+    shared: dict[tuple[str, float], list[str]] = {}
     for role in m.roles:
         objective = m.slo_objectives.get(role)
-        if objective is None or role not in ROLE_GROUPS:
-            continue
-        group = ROLE_GROUPS[role]
+        if objective is not None and role in ROLE_GROUPS:
+            shared.setdefault((ROLE_GROUPS[role], objective), []).append(role)
+    out = []
+    for (group, objective), roles in sorted(shared.items()):
         name = ALERT_NAME[group]
         budget = 1 - objective
+        role = f'role=~"{"|".join(sorted(roles))}"'
         for long, short, factor, wait in BURNS:
             threshold = f"{factor * budget:.6g}"
-            expr = (f'(1 - {target_ratio(long)}{{role="{role}"}}) > {threshold}\n'
-                    f'and (1 - {target_ratio(short)}{{role="{role}"}}) > {threshold}')
+            expr = (f"(1 - {target_ratio(long)}{{{role}}}) > {threshold}\n"
+                    f"and (1 - {target_ratio(short)}{{{role}}}) > {threshold}")
             out.append({
                 "alert": name, "expr": expr, "for": wait,
-                "labels": {**IT_MAIL, "slo_window": f"{long}/{short}"},
+                "labels": {**IT_MAIL, "slo_window": f"{long}/{short}",
+                           "slo_objective": f"{objective:g}"},
                 "annotations": {
                     "summary": words.SLO_BURN_SUMMARY[
                         "link_computer" if group == "link_computers" else "partner"],

@@ -1,22 +1,27 @@
-"""monitoring/config.yml and the exporter config it names, read once for the builders.
+"""The monitoring config and the exporter config, read once for the generators.
 
-The builders (alerts/build.py, grafana/build.py) take every selector,
-threshold and wait from here, and every site name and role from the exporter
-config, so neither writes a value of its own.
+The generators (`rules`, `dashboards`) take every selector, threshold and
+wait from here, and every site name and role from the exporter config, so
+none writes a value of its own. The shipped monitoring config
+(`exporter/monitoring/config.yml`, package data) is the default; a site may
+pass its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from exporter import config as exporter_config
+from exporter.config import Config, ConfigError
 from exporter.config.prober_kinds import selector
+from exporter.config.strict import read_file
 from exporter.metrics import WEB_INFO
 
-ROOT = Path(__file__).resolve().parent.parent
+# The shipped monitoring config: installed with the package, so an installed
+# program can generate without a checkout.
 CONFIG = Path(__file__).resolve().parent / "config.yml"
 
 
@@ -33,6 +38,7 @@ class Monitoring:
     thresholds: dict[str, float | int | str]
     site_names: dict[str, str]  # site key -> name as the staff say it
     roles: tuple[str, ...]  # roles the exporter config's targets have
+    slo_objectives: dict[str, float]  # role -> availability objective over 30 days
 
     # -- selectors -------------------------------------------------------
     @property
@@ -88,13 +94,26 @@ class Monitoring:
         return lookup("!=") + "{{ end }}" + f"/runbooks/{name}"
 
 
-def load(path: Path = CONFIG) -> Monitoring:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    exporter = exporter_config.load(str(ROOT / raw["exporter_config"]))
+def load(exporter: Config, path: Path = CONFIG) -> Monitoring:
+    """The monitoring config at `path` for the targets and sites of `exporter`.
+
+    Problems are a ConfigError of one line naming the file and the field.
+    """
+    try:
+        return _read(exporter, path, yaml.safe_load(read_file(path)))
+    except KeyError as exc:
+        raise ConfigError([f"{path}: {exc.args[0]}: missing"]) from None
+    except (TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
+        why = " ".join(str(exc).split())
+        raise ConfigError([f"{path}: {why}"]) from None
+
+
+def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
     roles = tuple(sorted({t.labels["role"] for t in exporter.targets.values()}))
     missing = set(roles) - set(raw["for_by_role"])
     if missing:
-        raise ValueError(f"{path}: for_by_role: no wait for role(s) {', '.join(sorted(missing))}")
+        raise ConfigError([f"{path}: for_by_role: no wait for role(s) "
+                           f"{', '.join(sorted(missing))}"])
     return Monitoring(
         probe_job=raw["jobs"]["probe"],
         link_computer_probe_job=raw["jobs"]["link_computer_probe"],
@@ -107,4 +126,16 @@ def load(path: Path = CONFIG) -> Monitoring:
         thresholds=dict(raw["thresholds"]),
         site_names={key: site.name for key, site in exporter.sites.items()},
         roles=roles,
+        slo_objectives=_objectives(path, raw.get("slo_objective_by_role") or {}),
     )
+
+
+def _objectives(path: Path, raw: dict[str, Any]) -> dict[str, float]:
+    """slo_objective_by_role: a ratio strictly between 0 and 1 per role."""
+    out = {}
+    for role, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise ConfigError([f"{path}: slo_objective_by_role: {role}: {value!r} is not a "
+                               "ratio between 0 and 1 (e.g. 0.999)"])
+        out[str(role)] = float(value)
+    return out
