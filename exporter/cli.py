@@ -424,7 +424,8 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
               help="First day of the period (Europe/Stockholm), e.g. 2026-11-01.")
 @click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="Day after the period's last, e.g. 2026-12-01: [from, to).")
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md",
+@click.option("--format", "output_format", type=click.Choice(["md", "html", "json"]),
+              default="md",
               show_default=True, help="Markdown, HTML with a chart per target, or JSON.")
 @click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
               help="The exporter's YAML configuration (site and region names).")
@@ -432,13 +433,13 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
               type=click.Path(dir_okay=False),
               help="The monitoring config (waits per role); default: the shipped one.")
 @log_options
-def report(url: str, start: datetime, end: datetime, fmt: str, config_file: str,
+def report(url: str, start: datetime, end: datetime, output_format: str, config_file: str,
            monitoring_file: str | None) -> None:
     """Availability, outages and store success per link computer and partner over a
     period, from Prometheus' raw probe samples (IT operations' monthly report)."""
     from exporter.availability import monthly
     try:
-        click.echo(monthly.run(url, start.date(), end.date(), fmt, config_file,
+        click.echo(monthly.run(url, start.date(), end.date(), output_format, config_file,
                                monitoring_file), nl=False)
     except monthly.ReportError as exc:
         click.echo(f"report: {exc}", err=True)

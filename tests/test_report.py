@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,42 @@ def test_every_format_carries_the_same_figures_under_swedish_headings() -> None:
     assert skane["outage_count"] == 1 and skane["longest_outage_seconds"] == 180
     assert skane["sites"]["vaxjo"]["name"] == "Växjö"
     assert data["period"]["from"] == "1970-01-01T01:00:00+01:00"
+
+
+CONFIG = "examples/kronoberg.yml"
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    from click.testing import CliRunner
+
+    from exporter.cli import main
+    result = CliRunner().invoke(main, ["report", f"--config.file={CONFIG}", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_an_unreachable_prometheus_is_one_line_not_a_traceback() -> None:
+    from tests.support.realpeers import free_port
+    code, out, err = run_cli(f"--prometheus.url=http://127.0.0.1:{free_port()}",
+                             "--from=2026-11-01", "--to=2026-12-01")
+    assert code == 1 and not out
+    assert err.startswith("report: cannot read Prometheus at http://127.0.0.1:")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_period_that_ends_before_it_starts_is_refused() -> None:
+    code, _, err = run_cli("--prometheus.url=http://127.0.0.1:9", "--from=2026-12-01",
+                           "--to=2026-11-01")
+    assert code == 1 and err.strip() == "report: --to 2026-11-01 must be after --from 2026-12-01"
+
+
+def test_an_slo_objective_outside_0_and_1_is_one_line(tmp_path: Path) -> None:
+    from exporter import config as config_module
+    from exporter.config import ConfigError
+    from exporter.monitoring import settings
+
+    text = settings.CONFIG.read_text(encoding="utf-8").replace("link_computer: 0.999",
+                                                               "link_computer: 99.9")
+    path = tmp_path / "monitoring.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"slo_objective_by_role: link_computer: 99.9 is not"):
+        settings.load(config_module.load(CONFIG), path)

@@ -14,6 +14,7 @@ import json
 from exporter.monitoring import slo
 from exporter.monitoring.dashboards import (
     SITE,
+    UNKNOWN,
     UP_DOWN,
     Json,
     dashboard,
@@ -46,7 +47,7 @@ def stat(m: Monitoring, title: str, expr: str, legend: str, width: int,
          runbook: str = slo.ALERT_NAME["partners"], description: str = "") -> Json:
     each = panel("stat", title, [target(expr, legend, instant=True)], width, 6, description,
                  options=STAT)
-    each["fieldConfig"]["defaults"].update(PERCENT, noValue=words.UNKNOWN_VALUE)
+    each["fieldConfig"]["defaults"].update(PERCENT)
     each["links"] = links(m, runbook)
     return each
 
@@ -100,7 +101,7 @@ def itops(m: Monitoring) -> Json:
     timeline = panel("state-timeline", p["outages"], [target(reach_now, "{{target}}")], 24, 8,
                      mappings=UP_DOWN,
                      options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8})
-    timeline["fieldConfig"]["defaults"]["noValue"] = words.UNKNOWN_VALUE
+    timeline["fieldConfig"]["defaults"]["noValue"] = UNKNOWN
     timeline["links"] = links(m, slo.ALERT_NAME["link_computers"])
     over_time = panel("timeseries", p["ratio"], [target(ratio, "{{target}}")], 24, 8)
     over_time["fieldConfig"]["defaults"].update(PERCENT)

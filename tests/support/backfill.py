@@ -7,6 +7,7 @@ create-blocks-from rules`, as an operator adding rules to an old Prometheus does
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ class Series:
     name: str
     labels: Mapping[str, str]
     value: Callable[[float], float | None]  # None: no sample at that time
+    since: float = float("-inf")  # no samples before this time (value is not asked)
 
 
 def _label_text(labels: Mapping[str, str]) -> str:
@@ -54,7 +56,7 @@ def openmetrics(series: Iterable[Series], times: Iterable[float], path: Path) ->
             for s in members:
                 prefix = f"{name}{{{_label_text(s.labels)}}} "
                 lines = []
-                for t in stamps:
+                for t in stamps[bisect.bisect_left(stamps, s.since):]:
                     value = s.value(t)
                     if value is not None:
                         lines.append(f"{prefix}{value:g} {t:.0f}\n")
