@@ -12,6 +12,7 @@ from __future__ import annotations
 import exporter.sighup as startup_sighup
 
 # isort: split
+import contextlib
 import logging
 import resource
 import signal
@@ -26,7 +27,7 @@ from typing import TypeVar
 
 import click
 
-from exporter import __version__, logs, route_state, routine
+from exporter import __version__, logs, notify, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
     DEFAULT_MAX_CONCURRENT,
@@ -39,10 +40,12 @@ from exporter.config import Config, ConfigError, webconfig
 from exporter.config.prober_kinds import PHASES
 from exporter.config.strict import parse_duration
 from exporter.config.webconfig import WebConfig
+from exporter.dicom.listener import DEFAULT_MAX_ASSOCIATIONS
+from exporter.listening import ListenerError, start_listener
 from exporter.monitoring import pack
 from exporter.monitoring import settings as monitoring_settings
 from exporter.probers.report import ProbeReport
-from exporter.schedule import Scheduler
+from exporter.schedule import DEFAULT_WORKERS, Scheduler, SchedulerDied
 from exporter.web.oncall import route_title
 from exporter.web.server import (
     DEFAULT_LISTEN,
@@ -96,6 +99,11 @@ def _addresses(ctx: click.Context, param: click.Parameter,
         raise click.BadParameter(str(exc)) from None
 
 
+def _dicom_address(ctx: click.Context, param: click.Parameter,
+                   value: str | None) -> Address | None:
+    return _addresses(ctx, param, (value,))[0] if value else None
+
+
 def _log_flag(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     # After the subcommand too (`serve --log.level debug`), as Go exporters accept them.
     if value is not None:
@@ -146,8 +154,14 @@ def _serve_until_signalled(
     exporter: Exporter, addresses: list[Address], interval: float,
     extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None, external_url: str | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> None:
     stop = threading.Event()
+    died: list[str] = []  # the schedule's death: fatal, so systemd restarts the exporter
+
+    def schedule_died(why: str) -> None:
+        died.append(why)
+        stop.set()
 
     def reload(*_: object) -> None:  # both files, off the signal handler's thread
         threading.Thread(target=server.reload, name="reload", daemon=True).start()
@@ -167,9 +181,11 @@ def _serve_until_signalled(
         log.warning("web config feature not available", extra={"fields": {"detail": text}})
     if server.web.source is not None:  # the --web.config.file, as given
         exporter.live.watch_web(stop)
-    scheduler = Scheduler(exporter, interval) if interval > 0 else None
+    scheduler = Scheduler(exporter, interval, workers, schedule_died) if interval > 0 else None
     if scheduler:
-        scheduler.start()
+        with contextlib.suppress(SchedulerDied):  # on_death has asked to stop
+            scheduler.start()
+    notify.ready()  # config loaded, listeners bound: systemd may now send reloads
     for url in server.urls:
         log.info("Listening on", extra={"fields": {"address": url, "version": __version__}})
     log.info("connection limits", extra={"fields": {
@@ -189,6 +205,10 @@ def _serve_until_signalled(
         server.wait_answered(max(0.0, grace - time.monotonic()))
         server.server_close()
         log.info("stopped", extra={"fields": {"aborted_associations": aborted}})
+    if died:
+        log.error("exiting: scheduled probing cannot go on", extra={"fields": {
+            "error": died[0]}})
+        raise SystemExit(1)
 
 
 @main.command()
@@ -212,16 +232,38 @@ def _serve_until_signalled(
 @click.option("--web.external-url", "external_url", default=None, callback=_external_url,
               help="URL people reach this exporter at; alert rules link to its runbooks. "
                    "Default: http(s)://<host name>:<port>.")
+@click.option("--probe.workers", "workers", default=DEFAULT_WORKERS, show_default=True,
+              type=click.IntRange(1, 256),
+              help="Threads that run --probe.interval's probes, whatever the number of "
+                   "targets; a round they cannot finish in time is counted as late.")
+@click.option("--dicom.listen-address", "dicom_address", default=None,
+              callback=_dicom_address,
+              help="Also accept Storage Commitment reports (verify: commit) on this host:port "
+                   "from the configured peers only. Default: no DICOM listener.")
+@click.option("--dicom.max-associations", "dicom_associations",
+              default=DEFAULT_MAX_ASSOCIATIONS, show_default=True, type=click.IntRange(1, 256),
+              help="Associations the DICOM listener serves at once; more are rejected.")
 @log_options
 def serve(config_file: str, addresses: list[Address], interval: float,
           web_config_file: str | None, max_concurrent: int, max_per_target: int,
-          external_url: str | None) -> None:
+          external_url: str | None, workers: int, dicom_address: Address | None,
+          dicom_associations: int) -> None:
     """Serve /probe, /metrics and /sd."""
     _raise_fd_limit()
     web = _or_exit(webconfig.load, web_config_file, logged=True) if web_config_file else None
     exporter = Exporter(_or_exit(config_module.load, config_file, logged=True), config_file,
                         ProbeLimits(max_concurrent, max_per_target))
-    _serve_until_signalled(exporter, addresses, interval, web=web, external_url=external_url)
+    try:
+        listener = start_listener(exporter, dicom_address, dicom_associations)
+    except ListenerError as exc:
+        log.error("cannot start", extra={"fields": {"err": str(exc)}})
+        raise SystemExit(1) from None
+    try:
+        _serve_until_signalled(exporter, addresses, interval, web=web,
+                               external_url=external_url, workers=workers)
+    finally:
+        if listener is not None:
+            listener.stop()
 
 
 @main.command("check-config")

@@ -53,7 +53,7 @@ S_D = (at("2026-10-18 14:00"), at("2026-10-18 16:10"))          # skane down, bo
 S_LJ = (at("2026-10-22 10:00"), at("2026-10-22 11:00"))         # skane from Ljungby only
 S_EDGE = (at("2026-10-31 23:30"), at("2026-11-01 00:45"))       # across the month's end
 J_STORE = (at("2026-10-08 00:00"), at("2026-10-08 06:00"))      # jonkoping store fails
-STALE = (END - 3 * 3600, END - 2 * 3600)  # skane's echo from Ljungby: no samples (stale)
+STALE = (END - 3 * 3600, END - 2 * 3600)  # z97117 from Ljungby: no samples (stale)
 
 
 def inside(t: float, *spans: tuple[float, float]) -> bool:
@@ -83,14 +83,15 @@ def probe_series(target: str, site: str, module: str, role: str, region: str, ae
 def scenario() -> list[Series]:
     out = []
     for site in ("vaxjo", "ljungby"):
+        stale = (STALE,) if site == "ljungby" else ()
         out.append(probe_series("z97117", site, "tcp", "link_computer", "kronoberg", "Z97117",
-                                (Z_A, Z_DST)))
+                                (Z_A, Z_DST), gaps=stale))
         echo_down = (Z_A, Z_C, Z_DST) + ((Z_B,) if site == "ljungby" else ())
         out.append(probe_series("z97117", site, "echo", "link_computer", "kronoberg",
-                                "Z97117", echo_down))
+                                "Z97117", echo_down, gaps=stale))
         skane_down = (S_BLIP, S_D, S_EDGE) + ((S_LJ,) if site == "ljungby" else ())
         out.append(probe_series("skane", site, "echo", "partner", "skane", "SKANE_PACS",
-                                skane_down, gaps=(STALE,) if site == "ljungby" else ()))
+                                skane_down))
         # Failing in the last hours: a receiving probe is no part of availability.
         out.append(probe_series("skane", site, "negotiate_ct", "partner", "skane",
                                 "SKANE_PACS", ((RECENT, END),), since=RECENT))
@@ -406,9 +407,9 @@ def test_every_dashboard_query_returns_data_on_the_history(
 
 def test_a_stale_probe_shows_as_unknown_not_as_its_last_value(
         prometheus: HistoricalPrometheus) -> None:
-    """The overview's partner tiles in the hour Ljungby's probe of Skåne went stale."""
+    """The overview's link-computer tiles in the hour Ljungby's probes of Z97117 went stale."""
     board = json.loads((DASHBOARDS[0].parent / "overview.json").read_text(encoding="utf-8"))
-    (tile,) = [p for p in board["panels"] if p["title"] == "Partnerregioner"]
+    (tile,) = [p for p in board["panels"] if p["title"] == "Länkadatorer"]
     assert tile["options"]["reduceOptions"]["calcs"] == ["last"]
     unknown = {m["options"]["-1"]["text"] for m in tile["fieldConfig"]["defaults"]["mappings"]
                if m["type"] == "value"}
@@ -417,5 +418,5 @@ def test_a_stale_probe_shows_as_unknown_not_as_its_last_value(
     answer = prometheus.api("/api/v1/query", query=query, time=f"{STALE[0] + 1800:.0f}")
     values = {(r["metric"]["target"], r["metric"]["site"]): r["value"][1]
               for r in answer["data"]["result"]}
-    assert values[("skane", "ljungby")] == "-1"
-    assert values[("skane", "vaxjo")] == "1"
+    assert values[("z97117", "ljungby")] == "-1"
+    assert values[("z97117", "vaxjo")] == "1"
