@@ -73,8 +73,8 @@ def cases() -> list[Case]:
                  "exp_alerts": []},
                 {"eval_time": "58m", "alertname": "DicomLinkComputerErrorBudgetBurn",
                  "exp_alerts": [burn(
-                     "DicomLinkComputerErrorBudgetBurn", "1h/5m", "0.999", "z97117", "link_computer",
-                     "kronoberg", "Z97117",
+                     "DicomLinkComputerErrorBudgetBurn", "1h/5m", "0.999", "z97117",
+                     "link_computer", "kronoberg", "Z97117",
                      "Länkdator Z97117 förbrukar sin felbudget för snabbt", FAST_LINK)]},
             ],
         },
