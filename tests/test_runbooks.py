@@ -111,8 +111,9 @@ def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter, pki,
     tls_names = {sample.name for family in text_string_to_metric_families(
         render_probe(tls_probe(pki, tls_storescp)).decode()) for sample in family.samples}
     used = set()
-    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    every = [rule for group in document["groups"] for rule in group["rules"]]
+    every = [rule for path in RULE_FILES
+             for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+             for rule in group["rules"]]
     for rule in every:
         used.update(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", rule["expr"]))
         for text in rule.get("annotations", {}).values():
