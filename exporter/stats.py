@@ -38,6 +38,9 @@ class Series:
     last_reason: Reason | None = None
     last_duration: float = 0.0
     version: int = 0  # Stats-wide change counter at this series' latest change
+    # Probes in the duration histogram: all but the store repeats, whose
+    # microseconds are no peer's latency (issue 28).
+    timed: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def _copy(series: Series) -> Series:
     # Field by field: dataclasses.replace costs ten times as much, under the lock.
     return Series(series.count, dict(series.failures), list(series.buckets),
                   series.duration_sum, series.last_success, series.last_time,
-                  series.last_reason, series.last_duration, series.version)
+                  series.last_reason, series.last_duration, series.version, series.timed)
 
 
 class Stats:
@@ -129,8 +132,11 @@ class Stats:
             self._in_flight += 1
 
     def finished(
-        self, target: str, module: str, success: bool, reason: Reason | None, duration: float
+        self, target: str, module: str, success: bool, reason: Reason | None, duration: float,
+        repeat: bool = False,
     ) -> None:
+        """Count a probe; a `repeat` (a store result from memory) stays out of the
+        duration histogram."""
         with self._lock:
             self._in_flight -= 1
             series = self._series.get((target, module))
@@ -145,6 +151,9 @@ class Stats:
                 total = self._modules[module] = Series()
             total.count += 1
             for each in (series, total):
+                if repeat:
+                    continue
+                each.timed += 1
                 if index < len(BUCKETS):
                     each.buckets[index] += 1
                 each.duration_sum += duration
