@@ -34,14 +34,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from benchmarks.measure import median_ms, metric, timed
 from exporter.app import Exporter
-from exporter.dicom import association as upper_layer
+from exporter.dicom.timed_io import TimedIO
 from exporter.web import server as web_server
 from tests.support.configs import make_config
 from tests.support.pki import make_ca, make_cert
@@ -79,12 +81,16 @@ def tls_block(pki: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def no_quickack() -> Iterator[None]:
     """The prober as it was: delayed ACKs left to the kernel."""
-    original = upper_layer._quickack
-    upper_layer._quickack = lambda sock: None
+    original = TimedIO._ack_now
+
+    def kernel_acks(self: TimedIO) -> None:
+        self._owe_ack = False
+
+    setattr(TimedIO, "_ack_now", kernel_acks)  # noqa: B010 (mypy refuses assigning a method)
     try:
         yield
     finally:
-        upper_layer._quickack = original
+        setattr(TimedIO, "_ack_now", original)  # noqa: B010
 
 
 def exporter_echoes(peer: RunningPeer, pki: Path, count: int) -> dict[str, list[float]]:
@@ -218,14 +224,14 @@ def scrape(connection: http.client.HTTPConnection, target: str,
     into[reported].append(metric(body, "probe_duration_seconds"))
 
 
-def pair(shipped: str) -> dict[str, Callable[[Path], contextlib.AbstractContextManager]]:
+def pair(shipped: str) -> dict[str, Callable[[Path], contextlib.AbstractContextManager[Any]]]:
     """The peer as shipped and with TCP_NODELAY=1; storescp without a fork per
     association, whose cost on a busy machine would drown a 1 ms difference."""
     if shipped == "storescp":
         return {shipped: lambda workdir: storescp_peer(fork=False)(workdir, None),
                 f"{shipped} TCP_NODELAY=1":
                     lambda workdir: storescp_peer(nodelay=True, fork=False)(workdir, None)}
-    return {name: lambda workdir, name=name: interop_peer(name, workdir)
+    return {name: partial(interop_peer, name)
             for name in (shipped, f"{shipped} TCP_NODELAY=1")}
 
 

@@ -91,7 +91,8 @@ def compare(interpreters: list[Interpreter], rounds: int, requests: int) -> None
         print("|---|---|---|---|---|---|---|")
         for round_number in range(rounds):
             order = exporters if round_number % 2 == 0 else exporters[::-1]
-            samples = {exporter.name: ([], []) for exporter in exporters}
+            samples: dict[str, tuple[list[float], list[float]]] = {
+                exporter.name: ([], []) for exporter in exporters}
             cpu_before = {exporter.name: (exporter.user, exporter.system)
                           for exporter in exporters}
             for _ in range(requests // BLOCK):

@@ -42,7 +42,7 @@ def metric(text: str, name: str) -> float:
 
 @contextlib.contextmanager
 def exporter_process(config_file: Path, python: str = sys.executable, timeout: float = 20
-                     ) -> Iterator[tuple[int, subprocess.Popen]]:
+                     ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """The exporter serving `config_file` on a free loopback port. It binds only
     once the config is loaded, so a port that accepts is a config that is in use."""
     port = free_port()

@@ -37,10 +37,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from benchmarks.measure import exporter_process, median_ms, metric, timed
 from benchmarks.server_python import Interpreter, add_option, chosen
@@ -173,7 +174,7 @@ def silent_listener() -> tuple[socket.socket, threading.Event]:
     return listener, done
 
 
-def exporter_config(orthanc_port: int, storescp_port: int, silent_port: int) -> dict:
+def exporter_config(orthanc_port: int, storescp_port: int, silent_port: int) -> dict[str, Any]:
     labels = {"site": "vaxjo", "role": "partner"}
     targets = {
         "orthanc": {"host": LOOPBACK, "port": orthanc_port, "ae_title": "ORTHANC",
@@ -307,7 +308,7 @@ def open_association(rows: list[Row], client: ProbeClient, orthanc_port: int,
         association.release()
 
 
-def load(rows: list[Row], port: int, process: subprocess.Popen, idle: list[float],
+def load(rows: list[Row], port: int, process: subprocess.Popen[bytes], idle: list[float],
          rounds: int) -> None:
     names = [f"healthy{i:03d}" for i in range(HEALTHY)]
     names += [f"silent{i:03d}" for i in range(SILENT)]
@@ -385,7 +386,7 @@ def threads_of(pid: int) -> int:
 
 
 def idle_connections(rows: list[Row], client: ProbeClient, port: int,
-                     process: subprocess.Popen, count: int) -> None:
+                     process: subprocess.Popen[bytes], count: int) -> None:
     """Clients that connect and say nothing, or never finish their headers."""
     before_threads, before_rss = threads_of(process.pid), rss_mib(process.pid)
     held = []
@@ -509,7 +510,7 @@ def detection(rows: list[Row]) -> None:
     """The full stack with the shipped defaults: Z97117 stopped until the pager hears."""
     from benchmarks.detection import measure
 
-    stages, flapped = measure(1)
+    stages, flapped = measure(1, 0)
     for name, seconds in stages.items():
         goal, met = ("<= 90 s", seconds[0] <= 90) if name == "pager notified" else ("", None)
         rows.append(Row("detection, shipped defaults", f"Z97117 down: {name}", seconds,

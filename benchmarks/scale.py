@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,7 +217,7 @@ def measure(workdir: Path, targets: int, orthanc_port: int, samples: int, python
     return result
 
 
-GOALS = {  # at 5,000 targets
+GOALS: dict[str, tuple[str, Callable[[Result], bool]]] = {  # at 5,000 targets
     "/metrics s": ("<= 1 s", lambda r: r.figures["/metrics s"] <= 1.0),
     "/metrics s, every pair changed": (
         "<= 1 s", lambda r: r.figures["/metrics s, every pair changed"] <= 1.0),

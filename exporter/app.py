@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, gc_collector, platform_collector, process_collector
 
@@ -187,7 +188,7 @@ class Exporter:
         return report
 
 
-def _store_keys(config: Config) -> set:
+def _store_keys(config: Config) -> set[Any]:
     """The peers the store probes of `config` write to, keyed as the store memory is."""
     keys = set()
     for target in config.targets.values():

@@ -44,6 +44,7 @@ from exporter.web.oncall import route_title
 from exporter.web.server import (
     DEFAULT_LISTEN,
     Address,
+    ExtraEndpoint,
     ListenError,
     check_external_url,
     parse_listen_address,
@@ -139,7 +140,8 @@ def _raise_fd_limit() -> None:
 
 
 def _serve_until_signalled(
-    exporter: Exporter, addresses: list[Address], interval: float, extra_endpoints=None,
+    exporter: Exporter, addresses: list[Address], interval: float,
+    extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None, external_url: str | None = None,
 ) -> None:
     stop = threading.Event()

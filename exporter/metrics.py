@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pydicom
 import pynetdicom
@@ -221,10 +222,10 @@ class _Template:
     slots: tuple[tuple[str, str | None], ...]  # per slot: the field, or "phases" and a phase
 
 
-_TEMPLATES: dict[tuple, _Template] = {}
+_TEMPLATES: dict[tuple[Any, ...], _Template] = {}
 
 
-def _shape(report: ProbeReport) -> tuple:
+def _shape(report: ProbeReport) -> tuple[Any, ...]:
     context = report.context
     return (id(context.module), context.target.tls is None, report.success, report.reason,
             report.reject, report.abort, report.status, report.tls_version,
@@ -329,7 +330,7 @@ def _sample_prefix(gauge: Gauge, values: tuple[str, ...]) -> str:
 def _sample_value(value: float) -> str:
     number = float(value)
     # floatToGoString, whose answer below 1e6 (and finite) is simply repr.
-    return repr(number) if -1e300 < number < 1e6 else floatToGoString(number)
+    return repr(number) if -1e300 < number < 1e6 else str(floatToGoString(number))  # type: ignore[no-untyped-call]
 
 
 def scheduled_skips(counts: dict[tuple[str, str, str], int]) -> Metric:

@@ -48,6 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from exporter.config.strict import (
     Checker,
@@ -142,7 +143,7 @@ class WebConfig:
         """The configured headers as they go into every answer, written once."""
         return "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
 
-    def allows_peer(self, certificate: dict | None) -> bool:
+    def allows_peer(self, certificate: dict[str, Any] | None) -> bool:
         """client_allowed_sans: the verified client certificate names one of them."""
         if not self.allowed_sans:
             return True
@@ -151,7 +152,7 @@ class WebConfig:
         return bool(names & self.allowed_sans)
 
 
-def signature(web: WebConfig) -> tuple:
+def signature(web: WebConfig) -> tuple[Any, ...]:
     """What a change of the file or of a file it names looks like (mtime, size, inode)."""
     out: list[tuple[str, int | None, int | None, int | None]] = []
     for path in (web.source, *web.files):
@@ -165,12 +166,12 @@ def signature(web: WebConfig) -> tuple:
     return tuple(out)
 
 
-def _file(check: Checker, body: dict, key: str, base: Path) -> str | None:
+def _file(check: Checker, body: dict[str, Any], key: str, base: Path) -> str | None:
     """Relative to the web config's folder, as the toolkit reads it."""
     return existing_file(check, f"tls_server_config.{key}", body.get(key), base)
 
 
-def _inline(check: Checker, body: dict, key: str) -> str | None:
+def _inline(check: Checker, body: dict[str, Any], key: str) -> str | None:
     """PEM is ASCII (RFC 7468); ssl refuses anything else with a TypeError. The
     value is not shown: it may be a private key."""
     value = body.get(key)
@@ -185,7 +186,7 @@ def _inline(check: Checker, body: dict, key: str) -> str | None:
     return value
 
 
-def _names(check: Checker, body: dict, key: str, known: Mapping) -> list[str]:
+def _names(check: Checker, body: dict[str, Any], key: str, known: Mapping[str, Any]) -> list[str]:
     value = body.get(key)
     if value is None:
         return []
@@ -199,7 +200,8 @@ def _names(check: Checker, body: dict, key: str, known: Mapping) -> list[str]:
     return [v for v in value if v in known]
 
 
-def _choice(check: Checker, body: dict, key: str, default: str, known: Mapping) -> str | None:
+def _choice(check: Checker, body: dict[str, Any], key: str, default: str,
+            known: Mapping[str, Any]) -> str | None:
     """One of `known`'s names; a list or mapping here is a problem, not a failed lookup."""
     value = body.get(key, default)
     if not isinstance(value, str) or value not in known:

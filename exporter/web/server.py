@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -162,7 +163,7 @@ class Server:
         return handler.wfile.getvalue(), not handler.close_connection
 
 
-class Headers(dict):
+class Headers(dict[str, str]):
     """Request headers by lower-cased name, first occurrence kept, as Message.get does.
 
     Parsed from the head the connection loop has already bounded; the email
@@ -194,7 +195,7 @@ class Handler(BaseHTTPRequestHandler):
     wfile: io.BytesIO
     raw_requestline: bytes
 
-    def __init__(self, request: bytes, client_address: tuple, server: Server,
+    def __init__(self, request: bytes, client_address: tuple[Any, ...], server: Server,
                  after: list[Callable[[], None]]) -> None:
         # Not BaseHTTPRequestHandler.__init__: the connection loop owns the socket.
         self.client_address = client_address

@@ -7,6 +7,7 @@ import json
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -27,26 +28,27 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory, name: str, interval:
         running.stop()
 
 
-def get_json(url: str) -> object:
+def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as answer:
         return json.load(answer)
 
 
-def query(prometheus_url: str, expr: str) -> list[dict]:
+def query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
     url = f"{prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    return get_json(url)["data"]["result"]  # type: ignore[index]
+    result: list[dict[str, Any]] = get_json(url)["data"]["result"]
+    return result
 
 
 def cluster_formed(stack: Stack) -> bool:
     for site in stack.sites.values():
-        status = get_json(f"{site.alertmanager_url}/api/v2/status")["cluster"]  # type: ignore
+        status = get_json(f"{site.alertmanager_url}/api/v2/status")["cluster"]
         if status["status"] != "ready" or len(status["peers"]) != len(stack.sites):
             return False
     return True
 
 
-def am_alerts(alertmanager_url: str, name: str, **labels: str) -> list[dict]:
+def am_alerts(alertmanager_url: str, name: str, **labels: str) -> list[dict[str, Any]]:
     """The Alertmanager's active alerts called `name` whose labels include `labels`."""
     alerts = get_json(f"{alertmanager_url}/api/v2/alerts")
-    return [a for a in alerts if a["labels"]["alertname"] == name  # type: ignore[union-attr]
+    return [a for a in alerts if a["labels"]["alertname"] == name
             and all(a["labels"].get(k) == v for k, v in labels.items())]
