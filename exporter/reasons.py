@@ -86,8 +86,9 @@ ROUTINE: dict[Reason, RoutineCause] = {
     ),
     Reason.REJECTED_CALLING_AE: RoutineCause(
         (5,), (3,),
-        "Motparten känner inte igen vår AE-titel (calling AE): kommunikationen är "
-        "inte rätt konfigurerad.",
+        "Motparten känner inte igen vår AE-titel (calling AE), eller inte från vår "
+        "adress (vissa system, t.ex. Orthanc, kontrollerar även avsändarens värd): "
+        "kommunikationen är inte rätt konfigurerad.",
     ),
     Reason.REJECTED_CALLED_AE: RoutineCause(
         (5,), (3,),
@@ -101,7 +102,8 @@ ROUTINE: dict[Reason, RoutineCause] = {
     ),
     Reason.NO_ACCEPTED_CONTEXT: RoutineCause(
         (5, 6), (3,),
-        "Motparten tar inte emot den bildtyp eller överföringssyntax vi skickar.",
+        "Motparten tar inte emot den bildtyp eller överföringssyntax vi skickar "
+        "(detaljen säger vilket), eller, för echo, erbjuder inte Verification.",
     ),
     Reason.ABORTED: RoutineCause(
         (4, 6), (4, 5),
@@ -124,7 +126,8 @@ ROUTINE: dict[Reason, RoutineCause] = {
     ),
     Reason.RELEASE_TIMEOUT: RoutineCause(
         (6,), (5,),
-        "Motparten avslutade inte förbindelsen på rätt sätt.",
+        "Motparten avslutade inte förbindelsen på rätt sätt. Säger detaljen att "
+        "instansen lagrades, tar motparten emot: bara avslutet brister.",
     ),
     Reason.INTERNAL_ERROR: RoutineCause(
         (), (),

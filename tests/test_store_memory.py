@@ -80,7 +80,8 @@ def peers() -> Iterator[list[Peer]]:
 def write_config(folder: Path, port: int, **modules: dict) -> str:
     base = {"prober": "store", "timeout": "3s", "min_interval": "1h"}
     document = {
-        "modules": {name: {**base, **body} for name, body in modules.items()},
+        "modules": {name: body if body.get("prober", "store") != "store" else {**base, **body}
+                    for name, body in modules.items()},
         "targets": {"peer": {"host": LOOPBACK, "port": port, "ae_title": "PEER",
                              "modules": list(modules),
                              "labels": {"site": "vaxjo", "role": "partner"}}},
@@ -343,3 +344,76 @@ def test_kill_9_after_or_during_a_store_then_restart_stores_nothing_new(
         assert 'probe_dicom_failure_reason{reason="internal_error"} 1.0' in page
     time.sleep(0.1)
     assert len(peer.stored) == 1
+
+
+# -- tcp against fragile peers, test object size, the unit (items 4, 5) -------------
+def test_check_config_notes_a_tcp_module_on_a_dicom_peer_unless_it_is_tcp_safe(
+        tmp_path: Path) -> None:
+    def check(**tcp: object) -> list[str]:
+        path = write_config(tmp_path, 104, tcp={"prober": "tcp", "timeout": "2s", **tcp})
+        result = CliRunner().invoke(cli.main, ["check-config", path])
+        assert result.exit_code == 0, result.output
+        return [line for line in result.output.splitlines() if "note:" in line]
+
+    (note,) = check()
+    assert "modules.tcp: note:" in note and "(peer)" in note and "echo" in note
+    assert "tcp_safe: true" in note
+    assert check(tcp_safe=True) == []
+    for example in ("kronoberg", "vaxjo", "ljungby"):  # tcp kept for link computers, silenced
+        result = CliRunner().invoke(
+            cli.main, ["check-config", str(Path(__file__).parent.parent / "examples" /
+                                           f"{example}.yml")])
+        assert result.exit_code == 0 and "note:" not in result.output, result.output
+
+
+@pytest.mark.parametrize(("value", "size", "problem"), [
+    (4096, 4096, None), ("64KiB", 65536, None), ("2MiB", 2 * 2**20, None), ("0", 0, None),
+    ("17MiB", 0, "17MiB is larger than the largest allowed, 16MiB"),
+    ("1GB", 0, "must be a size such as 64KiB or 2MiB, got"),
+    (True, 0, "must be a size such as 64KiB or 2MiB, got"),
+])
+def test_test_object_size_is_a_checked_size(tmp_path: Path, value: object, size: int,
+                                            problem: str | None) -> None:
+    path = write_config(tmp_path, 104, store={"test_object_size": value})
+    if problem is None:
+        assert config_module.load(path).modules["store"].test_object_size == size
+        return
+    with pytest.raises(config_module.ConfigError) as caught:
+        config_module.load(path)
+    assert f"modules.store.test_object_size: {problem}" in str(caught.value)
+
+
+def test_a_large_test_object_is_fragmented_and_arrives_whole(
+        tmp_path: Path) -> None:
+    """64 KiB of pixels to a peer that takes PDUs of 4 KiB: many P-DATA PDUs,
+    one valid instance on the peer, pixel for pixel."""
+    from exporter.dicom.testobject import synthetic_instance
+
+    received: list = []
+    ae = AE(ae_title="PEER")
+    ae.maximum_pdu_size = 4096
+    for context in (SecondaryCaptureImageStorage, Verification):
+        ae.add_supported_context(context)
+    server = serve(ae, (LOOPBACK, 0), [(evt.EVT_C_STORE,
+                                        lambda event: (received.append(event.dataset), 0)[1])])
+    try:
+        path = write_config(tmp_path, server.server_address[1],
+                            store={"test_object_size": "64KiB", "min_interval": "1ms"})
+        report = Exporter(config_module.load(path), path).probe("peer", "store", log=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.success, report.detail
+    assert report.peer is not None and report.peer.peer_max_pdu == 4096
+    (dataset,) = received
+    expected = synthetic_instance("peer", SecondaryCaptureImageStorage, None, 65536)
+    assert (dataset.Rows, dataset.Columns) == (182, 182)
+    assert dataset.PixelData == expected.PixelData and len(dataset.PixelData) >= 65536
+    sent = [line for line in report.context.log if "C-STORE 1." in line]
+    assert sent and int(sent[0].split(", ")[-1].split()[0]) > 16 * 4096
+
+
+def test_the_unit_gives_the_exporter_a_state_directory() -> None:
+    unit = (Path(__file__).parent.parent / "examples" / "dicom-exporter.service").read_text()
+    assert "StateDirectory=dicom-exporter\n" in unit
+    assert "ProtectSystem=strict" in unit  # the state directory is the one writable place
