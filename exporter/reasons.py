@@ -98,12 +98,14 @@ ROUTINE: dict[Reason, RoutineCause] = {
     ),
     Reason.REJECTED_OTHER: RoutineCause(
         (5, 6), (3, 5),
-        "Motparten avvisade anslutningen av annat skäl (t.ex. överbelastad).",
+        "Motparten avvisade anslutningen av annat skäl (t.ex. överbelastad). Vid "
+        "echo utan angivet skäl kan det också vara att motparten inte erbjuder "
+        "Verification (C-ECHO): se detaljen.",
     ),
     Reason.NO_ACCEPTED_CONTEXT: RoutineCause(
         (5, 6), (3,),
         "Motparten tar inte emot den bildtyp eller överföringssyntax vi skickar "
-        "(detaljen säger vilket), eller, för echo, erbjuder inte Verification.",
+        "(detaljen säger vilket).",
     ),
     Reason.ABORTED: RoutineCause(
         (4, 6), (4, 5),

@@ -30,12 +30,15 @@ def probe(port: int, module: str, modules: dict | None = None, timeout: float = 
 
 
 def test_no_reason_after_proposing_only_verification_says_the_peer_may_lack_it() -> None:
-    """dcmrecv with a storage-only profile answers an echo so (A-ASSOCIATE-RJ 1/1/1)."""
+    """dcmrecv with a storage-only profile answers an echo so (A-ASSOCIATE-RJ
+    1/1/1), and so does storescp --refuse to everyone: the reason stays
+    rejected_other, the detail names both."""
     with ScriptedPeer(lambda peer, conn: reject_association(conn, 1, 1, 1)) as peer:
         echo = probe(peer.port, "echo")
         negotiate = probe(peer.port, "negotiate")
-    assert echo.reason is Reason.NO_ACCEPTED_CONTEXT, echo.detail
+    assert echo.reason is Reason.REJECTED_OTHER, echo.detail
     assert "may not offer Verification" in echo.detail and echo.reject == (1, 1, 1)
+    assert "refuses every association" in echo.detail
     assert 'probe_dicom_association_reject_info{diagnostic="1",result="1",source="1"} 1.0' \
         in probe_page(echo).decode()
     # Proposing more than Verification, the same answer says nothing of Verification.

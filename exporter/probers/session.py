@@ -123,12 +123,12 @@ def _named(failure: ProbeFailure, contexts: tuple[ContextSpec, ...]) -> ProbeFai
           and failure.reject[2] == _NO_REASON
           and all(uid == VERIFICATION for _, uid, _ in contexts)):
         # We proposed nothing but Verification: a peer without it has nothing to
-        # accept, and some (dcmtk's dcmrecv with a storage-only profile) say so this way.
-        return ProbeFailure(
-            Reason.NO_ACCEPTED_CONTEXT,
-            f"{failure.detail}, after we proposed only Verification: the peer may not "
-            "offer Verification (C-ECHO); negotiate or store may still work",
-            reject=failure.reject, phase=failure.phase)
+        # accept, and some (dcmtk's dcmrecv with a storage-only profile) say so
+        # this way; a peer that refuses everyone (storescp --refuse) says the same,
+        # so the reason stays and the detail names both.
+        failure.detail += (", after we proposed only Verification: the peer may not offer "
+                           "Verification (C-ECHO; try negotiate), or it refuses every "
+                           "association")
     return failure
 
 
