@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from exporter.dicom.association import OpenAssociations
 from exporter.dicom.codec import Accepted, ContextResult
+from exporter.dicom.commitments import Commitments
 from exporter.probers.statefile import StateFile
 from exporter.reasons import Reason
 
@@ -40,6 +41,7 @@ class StoreKey:
     sop_class: str
     transfer_syntaxes: tuple[str, ...]  # proposed, in order
     test_object_size: int = 0  # a larger object can fail where a small one passes
+    verify: str = ""  # a verified and an unverified store are two results
 
 
 @dataclass(frozen=True)
@@ -153,3 +155,5 @@ class StoreMemory:
 class ProberState:
     associations: OpenAssociations = field(default_factory=OpenAssociations)
     store: StoreMemory = field(default_factory=StoreMemory)
+    # Storage Commitment reports awaited by store probes, delivered by the listener.
+    commitments: Commitments = field(default_factory=Commitments)

@@ -34,6 +34,7 @@ from exporter.probers.context import ProbeContext
 from exporter.probers.memory import Remembered, StoreKey, StoreResult
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import association, check_status, refusal
+from exporter.probers.verify import contexts_with, refused_by_abort, verify_stored
 from exporter.reasons import Reason
 
 # The findings a repeat within min_interval takes over from the real store.
@@ -48,7 +49,7 @@ def store_key(target: Target, module: Module) -> StoreKey:
         calling_ae=target.probe_calling_ae or module.calling_ae_title,
         tls=target.tls.identity if target.tls is not None else "",
         sop_class=module.sop_classes[0][1], transfer_syntaxes=module.transfer_syntaxes,
-        test_object_size=module.test_object_size)
+        test_object_size=module.test_object_size, verify=module.verify)
 
 
 def _result(report: ProbeReport) -> StoreResult:
@@ -101,11 +102,14 @@ def probe(context: ProbeContext, report: ProbeReport) -> bool:
             return _repeat(context, report, previous)
         try:
             _send(context, report, lambda: memory.intend(key))
-        except ProbeFailure as failure:
+        except ProbeFailure as raised:
+            failure = refused_by_abort(raised)
             report.success = False
             if report.store_sent:
                 memory.remember(key, _failed_result(report, failure))
-            raise
+            if failure is raised:
+                raise
+            raise failure from None
         report.success = True
         memory.remember(key, _result(report))
         return True
@@ -118,14 +122,17 @@ def _send(context: ProbeContext, report: ProbeReport, intend: Callable[[], None]
     # Verification beside the storage context, as negotiate proposes it: a peer
     # without our SOP class then accepts the association and refuses only the
     # context (no_accepted_context) instead of rejecting it with no reason.
-    contexts = presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes)
+    contexts = contexts_with(
+        presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes),
+        module.verify)
     dataset = synthetic_instance(context.target.name, sop_class, module.uid_root,
                                  module.test_object_size)
     try:
         _store(context, report, intend, contexts, dataset)
     except ProbeFailure as failure:
-        if report.status is not None and dimse_status.failure_reason(report.status) is None:
-            # check_status passed: whatever failed after (the release) did not undo it.
+        if (failure.phase == "release" and report.status is not None
+                and dimse_status.failure_reason(report.status) is None):
+            # check_status passed: a release that failed after it did not undo the store.
             failure.detail += (f"; the instance was stored before this (C-STORE status "
                                f"0x{report.status:04X})")
         raise
@@ -133,7 +140,9 @@ def _send(context: ProbeContext, report: ProbeReport, intend: Callable[[], None]
 
 def _store(context: ProbeContext, report: ProbeReport, intend: Callable[[], None],
            contexts: tuple[ContextSpec, ...], dataset: Dataset) -> None:
-    keyword, sop_class = context.module.sop_classes[0]
+    module = context.module
+    keyword, sop_class = module.sop_classes[0]
+    unverified: ProbeFailure | None = None
     with association(context, report, contexts) as layer:
         accepted = layer.accepted.context_for(sop_class) if layer.accepted else None
         if accepted is None:
@@ -160,3 +169,10 @@ def _store(context: ProbeContext, report: ProbeReport, intend: Callable[[], None
             C_STORE_RSP, STORE_MESSAGE_ID, sop_class, accepted.context_id,
             str(dataset.SOPInstanceUID)))
         check_status(context, report, response, "C-STORE")
+        if module.verify != "none":
+            unverified, note = verify_stored(layer, module.verify, dataset,
+                                             context.state.commitments)
+            context.note("%s", note or str(unverified))
+    # Released politely first: the peer did nothing wrong at the DICOM level.
+    if unverified is not None:
+        raise unverified
