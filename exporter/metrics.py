@@ -81,6 +81,9 @@ WEB_INFO = "dicom_exporter_web_info"
 LISTENER_ASSOCIATIONS = "dicom_exporter_listener_associations_total"
 LISTENER_MESSAGES = "dicom_exporter_listener_messages_total"
 LISTENER_IN_PROGRESS = "dicom_exporter_listener_associations_in_progress"
+# Recorded by the generated alert rules, not exposed by the exporter: when the
+# Alertmanager's generated holiday calendar ends (exporter/monitoring).
+HOLIDAY_CALENDAR_END = "dicom:holiday_calendar_end_timestamp_seconds"
 
 
 
