@@ -75,6 +75,8 @@ class Monitoring:
     site_names: dict[str, str]  # site key -> name as the staff say it
     roles: tuple[str, ...]  # roles the exporter config's targets have
     alertmanager: Alertmanager
+    # AE titles of the link computers ("Z97117", "Z83680"), as the dashboards name them.
+    link_computer_titles: tuple[str, ...] = ()
 
     # -- selectors -------------------------------------------------------
     @property
@@ -163,6 +165,9 @@ def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
         site_names={key: site.name for key, site in exporter.sites.items()},
         roles=roles,
         alertmanager=_alertmanager(path, raw["alertmanager"]),
+        link_computer_titles=tuple(
+            t.ae_title for t in exporter.targets.values()
+            if t.labels.get("role") == "link_computer" and t.labels.get("direction") != "receive"),
     )
 
 
