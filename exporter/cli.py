@@ -1,4 +1,4 @@
-"""The `dicom-exporter` command: serve, check-config, probe, demo.
+"""The `dicom-exporter` command: serve, check-config, probe, demo, routes, report.
 
 Flags are spelled as in Prometheus' own programs (--config.file,
 --web.listen-address, --log.level) so the exporter reads like its neighbours
@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -354,9 +355,14 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
 @click.option("--module", "module_name", default=None,
               help="Probe with this module only (default: every module of the target).")
 @click.option("--debug", is_flag=True, help="Print the probe's log.")
+@click.option("--dicom.listen-address", "dicom_address", default=None,
+              callback=_dicom_address,
+              help="Receive Storage Commitment reports on this host:port while probing "
+                   "(verify: commit against a peer that reports on a new association).")
 @click.argument("target")
 @log_options
-def probe(config_file: str, module_name: str | None, debug: bool, target: str) -> None:
+def probe(config_file: str, module_name: str | None, debug: bool,
+          dicom_address: Address | None, target: str) -> None:
     """Probe TARGET once and explain the result; exit 1 if any probe failed."""
     exporter = Exporter(_load(config_file), config_file)
     config = exporter.config
@@ -364,17 +370,27 @@ def probe(config_file: str, module_name: str | None, debug: bool, target: str) -
         click.echo(f"unknown target {target!r}; configured: {', '.join(config.targets)}", err=True)
         raise SystemExit(2)
     modules = [module_name] if module_name else list(config.targets[target].modules)
+    try:
+        listener = (start_listener(exporter, dicom_address, DEFAULT_MAX_ASSOCIATIONS)
+                    if dicom_address else None)
+    except ListenerError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
     ok = True
-    for index, name in enumerate(modules):
-        if index:
-            click.echo()
-        try:
-            report = exporter.probe(target, name, log=debug)
-        except UnknownProbe as exc:
-            click.echo(str(exc), err=True)
-            raise SystemExit(2) from None
-        _print_report(report, debug, config)
-        ok = ok and report.success
+    try:
+        for index, name in enumerate(modules):
+            if index:
+                click.echo()
+            try:
+                report = exporter.probe(target, name, log=debug)
+            except UnknownProbe as exc:
+                click.echo(str(exc), err=True)
+                raise SystemExit(2) from None
+            _print_report(report, debug, config)
+            ok = ok and report.success
+    finally:
+        if listener is not None:
+            listener.stop()
     raise SystemExit(0 if ok else 1)
 
 
@@ -457,3 +473,32 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
         lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {route.last_resort}")
         lines.append("")
     return lines
+
+
+@main.command()
+@click.option("--prometheus.url", "url", required=True,
+              help="The Prometheus that holds the probes' history, e.g. http://localhost:9090.")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of the period (Europe/Stockholm), e.g. 2026-11-01.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Day after the period's last, e.g. 2026-12-01: [from, to).")
+@click.option("--format", "output_format", type=click.Choice(["md", "html", "json"]),
+              default="md",
+              show_default=True, help="Markdown, HTML with a chart per target, or JSON.")
+@click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="The exporter's YAML configuration (site and region names).")
+@click.option("--monitoring.config", "monitoring_file", default=None,
+              type=click.Path(dir_okay=False),
+              help="The monitoring config (waits per role); default: the shipped one.")
+@log_options
+def report(url: str, start: datetime, end: datetime, output_format: str, config_file: str,
+           monitoring_file: str | None) -> None:
+    """Availability, outages and store success per link computer and partner over a
+    period, from Prometheus' raw probe samples (IT operations' monthly report)."""
+    from exporter.availability import monthly
+    try:
+        click.echo(monthly.run(url, start.date(), end.date(), output_format, config_file,
+                               monitoring_file), nl=False)
+    except monthly.ReportError as exc:
+        click.echo(f"report: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -29,7 +29,7 @@ from exporter import routine
 from exporter.config import Config, Target
 from exporter.config.strict import parse_duration
 from exporter.metrics import HOLIDAY_CALENDAR_END
-from exporter.monitoring import alertmanager
+from exporter.monitoring import alertmanager, slo
 from exporter.monitoring.settings import Monitoring
 from exporter.reasons import Reason
 from exporter.routine import words
@@ -235,7 +235,13 @@ class Rules:
             "{{ $region }} ({{ $labels.ae_title }}) svarar men kan inte ta emot bilder",
             "{{ $labels.target }} svarar på C-ECHO men {{ $labels.module }} misslyckas. "
             "Orsak: {{ $reason }}. " + explanation + " "
-            "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6).",
+            # The store went through but the partner will not let us verify it:
+            # configuration (5), not a region that cannot receive (6).
+            '{{ if eq $reason "query_refused" }}'
+            "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad "
+            "(Problem med att skicka, punkt 5).{{ else }}"
+            "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6)."
+            "{{ end }}",
             reason=True,
             extra_labels=STAFF,
             next_step=self.by_target("partner_cannot_receive", self.partner_targets),
@@ -439,7 +445,9 @@ def _humanized(seconds: int) -> str:
 
 def groups(m: Monitoring, config: Config) -> list[dict[str, Any]]:
     """The rule groups of dicom.rules.yml: one place to add a group."""
-    return [{"name": "dicom", "rules": Rules(m, config).alerts()}]
+    return [{"name": "dicom", "rules": Rules(m, config).alerts()},
+            *slo.recording_groups(m),
+            {"name": "dicom_slo", "rules": slo.burn_alerts(m)}]
 
 
 def render_calendar_tests(m: Monitoring) -> str:
