@@ -1,4 +1,4 @@
-"""The `dicom-exporter` command: serve, check-config, probe, demo.
+"""The `dicom-exporter` command: serve, check-config, probe, demo, routes, report.
 
 Flags are spelled as in Prometheus' own programs (--config.file,
 --web.listen-address, --log.level) so the exporter reads like its neighbours
@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -472,3 +473,32 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
         lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {route.last_resort}")
         lines.append("")
     return lines
+
+
+@main.command()
+@click.option("--prometheus.url", "url", required=True,
+              help="The Prometheus that holds the probes' history, e.g. http://localhost:9090.")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of the period (Europe/Stockholm), e.g. 2026-11-01.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Day after the period's last, e.g. 2026-12-01: [from, to).")
+@click.option("--format", "output_format", type=click.Choice(["md", "html", "json"]),
+              default="md",
+              show_default=True, help="Markdown, HTML with a chart per target, or JSON.")
+@click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="The exporter's YAML configuration (site and region names).")
+@click.option("--monitoring.config", "monitoring_file", default=None,
+              type=click.Path(dir_okay=False),
+              help="The monitoring config (waits per role); default: the shipped one.")
+@log_options
+def report(url: str, start: datetime, end: datetime, output_format: str, config_file: str,
+           monitoring_file: str | None) -> None:
+    """Availability, outages and store success per link computer and partner over a
+    period, from Prometheus' raw probe samples (IT operations' monthly report)."""
+    from exporter.availability import monthly
+    try:
+        click.echo(monthly.run(url, start.date(), end.date(), output_format, config_file,
+                               monitoring_file), nl=False)
+    except monthly.ReportError as exc:
+        click.echo(f"report: {exc}", err=True)
+        raise SystemExit(1) from None

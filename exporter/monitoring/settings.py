@@ -75,6 +75,7 @@ class Monitoring:
     site_names: dict[str, str]  # site key -> name as the staff say it
     roles: tuple[str, ...]  # roles the exporter config's targets have
     alertmanager: Alertmanager
+    slo_objectives: dict[str, float]  # role -> availability objective over 30 days
 
     # -- selectors -------------------------------------------------------
     @property
@@ -163,6 +164,7 @@ def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
         site_names={key: site.name for key, site in exporter.sites.items()},
         roles=roles,
         alertmanager=_alertmanager(path, raw["alertmanager"]),
+        slo_objectives=_objectives(path, raw.get("slo_objective_by_role") or {}),
     )
 
 
@@ -207,3 +209,14 @@ def _alertmanager(path: Path, raw: dict[str, Any]) -> Alertmanager:
         ),
         receivers=receivers,
     )
+
+
+def _objectives(path: Path, raw: dict[str, Any]) -> dict[str, float]:
+    """slo_objective_by_role: a ratio strictly between 0 and 1 per role."""
+    out = {}
+    for role, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise ConfigError([f"{path}: slo_objective_by_role: {role}: {value!r} is not a "
+                               "ratio between 0 and 1 (e.g. 0.999)"])
+        out[str(role)] = float(value)
+    return out
