@@ -447,6 +447,25 @@ def cases() -> list[Json]:
             }]),
         ],
     ))
+    no_route = {"exp_labels": {**route, "status": "none", "path": dvd, "severity": "critical",
+                               "audience": "staff"},
+                "exp_annotations": {
+                    "summary": "Ljungby → Skåne: ingen väg öppen",
+                    "description": "Varken ordinarie väg eller någon reservväg som svarar mot "
+                                   "felet är öppen från Ljungby till Skåne. Sista utväg: "
+                                   f"{dvd}.",
+                    "runbook_url": runbook("NoRouteAvailable"),
+                    "next_step": NEXT[("no_route", "skane")]}}
+    out.append(case(
+        "no route stays firing while the route is only unknown (stale results), and resolves "
+        "when a way is really open",
+        [series("dicom_route_active", "1x12 stale", **route, status="none", path=dvd),
+         series("dicom_route_active", "_x13 1x10 stale", **route, status="unknown", path=""),
+         series("dicom_route_active", "_x25 1x20", **route, status="primary",
+                path="ordinarie väg")],
+        [("2m", "NoRouteAvailable", [no_route]), ("5m", "NoRouteAvailable", [no_route]),
+         ("8m", "NoRouteAvailable", [])],
+    ))
     # -- receive side ---------------------------------------------------------
     receive = {**probe_labels("z97117.from.skane", "receive_echo", "link_computer", "vaxjo",
                               "kronoberg", "Z97117"),

@@ -350,7 +350,12 @@ class Rules:
         )
         no_route = alert(
             words.ALERT["no_route"],
-            'dicom_route_active{status="none"} == 1',
+            # No way open, and it stays so while the route is merely unknown (results
+            # stale or missing): it resolves only when a way is really open (issue 27).
+            'dicom_route_active{status="none"} == 1\n'
+            "or\n"
+            '(last_over_time(dicom_route_active{status="none"}[1h]) == 1\n'
+            ' and on (route, instance) dicom_route_active{status="unknown"} == 1)',
             m.wait("route"),
             "critical",
             "{{ $site }} → {{ $region }}: ingen väg öppen",
