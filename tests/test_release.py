@@ -119,11 +119,11 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Release]:
     fetched = run(sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
                   "--dest", wheels, "setuptools>=64", "wheel")
     assert fetched.returncode == 0, fetched.stderr
-    found = {"1.0.0": first, "1.0.1": release(source, out, "1.0.1", "--wheels", wheels)}
+    found = {"1.0.0": first, "1.0.1": release(source, out, "1.0.1", "--wheels", str(wheels))}
     config_package = source / "exporter" / "config" / "__init__.py"
     config_package.write_text(config_package.read_text(encoding="utf-8") + REFUSING,
                               encoding="utf-8")
-    found["1.0.2"] = release(source, out, "1.0.2", "--wheels", wheels, "--no-deb")
+    found["1.0.2"] = release(source, out, "1.0.2", "--wheels", str(wheels), "--no-deb")
     return found
 
 
