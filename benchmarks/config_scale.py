@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from exporter.config import targets as config_targets
@@ -63,7 +65,7 @@ def make_config(targets: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _median_seconds(runs: int, action) -> float:
+def _median_seconds(runs: int, action: Callable[[], object]) -> float:
     """Median CPU seconds of `action` in this process: stable on a shared machine."""
     samples = []
     for _ in range(runs):
@@ -103,9 +105,9 @@ def main() -> None:
             path = Path(tmp) / f"scale-{size}.yml"
             path.write_text(text, encoding="utf-8")
             document = read_yaml(text, Checker(str(path)))
-            reader = _median_seconds(args.runs, lambda t=text: read_yaml(t, Checker("x")))
+            reader = _median_seconds(args.runs, partial(read_yaml, text, Checker("x")))
             validate = _median_seconds(
-                args.runs, lambda d=document: config_targets.from_document(d, Checker("x")))
+                args.runs, partial(config_targets.from_document, document, Checker("x")))
             command = _command(ours, path, args.runs)
             other = _command(args.compare, path, args.runs) if args.compare else None
             rows.append((size, len(text) / 2**20, command, other, reader, validate,

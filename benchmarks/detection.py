@@ -26,6 +26,8 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import yaml
 
@@ -43,7 +45,7 @@ GROUP_WAIT = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text("ut
 QUIET_WAIT = parse_duration(M.for_by_role["link_computer"]) + parse_duration(GROUP_WAIT) + 35
 
 
-def get(url: str, **params: str) -> object:
+def get(url: str, **params: str) -> Any:
     query = f"?{urllib.parse.urlencode(params)}" if params else ""
     with urllib.request.urlopen(url + query, timeout=10) as answer:
         return json.load(answer)
@@ -114,7 +116,7 @@ def measure(rounds: int, blips: int) -> tuple[dict[str, list[float]], list[tuple
             stack.peers.set_state("z97117", "down")
             for name, check in (("firing in Prometheus", firing_in_prometheus),
                                 ("in Alertmanager", in_alertmanager), ("pager notified", paged)):
-                at = wait(lambda check=check, stack=stack: check(stack, "z97117"), 300)
+                at = wait(partial(check, stack, "z97117"), 300)
                 rows[name].append((at - started) if at else float("nan"))
         finally:
             stack.stop()

@@ -34,13 +34,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from benchmarks.measure import median_ms, metric, timed
 from exporter.app import Exporter
-from exporter.dicom import association as upper_layer
+from exporter.dicom.timed_io import TimedIO
 from exporter.web import server as web_server
 from tests.support.configs import make_config
 from tests.support.pki import make_ca, make_cert
@@ -66,24 +69,8 @@ NAGLE_COLUMNS = ["peer", "reported", "whole /probe", "reported, no QUICKACK",
                  "whole /probe, no QUICKACK", "goal", "met"]
 
 
-def median_ms(samples: list[float]) -> str:
-    return f"{statistics.median(samples) * 1000:.2f}" if samples else "-"
-
-
-def timed(action: Callable[[], object], count: int) -> list[float]:
-    out = []
-    for _ in range(count):
-        started = time.perf_counter()
-        action()
-        out.append(time.perf_counter() - started)
-    return out
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
+def ms(samples: list[float]) -> str:
+    return f"{median_ms(samples):.2f}" if samples else "-"
 
 
 def tls_block(pki: Path) -> dict[str, str]:
@@ -94,12 +81,16 @@ def tls_block(pki: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def no_quickack() -> Iterator[None]:
     """The prober as it was: delayed ACKs left to the kernel."""
-    original = upper_layer._quickack
-    upper_layer._quickack = lambda sock: None
+    original = TimedIO._ack_now
+
+    def kernel_acks(self: TimedIO) -> None:
+        self._owe_ack = False
+
+    setattr(TimedIO, "_ack_now", kernel_acks)  # noqa: B010 (mypy refuses assigning a method)
     try:
         yield
     finally:
-        upper_layer._quickack = original
+        setattr(TimedIO, "_ack_now", original)  # noqa: B010
 
 
 def exporter_echoes(peer: RunningPeer, pki: Path, count: int) -> dict[str, list[float]]:
@@ -207,10 +198,10 @@ def main() -> None:
                     continue
                 ours = exporter_echoes(peer, pki, count)
                 latencies.append([
-                    name, median_ms(ours["reported"]), median_ms(ours["whole"]),
-                    median_ms(ours["dimse"]), median_ms(ours["before"]),
-                    median_ms(pynetdicom_echoes(peer, pki, count)),
-                    median_ms(echoscu_runs(peer, pki, count)),
+                    name, ms(ours["reported"]), ms(ours["whole"]),
+                    ms(ours["dimse"]), ms(ours["before"]),
+                    ms(pynetdicom_echoes(peer, pki, count)),
+                    ms(echoscu_runs(peer, pki, count)),
                 ])
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
@@ -233,14 +224,14 @@ def scrape(connection: http.client.HTTPConnection, target: str,
     into[reported].append(metric(body, "probe_duration_seconds"))
 
 
-def pair(shipped: str) -> dict[str, Callable[[Path], contextlib.AbstractContextManager]]:
+def pair(shipped: str) -> dict[str, Callable[[Path], contextlib.AbstractContextManager[Any]]]:
     """The peer as shipped and with TCP_NODELAY=1; storescp without a fork per
     association, whose cost on a busy machine would drown a 1 ms difference."""
     if shipped == "storescp":
         return {shipped: lambda workdir: storescp_peer(fork=False)(workdir, None),
                 f"{shipped} TCP_NODELAY=1":
                     lambda workdir: storescp_peer(nodelay=True, fork=False)(workdir, None)}
-    return {name: lambda workdir, name=name: interop_peer(name, workdir)
+    return {name: partial(interop_peer, name)
             for name in (shipped, f"{shipped} TCP_NODELAY=1")}
 
 
@@ -283,8 +274,8 @@ def nagle_comparison(count: int) -> list[list[str]]:
                     goal = f"within 1 ms of {nodelay} ({gap * 1000:+.2f})"
                     met = "yes" if abs(gap) <= 0.001 else "NO"
                 shown = f"{name}, single process" if name.startswith("storescp") else name
-                rows.append([shown, median_ms(figures["reported"]), median_ms(figures["whole"]),
-                             median_ms(figures["before"]), median_ms(figures["whole before"]),
+                rows.append([shown, ms(figures["reported"]), ms(figures["whole"]),
+                             ms(figures["before"]), ms(figures["whole before"]),
                              goal, met])
     return rows
 

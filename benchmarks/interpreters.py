@@ -27,7 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import ProbeClient, echo_requests, exporter_process, median_ms
+from benchmarks.measure import exporter_process, median_ms
+from benchmarks.run import ProbeClient, echo_requests
 from benchmarks.server_python import Interpreter, add_option, chosen, ours
 from tests.support.realpeers import LOOPBACK, MONITOR_AE, start_orthanc, stop
 
@@ -90,7 +91,8 @@ def compare(interpreters: list[Interpreter], rounds: int, requests: int) -> None
         print("|---|---|---|---|---|---|---|")
         for round_number in range(rounds):
             order = exporters if round_number % 2 == 0 else exporters[::-1]
-            samples = {exporter.name: ([], []) for exporter in exporters}
+            samples: dict[str, tuple[list[float], list[float]]] = {
+                exporter.name: ([], []) for exporter in exporters}
             cpu_before = {exporter.name: (exporter.user, exporter.system)
                           for exporter in exporters}
             for _ in range(requests // BLOCK):

@@ -37,11 +37,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from benchmarks.measure import exporter_process, median_ms, metric, timed
 from benchmarks.server_python import Interpreter, add_option, chosen
 from exporter import config as config_module
 from exporter import probers
@@ -79,26 +81,6 @@ class Row:
             figures = [f"{self.samples[0]:.1f} {self.unit}", "", ""]
         verdict = "" if self.met is None else ("yes" if self.met else "NO")
         return [self.benchmark, self.subject, *figures, self.goal, verdict]
-
-
-def median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
-def timed(action: Callable[[], object], count: int) -> list[float]:
-    out = []
-    for _ in range(count):
-        started = time.perf_counter()
-        action()
-        out.append(time.perf_counter() - started)
-    return out
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
 
 
 class ProbeClient:
@@ -192,7 +174,7 @@ def silent_listener() -> tuple[socket.socket, threading.Event]:
     return listener, done
 
 
-def exporter_config(orthanc_port: int, storescp_port: int, silent_port: int) -> dict:
+def exporter_config(orthanc_port: int, storescp_port: int, silent_port: int) -> dict[str, Any]:
     labels = {"site": "vaxjo", "role": "partner"}
     targets = {
         "orthanc": {"host": LOOPBACK, "port": orthanc_port, "ae_title": "ORTHANC",
@@ -217,22 +199,6 @@ def exporter_config(orthanc_port: int, storescp_port: int, silent_port: int) -> 
         },
         "targets": targets,
     }
-
-
-@contextlib.contextmanager
-def exporter_process(config_file: Path, python: str = sys.executable
-                     ) -> Iterator[tuple[int, subprocess.Popen]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [python, "-m", "exporter", "--log.level", "error", "serve",
-         "--config.file", str(config_file), "--web.listen-address", f"{LOOPBACK}:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process)
-        yield port, process
-    finally:
-        stop(process)
 
 
 def rss_mib(pid: int) -> float:
@@ -342,7 +308,7 @@ def open_association(rows: list[Row], client: ProbeClient, orthanc_port: int,
         association.release()
 
 
-def load(rows: list[Row], port: int, process: subprocess.Popen, idle: list[float],
+def load(rows: list[Row], port: int, process: subprocess.Popen[bytes], idle: list[float],
          rounds: int) -> None:
     names = [f"healthy{i:03d}" for i in range(HEALTHY)]
     names += [f"silent{i:03d}" for i in range(SILENT)]
@@ -420,7 +386,7 @@ def threads_of(pid: int) -> int:
 
 
 def idle_connections(rows: list[Row], client: ProbeClient, port: int,
-                     process: subprocess.Popen, count: int) -> None:
+                     process: subprocess.Popen[bytes], count: int) -> None:
     """Clients that connect and say nothing, or never finish their headers."""
     before_threads, before_rss = threads_of(process.pid), rss_mib(process.pid)
     held = []
@@ -544,7 +510,7 @@ def detection(rows: list[Row]) -> None:
     """The full stack with the shipped defaults: Z97117 stopped until the pager hears."""
     from benchmarks.detection import measure
 
-    stages, flapped = measure(1)
+    stages, flapped = measure(1, 0)
     for name, seconds in stages.items():
         goal, met = ("<= 90 s", seconds[0] <= 90) if name == "pager notified" else ("", None)
         rows.append(Row("detection, shipped defaults", f"Z97117 down: {name}", seconds,

@@ -29,15 +29,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from benchmarks.measure import exporter_process, metric
 from benchmarks.server_python import add_option, chosen
-from tests.support.realpeers import LOOPBACK, MONITOR_AE, free_port, start_orthanc, stop
+from tests.support.realpeers import LOOPBACK, MONITOR_AE, start_orthanc, stop
 
 START_TIMEOUT = 300.0
 FILL_THREADS = 4  # the exporter allows 4 probes of one host:port at once
@@ -83,38 +84,6 @@ class Client:
         self.connection.close()
 
 
-def wait_until_serving(port: int, process: subprocess.Popen) -> None:
-    end = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"exporter exited with {process.returncode} while starting")
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            client = Client(port, timeout=5)
-            try:
-                if client.request("/-/healthy")[0] == 200:
-                    return
-            finally:
-                client.close()
-        time.sleep(0.02)
-    raise RuntimeError(f"exporter not serving after {START_TIMEOUT:g} s")
-
-
-@contextlib.contextmanager
-def exporter(config_file: Path, python: str) -> Iterator[tuple[int, subprocess.Popen, float]]:
-    port = free_port()
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [python, "-m", "exporter", "--log.level", "error", "serve",
-         "--config.file", str(config_file), "--web.listen-address", f"{LOOPBACK}:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_serving(port, process)
-        yield port, process, time.perf_counter() - started
-    finally:
-        stop(process)
-
-
 def family_pids(pid: int) -> list[int]:
     """The process and all its descendants: RSS counts every exporter process."""
     pids, queue = [], [pid]
@@ -136,13 +105,6 @@ def memory_mib(pid: int, field_name: str) -> float:
                 if line.startswith(field_name + ":"):
                     total += int(line.split()[1])
     return total / 1024
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
 
 
 def fill(port: int, targets: int) -> None:
@@ -212,8 +174,9 @@ def measure(workdir: Path, targets: int, orthanc_port: int, samples: int, python
     subprocess.run([python, "-m", "exporter", "check-config", str(config_file)],
                    check=True, capture_output=True)
     result.figures["check-config s"] = time.perf_counter() - started
-    with exporter(config_file, python) as (port, process, start_seconds):
-        result.figures["start s"] = start_seconds
+    started = time.perf_counter()
+    with exporter_process(config_file, python, START_TIMEOUT) as (port, process):
+        result.figures["start s"] = time.perf_counter() - started
         client = Client(port)
         started = time.perf_counter()
         status, body = client.request("/-/reload", "POST")
@@ -254,7 +217,7 @@ def measure(workdir: Path, targets: int, orthanc_port: int, samples: int, python
     return result
 
 
-GOALS = {  # at 5,000 targets
+GOALS: dict[str, tuple[str, Callable[[Result], bool]]] = {  # at 5,000 targets
     "/metrics s": ("<= 1 s", lambda r: r.figures["/metrics s"] <= 1.0),
     "/metrics s, every pair changed": (
         "<= 1 s", lambda r: r.figures["/metrics s, every pair changed"] <= 1.0),

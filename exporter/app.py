@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, gc_collector, platform_collector, process_collector
 
-from exporter import config as config_module
 from exporter import probers
-from exporter.config import Config, ConfigError
-from exporter.config.strict import unexpected
+from exporter.config import Config
+from exporter.live import Live
 from exporter.metrics import ExporterCollector
 from exporter.probers.memory import ProberState
 from exporter.probers.report import ProbeReport
@@ -81,14 +81,12 @@ class ProbeLimits:
 class Exporter:
     def __init__(self, config: Config, config_path: str | None = None,
                  limits: ProbeLimits | None = None) -> None:
-        self._config = config
         self.limits = limits or ProbeLimits()
-        self.config_path = config_path
         self.stats = Stats()
         # What probes keep between them (open associations, the store memory).
         self.prober_state = ProberState()
-        self.stats.configured(config)
-        self._reload_lock = threading.Lock()
+        # The one owner of the running config and web config, and of their reloads.
+        self.live = Live(config, config_path, self.stats, self._follow)
         runtime = CollectorRegistry(auto_describe=False)
         process_collector.ProcessCollector(registry=runtime)
         platform_collector.PlatformCollector(registry=runtime)
@@ -97,44 +95,28 @@ class Exporter:
         # skips): page() appends them. /metrics serves self.metrics.page(); the
         # registry holds the same series for tests and tools.
         self.runtime = runtime
-        self.metrics = ExporterCollector(self.stats, lambda: self._config, runtime)
+        self.metrics = ExporterCollector(self.stats, lambda: self.live.current.config, runtime)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.metrics)
 
     @property
     def config(self) -> Config:
-        return self._config
+        return self.live.current.config
+
+    @property
+    def config_path(self) -> str | None:
+        return self.live.config_path
 
     def reload(self) -> str | None:
-        """Load the file again; on any problem keep the running config.
+        """Load the files again (see `Live.reload`); on any problem keep the running config.
 
         Returns None on success, else the problems, one per line.
         """
-        if self.config_path is None:
-            return "no configuration file to reload (built-in configuration)"
-        with self._reload_lock:
-            try:
-                new = config_module.load(self.config_path)
-                keep = _store_keys(new)
-            except ConfigError as exc:
-                self.stats.reload_failed()
-                for problem in exc.problems:
-                    logger.error("config reload failed, keeping the running config",
-                                 extra={"fields": {"problem": problem}})
-                return str(exc)
-            except Exception as exc:  # a reader bug must not take the exporter down
-                self.stats.reload_failed()
-                problem = unexpected(self.config_path, exc)
-                logger.error("config reload failed, keeping the running config",
-                             extra={"fields": {"problem": problem}})
-                return problem
-            self._config = new
-            self.stats.configured(new)
-            self.prober_state.store.keep_only(keep)
-            logger.info("config reloaded", extra={"fields": {
-                "file": self.config_path, "targets": len(new.targets),
-                "modules": len(new.modules)}})
-            return None
+        return self.live.reload()
+
+    def _follow(self, config: Config) -> None:
+        """After a reload: the store memory keeps only peers the new config stores to."""
+        self.prober_state.store.keep_only(_store_keys(config))
 
     def abort_all(self) -> int:
         """Send an A-ABORT to every peer in an association now: for SIGTERM."""
@@ -159,7 +141,7 @@ class Exporter:
         self, target_name: str, module_name: str, scrape_timeout: float | None = None,
         deferred: list[Callable[[], None]] | None = None, log: bool = False,
     ) -> ProbeReport:
-        config = self._config
+        config = self.live.current.config
         target = config.targets.get(target_name)
         if target is None:
             raise UnknownProbe(f"unknown target {target_name!r}")
@@ -201,7 +183,7 @@ class Exporter:
         return report
 
 
-def _store_keys(config: Config) -> set:
+def _store_keys(config: Config) -> set[Any]:
     """The peers the store probes of `config` write to, keyed as the store memory is."""
     keys = set()
     for target in config.targets.values():

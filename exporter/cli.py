@@ -43,11 +43,11 @@ from exporter.web.oncall import route_title
 from exporter.web.server import (
     DEFAULT_LISTEN,
     Address,
+    ExtraEndpoint,
     ListenError,
     check_external_url,
     parse_listen_address,
     start,
-    watch_web_config,
 )
 
 T = TypeVar("T")
@@ -147,7 +147,8 @@ def _raise_fd_limit() -> None:
 
 
 def _serve_until_signalled(
-    exporter: Exporter, addresses: list[Address], interval: float, extra_endpoints=None,
+    exporter: Exporter, addresses: list[Address], interval: float,
+    extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None, external_url: str | None = None,
 ) -> None:
     stop = threading.Event()
@@ -169,7 +170,7 @@ def _serve_until_signalled(
     for text in server.web.warnings:
         log.warning("web config feature not available", extra={"fields": {"detail": text}})
     if server.web.source is not None:  # the --web.config.file, as given
-        watch_web_config(server, server.web.source, stop)
+        exporter.live.watch_web(stop)
     scheduler = Scheduler(exporter, interval) if interval > 0 else None
     if scheduler:
         scheduler.start()
@@ -272,7 +273,7 @@ def check_config(positional_config: str | None, option_config: str | None,
 
 
 def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
-    target, module = report.target, report.module
+    target, module = report.context.target, report.context.module
     click.echo(f"target    {target.name} ({target.ae_title} at {target.host}:{target.port})")
     click.echo(f"module    {module.name} ({module.prober})")
     if report.success:
@@ -295,7 +296,7 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
     click.echo(f"duration  {report.duration * 1000:.3f} ms")
     if debug:
         click.echo("log")
-        for line in report.log:
+        for line in report.context.log:
             click.echo(f"  {line}")
 
 

@@ -1,7 +1,7 @@
 """Every metric the exporter exposes: names, help texts and how they are built.
 
-Names live here and nowhere else; the alert rules, dashboards and README are
-checked against this module by the tests. Both endpoints use custom
+Names live here and nowhere else; the alert rules, dashboards and
+docs/metrics.md are checked against this module by the tests. Both endpoints use custom
 collectors that yield metric families from plain data (client_python's
 pattern for exporters): /probe from one ProbeReport in a fresh registry,
 /metrics from the exporter's running statistics.
@@ -15,7 +15,8 @@ import platform
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pydicom
 import pynetdicom
@@ -114,7 +115,8 @@ class ProbeCollector(Collector):
 
     def families(self) -> Iterator[Gauge]:
         report = self.report
-        prober = report.module.prober
+        context = report.context
+        prober = context.module.prober
         yield Gauge.single(PROBE_SUCCESS, "Whether the probe succeeded.", int(report.success))
         yield Gauge.single(PROBE_DURATION, "How long the probe took, in seconds.",
                            report.duration)
@@ -123,8 +125,8 @@ class ProbeCollector(Collector):
             report.dns_lookup)
         yield Gauge.single(
             PROBE_TIMEOUT, "The timeout this probe ran with, after the scrape timeout header.",
-            report.timeout)
-        tls = ("tls",) if report.target.tls is not None and prober != "tcp" else ()
+            context.timeout)
+        tls = ("tls",) if context.target.tls is not None and prober != "tcp" else ()
         kind_phases = KINDS[prober].phases
         yield Gauge(
             PROBE_PHASE_DURATION,
@@ -163,7 +165,7 @@ class ProbeCollector(Collector):
                                "The DIMSE status code of the response (0 is success).",
                                report.status)
         if report.contexts:
-            names = {uid: keyword for keyword, uid in report.module.sop_classes}
+            names = {uid: keyword for keyword, uid in context.module.sop_classes}
             names["1.2.840.10008.1.1"] = "Verification"
             yield Gauge(
                 PROBE_CONTEXT_ACCEPTED,
@@ -199,8 +201,9 @@ _PROBE_PREFIXES: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 PROBE_PREFIX_CACHE = 1024
 PROBE_TEMPLATES = 256
 PROBE_TEMPLATE_LARGEST = 16384  # characters: a page past it is written each time
-# The report's fields that `families` writes as floats; phases are the others.
-_FLOAT_FIELDS = ("duration", "dns_lookup", "timeout", "tls_expiry", "result_age")
+# The report's fields that `families` writes as floats; phases are the others,
+# and the timeout, which is the context's.
+_FLOAT_FIELDS = ("duration", "dns_lookup", "tls_expiry", "result_age")
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,11 +213,12 @@ class _Template:
     slots: tuple[tuple[str, str | None], ...]  # per slot: the field, or "phases" and a phase
 
 
-_TEMPLATES: dict[tuple, _Template] = {}
+_TEMPLATES: dict[tuple[Any, ...], _Template] = {}
 
 
-def _shape(report: ProbeReport) -> tuple:
-    return (id(report.module), report.target.tls is None, report.success, report.reason,
+def _shape(report: ProbeReport) -> tuple[Any, ...]:
+    context = report.context
+    return (id(context.module), context.target.tls is None, report.success, report.reason,
             report.reject, report.abort, report.status, report.tls_version,
             report.tls_expiry is None, report.result_age is None, id(report.peer),
             id(report.contexts), tuple(report.phases))
@@ -240,7 +244,9 @@ def _fill(template: _Template, report: ProbeReport) -> str:
     parts = template.parts
     out = [parts[0]]
     for (name, phase), part in zip(template.slots, parts[1:], strict=True):
-        out.append(_sample_value(report.phases[phase] if phase else getattr(report, name)))
+        value = (report.phases[phase] if phase else report.context.timeout if name == "timeout"
+                 else getattr(report, name))
+        out.append(_sample_value(value))
         out.append(part)
     return "".join(out)
 
@@ -262,6 +268,7 @@ def _template(report: ProbeReport, text: str) -> _Template | None:
     for name in _FLOAT_FIELDS:
         if getattr(report, name) is not None:
             setattr(marked, name, marker((name, None)))
+    marked.context = replace(report.context, timeout=marker(("timeout", None)))
     marked.phases = {phase: marker(("phases", phase)) for phase in report.phases}
     parts: list[str] = []
     slots: list[tuple[str, str | None]] = []
@@ -278,7 +285,7 @@ def _template(report: ProbeReport, text: str) -> _Template | None:
             else:
                 pending.append(_sample_value(value) + "\n")
     parts.append("".join(pending))
-    template = _Template((report.module, report.peer, report.contexts), tuple(parts),
+    template = _Template((report.context.module, report.peer, report.contexts), tuple(parts),
                          tuple(slots))
     return template if _fill(template, report) == text else None
 
@@ -314,7 +321,7 @@ def _sample_prefix(gauge: Gauge, values: tuple[str, ...]) -> str:
 def _sample_value(value: float) -> str:
     number = float(value)
     # floatToGoString, whose answer below 1e6 (and finite) is simply repr.
-    return repr(number) if -1e300 < number < 1e6 else floatToGoString(number)
+    return repr(number) if -1e300 < number < 1e6 else str(floatToGoString(number))  # type: ignore[no-untyped-call]
 
 
 def scheduled_skips(counts: dict[tuple[str, str, str], int]) -> Metric:

@@ -3,7 +3,7 @@
 A failed probe carries exactly one reason from this fixed set. The set is a
 label value on several metrics, so it must stay small and bounded; the
 routine's causes ("Problem med att skicka" 1-6, "Problem med att ta emot"
-1-5) are attached here once, so the CLI, the README table and the alerts all
+1-5) are attached here once, so the CLI, the docs/reasons.md table and the alerts all
 speak of the same causes.
 """
 

@@ -78,6 +78,7 @@ for each in "$bundle"/wheels/*.whl; do
 done
 echo "$version" > "$bundle/VERSION"
 cp README.md CHANGELOG.md LICENSE "$bundle/"
+cp -r docs "$bundle/docs"   # the pages the README links to
 mkdir -p "$bundle/systemd"
 cp examples/dicom-exporter.service packaging/sysusers.d/dicom-exporter.conf \
    packaging/default/dicom-exporter "$bundle/systemd/"

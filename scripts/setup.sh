@@ -2,7 +2,8 @@
 # Installs what the project needs when it is missing: the Debian packages the
 # tests run for real (Orthanc, dcmtk, Prometheus, Alertmanager, Chromium for
 # the status page, dicom3tools' dciodvfy for the store test objects, systemd's
-# analyzers for the unit file, iproute2 for the tests' own network namespaces)
+# analyzers for the unit file, iproute2 for the tests' own network namespaces,
+# curl for the documented recipes)
 # and a Python virtual environment in .venv with the exporter and its test tools.
 # Usage: scripts/setup.sh [--test]   (--test also installs the Debian packages)
 set -euo pipefail
@@ -19,6 +20,7 @@ if [ "${1:-}" = "--test" ]; then
     command -v dciodvfy >/dev/null || missing+=(dicom3tools)
     { command -v systemd-analyze && command -v systemd-sysusers; } >/dev/null || missing+=(systemd)
     command -v ip >/dev/null || missing+=(iproute2)
+    command -v curl >/dev/null || missing+=(curl)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}" >&2
         apt-get update -qq

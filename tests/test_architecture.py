@@ -1,4 +1,4 @@
-"""docs/ARCHITECTURE.md stays true: every module listed, layers respected, names distinct."""
+"""docs/architecture.md stays true: every module listed, layers respected, names distinct."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-DOC = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+DOC = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
 ROW = re.compile(r"^\| (\d+) \| `([\w.]+)` \|", re.M)
 
 
@@ -42,7 +42,7 @@ def imported(path: Path) -> set[str]:
 
 def test_every_module_is_in_the_architecture_table_and_every_row_exists() -> None:
     assert set(modules()) == set(documented()), (
-        f"missing from docs/ARCHITECTURE.md: {sorted(set(modules()) - set(documented()))}; "
+        f"missing from docs/architecture.md: {sorted(set(modules()) - set(documented()))}; "
         f"listed but gone: {sorted(set(documented()) - set(modules()))}"
     )
 
@@ -65,3 +65,48 @@ def test_no_two_modules_share_a_base_name() -> None:
         base = name.rsplit(".", 1)[-1]
         assert base not in seen or name == "exporter", f"{name} and {seen.get(base)}"
         seen[base] = name
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_of_any_kind() -> None:
+    """Typing-only imports (under TYPE_CHECKING) count: a cycle hidden there
+    is still two modules that cannot be understood one without the other."""
+    known = modules()
+    graph = {name: {target for target in imported(path) if target in known and target != name}
+             for name, path in known.items() if path.exists()}
+    assert not cycles(graph), cycles(graph)
+
+
+def test_the_cycle_check_sees_a_typing_only_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]

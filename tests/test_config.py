@@ -17,6 +17,7 @@ from exporter.config.strict import MAX_FILE_BYTES, MAX_PROBLEMS, parse_duration
 from exporter.config.targets import RESERVED_LABELS
 from exporter.dicom.codec import Accepted, ContextResult
 from exporter.metrics import ExporterCollector, ProbeCollector
+from exporter.probers.context import ProbeContext
 from exporter.probers.memory import ProberState
 from exporter.probers.report import ProbeReport
 from exporter.stats import Stats
@@ -296,7 +297,7 @@ def test_reserved_labels_cover_every_label_the_exporter_exposes() -> None:
         for module in target.modules:
             stats.finished(target.name, module, True, None, 0.01)
     target, module = loaded.targets["skane"], loaded.modules["negotiate_ct"]
-    report = ProbeReport(target, module, 1.0, ProberState())
+    report = ProbeReport(ProbeContext.start(target, module, 1.0, ProberState()))
     report.reject, report.abort, report.status, report.tls_version = (1, 1, 3), (0, 0), 0, "TLSv1.3"
     cx = ContextResult(1, module.sop_classes[0][1], True, "1.2.840.10008.1.2.1", 0)
     report.contexts = (cx,)

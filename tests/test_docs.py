@@ -1,4 +1,4 @@
-"""The README and the examples say what the code does: fail when they drift."""
+"""The README, the docs/ pages and the examples say what the code does: fail when they drift."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from exporter.reasons import ROUTINE, Reason
 from tests.support.realpeers import require
 
 ROOT = Path(__file__).parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = ROOT / "docs"
+
+
+def page(name: str) -> str:
+    return (DOCS / name).read_text(encoding="utf-8")
 
 
 def _numbers(cell: str) -> tuple[int, ...]:
@@ -21,7 +25,8 @@ def _numbers(cell: str) -> tuple[int, ...]:
 
 
 def test_reason_table_matches_the_routine_mapping() -> None:
-    rows = re.findall(r"^\| `([a-z_]+)` \| ([^|]*) \| ([^|]*) \|", README, re.MULTILINE)
+    rows = re.findall(r"^\| `([a-z_]+)` \| ([^|]*) \| ([^|]*) \|", page("reasons.md"),
+                      re.MULTILINE)
     table = {name: (_numbers(send), _numbers(receive)) for name, send, receive in rows
              if name in {r.value for r in Reason}}
     expected = {
@@ -35,13 +40,14 @@ def test_every_reason_has_a_routine_mapping() -> None:
     assert set(ROUTINE) == set(Reason)
 
 
-def test_every_metric_is_documented_in_the_readme() -> None:
+def test_every_metric_is_documented_in_the_metrics_page() -> None:
     names = {
         value for key, value in vars(metrics).items()
         if key.isupper() and isinstance(value, str) and re.fullmatch(r"[a-z_]+", value)
     }
     assert len(names) > 20
-    missing = sorted(name for name in names if f"`{name}" not in README)
+    text = page("metrics.md")
+    missing = sorted(name for name in names if f"`{name}" not in text)
     assert missing == []
 
 
@@ -60,20 +66,21 @@ def test_examples_never_name_an_ip_address() -> None:
         assert not re.search(r"\b\d{1,3}(\.\d{1,3}){3}\b", text), path
 
 
-def test_every_alert_is_in_the_readme_table() -> None:
+def test_every_alert_is_in_the_alerts_table() -> None:
     import yaml
 
     rules = yaml.safe_load((ROOT / "alerts" / "dicom.rules.yml").read_text(encoding="utf-8"))
     names = {r["alert"] for group in rules["groups"] for r in group["rules"]}
-    rows = set(re.findall(r"^\| `([A-Za-z]+)` \| (?:critical|warning|none) \|", README,
-                          re.MULTILINE))
+    rows = set(re.findall(r"^\| `([A-Za-z]+)` \| (?:critical|warning|none) \|",
+                          page("alerts.md"), re.MULTILINE))
     assert rows == names
 
 
-def test_the_readme_scenario_table_shows_every_next_step_as_delivered() -> None:
+def test_the_scenario_table_shows_every_next_step_as_delivered() -> None:
     from alerts.scenarios import SCENARIOS
 
-    section = README[README.index("### Scenarios"):]
+    text = page("alerts.md")
+    section = text[text.index("## Scenarios"):]
     for scenario in SCENARIOS:
         assert f"| {scenario.name}" in section, scenario.name
         for stage in scenario.stages:

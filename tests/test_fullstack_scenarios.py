@@ -31,8 +31,8 @@ import yaml
 from alerts.scenarios import SCENARIOS
 from exporter.config.strict import parse_duration
 from tests.support.promstack import wait_until
-from tests.support.twosites import cluster_formed, get_json, query
-from tools.stack import ROOT, Notification, Stack, StackError
+from tests.support.twosites import cluster_formed, get_json, query, running_stack
+from tools.stack import ROOT, Notification, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -60,16 +60,9 @@ def link_computer_for() -> float:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    try:
-        running = Stack.start(f"{INTERVAL:g}s", tmp_path_factory.mktemp("fullstack"),
-                              resend_delay="2s", partner_interval="15s",
-                              pinned_intervals=NIGHT)
-    except StackError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_stack(tmp_path_factory, "fullstack", f"{INTERVAL:g}s",
+                             resend_delay="2s", partner_interval="15s",
+                             pinned_intervals=NIGHT)
 
 
 def seen_up_from_both_sites(stack: Stack, target: str) -> None:

@@ -32,13 +32,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
-from exporter import buildinfo, metrics, probers
+from exporter import buildinfo, live, metrics, probers
 from exporter.app import Exporter, ProbeLimits
-from exporter.config import ConfigError, webconfig
+from exporter.config import webconfig
 from exporter.dicom.codec import Accepted, ContextResult
 from exporter.dicom.failure import Deadline
+from exporter.gate import Gate
 from exporter.metrics import BUILD_INFO, probe_page, render_probe
 from exporter.probers import session
+from exporter.probers.context import ProbeContext
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 from exporter.schedule import Scheduler
@@ -855,20 +857,23 @@ def auth_config(tmp_path_factory: pytest.TempPathFactory) -> webconfig.WebConfig
     return webconfig.load(path)
 
 
-def test_a_password_over_72_bytes_is_refused_not_a_crash(
-        auth_config: webconfig.WebConfig) -> None:
-    assert auth_config.authorized(basic("prometheus", "right" + "x" * 100)) is False
-    assert auth_config.authorized(basic("nobody", "y" * 200)) is False
-    assert auth_config.authorized(basic("prometheus", "right")) is True
+@pytest.fixture(scope="module")
+def auth_gate(auth_config: webconfig.WebConfig) -> Gate:
+    return Gate(auth_config)
 
 
-def test_an_unknown_user_costs_a_bcrypt_check_like_a_known_one(
-        auth_config: webconfig.WebConfig) -> None:
+def test_a_password_over_72_bytes_is_refused_not_a_crash(auth_gate: Gate) -> None:
+    assert auth_gate.authorized(basic("prometheus", "right" + "x" * 100)) is False
+    assert auth_gate.authorized(basic("nobody", "y" * 200)) is False
+    assert auth_gate.authorized(basic("prometheus", "right")) is True
+
+
+def test_an_unknown_user_costs_a_bcrypt_check_like_a_known_one(auth_gate: Gate) -> None:
     """CPU time of this thread, not wall time, so load on the machine cannot fail it."""
 
     def cpu(header: str) -> float:
         started = time.thread_time()
-        assert auth_config.authorized(header) is False
+        assert auth_gate.authorized(header) is False
         return time.thread_time() - started
 
     known = min(cpu(basic("prometheus", "wrong")) for _ in range(3))
@@ -916,24 +921,6 @@ def test_configured_security_headers_are_sent(peer: ScriptedPeer, tmp_path: Path
         server.server_close()
 
 
-@pytest.mark.parametrize(("document", "problem"), [
-    ({"http_server_config": {"headers": {"Set-Cookie": "a"}}},
-     "http_server_config.headers.Set-Cookie: unknown field"),
-    ({"http_server_config": {"headers": {"X-Frame-Options": "allow"}}},
-     "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin"),
-    ({"http_server_config": {"http2": "yes"}}, "http_server_config.http2: must be true or false"),
-    ({"rate_limit": {"interval": "soon", "burst": 1}}, "rate_limit.interval: invalid duration"),
-    ({"basic_auth_users": {"a": "$2y$10$short"}}, "basic_auth_users.a: must be a bcrypt hash"),
-])
-def test_bad_web_config_fields_are_named(tmp_path: Path, document: dict, problem: str) -> None:
-    path = tmp_path / "web.yml"
-    path.write_text(yaml.safe_dump(document))
-    with pytest.raises(ConfigError) as caught:
-        webconfig.load(path)
-    assert any(line.startswith(f"{path}: {problem}") for line in caught.value.problems), (
-        caught.value.problems)
-
-
 def test_http2_is_accepted_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "web.yml"
     path.write_text(yaml.safe_dump({"http_server_config": {"http2": True}}))
@@ -951,19 +938,19 @@ def test_web_config_is_reread_when_it_changes(peer: ScriptedPeer, tmp_path: Path
                                  web=webconfig.load(path))
     stop = threading.Event()
     try:
-        web_server.watch_web_config(server, str(path), stop, interval=0.05)
-        assert server.web.authorized(basic("prometheus", "first"))
+        server.exporter.live.watch_web(stop, interval=0.05)
+        assert server.exporter.live.current.gate.authorized(basic("prometheus", "first"))
         second = bcrypt.hashpw(b"second", bcrypt.gensalt(rounds=4)).decode()
         path.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": second,
                                                              "extra": second}}))
         deadline = time.monotonic() + 10
         while "extra" not in server.web.users and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert server.web.authorized(basic("prometheus", "second"))
-        assert not server.web.authorized(basic("prometheus", "first"))
+        assert server.exporter.live.current.gate.authorized(basic("prometheus", "second"))
+        assert not server.exporter.live.current.gate.authorized(basic("prometheus", "first"))
         path.write_text("basic_auth_users: [\n")  # broken: the running one is kept
-        assert web_server.reload_web_config(server, str(path)) is not None
-        assert server.web.authorized(basic("prometheus", "second"))
+        assert server.exporter.live.reload_web() is not None
+        assert server.exporter.live.current.gate.authorized(basic("prometheus", "second"))
     finally:
         stop.set()
         server.shutdown()
@@ -995,10 +982,10 @@ def test_a_reload_reads_the_web_config_path_as_given_not_where_it_pointed(
     server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
                                  web=webconfig.load(link))
     try:
-        assert server.web.authorized(basic("prometheus", "first"))
+        assert server.exporter.live.current.gate.authorized(basic("prometheus", "first"))
         _repoint(link)
         assert server.reload() is None  # what SIGHUP and POST /-/reload do
-        assert server.web.authorized(basic("prometheus", "second"))
+        assert server.exporter.live.current.gate.authorized(basic("prometheus", "second"))
     finally:
         server.shutdown()
         server.server_close()
@@ -1011,10 +998,10 @@ def test_the_watcher_notices_a_symlink_re_pointed_to_a_new_file(
                                  web=webconfig.load(link))
     stop = threading.Event()
     try:
-        web_server.watch_web_config(server, str(link), stop, interval=0.05)
+        server.exporter.live.watch_web(stop, interval=0.05)
         _repoint(link)
         deadline = time.monotonic() + 10
-        while not server.web.authorized(basic("prometheus", "second")):
+        while not server.exporter.live.current.gate.authorized(basic("prometheus", "second")):
             assert time.monotonic() < deadline, "the re-pointed link was never read"
             time.sleep(0.05)
     finally:
@@ -1035,12 +1022,13 @@ def test_a_reload_keeps_the_rate_limit_bucket_and_the_users_hashing(
                                  web=webconfig.load(path))
     headers = {"Authorization": basic("prometheus", "secret")}
     try:
-        before = server.web
+        before = server.exporter.live.current
         assert [get(server, "/-/healthy", headers).status for _ in range(2)] == [200, 200]
-        assert web_server.reload_web_config(server, str(path)) is None
-        assert server.web is not before  # read again, but what was unchanged carried over
+        assert server.exporter.live.reload_web() is None
+        after = server.exporter.live.current
+        assert after.web is not before.web  # read again, but what was unchanged carried over
         assert get(server, "/-/healthy", headers).status == 429
-        assert server.web._dummy == before._dummy
+        assert after.gate.passwords is before.gate.passwords
     finally:
         server.shutdown()
         server.server_close()
@@ -1057,23 +1045,22 @@ def test_web_config_reloads_run_one_at_a_time(
     load = webconfig.load
     reads = iter(["first", "second"])
 
-    def read_in_turn(name: str, previous: webconfig.WebConfig | None = None
-                     ) -> webconfig.WebConfig:
+    def read_in_turn(name: str) -> webconfig.WebConfig:
         password = next(reads)
         path.write_text(users_yaml(prometheus=password))
-        web = load(name, previous)
+        web = load(name)
         if password == "first":
             time.sleep(0.3)  # the earlier read ends last
         return web
 
-    monkeypatch.setattr(web_server, "load_web_config", read_in_turn)
+    monkeypatch.setattr(live, "load_web_config", read_in_turn)
     try:
-        slow = threading.Thread(target=web_server.reload_web_config, args=(server, str(path)))
+        slow = threading.Thread(target=server.exporter.live.reload_web)
         slow.start()
         time.sleep(0.1)
-        web_server.reload_web_config(server, str(path))
+        server.exporter.live.reload_web()
         slow.join()
-        assert server.web.authorized(basic("prometheus", "second"))
+        assert server.exporter.live.current.gate.authorized(basic("prometheus", "second"))
     finally:
         server.shutdown()
         server.server_close()
@@ -1090,18 +1077,17 @@ def test_a_web_config_that_changes_while_it_is_read_is_read_again(
     path.write_text(yaml.safe_dump({"basic_auth_users": {"first": hashed}}))
     server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0),
                                  web=webconfig.load(path))
-    real_load = web_server.load_web_config
+    real_load = live.load_web_config
     reads: list[str] = []
 
-    def load_while_written(name: str, previous: webconfig.WebConfig | None = None
-                           ) -> webconfig.WebConfig:
-        loaded = real_load(name, previous)
+    def load_while_written(name: str) -> webconfig.WebConfig:
+        loaded = real_load(name)
         reads.append(name)
         if len(reads) == 1:  # the writer finishes just after this read
             path.write_text(yaml.safe_dump({"basic_auth_users": {"final": hashed}}))
         return loaded
 
-    real_signature = web_server.signature
+    real_signature = live.signature
     late: list[bool] = []
 
     def late_start(web: webconfig.WebConfig) -> tuple:
@@ -1110,11 +1096,11 @@ def test_a_web_config_that_changes_while_it_is_read_is_read_again(
             time.sleep(0.3)  # the watcher thread starts after the change below
         return real_signature(web)
 
-    monkeypatch.setattr(web_server, "load_web_config", load_while_written)
-    monkeypatch.setattr(web_server, "signature", late_start)
+    monkeypatch.setattr(live, "load_web_config", load_while_written)
+    monkeypatch.setattr(live, "signature", late_start)
     stop = threading.Event()
     try:
-        web_server.watch_web_config(server, str(path), stop, interval=0.05)
+        server.exporter.live.watch_web(stop, interval=0.05)
         path.write_text(yaml.safe_dump({"basic_auth_users": {"partial": hashed}}))
         deadline = time.monotonic() + 10
         while "final" not in server.web.users and time.monotonic() < deadline:
@@ -1381,14 +1367,19 @@ def test_probe_answers_from_a_template_follow_every_field_of_the_report(
     base.phases = {"connect": 0.001, "associate": 0.002, "dimse": 0.003, "release": 0.004}
     base.status, base.result_age, base.dns_lookup = 0, 1.5, 0.25
     other = (ContextResult(1, "1.2.840.10008.1.1", False, "", 3),)
-    changed: dict[str, object] = {
-        "target": dataclasses.replace(base.target, name="other", host="localhost",
+    context = base.context
+    in_context: dict[str, object] = {
+        "target": dataclasses.replace(context.target, name="other", host="localhost",
                                       labels={"site": "x"}, ae_title="OTHER"),
         "module": config.modules["echo"],
         "timeout": 7.25,
-        "state": base.state.__class__(),
+        "state": context.state.__class__(),
         "deadline": Deadline(1.0),
         "started": 0.0,
+        "notes": [(0.0, "a note", ())],
+        "deferred": [],
+    }
+    changed: dict[str, object] = {
         "success": False,
         "duration": 0.125,
         "phases": {**base.phases, "dimse": 0.0105},
@@ -1405,18 +1396,23 @@ def test_probe_answers_from_a_template_follow_every_field_of_the_report(
         "tls_expiry": 1_893_456_000.25,
         "result_age": None,
         "store_sent": True,
-        "notes": [(0.0, "a note", ())],
-        "deferred": [],
     }
-    assert set(changed) == {field.name for field in dataclasses.fields(ProbeReport)}
+    assert set(in_context) == {field.name for field in dataclasses.fields(ProbeContext)}
+    assert set(changed) | {"context"} == {
+        field.name for field in dataclasses.fields(ProbeReport)}
     assert probe_page(base) == render_probe(base)
     assert probe_page(base) == render_probe(base)  # from its template
-    for name, value in [*changed.items(),
-                        ("target", dataclasses.replace(base.target, tls=object())),
-                        ("phases", {**base.phases, "tls": 0.5}),
-                        ("phases", {"connect": 0.001}),
-                        ("result_age", -0.0)]:
+    variants = [*((name, value, True) for name, value in in_context.items()),
+                ("target", dataclasses.replace(context.target, tls=object()), True),
+                *((name, value, False) for name, value in changed.items()),
+                ("phases", {**base.phases, "tls": 0.5}, False),
+                ("phases", {"connect": 0.001}, False),
+                ("result_age", -0.0, False)]
+    for name, value, of_context in variants:
         report = copy.copy(base)
-        setattr(report, name, value)
+        if of_context:
+            report.context = dataclasses.replace(context, **{name: value})
+        else:
+            setattr(report, name, value)
         assert probe_page(report) == render_probe(report), name
         assert probe_page(report) == render_probe(report), name  # from its own template

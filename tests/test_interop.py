@@ -8,7 +8,7 @@ the same probes: echo, negotiate and store of a CT object, a wrong called AE,
 an unknown calling AE, an AE that may echo but not store, and for TLS peers no
 client certificate. The expected outcome is what the peer is documented to
 do with that request; `benchmarks/interop.py` prints the same matrix for the
-README.
+docs/interoperability.md.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def test_a_failed_probe_holds_nothing_that_outlives_it() -> None:
         try:
             report = run(peer.port, timeout=5.0, log=True)
             assert_failed(report, Reason.PROTOCOL_ERROR)
-            assert any("failed: protocol_error" in line for line in report.log)
+            assert any("failed: protocol_error" in line for line in report.context.log)
             gone = weakref.ref(report)
             del report
             assert gone() is None
@@ -196,8 +196,8 @@ def test_a_probe_keeps_its_notes_only_when_its_log_is_asked_for() -> None:
     """Scrapes never read the log: their probes pay for no notes."""
     with ScriptedPeer(lambda peer, conn: None) as peer:
         quiet, logged = run(peer.port), run(peer.port, log=True)
-    assert quiet.notes is None and quiet.log == []
-    assert logged.log and "probe failed" in logged.log[-1]
+    assert quiet.context.notes is None and quiet.context.log == []
+    assert logged.context.log and "probe failed" in logged.context.log[-1]
 
 
 def test_garbage_instead_of_dicom_is_a_protocol_error() -> None:

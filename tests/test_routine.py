@@ -67,7 +67,7 @@ def test_the_routines_causes_are_quoted_verbatim() -> None:
 
 
 SHOWN = [*sorted((ROOT / "runbooks").glob("*.md")), ROOT / "alerts" / "dicom.rules.yml",
-         ROOT / "README.md"]
+         ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 @pytest.mark.parametrize("path", SHOWN, ids=lambda p: p.name)

@@ -18,7 +18,8 @@ import pytest
 
 from exporter import metrics
 from tests.support.promstack import wait_until
-from tools.stack import Stack, StackError
+from tests.support.twosites import am_alerts, query, running_stack
+from tools.stack import Stack
 
 pytestmark = pytest.mark.slow  # starts real programs (see the module docstring)
 
@@ -33,30 +34,7 @@ VARIABLES = {"$site": "vaxjo|ljungby", "$partner": ".*", "$target": ".*",
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    try:
-        running = Stack.start("3s", tmp_path_factory.mktemp("stack"), partner_interval="6s")
-    except StackError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def get_json(url: str, **params: str) -> dict:
-    query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    with urllib.request.urlopen(url + query, timeout=10) as answer:
-        return json.load(answer)
-
-
-def query(stack: Stack, expr: str) -> list[dict]:
-    return get_json(f"{stack.prometheus_url}/api/v1/query", query=expr)["data"]["result"]
-
-
-def am_alerts(stack: Stack, name: str, **filters: str) -> list[dict]:
-    alerts = get_json(f"{stack.alertmanager_url}/api/v2/alerts")
-    return [a for a in alerts if a["labels"]["alertname"] == name
-            and all(a["labels"].get(k) == v for k, v in filters.items())]
+    yield from running_stack(tmp_path_factory, "stack", "3s", partner_interval="6s")
 
 
 def panel_queries() -> list[tuple[str, str, str]]:
@@ -88,12 +66,13 @@ def test_every_metric_a_panel_uses_is_exposed() -> None:
 
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     # Wait until both exporters were scraped for long enough for rate() windows.
-    wait_until(lambda: len(query(stack, "up == 1")) > 40, 60, "every scrape up")
-    wait_until(lambda: query(stack, "increase(dicom_exporter_probes_total[30s]) > 2"), 60,
-               "a few probe rounds")
+    wait_until(lambda: len(query(stack.prometheus_url, "up == 1")) > 40, 60, "every scrape up")
+    wait_until(lambda: query(stack.prometheus_url,
+                             "increase(dicom_exporter_probes_total[30s]) > 2"),
+               60, "a few probe rounds")
     def empty_panels() -> list[str]:
         return [f"{dashboard}: {title}: {expr}" for dashboard, title, expr in panel_queries()
-                if not query(stack, substitute(expr))]
+                if not query(stack.prometheus_url, substitute(expr))]
 
     # Windowed queries fill in as scrapes accumulate; a panel empty after a
     # minute of a running stack is empty for real.
@@ -107,21 +86,23 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
 
 
 def test_both_vantage_points_report(stack: Stack) -> None:
-    sites = {r["metric"]["site"] for r in query(stack, 'probe_success{target="z97117"}')}
+    found = query(stack.prometheus_url, 'probe_success{target="z97117"}')
+    sites = {r["metric"]["site"] for r in found}
     assert sites == {"vaxjo", "ljungby"}
 
 
 def test_a_dead_link_computer_pages_with_a_working_runbook_and_never_hides_a_partner(
     stack: Stack,
 ) -> None:
-    wait_until(lambda: query(stack, 'probe_success{target="skane", prober="echo"} == 1'), 60,
-               "Skåne up")
+    wait_until(lambda: query(stack.prometheus_url,
+                             'probe_success{target="skane", prober="echo"} == 1'),
+               60, "Skåne up")
     stack.peers.set_state("z97117", "down")
     stack.peers.set_state("skane", "down")
     try:
         # Each vantage point's alert fires on its own evaluation: wait for Växjö's.
-        down = wait_until(lambda: am_alerts(stack, "DicomLinkComputerDown", target="z97117",
-                                            site="vaxjo"),
+        down = wait_until(lambda: am_alerts(stack.alertmanager_url, "DicomLinkComputerDown",
+                                            target="z97117", site="vaxjo"),
                           120, "DicomLinkComputerDown from Växjö in Alertmanager")
         alert = down[0]
         assert alert["labels"]["severity"] == "critical"
@@ -133,7 +114,8 @@ def test_a_dead_link_computer_pages_with_a_working_runbook_and_never_hides_a_par
             assert page.status == 200
             assert "<h1>DicomLinkComputerDown</h1>" in page.read().decode()
 
-        partner = wait_until(lambda: am_alerts(stack, "DicomPartnerUnreachable", target="skane"),
+        partner = wait_until(lambda: am_alerts(stack.alertmanager_url,
+                                               "DicomPartnerUnreachable", target="skane"),
                              120, "DicomPartnerUnreachable in Alertmanager")
         # Partners are probed directly from the exporter host: Skåne's own outage is a
         # fault of its own and is delivered while Z97117 is down (issue 14).
@@ -149,5 +131,6 @@ def test_a_dead_link_computer_pages_with_a_working_runbook_and_never_hides_a_par
     finally:
         stack.peers.set_state("z97117", "up")
         stack.peers.set_state("skane", "up")
-    wait_until(lambda: not am_alerts(stack, "DicomLinkComputerDown", target="z97117"), 90,
-               "DicomLinkComputerDown to resolve")
+    wait_until(lambda: not am_alerts(stack.alertmanager_url, "DicomLinkComputerDown",
+                                     target="z97117"),
+               90, "DicomLinkComputerDown to resolve")

@@ -1,5 +1,5 @@
 """The systemd unit, sysusers.d file and /etc/default arguments, checked with
-systemd's own tools offline (no systemd runs here: see the README for what
+systemd's own tools offline (no systemd runs here: see docs/operations.md for what
 that leaves unchecked)."""
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ from monitoring import settings
 from tests.support.configs import make_config
 from tests.support.promstack import wait_until
 from tests.support.realpeers import require
-from tests.support.twosites import cluster_formed, get_json, query
-from tools.stack import Notification, Stack, StackError
+from tests.support.twosites import am_alerts, cluster_formed, query, running_stack
+from tools.stack import Notification, Stack
 
 ROOT = Path(__file__).parent.parent
 PROMETHEUS_EXAMPLE = ROOT / "examples" / "prometheus.yml"
@@ -154,24 +154,11 @@ def test_the_exporter_publishes_its_external_url_for_runbook_links() -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    try:
-        # Link computers and rules every 3 s; the partners' probes, which no
-        # test here needs, at the shipped 15 s to spare the simulated peers.
-        running = Stack.start("3s", tmp_path_factory.mktemp("two-sites"),
-                              watchdog_repeat=f"{WATCHDOG_REPEAT:g}s", resend_delay="2s",
-                              partner_interval="15s")
-    except StackError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def am_alerts(alertmanager_url: str, name: str, **labels: str) -> list[dict]:
-    alerts = get_json(f"{alertmanager_url}/api/v2/alerts")
-    return [a for a in alerts if a["labels"]["alertname"] == name  # type: ignore[union-attr]
-            and all(a["labels"].get(k) == v for k, v in labels.items())]
+    # Link computers and rules every 3 s; the partners' probes, which no test
+    # here needs, at the shipped 15 s to spare the simulated peers.
+    yield from running_stack(tmp_path_factory, "two-sites", "3s",
+                             watchdog_repeat=f"{WATCHDOG_REPEAT:g}s", resend_delay="2s",
+                             partner_interval="15s")
 
 
 def distinct(notes: list[Notification]) -> dict[str, set[tuple]]:

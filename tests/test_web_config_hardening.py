@@ -399,7 +399,7 @@ def test_the_fuzzing_skeletons_are_valid_web_configs_with_everything(
     path = folder / "valid.yml"
     path.write_text(VALID[skeleton])
     web = webconfig.load(path)
-    assert web.ssl_context is not None and web.rate_limiter is not None
+    assert web.ssl_context is not None and web.rate_limit is not None
     assert set(web.users) == {"prometheus"} and len(web.headers) == 5
     assert web.allowed_sans == {"localhost"}
 

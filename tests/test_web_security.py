@@ -121,6 +121,15 @@ def test_a_silent_tls_client_does_not_block_others(secured: web_server.Server, p
         ({"tls_server": {}}, "document.tls_server: unknown field"),
         ({"tls_server_config": {"client_auth_type": "Sometimes"}},
          "tls_server_config.client_auth_type: must be one of"),
+        ({"http_server_config": {"headers": {"Set-Cookie": "a"}}},
+         "http_server_config.headers.Set-Cookie: unknown field"),
+        ({"http_server_config": {"headers": {"X-Frame-Options": "allow"}}},
+         "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin"),
+        ({"http_server_config": {"http2": "yes"}},
+         "http_server_config.http2: must be true or false"),
+        ({"rate_limit": {"interval": "soon", "burst": 1}},
+         "rate_limit.interval: invalid duration"),
+        ({"basic_auth_users": {"a": "$2y$10$short"}}, "basic_auth_users.a: must be a bcrypt hash"),
     ],
 )
 def test_bad_web_config_names_the_field(tmp_path: Path, document: dict, problem: str) -> None:
@@ -275,7 +284,7 @@ def test_a_rotated_certificate_is_served_without_a_restart(pki: Path, tmp_path: 
     server = serve(webconfig.load(path))
     stop = threading.Event()
     try:
-        web_server.watch_web_config(server, str(path), stop, interval=0.05)
+        server.exporter.live.watch_web(stop, interval=0.05)
         first = _served_certificate(server, pki)
         fresh = tmp_path / "fresh"
         fresh.mkdir()

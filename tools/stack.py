@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -71,10 +72,10 @@ def _program(*names: str) -> str:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
-def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if process.poll() is not None:
@@ -160,7 +161,7 @@ def alertmanager_config(sink: str, watchdog_repeat: str | None = None,
 class Notification:
     receiver: str
     status: str
-    alerts: list[dict]
+    alerts: list[dict[str, Any]]
     group_key: str = ""
     sender: str = ""  # externalURL of the Alertmanager that sent it
     received_at: float = 0.0  # time.monotonic()
@@ -258,15 +259,15 @@ class Site:
     """One site's monitoring: its exporter, Prometheus and Alertmanager processes."""
 
     name: str
-    exporter: subprocess.Popen
+    exporter: subprocess.Popen[bytes]
     exporter_url: str
-    prometheus: subprocess.Popen
+    prometheus: subprocess.Popen[bytes]
     prometheus_url: str
-    alertmanager: subprocess.Popen
+    alertmanager: subprocess.Popen[bytes]
     alertmanager_url: str
 
     @property
-    def processes(self) -> tuple[subprocess.Popen, ...]:
+    def processes(self) -> tuple[subprocess.Popen[bytes], ...]:
         return (self.exporter, self.prometheus, self.alertmanager)
 
     def kill(self) -> None:
@@ -283,7 +284,7 @@ class Site:
 
 
 def _start(command: list[str], log: Path, env: dict[str, str] | None = None
-           ) -> subprocess.Popen:
+           ) -> subprocess.Popen[bytes]:
     with log.open("wb") as stderr:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
                                 env={**os.environ, **(env or {})})
@@ -296,7 +297,7 @@ class Stack:
     sites: dict[str, Site]
     sink: Sink
     switch: PeerSwitch
-    _temp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    _temp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, interval: str | None = None, workdir: Path | None = None,
@@ -349,7 +350,7 @@ class Stack:
                 alertmanager_config(sink_url, watchdog_repeat, pinned_intervals), "utf-8")
             (workdir / "prometheus.yml").write_text(
                 prometheus_config(exporters, interval, alertmanagers, partner_interval), "utf-8")
-            processes: dict[str, dict[str, subprocess.Popen]] = {site: {} for site in SITES}
+            processes: dict[str, dict[str, subprocess.Popen[bytes]]] = {site: {} for site in SITES}
             for site in SITES:
                 folder = workdir / site
                 folder.mkdir(exist_ok=True)
@@ -433,7 +434,7 @@ class Stack:
             self._temp.cleanup()
 
 
-def stop_process(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     """Terminate, and kill what does not stop within ten seconds."""
     if process.poll() is None:
         process.terminate()

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from exporter.config.strict import Checker
 
@@ -61,7 +62,7 @@ class Role:
     contact: str  # how to reach them; a placeholder in the example
 
 
-def _frozen(value: dict) -> Mapping:
+def _frozen(value: dict[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(value)
 
 

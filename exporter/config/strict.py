@@ -183,11 +183,11 @@ class _Frame:
 
     __slots__ = ("anchor", "height", "key", "line", "merges", "size", "value")
 
-    def __init__(self, value: dict | list, anchor: str | None, line: int) -> None:
+    def __init__(self, value: dict[str, Any] | list[Any], anchor: str | None, line: int) -> None:
         self.value, self.anchor, self.line = value, anchor, line
         self.size, self.height = 1, 1
         self.key: Any = _NO_KEY
-        self.merges: list[tuple[dict, int]] = []
+        self.merges: list[tuple[dict[str, Any], int]] = []
 
 
 _NO_KEY = object()
@@ -250,7 +250,7 @@ class _Builder:
         except TypeError:
             raise _Invalid(line, "found unhashable key") from None
 
-    def start(self, value: dict | list, anchor: str | None, line: int) -> None:
+    def start(self, value: dict[str, Any] | list[Any], anchor: str | None, line: int) -> None:
         if len(self.stack) >= MAX_DEPTH:
             raise _Invalid(line, f"nested deeper than {MAX_DEPTH} levels", whole=True)
         if anchor is not None:
@@ -428,7 +428,7 @@ class Checker:
         return ConfigError(problems)
 
     def mapping(self, value: object, path: str, allowed: set[str] | frozenset[str] | None
-                ) -> dict:
+                ) -> dict[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, dict):
@@ -455,7 +455,7 @@ class Checker:
 
     def entry(
         self, name: str, raw: object, path: str, allowed: set[str] | frozenset[str], needs: str
-    ) -> dict | None:
+    ) -> dict[str, Any] | None:
         """A named entry of a section (a module, a target): its body, or None."""
         self.name(name, path)
         body = self.mapping(raw, path, allowed)

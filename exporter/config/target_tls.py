@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.config.strict import Checker, existing_file, shown
 
@@ -30,7 +31,7 @@ class TargetTLS:
     verify: bool
 
 
-def _file(check: Checker, body: dict, key: str, path: str) -> str | None:
+def _file(check: Checker, body: dict[str, Any], key: str, path: str) -> str | None:
     return existing_file(check, f"{path}.{key}", body.get(key))
 
 

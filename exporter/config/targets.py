@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pydicom.uid
 
@@ -228,7 +229,7 @@ def _label_value_problem(value: object) -> str | None:
     return None
 
 
-def _flag(check: Checker, body: dict, key: str, path: str) -> bool:
+def _flag(check: Checker, body: dict[str, Any], key: str, path: str) -> bool:
     value = body.get(key, False)
     if not isinstance(value, bool):
         check.error(f"{path}.{key}", f"must be true or false, got {shown(value)}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.config.strict import Checker, brief, shown
 
@@ -85,7 +86,7 @@ def _hops(check: Checker, raw: object, path: str, targets: Mapping[str, object])
 
 
 def _route(
-    check: Checker, name: str, body: dict, sites: Mapping[str, Site],
+    check: Checker, name: str, body: dict[str, Any], sites: Mapping[str, Site],
     targets: Mapping[str, object],
 ) -> Route | None:
     path = f"routes.{name}"

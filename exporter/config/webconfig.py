@@ -24,11 +24,10 @@ What Python's ssl module cannot do is accepted with a warning rather than
 refused, so one file serves every exporter on the host: HTTP/2, and more than
 one (or a non-NIST) ECDHE curve, since `SSLContext.set_ecdh_curve` takes one.
 
-bcrypt is the only hash the toolkit accepts; checking one costs tens of
-milliseconds by design, so a verified (user, password) pair is remembered as
-a salted SHA-256 for the life of the config, as the toolkit does. An unknown
-user costs the same bcrypt check against a dummy hash, so response time does
-not tell which users exist.
+A WebConfig is what the file says and nothing else: the rate limit's bucket
+and the verified passwords are running state, kept beside it by
+`exporter.gate` and handed on across reloads by the reload owner
+(`exporter.live`).
 
 The file is read as the main config is (`strict.read_yaml`: bounded size,
 depth and alias expansion) and every field check takes any YAML value: a bad
@@ -39,23 +38,17 @@ reload logs while it keeps the running config.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import hmac
 import os
 import re
 import shutil
 import ssl
 import tempfile
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-
-import bcrypt
+from typing import Any
 
 from exporter.config.strict import (
     Checker,
@@ -111,7 +104,7 @@ HEADERS = {
 BCRYPT_MAX_PASSWORD = 72
 _BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 # Each step doubles a check: cost 10 takes 0.08 s here, 14 over a second, 31 days.
-# Every unknown user costs a check at the dearest cost (see WebConfig.authorized),
+# Every unknown user costs a check at the dearest cost (see gate.Passwords),
 # and so does computing that dummy hash at start.
 BCRYPT_MAX_COST = 14
 _TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"}
@@ -126,24 +119,12 @@ _SAN_KINDS = {"DNS", "IP Address", "email", "URI"}
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
-class RateLimiter:
-    """The toolkit's token bucket: `burst` requests at once, one more per `interval`."""
+@dataclass(frozen=True)
+class RateLimit:
+    """rate_limit: `burst` requests at once, one more per `interval` seconds."""
 
-    def __init__(self, interval: float, burst: int) -> None:
-        self.interval, self.burst = interval, burst
-        self._tokens = float(burst)
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def allow(self) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) / self.interval)
-            self._last = now
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
+    interval: float
+    burst: int
 
 
 @dataclass(frozen=True)
@@ -152,52 +133,17 @@ class WebConfig:
     users: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     allowed_sans: frozenset[str] = frozenset()
-    rate_limiter: RateLimiter | None = None
+    rate_limit: RateLimit | None = None
     warnings: tuple[str, ...] = ()
     source: str | None = None
     files: tuple[str, ...] = ()  # what a change to means re-reading (certificate rotation)
-    _dummy: bytes = b""
-    _verified: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
-    _salt: bytes = field(default_factory=lambda: os.urandom(16), compare=False, repr=False)
 
     @functools.cached_property
     def header_lines(self) -> str:
         """The configured headers as they go into every answer, written once."""
         return "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
 
-    def authorized(self, header: str | None) -> bool:
-        """True when no users are configured or the Basic credentials match."""
-        if not self.users:
-            return True
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
-        except (ValueError, UnicodeDecodeError):
-            return False
-        user, _, password = decoded.partition(":")
-        secret = password.encode()
-        hashed = self.users.get(user)
-        key = hashlib.sha256(self._salt + f"{user}\0{password}".encode()).digest()
-        with self._lock:
-            known = self._verified.get(user) if hashed is not None else None
-        if known is not None and hmac.compare_digest(known, key):
-            return True
-        # Unknown users and over-long passwords cost one bcrypt check too.
-        too_long = len(secret) > BCRYPT_MAX_PASSWORD
-        against = self._dummy if hashed is None or too_long else hashed
-        try:
-            matched = bcrypt.checkpw(secret[:BCRYPT_MAX_PASSWORD], against)
-        except ValueError:  # a malformed header never reaches here; belt and braces
-            return False
-        if not matched or hashed is None or too_long:
-            return False
-        with self._lock:
-            self._verified[user] = key
-        return True
-
-    def allows_peer(self, certificate: dict | None) -> bool:
+    def allows_peer(self, certificate: dict[str, Any] | None) -> bool:
         """client_allowed_sans: the verified client certificate names one of them."""
         if not self.allowed_sans:
             return True
@@ -206,7 +152,7 @@ class WebConfig:
         return bool(names & self.allowed_sans)
 
 
-def signature(web: WebConfig) -> tuple:
+def signature(web: WebConfig) -> tuple[Any, ...]:
     """What a change of the file or of a file it names looks like (mtime, size, inode)."""
     out: list[tuple[str, int | None, int | None, int | None]] = []
     for path in (web.source, *web.files):
@@ -220,12 +166,12 @@ def signature(web: WebConfig) -> tuple:
     return tuple(out)
 
 
-def _file(check: Checker, body: dict, key: str, base: Path) -> str | None:
+def _file(check: Checker, body: dict[str, Any], key: str, base: Path) -> str | None:
     """Relative to the web config's folder, as the toolkit reads it."""
     return existing_file(check, f"tls_server_config.{key}", body.get(key), base)
 
 
-def _inline(check: Checker, body: dict, key: str) -> str | None:
+def _inline(check: Checker, body: dict[str, Any], key: str) -> str | None:
     """PEM is ASCII (RFC 7468); ssl refuses anything else with a TypeError. The
     value is not shown: it may be a private key."""
     value = body.get(key)
@@ -240,7 +186,7 @@ def _inline(check: Checker, body: dict, key: str) -> str | None:
     return value
 
 
-def _names(check: Checker, body: dict, key: str, known: Mapping) -> list[str]:
+def _names(check: Checker, body: dict[str, Any], key: str, known: Mapping[str, Any]) -> list[str]:
     value = body.get(key)
     if value is None:
         return []
@@ -254,7 +200,8 @@ def _names(check: Checker, body: dict, key: str, known: Mapping) -> list[str]:
     return [v for v in value if v in known]
 
 
-def _choice(check: Checker, body: dict, key: str, default: str, known: Mapping) -> str | None:
+def _choice(check: Checker, body: dict[str, Any], key: str, default: str,
+            known: Mapping[str, Any]) -> str | None:
     """One of `known`'s names; a list or mapping here is a problem, not a failed lookup."""
     value = body.get(key, default)
     if not isinstance(value, str) or value not in known:
@@ -394,7 +341,7 @@ def _interval(check: Checker, value: object) -> float | None:
         return None
 
 
-def _rate(check: Checker, raw: object) -> RateLimiter | None:
+def _rate(check: Checker, raw: object) -> RateLimit | None:
     body = check.mapping(raw, "rate_limit", _RATE_KEYS)
     if not body:
         return None
@@ -408,7 +355,7 @@ def _rate(check: Checker, raw: object) -> RateLimiter | None:
         return None
     if interval <= 0:
         return None
-    return RateLimiter(interval, max(burst, 1))
+    return RateLimit(interval, max(burst, 1))
 
 
 def _users(check: Checker, raw: object) -> dict[str, bytes]:
@@ -436,13 +383,9 @@ def _users(check: Checker, raw: object) -> dict[str, bytes]:
     return users
 
 
-def load(path: str | Path, previous: WebConfig | None = None) -> WebConfig:
+def load(path: str | Path) -> WebConfig:
     """The web config of one file; on any problem in it, a ConfigError naming all of them.
 
-    On a reload, `previous` (the running config) hands on what an unchanged
-    part keeps: the rate limiter's bucket, or a reload would refill it (a
-    POST /-/reload between requests got round the limit), and the users' verified
-    passwords and dummy hash, which cost a bcrypt check each to make again.
     `source` stays the path as given: a symlink re-pointed to a new file is
     read anew, and names relative to it stay relative to it.
     """
@@ -453,22 +396,9 @@ def load(path: str | Path, previous: WebConfig | None = None) -> WebConfig:
     context, sans = _tls(check, body.get("tls_server_config"), Path(path).parent, warnings,
                          files)
     headers = _http(check, body.get("http_server_config"), warnings)
-    limiter = _rate(check, body.get("rate_limit"))
+    limit = _rate(check, body.get("rate_limit"))
     users = _users(check, body.get("basic_auth_users"))
     if check.problems:
         raise check.failure()
-    if previous is not None and limiter is not None and previous.rate_limiter is not None and (
-            (limiter.interval, limiter.burst)
-            == (previous.rate_limiter.interval, previous.rate_limiter.burst)):
-        limiter = previous.rate_limiter
-    if previous is not None and users == dict(previous.users):
-        return WebConfig(context, previous.users, headers, sans, limiter, tuple(warnings),
-                         str(path), tuple(files), previous._dummy, previous._verified,
-                         previous._lock, previous._salt)
-    dummy = b""
-    if users:
-        # As costly as the dearest real hash, so an unknown user takes as long.
-        cost = max(int(hashed[4:6]) for hashed in users.values())
-        dummy = bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=cost))
-    return WebConfig(context, MappingProxyType(users), headers, sans, limiter,
-                     tuple(warnings), str(path), tuple(files), dummy)
+    return WebConfig(context, MappingProxyType(users), headers, sans, limit,
+                     tuple(warnings), str(path), tuple(files))

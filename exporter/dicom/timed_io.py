@@ -40,7 +40,7 @@ import ssl
 import struct
 import threading
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from exporter.dicom.failure import Deadline, ProbeFailure
 from exporter.reasons import Reason
@@ -120,7 +120,7 @@ def parse_rx_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
         if kind == SO_TIMESTAMPING and level == SOL_SOCKET and len(data) >= TIMESPEC_SIZE:
             seconds, nanoseconds = TIMESPEC.unpack_from(data)
             if seconds or nanoseconds:
-                return seconds + nanoseconds * 1e-9
+                return float(seconds + nanoseconds * 1e-9)
     return None
 
 
@@ -160,7 +160,7 @@ def connect_duration(sock: socket.socket, ours: float) -> float:
                                                     TCP_INFO_HEAD.size))
     except (OSError, struct.error):
         return ours
-    rtt = info[TCP_INFO_RTT] / 1e6
+    rtt = float(info[TCP_INFO_RTT]) / 1e6
     if info[TCP_INFO_TOTAL_RETRANS] or not 0 < rtt <= ours + CLOCK_SLACK:
         return ours
     return rtt
@@ -178,7 +178,7 @@ class TLSSocket(socket.socket):
     def version(self) -> str | None:
         return self.tls.version()
 
-    def getpeercert(self) -> dict | None:
+    def getpeercert(self) -> dict[str, Any] | None:
         return self.tls.getpeercert()
 
 

@@ -11,6 +11,7 @@ import functools
 import socket
 import ssl
 import threading
+from typing import Any
 
 from exporter.config.target_tls import TargetTLS
 from exporter.dicom.failure import Deadline, ProbeFailure
@@ -35,7 +36,7 @@ MAX_PENDING_LOOKUPS = 16
 _lookups = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
 
 
-def _first(infos: list) -> tuple[int, tuple] | None:
+def _first(infos: list[Any]) -> tuple[int, tuple[Any, ...]] | None:
     """IPv4 first, as a DICOM peer is usually listed."""
     for family, _, _, _, address in infos:
         if family == socket.AF_INET:
@@ -44,7 +45,7 @@ def _first(infos: list) -> tuple[int, tuple] | None:
 
 
 @functools.lru_cache(maxsize=1024)
-def _numeric(host: str, port: int) -> tuple[int, tuple] | None:
+def _numeric(host: str, port: int) -> tuple[int, tuple[Any, ...]] | None:
     """An address literal needs no resolver: worked out once, no thread. The
     configured hosts bound the cache; a name caches its None."""
     try:
@@ -54,9 +55,9 @@ def _numeric(host: str, port: int) -> tuple[int, tuple] | None:
         return None
 
 
-def _lookup(host: str, port: int, deadline: Deadline) -> list:
+def _lookup(host: str, port: int, deadline: Deadline) -> list[Any]:
     """getaddrinfo bounded by the deadline (it has no timeout of its own)."""
-    outcome: list = []
+    outcome: list[Any] = []
 
     def work() -> None:
         try:
@@ -76,10 +77,10 @@ def _lookup(host: str, port: int, deadline: Deadline) -> list:
     answer = outcome[0]
     if isinstance(answer, BaseException):
         raise ProbeFailure(Reason.DNS, f"cannot resolve {host!r}: {answer}")
-    return answer
+    return list(answer)
 
 
-def resolve(host: str, port: int, deadline: Deadline) -> tuple[int, tuple]:
+def resolve(host: str, port: int, deadline: Deadline) -> tuple[int, tuple[Any, ...]]:
     """Resolve to one address, IPv4 first, as a DICOM peer is usually listed."""
     found = _numeric(host, port) or _first(_lookup(host, port, deadline))
     if found is None:
@@ -87,7 +88,7 @@ def resolve(host: str, port: int, deadline: Deadline) -> tuple[int, tuple]:
     return found
 
 
-def connect(family: int, address: tuple, deadline: Deadline) -> socket.socket:
+def connect(family: int, address: tuple[Any, ...], deadline: Deadline) -> socket.socket:
     """TCP connect bounded by the deadline, with Nagle off.
 
     Without TCP_NODELAY a peer that delays its ACKs (dcmtk does) adds about

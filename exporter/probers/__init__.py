@@ -1,8 +1,8 @@
-"""Probers by name, all with one signature: `probe(report) -> bool`.
+"""Probers by name, all with one signature: `probe(context, report) -> bool`.
 
-A prober reads its target, module and the state it may touch (open
-associations, the store memory) from the report and writes what it finds
-into it. `run` is the one place that turns a ProbeFailure, or a bug, into a
+A prober reads its target, module, deadline and the state it may touch (open
+associations, the store memory) from the frozen context and writes what it
+finds into the report. `run` is the one place that turns a ProbeFailure, or a bug, into a
 classified result, so no prober can raise past it and no probe can outlive
 its deadline by more than the socket call in progress.
 """
@@ -17,11 +17,12 @@ from exporter.config import Module, Target
 from exporter.config.prober_kinds import KINDS
 from exporter.dicom.failure import ProbeFailure
 from exporter.probers import echo, negotiate, store, tcp
+from exporter.probers.context import ProbeContext
 from exporter.probers.memory import ProberState
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 
-Prober = Callable[[ProbeReport], bool]
+Prober = Callable[[ProbeContext, ProbeReport], bool]
 
 PROBERS: dict[str, Prober] = {
     "tcp": tcp.probe,
@@ -41,26 +42,25 @@ def run(
     """One probe; without `state` it starts from nothing (a one-off, e.g. the CLI).
 
     With `deferred`, closing the probe's socket is left in that list for the
-    caller to run once it has answered (ProbeReport.tidy). With `log`, the
-    report keeps the probe's notes for `report.log`.
+    caller to run once it has answered (ProbeContext.tidy). With `log`, the
+    context keeps the probe's notes for `report.context.log`.
     """
-    report = ProbeReport(target=target, module=module, timeout=timeout,
-                         state=state or ProberState(), deferred=deferred,
-                         notes=[] if log else None)
-    report.note("probing %s (%s:%s) with module %s (%s), timeout %.3fs", target.name,
+    context = ProbeContext.start(target, module, timeout, state, deferred, log)
+    report = ProbeReport(context)
+    context.note("probing %s (%s:%s) with module %s (%s), timeout %.3fs", target.name,
                 target.host, target.port, module.name, module.prober, timeout)
     try:
-        report.success = PROBERS[module.prober](report)
+        report.success = PROBERS[module.prober](context, report)
     except ProbeFailure as failure:
         report.success = report.fail(failure)
     except Exception as exc:  # a bug of ours must not look like a peer fault
         logger.exception("prober %s crashed on %s", module.prober, target.name)
         report.success = report.fail(ProbeFailure(Reason.INTERNAL_ERROR, repr(exc)))
-    report.duration = time.perf_counter() - report.started
+    report.duration = time.perf_counter() - context.started
     if report.success and report.result_age is None and "connect" in report.phases:
         # The time on the network: the name lookup and every phase, each timed at the socket,
         # without our own work between them (exporter/dicom/timed_io.py).
         network = sum(report.phases.values()) + (report.dns_lookup or 0.0)
         report.duration = min(report.duration, network)
-    report.note("probe succeeded" if report.success else "probe failed")
+    context.note("probe succeeded" if report.success else "probe failed")
     return report

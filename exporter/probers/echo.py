@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from exporter.dicom.codec import VERIFICATION, presentation_contexts
 from exporter.dicom.failure import ProbeFailure
+from exporter.probers.context import ProbeContext
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import association, check_status
 from exporter.reasons import Reason
@@ -12,11 +13,11 @@ TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 CONTEXTS = presentation_contexts([VERIFICATION], TRANSFER_SYNTAXES)
 
 
-def probe(report: ProbeReport) -> bool:
-    with association(report, CONTEXTS) as layer:
-        context = layer.accepted.context_for(VERIFICATION) if layer.accepted else None
-        if context is None:
+def probe(context: ProbeContext, report: ProbeReport) -> bool:
+    with association(context, report, CONTEXTS) as layer:
+        verification = layer.accepted.context_for(VERIFICATION) if layer.accepted else None
+        if verification is None:
             raise ProbeFailure(
                 Reason.NO_ACCEPTED_CONTEXT, "Verification was not accepted", phase="associate")
-        check_status(report, layer.echo(context.context_id), "C-ECHO")
+        check_status(context, report, layer.echo(verification.context_id), "C-ECHO")
     return True

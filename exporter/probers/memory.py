@@ -1,8 +1,10 @@
 """What probes keep between them, owned by one Exporter and handed to each probe.
 
 blackbox_exporter passes everything a prober may touch through its ProbeFn
-arguments; here that is a ProberState. Nothing is module-global, so a reload,
-a test or a second Exporter in the same process starts from what it owns.
+arguments; here that is a ProberState, reached through the probe's context.
+Nothing is module-global, so a reload, a test or a second Exporter in the same
+process starts from what it owns. This module knows nothing of contexts or
+reports: the store memory keeps its own frozen `StoreResult`.
 """
 
 from __future__ import annotations
@@ -12,22 +14,46 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from exporter.dicom.association import OpenAssociations
+from exporter.dicom.codec import Accepted, ContextResult
+from exporter.reasons import Reason
 
-if TYPE_CHECKING:
-    from exporter.probers.report import ProbeReport
 
-# The configured peer a store probe writes to: host, port, called AE title and
-# SOP class. A reload that changes none of them keeps the memory.
-StoreKey = tuple[str, int, str, str]
+@dataclass(frozen=True)
+class StoreKey:
+    """The configured peer a store probe writes to. A reload that changes
+    none of these keeps the memory."""
+
+    host: str
+    port: int
+    called_ae: str
+    sop_class: str
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What a real C-STORE found, as a repeat within min_interval reports it."""
+
+    success: bool
+    reason: Reason | None
+    failed_phase: str | None
+    detail: str
+    reject: tuple[int, int, int] | None
+    abort: tuple[int, int] | None
+    status: int | None
+    phases: dict[str, float]
+    dns_lookup: float
+    peer: Accepted | None
+    contexts: tuple[ContextResult, ...]
+    tls_version: str
+    tls_expiry: float | None
 
 
 @dataclass(frozen=True)
 class Remembered:
     at: float  # time.monotonic() of the real C-STORE
-    report: ProbeReport
+    result: StoreResult
 
     def age(self) -> float:
         return time.monotonic() - self.at
@@ -49,9 +75,9 @@ class StoreMemory:
         with self._lock:
             return self._last.get(key)
 
-    def remember(self, key: StoreKey, report: ProbeReport) -> None:
+    def remember(self, key: StoreKey, result: StoreResult) -> None:
         with self._lock:
-            self._last[key] = Remembered(time.monotonic(), report)
+            self._last[key] = Remembered(time.monotonic(), result)
 
     def forget(self, key: StoreKey) -> None:
         with self._lock:

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from exporter.dicom.codec import VERIFICATION, presentation_contexts
 from exporter.dicom.failure import ProbeFailure
+from exporter.probers.context import ProbeContext
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import association
 from exporter.reasons import Reason
 
 
-def probe(report: ProbeReport) -> bool:
-    module = report.module
+def probe(context: ProbeContext, report: ProbeReport) -> bool:
+    module = context.module
     wanted = [uid for _, uid in module.sop_classes]
-    contexts = presentation_contexts([*wanted, VERIFICATION], module.transfer_syntaxes)
-    with association(report, contexts) as layer:
+    proposed = presentation_contexts([*wanted, VERIFICATION], module.transfer_syntaxes)
+    with association(context, report, proposed) as layer:
         accepted = layer.accepted
         refused = [
             keyword

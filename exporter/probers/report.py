@@ -2,30 +2,24 @@
 
 The report is the only thing a prober hands back besides its bool, so the
 /probe registry, the exporter's counters, the CLI and the logs all describe a
-probe from the same facts.
+probe from the same facts. What was probed (target, module, timeout, the
+probe's log) is its `context`, which the report carries for its readers but
+never changes.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from exporter.config import Module, Target
 from exporter.dicom.codec import Accepted, ContextResult
-from exporter.dicom.failure import Deadline, ProbeFailure
-from exporter.probers.memory import ProberState
+from exporter.dicom.failure import ProbeFailure
+from exporter.probers.context import ProbeContext
 from exporter.reasons import Reason
 
 
 @dataclass
 class ProbeReport:
-    target: Target
-    module: Module
-    timeout: float
-    state: ProberState = field(repr=False)
-    deadline: Deadline = field(init=False)
-    started: float = field(init=False)
+    context: ProbeContext = field(repr=False)
     success: bool = False
     duration: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
@@ -45,38 +39,6 @@ class ProbeReport:
     # Store probes within the module's min_interval repeat the last result.
     result_age: float | None = None
     store_sent: bool = False  # a C-STORE-RQ went out: the peer may have stored it
-    # (seconds since the start, message, its %-arguments), kept only for a
-    # caller that will read `log` (debug=true, the CLI's --debug) and formatted
-    # only then: the notes of every probe cost a fiftieth of a loopback echo.
-    notes: list[tuple[float, str, tuple[str | int | float, ...]]] | None = field(
-        default=None, repr=False)
-    # Given by a caller that answers before tidying up (/probe): the probe's
-    # socket is closed after the answer is written, not before (see `tidy`).
-    deferred: list[Callable[[], None]] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        self.deadline = Deadline(self.timeout)
-        self.started = time.perf_counter()
-
-    def note(self, message: str, *args: str | int | float) -> None:
-        """`message % args`, as logging formats: only if the log is read. Strings
-        and numbers only: anything else would live as long as the report."""
-        if self.notes is not None:
-            self.notes.append((time.perf_counter() - self.started, message, args))
-
-    @property
-    def log(self) -> list[str]:
-        return [f"{elapsed * 1000:9.3f}ms {message % args if args else message}"
-                for elapsed, message, args in self.notes or ()]
-
-    def tidy(self, action: Callable[[], None]) -> None:
-        """Run `action` (closing a finished probe's socket) now, or leave it to
-        the caller that gave `deferred`: on loopback a close also runs the
-        peer's side of the teardown, and the answer need not wait for that."""
-        if self.deferred is None:
-            action()
-        else:
-            self.deferred.append(action)
 
     def fail(self, failure: ProbeFailure) -> bool:
         self.reason = failure.reason
@@ -86,5 +48,6 @@ class ProbeReport:
         if failure.status is not None:
             self.status = failure.status
         self.failed_phase = failure.phase
-        self.note("failed: %s", str(failure))  # not the exception: its traceback holds frames
+        # not the exception: its traceback holds frames
+        self.context.note("failed: %s", str(failure))
         return False

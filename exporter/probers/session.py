@@ -18,59 +18,61 @@ from exporter.dicom.codec import ContextSpec, DimseResponse
 from exporter.dicom.failure import ProbeFailure, timed
 from exporter.dicom.timed_io import connect_duration
 from exporter.dicom.transport import connect, resolve, start_tls
+from exporter.probers.context import ProbeContext
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 
 
-def open_socket(report: ProbeReport, handshake: bool = False) -> socket.socket:
+def open_socket(context: ProbeContext, report: ProbeReport,
+                handshake: bool = False) -> socket.socket:
     """Connect; with `handshake`, also start TLS when the target has a tls block."""
-    target = report.target
+    target = context.target
     started = time.perf_counter()
     try:
-        family, address = resolve(target.host, target.port, report.deadline)
+        family, address = resolve(target.host, target.port, context.deadline)
     except ProbeFailure as failure:
         failure.phase = "dns"
         raise
     finally:
         report.dns_lookup = time.perf_counter() - started
-    report.note("connecting to %s port %s", address[0], address[1])
+    context.note("connecting to %s port %s", address[0], address[1])
     started = time.perf_counter()
     with timed(report.phases, "connect"):  # a failed connect: the time until it failed
-        sock = connect(family, address, report.deadline)
+        sock = connect(family, address, context.deadline)
     # A connect that succeeded: the kernel's handshake round trip, not our clock.
     report.phases["connect"] = connect_duration(sock, time.perf_counter() - started)
-    report.note("connected")
+    context.note("connected")
     if handshake and target.tls is not None:
         with timed(report.phases, "tls"):
-            sock = start_tls(sock, target.tls, report.deadline)
+            sock = start_tls(sock, target.tls, context.deadline)
         report.tls_version = sock.version() or ""
         certificate = sock.getpeercert()  # empty unless verified
         if certificate and "notAfter" in certificate:
             report.tls_expiry = ssl.cert_time_to_seconds(str(certificate["notAfter"]))
-        report.note("TLS %s with %s", report.tls_version, target.tls.server_name)
+        context.note("TLS %s with %s", report.tls_version, target.tls.server_name)
     return sock
 
 
 @contextmanager
 def association(
-    report: ProbeReport, contexts: tuple[ContextSpec, ...]
+    context: ProbeContext, report: ProbeReport, contexts: tuple[ContextSpec, ...]
 ) -> Iterator[UpperLayer]:
-    sock = open_socket(report, handshake=True)
-    layer = UpperLayer(sock, report.deadline, registry=report.state.associations)
-    module, target = report.module, report.target
+    sock = open_socket(context, report, handshake=True)
+    layer = UpperLayer(sock, context.deadline, registry=context.state.associations)
+    module, target = context.module, context.target
     try:
         calling = target.probe_calling_ae or module.calling_ae_title
-        report.note("A-ASSOCIATE-RQ calling %r called %r, %d presentation context(s)",
+        context.note("A-ASSOCIATE-RQ calling %r called %r, %d presentation context(s)",
                     calling, target.ae_title, len(contexts))
         accepted = layer.associate(calling, target.ae_title, contexts)
         report.peer = accepted
         report.contexts = accepted.contexts
-        report.note("A-ASSOCIATE-AC from %s, %d context(s) accepted",
+        context.note("A-ASSOCIATE-AC from %s, %d context(s) accepted",
                     accepted.implementation_version_name or "unknown",
                     sum(cx.accepted for cx in accepted.contexts))
         yield layer
         layer.release()
-        report.note("released")
+        context.note("released")
     except ProbeFailure as failure:
         if failure.reason not in (
             Reason.ABORTED,
@@ -79,7 +81,7 @@ def association(
             Reason.REJECTED_OTHER,
         ):
             layer.abort()
-            report.note("sent A-ABORT")
+            context.note("sent A-ABORT")
         raise
     except BaseException:
         layer.abort()
@@ -87,14 +89,15 @@ def association(
     finally:
         report.phases.update(layer.phases)
         layer.forget()
-        report.tidy(layer.io.close)
+        context.tidy(layer.io.close)
 
 
-def check_status(report: ProbeReport, response: DimseResponse, what: str) -> None:
+def check_status(context: ProbeContext, report: ProbeReport, response: DimseResponse,
+                 what: str) -> None:
     """Record the status; anything but success ends the probe with its class."""
     report.status = response.status
     comment = f" ({response.error_comment})" if response.error_comment else ""
-    report.note("%s status 0x%04X%s", what, response.status, comment)
+    context.note("%s status 0x%04X%s", what, response.status, comment)
     reason = dimse_status.failure_reason(response.status)
     if reason is not None:
         raise ProbeFailure(

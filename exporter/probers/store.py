@@ -10,6 +10,7 @@ C-STORE-RQ went out is remembered: one that never reached the peer's archive
 
 from __future__ import annotations
 
+from dataclasses import replace
 from io import BytesIO
 
 from pynetdicom.dimse_primitives import C_STORE
@@ -25,65 +26,88 @@ from exporter.dicom.codec import (
 )
 from exporter.dicom.failure import ProbeFailure
 from exporter.dicom.testobject import encode_for, synthetic_instance
-from exporter.probers.memory import Remembered, StoreKey
+from exporter.probers.context import ProbeContext
+from exporter.probers.memory import Remembered, StoreKey, StoreResult
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import association, check_status
 from exporter.reasons import Reason
 
+# The findings a repeat within min_interval takes over from the real store.
+_REPEATED = ("dns_lookup", "reason", "detail", "reject", "abort", "status",
+             "peer", "contexts", "tls_version", "tls_expiry")
+
 
 def store_key(target: Target, module: Module) -> StoreKey:
-    return (target.host, target.port, target.ae_title, module.sop_classes[0][1])
+    return StoreKey(target.host, target.port, target.ae_title, module.sop_classes[0][1])
 
 
-def _repeat(report: ProbeReport, previous: Remembered) -> bool:
-    old = previous.report
-    for name in ("phases", "dns_lookup", "reason", "detail", "reject", "abort", "status",
-                 "peer", "contexts", "tls_version", "tls_expiry"):
+def _result(report: ProbeReport) -> StoreResult:
+    return StoreResult(
+        success=report.success, reason=report.reason, failed_phase=report.failed_phase,
+        detail=report.detail, reject=report.reject, abort=report.abort, status=report.status,
+        phases=dict(report.phases), dns_lookup=report.dns_lookup, peer=report.peer,
+        contexts=report.contexts, tls_version=report.tls_version,
+        tls_expiry=report.tls_expiry)
+
+
+def _failed_result(report: ProbeReport, failure: ProbeFailure) -> StoreResult:
+    """The result as the report reads once `run` has recorded `failure` (ProbeReport.fail)."""
+    return replace(
+        _result(report), success=False, reason=failure.reason, detail=failure.detail,
+        reject=failure.reject or report.reject, abort=failure.abort or report.abort,
+        status=report.status if failure.status is None else failure.status,
+        failed_phase=failure.phase)
+
+
+def _repeat(context: ProbeContext, report: ProbeReport, previous: Remembered) -> bool:
+    old = previous.result
+    for name in _REPEATED:
         setattr(report, name, getattr(old, name))
+    report.phases = dict(old.phases)
     report.result_age = previous.age()
-    report.note("repeating the store result from %.0fs ago (min_interval %gs)",
-                report.result_age, report.module.min_interval)
+    context.note("repeating the store result from %.0fs ago (min_interval %gs)",
+                 report.result_age, context.module.min_interval)
     if not old.success and old.reason is not None:
         raise ProbeFailure(old.reason, old.detail, old.reject, old.abort, old.status,
                            old.failed_phase)
     return True
 
 
-def probe(report: ProbeReport) -> bool:
-    memory, key = report.state.store, store_key(report.target, report.module)
-    with memory.turn(key, report.deadline.remaining()) as our_turn:
+def probe(context: ProbeContext, report: ProbeReport) -> bool:
+    memory, key = context.state.store, store_key(context.target, context.module)
+    with memory.turn(key, context.deadline.remaining()) as our_turn:
         if not our_turn:
             raise ProbeFailure(
                 Reason.DIMSE_TIMEOUT, "the previous store probe of this peer is still running")
         previous = memory.get(key)
-        if previous is not None and previous.age() < report.module.min_interval:
-            return _repeat(report, previous)
+        if previous is not None and previous.age() < context.module.min_interval:
+            return _repeat(context, report, previous)
         try:
-            _send(report)
-        except ProbeFailure:
+            _send(context, report)
+        except ProbeFailure as failure:
             report.success = False
             if report.store_sent:
-                memory.remember(key, report)
+                memory.remember(key, _failed_result(report, failure))
             raise
         report.success = True
-        memory.remember(key, report)
+        memory.remember(key, _result(report))
         return True
 
 
-def _send(report: ProbeReport) -> None:
-    module = report.module
+def _send(context: ProbeContext, report: ProbeReport) -> None:
+    module = context.module
     keyword, sop_class = module.sop_classes[0]
     # Verification beside the storage context, as negotiate proposes it: a peer
     # without our SOP class then accepts the association and refuses only the
     # context (no_accepted_context) instead of rejecting it with no reason.
     contexts = presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes)
-    dataset = synthetic_instance(report.target.name, sop_class, module.uid_root)
-    with association(report, contexts) as layer:
-        context = layer.accepted.context_for(sop_class) if layer.accepted else None
-        if context is None:
+    dataset = synthetic_instance(context.target.name, sop_class, module.uid_root)
+    with association(context, report, contexts) as layer:
+        accepted = layer.accepted.context_for(sop_class) if layer.accepted else None
+        if accepted is None:
             raise ProbeFailure(
                 Reason.NO_ACCEPTED_CONTEXT, f"{keyword} was not accepted", phase="associate")
-        syntax = context.transfer_syntax
+        syntax = accepted.transfer_syntax
         try:
             encoded = encode_for(dataset, syntax)
         except ValueError as exc:  # the peer chose a syntax we did not propose
@@ -95,10 +119,10 @@ def _send(report: ProbeReport) -> None:
         request.Priority = 2  # low: a test must never delay a clinical transfer
         request.DataSet = BytesIO(encoded)
         peer_max = layer.accepted.peer_max_pdu if layer.accepted else 0
-        report.note("C-STORE %s as %s, %d bytes", dataset.SOPInstanceUID, syntax, len(encoded))
-        encoded_request = encode_dimse(request, context.context_id, peer_max)
+        context.note("C-STORE %s as %s, %d bytes", dataset.SOPInstanceUID, syntax, len(encoded))
+        encoded_request = encode_dimse(request, accepted.context_id, peer_max)
         report.store_sent = True
         response = layer.request(encoded_request, Expected(
-            C_STORE_RSP, STORE_MESSAGE_ID, sop_class, context.context_id,
+            C_STORE_RSP, STORE_MESSAGE_ID, sop_class, accepted.context_id,
             str(dataset.SOPInstanceUID)))
-        check_status(report, response, "C-STORE")
+        check_status(context, report, response, "C-STORE")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from exporter.probers.context import ProbeContext
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import open_socket
 
 
-def probe(report: ProbeReport) -> bool:
-    report.tidy(open_socket(report).close)
+def probe(context: ProbeContext, report: ProbeReport) -> bool:
+    context.tidy(open_socket(context, report).close)
     return True

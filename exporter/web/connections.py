@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger("dicom_exporter.http")
 
@@ -124,7 +125,7 @@ class Connection:
 
     __slots__ = ("after", "buffer", "deadline", "peer", "proven", "since", "sock", "state")
 
-    def __init__(self, sock: socket.socket, peer: tuple, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, peer: tuple[Any, ...], deadline: float) -> None:
         self.sock = sock
         self.peer = peer
         self.buffer = bytearray()
@@ -375,7 +376,7 @@ class ConnectionLoop:
                 return
             self._admit(sock, peer)
 
-    def _admit(self, sock: socket.socket, peer: tuple) -> None:
+    def _admit(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
         if len(self._connections) >= self.limits.max_connections and not self._shed_one():
             if self.tls() is None:  # a TLS client could not read a plain 503
                 with contextlib.suppress(OSError):
@@ -604,5 +605,5 @@ class ConnectionLoop:
         self._kept.pop(fd, None)
 
 
-def _peer_text(peer: tuple) -> str:
+def _peer_text(peer: tuple[Any, ...]) -> str:
     return f"{peer[0]}:{peer[1]}" if len(peer) >= 2 else str(peer)

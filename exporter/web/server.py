@@ -23,14 +23,13 @@ import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exporter.app import Exporter, Overloaded, UnknownProbe
-from exporter.config.strict import ConfigError, unexpected
-from exporter.config.webconfig import WebConfig, signature
-from exporter.config.webconfig import load as load_web_config
+from exporter.config.webconfig import WebConfig
 from exporter.metrics import WebInfoCollector, probe_page
 from exporter.web import oncall, oncall_html, runbooks
 from exporter.web.connections import Connection, ConnectionLoop, Limits
@@ -104,10 +103,8 @@ class Server:
     ) -> None:
         self.exporter = exporter
         self.extra_endpoints = extra_endpoints or {}
-        self.web = web or WebConfig()
-        # One web-config reload at a time (SIGHUP, POST /-/reload, the watcher):
-        # an older read must not replace a newer one, nor its gauge outlast it.
-        self.web_reload_lock = threading.Lock()
+        if web is not None:
+            exporter.live.serve_web(web)
         addresses = [address] if isinstance(address, tuple) else list(address)
         listeners: list[socket.socket] = []
         try:
@@ -129,6 +126,11 @@ class Server:
         exporter.runtime.register(self._web_info)
 
     @property
+    def web(self) -> WebConfig:
+        """The running web config; its reloads belong to `exporter.live`."""
+        return self.exporter.live.current.web
+
+    @property
     def url(self) -> str:
         return self.urls[0]
 
@@ -138,15 +140,9 @@ class Server:
         return [f"{scheme}://{format_address(*sockname[:2])}" for sockname in self.addresses]
 
     def reload(self) -> str | None:
-        """What SIGHUP and POST /-/reload both do: read the config file, then the
-        web config file if there is one; None, or the problems, one per line."""
-        problems = []
-        # Built in (the demo): nothing to re-read but the web config, if there is one.
-        if self.exporter.config_path is not None or self.web.source is None:
-            problems.append(self.exporter.reload())
-        if self.web.source is not None:
-            problems.append(reload_web_config(self, self.web.source))
-        return "\n".join(p for p in problems if p) or None
+        """What SIGHUP and POST /-/reload both do (`Live.reload`): None, or the
+        problems, one per line."""
+        return self.exporter.live.reload()
 
     def serve_forever(self) -> None:
         self.loop.run()
@@ -167,7 +163,7 @@ class Server:
         return handler.wfile.getvalue(), not handler.close_connection
 
 
-class Headers(dict):
+class Headers(dict[str, str]):
     """Request headers by lower-cased name, first occurrence kept, as Message.get does.
 
     Parsed from the head the connection loop has already bounded; the email
@@ -199,13 +195,15 @@ class Handler(BaseHTTPRequestHandler):
     wfile: io.BytesIO
     raw_requestline: bytes
 
-    def __init__(self, request: bytes, client_address: tuple, server: Server,
+    def __init__(self, request: bytes, client_address: tuple[Any, ...], server: Server,
                  after: list[Callable[[], None]]) -> None:
         # Not BaseHTTPRequestHandler.__init__: the connection loop owns the socket.
         self.client_address = client_address
         # Run by the connection loop once the answer is written (see Connection.after).
         self.after = after
         self.server = server
+        # One view of the configs for the whole request, whatever a reload does meanwhile.
+        self.live = server.exporter.live.current
         self.rfile = io.BytesIO(request)
         self.wfile = io.BytesIO()
         self.close_connection = True
@@ -256,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
         self.log_request(code)
         self.send_response_only(code, message)
         self.send_header("Date", self.date_time_string())
-        for name, value in self.server.web.headers.items():
+        for name, value in self.live.web.headers.items():
             self.send_header(name, value)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -282,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.log_request(status)
         lines = [f"{self.protocol_version} {int(status)} {_PHRASES.get(status, '')}\r\n"
-                 f"Date: {self.date_time_string()}\r\n{self.server.web.header_lines}"
+                 f"Date: {self.date_time_string()}\r\n{self.live.web.header_lines}"
                  f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"]
         if headers:
             for name, value in headers.items():
@@ -306,11 +304,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         # Rate limit and authentication first: nothing of the request is looked at before.
-        limiter = self.server.web.rate_limiter
-        if limiter is not None and not limiter.allow():
+        gate = self.live.gate
+        if not gate.allow():
             self.reply(HTTPStatus.TOO_MANY_REQUESTS, "rate limit exceeded\n")
             return
-        if not self.server.web.authorized(self.headers.get("Authorization")):
+        if not gate.authorized(self.headers.get("Authorization")):
             self.reply(HTTPStatus.UNAUTHORIZED, "Unauthorized\n",
                        headers={"WWW-Authenticate": 'Basic realm="dicom-exporter"'})
             return
@@ -382,7 +380,7 @@ class Handler(BaseHTTPRequestHandler):
         timing = {"Server-Timing": f"probe;dur={(time.perf_counter() - started) * 1000:.3f}"}
         metrics = probe_page(report)
         if debug:
-            text = "Logs for the probe:\n" + "\n".join(report.log)
+            text = "Logs for the probe:\n" + "\n".join(report.context.log)
             text += "\n\nMetrics that would have been returned:\n" + metrics.decode()
             self.reply(HTTPStatus.OK, text, headers=timing)
             return
@@ -509,71 +507,6 @@ def parse_query(query: str) -> dict[str, list[str]]:
         else:
             fields[name] = [value]
     return fields
-
-
-WEB_CONFIG_POLL = 2.0
-
-
-def reload_web_config(server: Server, path: str) -> str | None:
-    """Read --web.config.file again; on any problem keep serving with the old one
-    and say so in the reload gauge. None, or the problems, one per line.
-
-    New connections use the new TLS context and users at once; open ones keep
-    theirs, as the toolkit does.
-    """
-    with server.web_reload_lock:
-        try:
-            new = load_web_config(path, previous=server.web)
-        except ConfigError as exc:
-            problems = exc.problems
-        except Exception as exc:  # a reader bug must not take the watcher or a reload down
-            problems = [unexpected(path, exc)]
-        else:
-            problems = []
-        server.exporter.stats.web_reloaded(not problems)
-        if problems:
-            for problem in problems:
-                logger.error("web config reload failed, keeping the running one",
-                             extra={"fields": {"problem": problem}})
-            return "\n".join(problems)
-        if (new.ssl_context is None) != (server.web.ssl_context is None):
-            logger.warning("web config switches TLS on or off; clients must change scheme",
-                           extra={"fields": {"file": path}})
-        for text in new.warnings:
-            if text not in server.web.warnings:
-                logger.warning("web config feature not available", extra={"fields": {
-                    "detail": text}})
-        server.web = new
-    logger.info("web config reloaded", extra={"fields": {"file": path}})
-    return None
-
-
-def watch_web_config(server: Server, path: str, stop: threading.Event,
-                     interval: float = WEB_CONFIG_POLL) -> threading.Thread:
-    """Re-read the web config when it or a certificate, key or CA it names changes,
-    so a rotated certificate is served without a restart."""
-    # Taken now, not when the thread first runs: a change made right after this
-    # call returns is a change.
-    seen = signature(server.web)
-
-    def loop() -> None:
-        nonlocal seen
-        while not stop.wait(interval):
-            try:
-                now = signature(server.web)
-                if now != seen:
-                    reload_web_config(server, path)
-                    # What was seen before reading, not after: a file still being
-                    # written while it was read (truncated, then filled) is read
-                    # again next turn, not taken as done. A config that names
-                    # other files costs one more reload.
-                    seen = now
-            except Exception:  # a bug costs a log line, never the rotation watch
-                logger.exception("web config watch failed; watching on")
-
-    thread = threading.Thread(target=loop, name="web-config-watch", daemon=True)
-    thread.start()
-    return thread
 
 
 def accepts_gzip(header: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from exporter import config as config_module
@@ -10,7 +12,8 @@ from tests.support.realpeers import LOOPBACK, MONITOR_AE
 
 
 def make_config(
-    targets: dict[str, dict], modules: dict[str, dict] | None = None, source: str = "test.yml"
+    targets: dict[str, dict[str, Any]], modules: dict[str, dict[str, Any]] | None = None,
+    source: str = "test.yml",
 ) -> Config:
     """A Config built through the real parser, defaults filled in for brevity."""
     default_modules = {

@@ -52,7 +52,7 @@ def accept_raw(conn: socket.socket, **fields: object) -> None:
     _, raw = read_pdu(conn)
     request = A_ASSOCIATE_RQ()
     request.decode(raw)
-    contexts = [(int(cx.context_id), 0, str(cx.transfer_syntax[0]))
+    contexts = [(cx.context_id or 0, 0, str(cx.transfer_syntax[0]))
                 for cx in request.to_primitive().presentation_context_definition_list]
     conn.sendall(pdus.raw_associate_ac(contexts, **fields))  # type: ignore[arg-type]
 
@@ -67,6 +67,7 @@ def answer_echo(conn: socket.socket, status: int = 0x0000, message_id: int = 1) 
     pdata = P_DATA_TF()
     pdata.decode(raw)
     context_id = pdata.presentation_data_value_items[0].presentation_context_id
+    assert context_id is not None, "a P-DATA-TF item always names its context"
     for pdu in pdus.echo_rsp(context_id, status, message_id=message_id):
         conn.sendall(pdu)
 

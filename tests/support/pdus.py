@@ -147,7 +147,7 @@ def abort(source: int = 2, reason: int = 0) -> bytes:
     primitive = A_ABORT()
     primitive.abort_source = source
     if source == 2:
-        primitive.provider_reason = reason
+        primitive.provider_reason = reason  # type: ignore[attr-defined]
     pdu = A_ABORT_RQ()
     pdu.from_primitive(primitive)
     return pdu.encode()

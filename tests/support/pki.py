@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from exporter import probers
 from exporter.probers.report import ProbeReport
@@ -34,7 +35,7 @@ def make_cert(folder: Path, name: str, ca: str, cn: str = "localhost") -> None:
 def tls_probe(pki: Path, port: int, module: str = "echo", ca: str = "ca", client: bool = True,
               tls: bool = True) -> ProbeReport:
     """One probe of dcmtk's TLS storescp on `port` with the test PKI."""
-    settings: dict = {"ca_file": str(pki / f"{ca}.crt"), "server_name": "localhost"}
+    settings: dict[str, Any] = {"ca_file": str(pki / f"{ca}.crt"), "server_name": "localhost"}
     if client:
         settings |= {"cert_file": str(pki / "client.crt"),
                      "key_file": str(pki / "client.key")}

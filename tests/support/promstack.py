@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,19 +57,22 @@ class Prometheus:
     def _ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.base}/-/ready", timeout=5) as answer:
-                return answer.status == 200
+                return bool(answer.status == 200)
         except OSError:
             return False
 
-    def api(self, path: str, **params: str) -> dict:
+    def api(self, path: str, **params: str) -> dict[str, Any]:
         url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
         with urllib.request.urlopen(url, timeout=5) as answer:
-            return json.load(answer)["data"]
+            data: dict[str, Any] = json.load(answer)["data"]
+            return data
 
-    def query(self, expr: str) -> list[dict]:
-        return self.api("/api/v1/query", query=expr)["result"]
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.api("/api/v1/query", query=expr)["result"]
+        return result
 
-    def alerts(self, name: str, states: tuple[str, ...] = ("pending", "firing")) -> list[dict]:
+    def alerts(self, name: str, states: tuple[str, ...] = ("pending", "firing")
+               ) -> list[dict[str, Any]]:
         return [a for a in self.api("/api/v1/alerts")["alerts"]
                 if a["labels"]["alertname"] == name and a["state"] in states]
 

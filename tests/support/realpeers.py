@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,8 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {low}-{high}")
 
 
-def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 20) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None,
+                  timeout: float = 20) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if process is not None and process.poll() is not None:
@@ -94,12 +96,12 @@ class Orthanc:
 
     def instances(self) -> list[str]:
         with urllib.request.urlopen(f"http://{LOOPBACK}:{self.http_port}/instances") as answer:
-            return json.load(answer)
+            return list(json.load(answer))
 
 
 def start_orthanc(workdir: Path, known_aes: tuple[str, ...] = (MONITOR_AE,),
                   store_denied: tuple[str, ...] = (), nodelay: bool = True,
-                  tls: Path | None = None) -> tuple[Orthanc, subprocess.Popen]:
+                  tls: Path | None = None) -> tuple[Orthanc, subprocess.Popen[bytes]]:
     """Orthanc that accepts only `known_aes` as calling AE titles.
 
     `store_denied` are known AEs that may echo but not store (AllowStore
@@ -160,7 +162,7 @@ def start_orthanc(workdir: Path, known_aes: tuple[str, ...] = (MONITOR_AE,),
 
 
 def start_storescp(out: Path, ae_title: str = "STORESCP", nodelay: bool = True,
-                   options: tuple[str, ...] = ()) -> tuple[int, subprocess.Popen]:
+                   options: tuple[str, ...] = ()) -> tuple[int, subprocess.Popen[bytes]]:
     """dcmtk's storescp writing what it receives to `out`.
 
     `nodelay=False` starts it as shipped: Nagle on (dcmtk sets TCP_NODELAY
@@ -201,7 +203,7 @@ class RunningPeer:
 
 @contextmanager
 def _process(argv: list[str], port: int, cwd: Path, nodelay: bool = False
-             ) -> Iterator[subprocess.Popen]:
+             ) -> Iterator[subprocess.Popen[bytes]]:
     env = {key: value for key, value in os.environ.items() if key != "TCP_NODELAY"}
     if nodelay:
         env["TCP_NODELAY"] = "1"
@@ -344,14 +346,14 @@ def interop_probe(peer: RunningPeer, probe: str, pki: Path | None,
     from tests.support.configs import make_config
 
     module, calling, called, client_cert = INTEROP_PROBES[probe]
-    modules = {
+    modules: dict[str, dict[str, Any]] = {
         "echo": {"prober": "echo", "calling_ae_title": calling},
         "negotiate": {"prober": "negotiate", "calling_ae_title": calling,
                       "sop_classes": ["CTImageStorage"]},
         "store": {"prober": "store", "calling_ae_title": calling, "min_interval": "1ms",
                   "sop_classes": ["CTImageStorage"], "transfer_syntaxes": ALL_UNCOMPRESSED},
     }
-    target: dict[str, object] = {"port": peer.port, "ae_title": called or peer.ae_title}
+    target: dict[str, Any] = {"port": peer.port, "ae_title": called or peer.ae_title}
     if peer.tls:
         assert pki is not None, "a TLS peer needs the test PKI"
         tls: dict[str, str] = {"ca_file": str(pki / "ca.crt"), "server_name": "localhost"}

@@ -34,23 +34,23 @@ def settle(peers: dict[str, ScriptedPeer]) -> None:
 
 
 def hostile_peers() -> dict[str, ScriptedPeer]:
-    def garbage(peer, conn):
+    def garbage(peer: ScriptedPeer, conn: socket.socket) -> None:
         conn.recv(4096)
         conn.sendall(b"\x00garbage" * 8)
 
-    def rst(peer, conn):
+    def rst(peer: ScriptedPeer, conn: socket.socket) -> None:
         read_pdu(conn)
         reset(conn)
 
-    def abort(peer, conn):
+    def abort(peer: ScriptedPeer, conn: socket.socket) -> None:
         read_pdu(conn)
         send_abort(conn)
 
-    def silent(peer, conn):
+    def silent(peer: ScriptedPeer, conn: socket.socket) -> None:
         read_pdu(conn)
         drain(conn)
 
-    def header_stall(peer, conn):
+    def header_stall(peer: ScriptedPeer, conn: socket.socket) -> None:
         read_pdu(conn)
         conn.sendall(b"\x02\x00\x00\x00\x01\x00")
         drain(conn)
