@@ -271,6 +271,110 @@ def test_installed_check_config_names_the_problem_without_a_traceback(stage: Pat
     assert f"{bad}: modules.echo.timeout: duration" in refused.stderr
 
 
+CONFIG = "/etc/dicom-exporter/dicom-exporter.yml"
+EXIT_CODES = re.compile(r"  # slutstatus 0: [^,]+, 1: .+$")
+
+
+def runbook_commands() -> list[tuple[str, str, str]]:
+    """(runbook, command, exit-code note) for every `dicom-exporter` command the
+    runbooks show: fenced lines (continuations joined) and inline code spans."""
+    found = []
+    texts = {p.name: p.read_text(encoding="utf-8")
+             for p in sorted((ROOT / "runbooks").glob("*.md")) if p.name != "README.md"}
+    for name, text in texts.items():  # README.md is about the runbooks, not one of them
+        for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL):
+            lines = [line.strip() for line in block.replace("\\\n", " ").splitlines()]
+            for line in lines:
+                if line.startswith("dicom-exporter"):
+                    note = EXIT_CODES.search(line)
+                    assert note, f"{name}: no documented exit code: {line}"
+                    found.append((name, " ".join(line[:note.start()].split()), note[0]))
+    # An inline command takes the exit codes documented for its subcommand.
+    notes = {command.split()[1]: note for _, command, note in found}
+    for name, text in texts.items():
+        for inline in re.findall(r"`(dicom-exporter [^`]*)`", text):
+            command = " ".join(inline.split())
+            assert command.split()[1] in notes, f"{name}: `{inline}`: no exit code documented"
+            found.append((name, command, notes[command.split()[1]]))
+    return found
+
+
+def test_every_runbook_command_uses_the_installed_paths() -> None:
+    commands = runbook_commands()
+    assert len(commands) >= 13
+    for runbook, command, _ in commands:
+        files = re.findall(r"(?:^| )(/\S+)", command)
+        assert files, (runbook, command)
+        assert all(f.startswith("/etc/dicom-exporter/") for f in files), (runbook, command)
+        assert f"--config.file {CONFIG}" in command, (runbook, command)
+        assert " --help" not in command
+
+
+def loopback_config(text: str, ports: dict[str, int]) -> str:
+    """The example with every target on 127.0.0.1 at its simulated peer's port."""
+    def moved(match: re.Match[str]) -> str:
+        return f"{match[1]}host: 127.0.0.1\n{match[2]}port: {ports[match[0].split(':')[0].strip()]}"
+    return re.sub(r"(?m)^  [\w.]+:\n(\s+)host: \S+\n(\s+)port: \d+",
+                  lambda m: m[0].split("\n")[0] + "\n" + moved(m), text)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_runbook_commands_run_on_the_installed_bundle(stage: Path) -> None:
+    """Each command as an administrator pastes it on the server (`dicom-exporter`
+    from PATH, files in /etc/dicom-exporter, here under the staging root), with
+    the example config's targets on simulated peers: the documented success code
+    while they answer, the documented failure code once they are down or the
+    file is broken."""
+    import yaml
+
+    from exporter.demo.simulated import PeerSet
+
+    config = stage / CONFIG.lstrip("/")
+    web = stage / "etc/dicom-exporter/web.yml"
+    saved = config.read_bytes()
+    example = (ROOT / "examples" / "kronoberg.yml").read_text(encoding="utf-8")
+    targets = yaml.safe_load(example)["targets"]
+    peers = PeerSet.start({name: t["ae_title"] for name, t in targets.items()})
+    env = {"PATH": f"{stage}/usr/local/bin:/usr/bin:/bin"}
+
+    def paste(command: str) -> subprocess.CompletedProcess:
+        argv = [arg.replace("/etc/dicom-exporter/", f"{stage}/etc/dicom-exporter/")
+                for arg in command.split()]
+        return run(*argv, env=env)
+
+    try:
+        config.write_text(loopback_config(example, {n: p.port for n, p in peers.peers.items()}),
+                          encoding="utf-8")
+        web.write_text("basic_auth_users: {}\n", encoding="utf-8")
+        commands = runbook_commands()
+        for runbook, command, note in commands:
+            done = paste(command)
+            assert done.returncode == 0, (runbook, command, note, done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr
+        peers.stop()
+        config.write_text(config.read_text(encoding="utf-8") + "unknown_key: 1\n",
+                          encoding="utf-8")
+        for runbook, command, note in commands:
+            if " check-config " not in command:
+                continue
+            done = paste(command)
+            assert done.returncode == 1, (runbook, command, note, done.stderr)
+            assert "unknown_key" in done.stderr and "Traceback" not in done.stderr
+        config.write_text(loopback_config(example, {n: p.port for n, p in peers.peers.items()}),
+                          encoding="utf-8")
+        for runbook, command, note in commands:
+            if " check-config " in command:
+                continue
+            done = paste(command)
+            assert done.returncode == 1, (runbook, command, note, done.stdout)
+            assert "Traceback" not in done.stderr
+    finally:
+        peers.stop()
+        config.write_bytes(saved)
+        web.unlink(missing_ok=True)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_uninstall_keeps_config_and_state(releases: dict[str, Release], stage: Path) -> None:
