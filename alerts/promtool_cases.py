@@ -9,12 +9,10 @@ alerts/dicom.rules.test.yml, so an operator who changes a threshold can run
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.scenarios import BLIP_Z83680, NEXT, fallback
 from exporter.reasons import ROUTINE, Reason
@@ -23,21 +21,23 @@ OUT = Path(__file__).resolve().parent / "dicom.rules.test.yml"
 INSTANCE = "exporter.vaxjo.invalid:10104"
 # The other site's exporter, still answering: where alerts about INSTANCE's loss link.
 OTHER_URL = "https://exporter.ljungby.invalid:10104"
+Json = dict[str, Any]
 AE_REJECTIONS = {Reason.REJECTED_CALLING_AE, Reason.REJECTED_CALLED_AE}
 
 
-def series(metric: str, values: str, **labels: str) -> dict:
+def series(metric: str, values: str, **labels: str) -> Json:
     text = ",".join(f'{k}="{v}"' for k, v in labels.items())
     return {"series": f"{metric}{{{text}}}", "values": values}
 
 
-def probe_labels(target: str, module: str, role: str, site: str, region: str, ae: str) -> dict:
+def probe_labels(target: str, module: str, role: str, site: str, region: str, ae: str) -> Json:
     return {"job": "dicom_probe", "instance": INSTANCE, "target": target, "module": module,
             "prober": module, "role": role, "site": site, "region": region, "ae_title": ae}
 
 
-def probe(target: str, ae: str, success: str, reason: Reason | None = None, *, module="echo",
-          role="partner", site="vaxjo", region="skane", duration="0.01+0x40") -> list[dict]:
+def probe(target: str, ae: str, success: str, reason: Reason | None = None, *,
+          module: str = "echo", role: str = "partner", site: str = "vaxjo",
+          region: str = "skane", duration: str = "0.01+0x40") -> list[Json]:
     """The series one probe target leaves in Prometheus, over 40 scrapes of 15 s."""
     labels = probe_labels(target, module, role, site, region, ae)
     out = [series("probe_success", success, **labels),
@@ -58,7 +58,7 @@ def explanation(reason: Reason) -> str:
 
 
 def link_down_alert(ae: str, target: str, site: str, site_name: str, reason: Reason,
-                    instance: str = INSTANCE) -> dict:
+                    instance: str = INSTANCE) -> Json:
     return {
         "exp_labels": {"severity": "critical", "audience": "staff", "target": target,
                        "ae_title": ae, "site": site, "instance": instance},
@@ -77,7 +77,7 @@ DIRECT = ("Partnern kontrolleras direkt från övervakningens dator, inte via l�
           "är partnerns eller nätets.")
 
 
-def partner_unreachable_alert(reason: Reason) -> dict:
+def partner_unreachable_alert(reason: Reason) -> Json:
     return {
         "exp_labels": {**probe_labels("skane", "echo", "partner", "vaxjo", "skane", "SKANE_PACS"),
                        "severity": "critical", "audience": "staff"},
@@ -96,7 +96,7 @@ FAILING = "1 1 1 1 0x36"  # up for a minute, then down
 UP = "1+0x80"
 
 
-def case(name: str, input_series: list[dict], checks: list[tuple[str, str, list[dict]]]) -> dict:
+def case(name: str, input_series: list[Json], checks: list[tuple[str, str, list[Json]]]) -> Json:
     return {
         "name": name,
         "interval": "15s",
@@ -108,7 +108,7 @@ def case(name: str, input_series: list[dict], checks: list[tuple[str, str, list[
     }
 
 
-def cases() -> list[dict]:
+def cases() -> list[Json]:
     out = []
     # -- DicomLinkComputerDown -------------------------------------------------
     out.append(case(

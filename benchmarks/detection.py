@@ -32,10 +32,10 @@ from typing import Any
 import yaml
 
 from exporter.config.strict import parse_duration
-from monitoring import settings
+from tools.generate import example
 from tools.stack import ROOT, Stack
 
-M = settings.load()
+M = example()
 LINK_INTERVAL = parse_duration(M.probe_interval_by_role["link_computer"])
 # The shipped Alertmanager's wait before a new group's first notification.
 GROUP_WAIT = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text("utf-8"))[

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -37,6 +38,8 @@ from exporter.config import Config, ConfigError, webconfig
 from exporter.config.prober_kinds import PHASES
 from exporter.config.strict import parse_duration
 from exporter.config.webconfig import WebConfig
+from exporter.monitoring import pack
+from exporter.monitoring import settings as monitoring_settings
 from exporter.probers.report import ProbeReport
 from exporter.schedule import Scheduler
 from exporter.web.oncall import route_title
@@ -270,6 +273,30 @@ def check_config(positional_config: str | None, option_config: str | None,
     )
     if web_config_file:
         click.echo(f"{web_config_file}: OK")
+
+
+@main.group()
+def monitoring() -> None:
+    """The monitoring pack of a config: alert rules, dashboards."""
+
+
+@monitoring.command("generate")
+@click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="The exporter config whose sites, targets and routine the pack names.")
+@click.option("--monitoring.file", "monitoring_file", default=None,
+              type=click.Path(dir_okay=False),
+              help="Selectors, thresholds and waits (default: the shipped monitoring config).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="The folder to write into (alerts/, grafana/ below it).")
+def monitoring_generate(config_file: str, monitoring_file: str | None, out: str) -> None:
+    """Write the monitoring pack for a config; only files that change are written."""
+    config = _load(config_file)
+    source = monitoring_file or str(monitoring_settings.CONFIG)
+    m = _or_exit(lambda path: pack.load(config, Path(path)), source)
+    written = pack.write(Path(out), pack.generate(m, config))
+    for relative in written:
+        click.echo(f"wrote {Path(out) / relative}")
+    click.echo(f"{out}: {len(written)} files written, the others unchanged")
 
 
 def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:

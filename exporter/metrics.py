@@ -33,7 +33,7 @@ from prometheus_client.utils import floatToGoString
 from exporter import __version__, route_state
 from exporter.buildinfo import REVISION
 from exporter.config import Config
-from exporter.config.prober_kinds import KINDS
+from exporter.config.prober_kinds import KINDS, PHASES, VERIFY_PHASES
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 from exporter.stats import BUCKETS, Changes, Series, Snapshot, Stats
@@ -127,12 +127,12 @@ class ProbeCollector(Collector):
             PROBE_TIMEOUT, "The timeout this probe ran with, after the scrape timeout header.",
             context.timeout)
         tls = ("tls",) if context.target.tls is not None and prober != "tcp" else ()
-        kind_phases = KINDS[prober].phases
+        shown = {*KINDS[prober].phases, *tls, *VERIFY_PHASES[context.module.verify]}
         yield Gauge(
             PROBE_PHASE_DURATION,
             "Time per phase, from sending the request to the last byte of the answer.",
             ("phase",), [((phase,), report.phases.get(phase, 0.0))
-                         for phase in kind_phases[:1] + tls + kind_phases[1:]])
+                         for phase in PHASES if phase in shown])
         if report.tls_version:
             yield Gauge(PROBE_TLS_VERSION, "The TLS version negotiated with the peer.",
                         ("version",), [((report.tls_version,), 1)])

@@ -31,6 +31,12 @@ class Reason(enum.StrEnum):
     STATUS_FAILURE = "status_failure"
     STATUS_WARNING = "status_warning"
     RELEASE_TIMEOUT = "release_timeout"
+    # A store module's verification (verify: find or commit), after a C-STORE
+    # the peer answered with success.
+    NOT_FOUND_AFTER_STORE = "not_found_after_store"
+    QUERY_REFUSED = "query_refused"
+    NOT_COMMITTED = "not_committed"
+    COMMITMENT_TIMEOUT = "commitment_timeout"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -126,6 +132,30 @@ ROUTINE: dict[Reason, RoutineCause] = {
         (6,), (5,),
         "Motparten avslutade inte förbindelsen på rätt sätt.",
     ),
+    Reason.NOT_FOUND_AFTER_STORE: RoutineCause(
+        (6,), (5,),
+        "Motparten svarade att testobjektet togs emot, men när vi frågar efter det "
+        "(C-FIND) finns det inte: mottagande system sparar inte det som skickas (t.ex. "
+        "fullt lagringsutrymme, ett filter eller en importregel som misslyckas).",
+    ),
+    Reason.QUERY_REFUSED: RoutineCause(
+        (5,), (3,),
+        "Motparten tog emot testobjektet men låter oss inte fråga efter det (C-FIND "
+        "eller lagringsbekräftelse nekas): vår AE-titel saknar behörighet hos motparten. "
+        "Det är en inställning, inte ett avbrott.",
+    ),
+    Reason.NOT_COMMITTED: RoutineCause(
+        (6,), (5,),
+        "Motparten tog emot testobjektet men bekräftar inte att det lagrats "
+        "(lagringsbekräftelse, Storage Commitment): mottagande system sparar inte det "
+        "som skickas.",
+    ),
+    Reason.COMMITMENT_TIMEOUT: RoutineCause(
+        (4, 5, 6), (4, 5),
+        "Motparten tog emot testobjektet men ingen lagringsbekräftelse kom i tid: "
+        "deras system är långsamt eller ur funktion, eller så når deras svar inte vår "
+        "DICOM-mottagare (brandvägg, eller fel adress till oss hos motparten).",
+    ),
     Reason.INTERNAL_ERROR: RoutineCause(
         (), (),
         "Fel i övervakningen själv, inte hos motparten: kontakta den som förvaltar "
@@ -150,7 +180,7 @@ PHASED: dict[tuple[Reason, str], RoutineCause] = {
 SERVICE_DOWN = frozenset({
     Reason.REFUSED, Reason.CONNECT_TIMEOUT, Reason.RESET, Reason.PROTOCOL_ERROR,
     Reason.ASSOCIATION_TIMEOUT, Reason.ABORTED, Reason.DIMSE_TIMEOUT, Reason.STATUS_FAILURE,
-    Reason.RELEASE_TIMEOUT,
+    Reason.RELEASE_TIMEOUT, Reason.NOT_FOUND_AFTER_STORE, Reason.NOT_COMMITTED,
 })
 
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
-.venv/bin/ruff check exporter tests benchmarks alerts tools grafana monitoring
+.venv/bin/ruff check exporter tests benchmarks alerts tools
 .venv/bin/mypy
 .venv/bin/python -m tools.generate --check
 fast_path="$(bash scripts/hide-programs.sh)"

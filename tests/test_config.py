@@ -29,7 +29,7 @@ INVALID = {
     "invalid-unknown-key.yml": [
         "modules.echo.timeot: unknown field (allowed: as_partners, calling_ae_title, min_interval, "
         "prober, "
-        "sop_classes, timeout, transfer_syntaxes, uid_root)",
+        "sop_classes, timeout, transfer_syntaxes, uid_root, verify)",
     ],
     "invalid-wrong-type.yml": [
         "modules.echo.timeout: must be a duration string like 5s, got int 5",
@@ -104,6 +104,11 @@ INVALID = {
         "modules.negotiate.sop_classes[0]: unknown SOP class 'CTImageStorag'",
     ],
     "invalid-option-for-prober.yml": ["modules.echo.min_interval: not used by prober echo"],
+    "invalid-verify.yml": [
+        "modules.store_find.verify: must be one of none, find, commit, got str 'query'",
+        "modules.store_yes.verify: must be one of none, find, commit, got bool True",
+        "modules.echo.verify: not used by prober echo",
+    ],
     # libyaml's wording (the C reader); PyYAML's own says "expected ',' or '}'".
     "invalid-yaml.yml": ["line 3: invalid YAML: did not find expected ',' or '}'"],
     "invalid-routes.yml": [

@@ -139,3 +139,16 @@ def test_the_diary_check_finds_diary_phrases() -> None:
     for fact in ("Measured on 2026-11-27 on the CI machine kind", "at most 24 a day",
                  "over the day"):
         assert not DIARY.search(fact), fact
+
+
+def test_the_two_commands_are_the_scripts_and_ci_runs_the_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The two commands"):]
+    section = section[:section.index("\n## ", 1)]
+    commands = re.findall(r"^```sh\n(.*?)\n```$", section, re.MULTILINE | re.DOTALL)
+    assert commands == ["scripts/demo.sh", "scripts/test.sh"]
+    for command in commands:
+        assert (ROOT / command).stat().st_mode & 0o111, f"{command} is not executable"
+    ci = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+          if line and not line.startswith(("#", "set ", "cd "))]
+    assert ci == ["bash scripts/test.sh"]

@@ -37,11 +37,11 @@ from exporter.cli import main as cli
 from exporter.config.strict import parse_duration
 from exporter.web import runbooks
 from exporter.web import server as web_server
-from monitoring import settings
 from tests.support.configs import make_config
 from tests.support.promstack import wait_until
 from tests.support.realpeers import require
 from tests.support.twosites import am_alerts, cluster_formed, query, running_stack
+from tools.generate import example
 from tools.stack import Notification, Stack
 
 ROOT = Path(__file__).parent.parent
@@ -57,7 +57,7 @@ def example_jobs() -> dict[str, dict]:
 
 
 def test_prometheus_example_probes_link_computers_at_their_own_cadence() -> None:
-    m = settings.load()
+    m = example()
     document = yaml.safe_load(PROMETHEUS_EXAMPLE.read_text(encoding="utf-8"))
     jobs = example_jobs()
     assert set(jobs) == {m.probe_job, m.link_computer_probe_job, m.exporter_job}
@@ -78,7 +78,7 @@ def test_prometheus_example_probes_link_computers_at_their_own_cadence() -> None
 def test_a_link_computer_blip_of_ten_seconds_cannot_last_a_whole_for() -> None:
     # A 10 s outage fails at most ceil(10 / interval) + 1 probes, each seen by
     # the rules for one interval: the `for:` must be longer than that.
-    m = settings.load()
+    m = example()
     interval = parse_duration(m.probe_interval_by_role["link_computer"])
     evaluation = parse_duration(m.evaluation_interval)
     wait = parse_duration(m.for_by_role["link_computer"])

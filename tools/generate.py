@@ -1,40 +1,44 @@
-"""Regenerates every generated file from monitoring/config.yml and the exporter config.
+"""Regenerates every generated file from the monitoring config and the example exporter config.
 
     python -m tools.generate           rewrite the files
     python -m tools.generate --check   exit 1 and name the files that are out of date
 
-Generated: the alert rules (alerts/build.py), their promtool unit tests
-(alerts/promtool_cases.py) and the Grafana dashboards (grafana/build.py).
+Generated: the monitoring pack of the example config (exporter/monitoring:
+alert rules, dashboards), the hand-written promtool unit tests of the
+rules (alerts/promtool_cases.py, written for the example config) and the
+floor table of docs/architecture.md (tools/architecture.py).
 Each file says in its header (or description) what made it.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
+
+import alerts.promtool_cases
+from exporter import config as exporter_config
+from exporter.monitoring import pack
+from exporter.monitoring.settings import Monitoring
+from tools import architecture
 
 ROOT = Path(__file__).resolve().parent.parent
+# The exporter config whose monitoring pack the repository carries.
+EXAMPLE = ROOT / "examples" / "kronoberg.yml"
+PROMTOOL_TESTS = ROOT / "alerts" / "dicom.rules.test.yml"
 
 
-def _script(relative: str) -> ModuleType:
-    path = ROOT / relative
-    spec = importlib.util.spec_from_file_location(path.stem + "_generator", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def example() -> Monitoring:
+    """The shipped monitoring settings for the example config."""
+    return pack.load(exporter_config.load(str(EXAMPLE)))
 
 
 def outputs() -> dict[Path, str]:
     """Every generated file and the text it must have."""
-    rules = _script("alerts/build.py")
-    cases = _script("alerts/promtool_cases.py")
-    dashboards = _script("grafana/build.py")
-    files = {rules.OUT: rules.render(), cases.OUT: cases.render()}
-    files |= {dashboards.OUT / name: text for name, text in dashboards.render().items()}
+    config = exporter_config.load(str(EXAMPLE))
+    files = {ROOT / path: text for path, text in pack.generate(pack.load(config), config).items()}
+    files[PROMTOOL_TESTS] = alerts.promtool_cases.render()
+    files |= architecture.outputs()
     return files
 
 

@@ -11,8 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Every phase a probe can time, in the order it happens. `tls` is timed only
-# for targets with a tls block; each kind lists the others it always reports.
-PHASES = ("connect", "tls", "associate", "dimse", "release")
+# for targets with a tls block, `query` and `commit` only for store modules
+# that verify (VERIFY_PHASES); each kind lists the others it always reports.
+PHASES = ("connect", "tls", "associate", "dimse", "query", "commit", "release")
+# A store module's `verify`: what tells us the peer kept the test object.
+# none: the C-STORE status alone; find: a C-FIND for it; commit: Storage Commitment.
+VERIFY_MODES = ("none", "find", "commit")
+VERIFY_PHASES = {"none": (), "find": ("query",), "commit": ("commit",)}
 
 _COMMON = frozenset({"prober", "timeout"})
 _DICOM = _COMMON | {"calling_ae_title", "as_partners"}
@@ -35,7 +40,7 @@ KINDS: dict[str, ProberKind] = {
         ProberKind("tcp", _COMMON, ("connect",), False, True, False),
         ProberKind("echo", _DICOM, ("connect", "associate", "dimse", "release"), True, True, False),
         ProberKind("negotiate", _PROPOSES, ("connect", "associate", "release"), True, False, True),
-        ProberKind("store", _PROPOSES | {"uid_root", "min_interval"},
+        ProberKind("store", _PROPOSES | {"uid_root", "min_interval", "verify"},
                    ("connect", "associate", "dimse", "release"), True, False, True),
     )
 }

@@ -17,7 +17,7 @@ from typing import Any
 
 import pydicom.uid
 
-from exporter.config.prober_kinds import KINDS, MODULE_KEYS
+from exporter.config.prober_kinds import KINDS, MODULE_KEYS, VERIFY_MODES
 from exporter.config.routine_model import Routine, parse_routine
 from exporter.config.storable import store_sop_class_problem, store_transfer_syntax_problem
 from exporter.config.strict import (
@@ -89,6 +89,8 @@ class Module:
     # Probe the target once per partner, calling as that partner does: does
     # our receiver still accept partner X ("problem med att ta emot", 3)?
     as_partners: bool = False
+    # Store only: how to learn that the peer kept the object (VERIFY_MODES).
+    verify: str = "none"
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,14 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
         body.get("min_interval"), f"{path}.min_interval", DEFAULT_STORE_MIN_INTERVAL,
         MAX_STORE_MIN_INTERVAL,
     )
+    verify = "none"
+    if "verify" in body:
+        value = body["verify"]
+        if not isinstance(value, str) or value not in VERIFY_MODES:
+            check.error(f"{path}.verify",
+                        f"must be one of {', '.join(VERIFY_MODES)}, got {shown(value)}")
+        else:
+            verify = value
     return Module(
         name=name,
         prober=prober,
@@ -199,6 +209,7 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
         uid_root=uid_root,
         min_interval=min_interval,
         as_partners=_flag(check, body, "as_partners", path),
+        verify=verify,
     )
 
 

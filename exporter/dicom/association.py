@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -55,6 +56,7 @@ from exporter.dicom.codec import (
 )
 from exporter.dicom.failure import Deadline, ProbeFailure, timed
 from exporter.dicom.timed_io import Sent, TimedIO
+from exporter.dicom.verify_codec import Message, MessageAssembler
 from exporter.reasons import Reason
 
 
@@ -95,7 +97,7 @@ class OpenAssociations:
         return len(layers)
 
 
-class _Phase(timed):
+class Phase(timed):
     """`timed` for the phases of an association, counted only when one fails
     before its answer came (a phase whose answer came is timed by the kernel,
     also when the answer is a refusal), telling our own shutdown (SIGTERM
@@ -190,7 +192,7 @@ class UpperLayer:
         self, calling_ae: str, called_ae: str, contexts: tuple[ContextSpec, ...]
     ) -> Accepted:
         request = encode_associate_rq(calling_ae, called_ae, contexts)
-        with _Phase(self, "associate"):
+        with Phase(self, "associate"):
             sent = self.send(request, Reason.ASSOCIATION_TIMEOUT)
             pdu_type, raw = self.read_raw(Reason.ASSOCIATION_TIMEOUT)
             if pdu_type not in (PDU_ASSOCIATE_AC, PDU_ASSOCIATE_RJ):
@@ -203,7 +205,7 @@ class UpperLayer:
 
     def request(self, encoded: bytes, expected: Expected) -> DimseResponse:
         """Send one encoded DIMSE request and wait for its whole, matching response."""
-        with _Phase(self, "dimse"):
+        with Phase(self, "dimse"):
             sent = self.send(encoded, Reason.DIMSE_TIMEOUT)
             raws: list[bytes] = []
             buffered = 0
@@ -230,8 +232,32 @@ class UpperLayer:
             encode_echo_rq(context_id, ECHO_MESSAGE_ID, peer_max),
             Expected(C_ECHO_RSP, ECHO_MESSAGE_ID, VERIFICATION, context_id))
 
+    def read_message(self, name: str, sent: Sent, on_timeout: Reason,
+                     assembler: MessageAssembler) -> Message:
+        """Read the PDUs of one whole DIMSE message, command and data set, as
+        an answer in phase `name` (anything but P-DATA-TF ends the phase)."""
+        while True:
+            pdu_type, raw = self.read_raw(on_timeout)
+            if pdu_type != PDU_P_DATA:
+                raise self._not_the_answer(name, sent, pdu_type, raw, "P-DATA-TF")
+            if assembler.add(raw):
+                return assembler.message()
+
+    def has_buffered(self) -> bool:
+        """Bytes of the peer's next PDU already read (a poll() would not see them)."""
+        return bool(self._buffer)
+
+    def answer_came(self, name: str, sent: Sent) -> None:
+        """Phase `name`'s whole answer came on this association (the kernel's time)."""
+        self._answer_came(name, sent)
+
+    def answer_came_elsewhere(self, name: str, sent: Sent) -> None:
+        """Phase `name`'s answer came another way (our listener): our clock times it."""
+        self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - sent.mono
+        self.answers[name] = self.answers.get(name, 0) + 1
+
     def release(self) -> None:
-        with _Phase(self, "release"):
+        with Phase(self, "release"):
             sent = self.send(RELEASE_RQ_BYTES, Reason.RELEASE_TIMEOUT)
             while True:
                 pdu_type, raw = self.read_raw(Reason.RELEASE_TIMEOUT)

@@ -406,7 +406,7 @@ def decode_dimse_response(raws: tuple[bytes, ...], expected: Expected) -> DimseR
         response = _cached_dimse_response(raws)
     else:
         response = _decode_dimse_response(raws)
-    problem = _mismatch(response, expected)
+    problem = mismatch(response, expected)
     if problem:
         raise ProbeFailure(Reason.PROTOCOL_ERROR, f"not an answer to our request: {problem}")
     if response.status == NO_STATUS:
@@ -414,7 +414,7 @@ def decode_dimse_response(raws: tuple[bytes, ...], expected: Expected) -> DimseR
     return response
 
 
-def _mismatch(response: DimseResponse, expected: Expected) -> str:
+def mismatch(response: DimseResponse, expected: Expected) -> str:
     """Why `response` does not answer `expected`, or "" when it does (PS3.7 9.3)."""
     if response.command_field != expected.command_field:
         return (f"command field 0x{response.command_field:04X}, "

@@ -480,6 +480,31 @@ class TimedIO:
             return True
         return False
 
+    def wait_readable_or(self, other: int, deadline: Deadline) -> str | None:
+        """Wait until the socket has data ("socket") or file descriptor `other`
+        is readable ("other"), within the deadline (None): a probe that waits
+        both for an answer on its association and for one our listener may
+        deliver (Storage Commitment), in one poll()."""
+        self._poller.register(other, select.POLLIN)
+        try:
+            for _ in range(100000):
+                remaining = deadline.remaining()
+                if remaining <= 0:
+                    return None
+                ready = dict(self._poller.poll(max(1, int(remaining * 1000) + 1)))
+                if ready.get(other, 0) & select.POLLIN:
+                    return "other"
+                revents = ready.get(self.sock.fileno(), 0)
+                if not revents:
+                    continue
+                if revents & select.POLLERR and self._drain_errqueue() and not (
+                        revents & (self._events | select.POLLHUP)):
+                    continue
+                return "socket"
+            return None
+        finally:
+            self._poller.unregister(other)
+
     def _drain_errqueue(self, until: int | None = None) -> int:
         """Read the send stamps waiting in the error queue, up to the one keyed `until`;
         how many messages were read."""

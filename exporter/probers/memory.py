@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from exporter.dicom.association import OpenAssociations
 from exporter.dicom.codec import Accepted, ContextResult
+from exporter.dicom.commitments import Commitments
 from exporter.reasons import Reason
 
 
@@ -29,6 +30,7 @@ class StoreKey:
     port: int
     called_ae: str
     sop_class: str
+    verify: str  # a verified and an unverified store are two results
 
 
 @dataclass(frozen=True)
@@ -108,3 +110,5 @@ class StoreMemory:
 class ProberState:
     associations: OpenAssociations = field(default_factory=OpenAssociations)
     store: StoreMemory = field(default_factory=StoreMemory)
+    # Storage Commitment reports awaited by store probes, delivered by the listener.
+    commitments: Commitments = field(default_factory=Commitments)

@@ -30,6 +30,7 @@ from exporter.probers.context import ProbeContext
 from exporter.probers.memory import Remembered, StoreKey, StoreResult
 from exporter.probers.report import ProbeReport
 from exporter.probers.session import association, check_status
+from exporter.probers.verify import contexts_with, refused_by_abort, verify_stored
 from exporter.reasons import Reason
 
 # The findings a repeat within min_interval takes over from the real store.
@@ -38,7 +39,8 @@ _REPEATED = ("dns_lookup", "reason", "detail", "reject", "abort", "status",
 
 
 def store_key(target: Target, module: Module) -> StoreKey:
-    return StoreKey(target.host, target.port, target.ae_title, module.sop_classes[0][1])
+    return StoreKey(target.host, target.port, target.ae_title, module.sop_classes[0][1],
+                    module.verify)
 
 
 def _result(report: ProbeReport) -> StoreResult:
@@ -84,11 +86,14 @@ def probe(context: ProbeContext, report: ProbeReport) -> bool:
             return _repeat(context, report, previous)
         try:
             _send(context, report)
-        except ProbeFailure as failure:
+        except ProbeFailure as raised:
+            failure = refused_by_abort(raised)
             report.success = False
             if report.store_sent:
                 memory.remember(key, _failed_result(report, failure))
-            raise
+            if failure is raised:
+                raise
+            raise failure from None
         report.success = True
         memory.remember(key, _result(report))
         return True
@@ -100,8 +105,11 @@ def _send(context: ProbeContext, report: ProbeReport) -> None:
     # Verification beside the storage context, as negotiate proposes it: a peer
     # without our SOP class then accepts the association and refuses only the
     # context (no_accepted_context) instead of rejecting it with no reason.
-    contexts = presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes)
+    contexts = contexts_with(
+        presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes),
+        module.verify)
     dataset = synthetic_instance(context.target.name, sop_class, module.uid_root)
+    unverified: ProbeFailure | None = None
     with association(context, report, contexts) as layer:
         accepted = layer.accepted.context_for(sop_class) if layer.accepted else None
         if accepted is None:
@@ -126,3 +134,10 @@ def _send(context: ProbeContext, report: ProbeReport) -> None:
             C_STORE_RSP, STORE_MESSAGE_ID, sop_class, accepted.context_id,
             str(dataset.SOPInstanceUID)))
         check_status(context, report, response, "C-STORE")
+        if module.verify != "none":
+            unverified, note = verify_stored(layer, module.verify, dataset,
+                                             context.state.commitments)
+            context.note("%s", note or str(unverified))
+    # Released politely first: the peer did nothing wrong at the DICOM level.
+    if unverified is not None:
+        raise unverified

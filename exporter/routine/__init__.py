@@ -1,6 +1,6 @@
 """Every sentence people read about a fault, rendered in one place from the routine model.
 
-The status page, the CLI and the alert annotations (alerts/build.py renders
+The status page, the CLI and the alert annotations (exporter/monitoring/rules.py renders
 these functions' output into the rules at build time) all call this module,
 so the same state gives the same next step everywhere. The words themselves
 come from the config's `routine:` section (site specifics) and

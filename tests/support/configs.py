@@ -8,7 +8,7 @@ import yaml
 
 from exporter import config as config_module
 from exporter.config import Config
-from tests.support.realpeers import LOOPBACK, MONITOR_AE
+from tests.support.loopback import LOOPBACK, MONITOR_AE
 
 
 def make_config(

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
+from exporter import probers
 from exporter.probers.report import ProbeReport
+from tests.support.configs import make_config
+from tests.support.loopback import LOOPBACK as LOOPBACK  # re-exported: tests import it here
+from tests.support.loopback import MONITOR_AE as MONITOR_AE
 from tools.stack import stop_process
-
-LOOPBACK = "127.0.0.1"
-MONITOR_AE = "KRONOBERG_MON"
-
 
 # Ports handed to servers a test starts by number (processes, "a closed port").
 # They come from below Linux's ephemeral range (32768-60999), so no socket
@@ -101,21 +101,27 @@ class Orthanc:
 
 def start_orthanc(workdir: Path, known_aes: tuple[str, ...] = (MONITOR_AE,),
                   store_denied: tuple[str, ...] = (), nodelay: bool = True,
-                  tls: Path | None = None) -> tuple[Orthanc, subprocess.Popen[bytes]]:
+                  tls: Path | None = None, known_port: int = 104,
+                  permissions: dict[str, bool] | None = None,
+                  ) -> tuple[Orthanc, subprocess.Popen[bytes]]:
     """Orthanc that accepts only `known_aes` as calling AE titles.
 
     `store_denied` are known AEs that may echo but not store (AllowStore
     false). `nodelay=False` runs it as Debian's orthanc.service does, without
     TCP_NODELAY. `tls` is a folder from tests.support.pki: DICOM TLS with
     `server` as Orthanc's certificate and client certificates from `ca` required.
+    `known_port` is where Orthanc reaches the known AEs (a Storage Commitment
+    report goes there, on 127.0.0.1); `permissions` (e.g. AllowFind) are set
+    for each of them.
     """
     storage = workdir / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     orthanc = Orthanc(free_port(), free_port(), storage)
     modalities: dict[str, object] = {}
     for ae in (*known_aes, *store_denied):
-        modalities[ae.lower()] = {"AET": ae, "Host": LOOPBACK, "Port": 104,
-                                  "AllowEcho": True, "AllowStore": ae not in store_denied}
+        modalities[ae.lower()] = {"AET": ae, "Host": LOOPBACK, "Port": known_port,
+                                  "AllowEcho": True, "AllowStore": ae not in store_denied,
+                                  **(permissions or {})}
     settings: dict[str, object] = {
         "Name": "dicom-exporter-test",
         "StorageDirectory": str(storage),
@@ -342,9 +348,6 @@ INTEROP_PROBES: dict[str, tuple[str, str, str | None, bool]] = {
 def interop_probe(peer: RunningPeer, probe: str, pki: Path | None,
                   timeout: float = 2.0) -> ProbeReport:
     """One probe of the interop matrix: CT Image Storage, every uncompressed syntax."""
-    from exporter import probers  # here: tests.support.configs imports this module
-    from tests.support.configs import make_config
-
     module, calling, called, client_cert = INTEROP_PROBES[probe]
     modules: dict[str, dict[str, Any]] = {
         "echo": {"prober": "echo", "calling_ae_title": calling},

@@ -1,22 +1,27 @@
-"""monitoring/config.yml and the exporter config it names, read once for the builders.
+"""The monitoring config and the exporter config, read once for the generators.
 
-The builders (alerts/build.py, grafana/build.py) take every selector,
-threshold and wait from here, and every site name and role from the exporter
-config, so neither writes a value of its own.
+The generators (`rules`, `dashboards`) take every selector, threshold and
+wait from here, and every site name and role from the exporter config, so
+none writes a value of its own. The shipped monitoring config
+(`exporter/monitoring/config.yml`, package data) is the default; a site may
+pass its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from exporter import config as exporter_config
+from exporter.config import Config, ConfigError
 from exporter.config.prober_kinds import selector
+from exporter.config.strict import read_file
 from exporter.metrics import WEB_INFO
 
-ROOT = Path(__file__).resolve().parent.parent
+# The shipped monitoring config: installed with the package, so an installed
+# program can generate without a checkout.
 CONFIG = Path(__file__).resolve().parent / "config.yml"
 
 
@@ -88,13 +93,26 @@ class Monitoring:
         return lookup("!=") + "{{ end }}" + f"/runbooks/{name}"
 
 
-def load(path: Path = CONFIG) -> Monitoring:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    exporter = exporter_config.load(str(ROOT / raw["exporter_config"]))
+def load(exporter: Config, path: Path = CONFIG) -> Monitoring:
+    """The monitoring config at `path` for the targets and sites of `exporter`.
+
+    Problems are a ConfigError of one line naming the file and the field.
+    """
+    try:
+        return _read(exporter, path, yaml.safe_load(read_file(path)))
+    except KeyError as exc:
+        raise ConfigError([f"{path}: {exc.args[0]}: missing"]) from None
+    except (TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
+        why = " ".join(str(exc).split())
+        raise ConfigError([f"{path}: {why}"]) from None
+
+
+def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
     roles = tuple(sorted({t.labels["role"] for t in exporter.targets.values()}))
     missing = set(roles) - set(raw["for_by_role"])
     if missing:
-        raise ValueError(f"{path}: for_by_role: no wait for role(s) {', '.join(sorted(missing))}")
+        raise ConfigError([f"{path}: for_by_role: no wait for role(s) "
+                           f"{', '.join(sorted(missing))}"])
     return Monitoring(
         probe_job=raw["jobs"]["probe"],
         link_computer_probe_job=raw["jobs"]["link_computer_probe"],

@@ -1,8 +1,8 @@
-"""Builds the Grafana dashboards in grafana/dashboards/ from one description.
+"""The Grafana dashboards (grafana/dashboards/), from one description and the monitoring config.
 
-Selectors come from monitoring/config.yml, shared with the alert rules.
-Regenerate with `python -m tools.generate`; a test fails when the JSON
-files differ from what this script makes. Generating them keeps panel ids
+Selectors come from the monitoring config, shared with the alert rules.
+`python -m tools.generate` writes the repository's copy; a test fails when
+the JSON files differ from what this module makes. Generating them keeps panel ids
 unique, grid positions tidy and every query behind the `${datasource}`
 variable, which hand-edited dashboard JSON rarely stays.
 
@@ -13,35 +13,29 @@ panel types (stat, timeseries, table, heatmap, state-timeline).
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from exporter.monitoring.settings import Monitoring
 from exporter.route_state import SWEDISH_HOP, HopState
-from monitoring import settings
 
-OUT = Path(__file__).resolve().parent / "dashboards"
+Json = dict[str, Any]
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
-M = settings.load()
-# Selectors from monitoring/config.yml, shared with the alert rules.
-PROBE = M.probe
-EXPORTER = M.exporter
 # Dashboard JSON has no comments: the description says what made it.
-GENERATED = ("(Genererad av grafana/build.py från monitoring/config.yml: "
-             "ändra där och kör python -m tools.generate.)")
+GENERATED = ("(Genererad av exporter/monitoring/dashboards.py från övervakningens "
+             "konfiguration: ändra där och kör python -m tools.generate.)")
 UP_DOWN = [{"type": "value", "options": {
     "0": {"text": SWEDISH_HOP[HopState.DOWN], "color": "red", "index": 0},
     "1": {"text": SWEDISH_HOP[HopState.UP], "color": "green", "index": 1}}}]
 
 
-def variable_datasource() -> dict:
+def variable_datasource() -> Json:
     return {"name": "datasource", "label": "Datakälla", "type": "datasource",
             "query": "prometheus", "current": {}, "hide": 0}
 
 
-def variable_query(name: str, label: str, query: str, multi: bool = True) -> dict:
+def variable_query(name: str, label: str, query: str, multi: bool = True) -> Json:
     return {
         "name": name, "label": label, "type": "query", "datasource": DS,
         "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
@@ -53,24 +47,29 @@ def variable_query(name: str, label: str, query: str, multi: bool = True) -> dic
 
 SITE = variable_query("site", "Plats (mätpunkt)",
                       "label_values(dicom_exporter_target_info, site)")
-PARTNER = variable_query(
-    "partner", "Partnerregion",
-    f'label_values(dicom_exporter_target_info{{{M.partners}, site=~"$site"}}, target)')
+
+
+def variable_partner(m: Monitoring) -> Json:
+    return variable_query(
+        "partner", "Partnerregion",
+        f'label_values(dicom_exporter_target_info{{{m.partners}, site=~"$site"}}, target)')
+
+
 TARGET = variable_query("target", "Mål", 'label_values(probe_success{site=~"$site"}, target)')
 
 
 def target(expr: str, legend: str = "", fmt: str = "time_series", instant: bool = False
-           ) -> dict:
+           ) -> Json:
     return {"datasource": DS, "expr": expr, "legendFormat": legend, "format": fmt,
             "instant": instant, "range": not instant}
 
 
-def panel(kind: str, title: str, targets: list[dict], width: int, height: int,
-          description: str = "", unit: str = "", mappings: list | None = None,
-          options: dict | None = None) -> dict:
+def panel(kind: str, title: str, targets: list[Json], width: int, height: int,
+          description: str = "", unit: str = "", mappings: list[Json] | None = None,
+          options: Json | None = None) -> Json:
     for index, each in enumerate(targets):
         each["refId"] = chr(ord("A") + index)
-    defaults: dict = {}
+    defaults: Json = {}
     if unit:
         defaults["unit"] = unit
     if mappings:
@@ -82,16 +81,16 @@ def panel(kind: str, title: str, targets: list[dict], width: int, height: int,
             "options": options or {}, "_size": (width, height)}
 
 
-def up_down_stat(title: str, selector: str, description: str) -> dict:
+def up_down_stat(m: Monitoring, title: str, selector: str, description: str) -> Json:
     """One tile per target and vantage point: "upp" or "NERE", never colour alone."""
-    expr = f'min by (site, target) (probe_success{{{PROBE}, {selector}, site=~"$site"}})'
+    expr = f'min by (site, target) (probe_success{{{m.probe}, {selector}, site=~"$site"}})'
     return panel("stat", title, [target(expr, "{{target}} från {{site}}", instant=True)],
                  12, 5, description, mappings=UP_DOWN,
                  options={"colorMode": "background", "textMode": "value_and_name",
                           "reduceOptions": {"calcs": ["lastNotNull"]}})
 
 
-def layout(panels: list[dict]) -> list[dict]:
+def layout(panels: list[Json]) -> list[Json]:
     """Ids from 1 and a left-to-right, top-to-bottom grid 24 units wide."""
     x = y = row_height = 0
     out = []
@@ -107,8 +106,8 @@ def layout(panels: list[dict]) -> list[dict]:
     return out
 
 
-def dashboard(uid: str, title: str, description: str, variables: list[dict],
-              panels: list[dict], tags: list[str]) -> dict:
+def dashboard(uid: str, title: str, description: str, variables: list[Json],
+              panels: list[Json], tags: list[str]) -> Json:
     return {
         "uid": uid, "title": title, "tags": [*tags, "generated"],
         "description": f"{description} {GENERATED}",
@@ -122,16 +121,16 @@ def dashboard(uid: str, title: str, description: str, variables: list[dict],
     }
 
 
-def overview() -> dict:
+def overview(m: Monitoring) -> Json:
     routes = 'dicom_route_active{site=~"$site"}'
     return dashboard(
         "dicom-overview", "DICOM-överföring: Överblick",
         "Länkadatorer, partnerregioner och vägar i ett ögonkast, per mätpunkt.",
-        [SITE, PARTNER],
+        [SITE, variable_partner(m)],
         [
-            up_down_stat("Länkadatorer", M.link_computers,
+            up_down_stat(m, "Länkadatorer", m.link_computers,
                          "Z97117 och Z83680, sett från varje mätpunkt."),
-            up_down_stat("Partnerregioner", f'{M.partners}, target=~"$partner"',
+            up_down_stat(m, "Partnerregioner", f'{m.partners}, target=~"$partner"',
                          "Svarar regionens PACS (alla moduler)?"),
             panel("table", "Vägar just nu", [target(
                 routes, fmt="table", instant=True)], 12, 9,
@@ -153,8 +152,8 @@ def overview() -> dict:
     )
 
 
-def per_target() -> dict:
-    selector = f'{PROBE}, target=~"$target", site=~"$site"'
+def per_target(m: Monitoring) -> Json:
+    selector = f'{m.probe}, target=~"$target", site=~"$site"'
     rates = ('rate(dicom_exporter_probe_duration_seconds_bucket{module="echo", '
              'target=~"$target"}[$__rate_interval]) * on (target, instance) group_left (site) '
              'dicom_exporter_target_info{site=~"$site"}')
@@ -171,12 +170,12 @@ def per_target() -> dict:
                 target(f"histogram_quantile({q}, sum by (le) ({rates}))", f"p{int(q * 100)}")
                 for q in (0.5, 0.95, 0.99)], 12, 8, unit="s"),
             panel("timeseries", "Faser (C-ECHO)", [target(
-                f'avg by (phase) (probe_dicom_phase_duration_seconds{{{selector}, {M.echo}}})',
+                f'avg by (phase) (probe_dicom_phase_duration_seconds{{{selector}, {m.echo}}})',
                 "{{phase}}")], 12, 8, "connect, associate, dimse, release: var tiden går.",
                 unit="s", options={"legend": {"displayMode": "table"}}),
             panel("timeseries", "Mottagning: negotiate och store lyckas", [target(
                 f'avg by (target, module) (avg_over_time(probe_success{{{selector}, '
-                f'{M.receiving}}}[$__rate_interval]))', "{{target}} {{module}}")],
+                f'{m.receiving}}}[$__rate_interval]))', "{{target}} {{module}}")],
                 12, 8, "Andel lyckade förhandlingar och provsändningar.", unit="percentunit"),
             panel("timeseries", "Felorsaker över tid", [target(
                 'sum by (reason) (increase(dicom_exporter_probe_failures_total{target=~"$target"}'
@@ -190,49 +189,43 @@ def per_target() -> dict:
     )
 
 
-def exporter_health() -> dict:
+def exporter_health(m: Monitoring) -> Json:
     return dashboard(
         "dicom-exporter", "DICOM-överföring: Exportern",
         "Övervakningen själv: prober, tider mot timeout, omladdningar, minne.",
         [SITE],
         [
             panel("timeseries", "Prober per sekund", [target(
-                f"sum by (instance) (rate(dicom_exporter_probes_total{{{EXPORTER}}}"
+                f"sum by (instance) (rate(dicom_exporter_probes_total{{{m.exporter}}}"
                 "[$__rate_interval]))", "{{instance}}")], 12, 8, unit="reqps"),
             panel("timeseries", "Probtid mot timeout", [
-                target(f'max by (module) (probe_duration_seconds{{{PROBE}, site=~"$site"}})',
+                target(f'max by (module) (probe_duration_seconds{{{m.probe}, site=~"$site"}})',
                        "längsta {{module}}"),
-                target(f"max by (module) (dicom_exporter_module_timeout_seconds{{{EXPORTER}}})",
+                target(f"max by (module) (dicom_exporter_module_timeout_seconds{{{m.exporter}}})",
                        "timeout {{module}}")], 12, 8,
                 "En prob som närmar sig sin timeout närmar sig ett falskt larm.", unit="s"),
             panel("timeseries", "Pågående prober", [target(
-                f"dicom_exporter_probes_in_flight{{{EXPORTER}}}", "{{instance}}")], 8, 7),
+                f"dicom_exporter_probes_in_flight{{{m.exporter}}}", "{{instance}}")], 8, 7),
             panel("stat", "Senaste omladdning lyckades", [target(
-                f"dicom_exporter_config_last_reload_successful{{{EXPORTER}}}", "{{instance}}",
+                f"dicom_exporter_config_last_reload_successful{{{m.exporter}}}", "{{instance}}",
                 instant=True)], 8, 7, mappings=UP_DOWN,
                 options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}),
             panel("timeseries", "Minne (RSS)", [target(
-                f"process_resident_memory_bytes{{{EXPORTER}}}", "{{instance}}")], 8, 7,
+                f"process_resident_memory_bytes{{{m.exporter}}}", "{{instance}}")], 8, 7,
                 unit="bytes"),
             panel("timeseries", "Scrape-tid för /probe", [target(
-                f'max by (instance) (scrape_duration_seconds{{{PROBE}}})', "{{instance}}")],
+                f'max by (instance) (scrape_duration_seconds{{{m.probe}}})', "{{instance}}")],
                 24, 7, "Hur lång tid Prometheus väntar på exportern.", unit="s"),
         ],
         ["dicom"],
     )
 
 
-DASHBOARDS = {"overview.json": overview, "target.json": per_target,
-              "exporter.json": exporter_health}
+DASHBOARDS: dict[str, Callable[[Monitoring], Json]] = {
+    "overview.json": overview, "target.json": per_target, "exporter.json": exporter_health}
 
 
-def render() -> dict[str, str]:
-    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+def render(m: Monitoring) -> dict[str, str]:
+    """File name -> dashboard JSON."""
+    return {name: json.dumps(build(m), indent=2, ensure_ascii=False) + "\n"
             for name, build in DASHBOARDS.items()}
-
-
-if __name__ == "__main__":
-    OUT.mkdir(exist_ok=True)
-    for name, text in render().items():
-        (OUT / name).write_text(text, encoding="utf-8")
-        print(f"wrote {OUT / name}")

@@ -1,0 +1,49 @@
+"""The monitoring pack: every generated file, by its path relative to the pack's root.
+
+One list, so the repository's `python -m tools.generate` and the installed
+program write the same files for the same configs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.config import Config
+from exporter.monitoring import dashboards, rules, settings
+from exporter.monitoring.settings import Monitoring
+
+RULES = Path("alerts") / "dicom.rules.yml"
+DASHBOARDS = Path("grafana") / "dashboards"
+
+
+def generate(m: Monitoring, config: Config) -> dict[Path, str]:
+    """Relative path -> text of every file generated for these configs."""
+    files = {RULES: rules.render(m, config)}
+    files |= {DASHBOARDS / name: text for name, text in dashboards.render(m).items()}
+    return files
+
+
+def load(config: Config, monitoring: Path = settings.CONFIG) -> Monitoring:
+    """The monitoring settings for `config` (the shipped monitoring config by default)."""
+    return settings.load(config, monitoring)
+
+
+def stale(out: Path, files: dict[Path, str]) -> list[Path]:
+    """The files under `out` whose text differs from (or lacks) what was generated."""
+    changed = []
+    for relative, text in files.items():
+        path = out / relative
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current != text:
+            changed.append(relative)
+    return changed
+
+
+def write(out: Path, files: dict[Path, str]) -> list[Path]:
+    """Write the files that differ under `out`; the relative paths written."""
+    changed = stale(out, files)
+    for relative in changed:
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[relative], encoding="utf-8")
+    return changed

@@ -1,0 +1,395 @@
+"""The Prometheus alert rules (alerts/dicom.rules.yml), from the monitoring and exporter configs.
+
+Selectors, thresholds and waits come from the monitoring config (shared with
+the dashboards), site names, roles and targets from the exporter config.
+`python -m tools.generate` writes the repository's copy for the example
+config; a test fails when the committed file is not what this module makes.
+
+Texts are Swedish, for the staff on call. Every next step (annotation
+`next_step`) is rendered at build time by exporter/routine from the exporter
+config's `routine:` section, the same function the status page and the CLI
+call, and selected in the rule by the alert's labels: the same state gives the
+same words everywhere. The explanation of a failure reason comes from
+exporter/reasons.py. Labels `audience` route the alert: `staff` faults are for
+the routine's communicators (Arkivet, LARS) and the administrators, `it`
+faults for the administrators and radiology IT only.
+
+To add rules, add a group to `groups()` (or an alert to `Rules.alerts`): every
+alert goes through `Rules.alert`, which adds the names, runbook link and
+labels the same way for all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from exporter import routine
+from exporter.config import Config, Target
+from exporter.monitoring.settings import Monitoring
+from exporter.reasons import ROUTINE, Reason
+
+Rule = dict[str, Any]
+
+STAFF = {"audience": "staff"}  # the routine's transfer faults: Arkivet/LARS communicate them
+IT = {"audience": "it"}  # monitoring faults and early warnings: administrators and IT only
+# Reasons that mean "the partner turns our association away on configuration".
+AE_REJECTIONS = 'reason=~"rejected_calling_ae|rejected_called_ae"'
+# Reasons that mean our receiver turns a partner away (not: the receiver is down).
+RECEIVER_REFUSALS = (
+    'reason=~"rejected_calling_ae|rejected_called_ae|rejected_other|no_accepted_context"'
+)
+_UNITS = {"s": "sekunder", "m": "minuter", "h": "timmar", "d": "dagar"}
+
+
+def spoken(duration: str) -> str:
+    """ "10m" -> "10 minuter": our prose writes durations out."""
+    return f"{duration[:-1]} {_UNITS[duration[-1]]}" if duration[-1] in _UNITS else duration
+
+
+def decimal(value: float | int | str) -> str:
+    """0.5 -> "0,5": Swedish decimal comma."""
+    return f"{value:g}".replace(".", ",")
+
+# -- Template pieces ---------------------------------------------------------
+def _named(label: str, names: dict[str, str]) -> str:
+    """`${label}`: the label's value as people say it, the raw value otherwise."""
+    return f"{{{{ ${label} := .Labels.{label} }}}}" + "".join(
+        f'{{{{ if eq .Labels.{label} "{key}" }}}}{{{{ ${label} = "{name}" }}}}{{{{ end }}}}'
+        for key, name in names.items()
+    )
+
+
+# The reason of the latest failed probe of this target, as a template variable.
+REASON = (
+    '{{ $reason := "okänd" }}'
+    "{{ with printf `probe_dicom_failure_reason{target=\"%s\",instance=\"%s\"} == 1` "
+    ".Labels.target .Labels.instance | query }}"
+    '{{ $reason = (. | first | label "reason") }}{{ end }}'
+)
+EXPLANATION = (
+    "".join(
+        f'{{{{ {"if" if i == 0 else "else if"} eq $reason "{reason.value}" }}}}'
+        f"{ROUTINE[reason].explanation}"
+        for i, reason in enumerate(Reason)
+    )
+    + "{{ else }}Orsaken är okänd: kör dicom-exporter probe för detaljer.{{ end }}"
+)
+
+
+def switch(cases: list[tuple[str, str]], default: str) -> str:
+    """A Go template choosing one text by condition; cases equal to the default are left out."""
+    kept = [(condition, text) for condition, text in cases if text != default]
+    if not kept:
+        return default
+    out = "".join(
+        f"{{{{ {'if' if index == 0 else 'else if'} {condition} }}}}{text}"
+        for index, (condition, text) in enumerate(kept)
+    )
+    return out + f"{{{{ else }}}}{default}{{{{ end }}}}"
+
+
+class Rules:
+    """The alert rules for one monitoring config and one exporter config."""
+
+    def __init__(self, m: Monitoring, config: Config) -> None:
+        self.m = m
+        self.config = config
+        self.names = _named("site", m.site_names) + _named("region", dict(config.routine.regions))
+        targets = config.targets.values()
+        self.links = [t for t in targets if t.labels.get("role") == "link_computer"
+                      and t.labels.get("direction") != "receive"]
+        self.partner_targets = [t for t in targets
+                                if t.labels.get("role") in ("partner", "relay")]
+
+    def by_target(self, situation: str, targets: list[Target]) -> str:
+        """`next_step` of a target alert: the routine's steps for the alert's `target`."""
+        return switch(
+            [(f'eq .Labels.target "{t.name}"',
+              routine.target_next_step(self.config, situation, t)) for t in targets],
+            routine.next_step(self.config, situation),
+        )
+
+    def fallback_steps(self) -> str:
+        cases = [
+            (f'and (eq .Labels.route "{route.name}") (eq .Labels.path "{path.name}")',
+             routine.fallback_next_step(self.config, route, path))
+            for route in self.config.routes.values() for path in route.fallbacks
+        ]
+        return switch(cases, "")
+
+    def no_route_steps(self) -> str:
+        return switch(
+            [(f'eq .Labels.route "{route.name}"', routine.no_route_next_step(self.config, route))
+             for route in self.config.routes.values()],
+            routine.next_step(self.config, "no_route"),
+        )
+
+    def alert(
+        self,
+        name: str,
+        expr: str,
+        duration: str,
+        severity: str,
+        summary: str,
+        description: str,
+        reason: bool = False,
+        with_instance: bool = True,
+        extra_labels: dict[str, str] | None = None,
+        next_step: str = "",
+    ) -> Rule:
+        annotations = {
+            "summary": self.names + summary,
+            "description": self.names + (REASON if reason else "") + description,
+            "runbook_url": self.m.runbook(name, with_instance),
+        }
+        if next_step:
+            annotations["next_step"] = next_step
+        if reason:
+            annotations["reason"] = REASON + "{{ $reason }}"
+        return {"alert": name, "expr": expr, "for": duration,
+                "labels": {"severity": severity, **(extra_labels or {})},
+                "annotations": annotations}
+
+    def alerts(self) -> list[Rule]:
+        m, config, alert = self.m, self.config, self.alert
+        # Selectors, from the monitoring config and the table of prober kinds.
+        probe, exporter = m.probe, m.exporter
+        link_computers, receive, partners = m.link_computers, m.receive, m.partners
+        reachability, echo, receiving = m.reachability, m.echo, m.receiving
+        # Thresholds, from the monitoring config.
+        latency_warning = m.thresholds["echo_latency_warning_seconds"]
+        latency_window = m.thresholds["echo_latency_window"]
+        stale_window = str(m.thresholds["stale_window"])
+        tls_days = m.thresholds["tls_expiry_warning_days"]
+        min_partners = m.thresholds["min_partners_for_all_failing"]
+        link_down = alert(
+            "DicomLinkComputerDown",
+            f"min by (target, ae_title, site, instance) "
+            f"(probe_success{{{probe}, {link_computers}, {reachability}}}) == 0",
+            m.for_by_role["link_computer"],
+            "critical",
+            "Länkdator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
+            "Länkdator {{ $labels.ae_title }} svarar inte på DICOM från {{ $site }}. "
+            "Orsak: {{ $reason }}. " + EXPLANATION,
+            reason=True,
+            extra_labels=STAFF,
+            next_step=self.by_target("link_computer_down", self.links),
+        )
+        partner_unreachable = alert(
+            "DicomPartnerUnreachable",
+            f"(probe_success{{{probe}, {partners}, {echo}}} == 0)\n"
+            f"unless on (target, instance)\n"
+            f"(probe_dicom_failure_reason{{{probe}, {AE_REJECTIONS}}} == 1)",
+            m.for_by_role["partner"],
+            "critical",
+            "DICOM till {{ $region }} ({{ $labels.ae_title }}) fungerar inte från {{ $site }}",
+            "{{ $labels.target }} ({{ $labels.ae_title }}) svarar inte på C-ECHO från {{ $site }}. "
+            "Orsak: {{ $reason }}. " + EXPLANATION + " Partnern kontrolleras direkt från "
+            "övervakningens dator, inte via länkdatorn: felet är partnerns eller nätets.",
+            reason=True,
+            extra_labels=STAFF,
+            next_step=self.by_target("partner_unreachable", self.partner_targets),
+        )
+        rejects = alert(
+            "DicomPartnerRejectsAssociation",
+            f"probe_dicom_failure_reason{{{probe}, {partners}, {AE_REJECTIONS}}} == 1",
+            m.for_by_role["partner"],
+            "critical",
+            "{{ $region }} ({{ $labels.ae_title }}) avvisar vår DICOM-förbindelse",
+            '{{ if eq $labels.reason "rejected_calling_ae" }}'
+            "{{ $labels.target }} känner inte igen övervakningens AE-titel (calling AE)."
+            "{{ else }}{{ $labels.target }} har inte AE-titeln {{ $labels.ae_title }} "
+            "som vi anropar (called AE); vissa system svarar så även när det är vår egen "
+            "AE-titel de inte känner igen.{{ end }} "
+            "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad "
+            "(Problem med att skicka, punkt 5).",
+            extra_labels=STAFF,
+            next_step=self.by_target("partner_rejects", self.partner_targets),
+        )
+        cannot_receive = alert(
+            "DicomPartnerCannotReceive",
+            f"(probe_success{{{probe}, {partners}, {receiving}}} == 0)\n"
+            f"and on (target, instance)\n"
+            f"(probe_success{{{probe}, {echo}}} == 1)",
+            m.wait("cannot_receive"),
+            "critical",
+            "{{ $region }} ({{ $labels.ae_title }}) svarar men kan inte ta emot bilder",
+            "{{ $labels.target }} svarar på C-ECHO men {{ $labels.module }} misslyckas. "
+            "Orsak: {{ $reason }}. " + EXPLANATION + " "
+            "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6).",
+            reason=True,
+            extra_labels=STAFF,
+            next_step=self.by_target("partner_cannot_receive", self.partner_targets),
+        )
+        all_failing = alert(
+            "DicomAllPartnersFailing",
+            f"(count by (site, instance) "
+            f"(probe_success{{{probe}, {partners}, {echo}}} == 0)\n"
+            f"== count by (site, instance) (probe_success{{{probe}, {partners}, {echo}}}))\n"
+            f"and count by (site, instance) (probe_success{{{probe}, {partners}, {echo}}})"
+            f" >= {min_partners}",
+            m.wait("all_partners"),
+            "critical",
+            "Ingen partnerregion nås via DICOM från {{ $site }}",
+            "Alla {{ $value }} partnerregioner misslyckas samtidigt från {{ $site }}: felet ligger "
+            "troligen hos oss, i Region Kronobergs nätverk, Sjunet eller brandväggen "
+            "(Problem med att skicka, punkt 3 och 4).",
+            extra_labels=STAFF,
+            next_step=switch(
+                [(f'eq .Labels.site "{site}"',
+                  routine.next_step(config, "all_partners_failing", site))
+                 for site in config.sites],
+                routine.next_step(config, "all_partners_failing")),
+        )
+        latency = alert(
+            "DicomEchoLatencyHigh",
+            f"avg_over_time(probe_duration_seconds{{{probe}, {echo}}}[{latency_window}])\n"
+            f"> {latency_warning}\n"
+            f"and on (target, module, instance) (probe_success{{{probe}, {echo}}} == 1)",
+            m.wait("echo_latency"),
+            "warning",
+            "Långsam DICOM-förbindelse till {{ $labels.target }} ({{ $labels.ae_title }})",
+            "C-ECHO till {{ $labels.target }} från {{ $site }} tar i snitt "
+            "{{ $value | humanizeDuration }} (gräns "
+            f"{decimal(latency_warning)} s). Överföringar kan bli långsamma eller "
+            "avbrytas; kontrollera nätverket och mottagarens system.",
+            extra_labels=IT,
+        )
+        probe_scrape = alert(
+            "DicomProbeScrapeFailing",
+            f"up{{{probe}}} == 0",
+            m.wait("probe_scrape"),
+            "warning",
+            "Prometheus får inget probsvar för {{ $labels.target }}",
+            "Prometheus hämtar inte /probe för {{ $labels.target }} ({{ $labels.module }}) "
+            "från exportern {{ $labels.instance }}: svaret tar längre tid än scrape_timeout "
+            "eller exportern nås inte. Övervakningen av målet är blind.",
+            extra_labels=IT,
+        )
+        stale = alert(
+            "DicomProbesStale",
+            f"increase(dicom_exporter_probes_total{{{exporter}}}[{stale_window}]) == 0",
+            m.wait("stale"),
+            "warning",
+            "{{ $labels.target }} ({{ $labels.module }}) har inte kontrollerats på "
+            f"{spoken(stale_window)}",
+            "Exportern {{ $labels.instance }} har inte kört någon prob mot {{ $labels.target }} "
+            f"med modulen {{{{ $labels.module }}}} på {spoken(stale_window)}. "
+            "Prometheus skrapar inte målet (service discovery, scrape-konfiguration): "
+            "ett fel där skulle inte synas.",
+            extra_labels=IT,
+        )
+        exporter_down = alert(
+            "DicomExporterDown",
+            f"up{{{exporter}}} == 0 or absent(up{{{exporter}}})",
+            m.wait("exporter_down"),
+            "critical",
+            "DICOM-övervakningen {{ $labels.instance }} är nere",
+            "Prometheus når inte dicom-exporter {{ $labels.instance }}. Ingen DICOM-överföring "
+            "övervakas därifrån: fel upptäcks inte förrän en överföring uteblir.",
+            with_instance=False,
+            extra_labels=IT,
+        )
+        reload_failed = alert(
+            "DicomExporterConfigReloadFailed",
+            f"dicom_exporter_config_last_reload_successful{{{exporter}}} == 0",
+            m.wait("reload"),
+            "warning",
+            "Ny konfiguration för dicom-exporter {{ $labels.instance }} kunde inte läsas",
+            "Senaste omladdningen av konfigurationen misslyckades; exportern kör vidare med den "
+            "tidigare. Kör dicom-exporter check-config och rätta filen.",
+            extra_labels=IT,
+        )
+        watchdog = alert(
+            "Watchdog",
+            "vector(1)",
+            "0s",
+            "none",
+            "Larmkedjan fungerar",
+            "Detta larm ska alltid vara aktivt. Om det tystnar fungerar inte kedjan "
+            "Prometheus → Alertmanager → personsökare.",
+            with_instance=False,
+            extra_labels=IT,
+        )
+        on_fallback = alert(
+            "RouteOnFallback",
+            'dicom_route_active{status="fallback"} == 1',
+            m.wait("route"),
+            "warning",
+            "{{ $site }} → {{ $region }}: {{ $labels.path }}",
+            "Ordinarie väg från {{ $site }} till {{ $region }} är stängd. Den reservväg som "
+            "svarar mot felet och är öppen: {{ $labels.path }}.",
+            with_instance=True,
+            extra_labels=STAFF,
+            next_step=self.fallback_steps(),
+        )
+        no_route = alert(
+            "NoRouteAvailable",
+            'dicom_route_active{status="none"} == 1',
+            m.wait("route"),
+            "critical",
+            "{{ $site }} → {{ $region }}: ingen väg öppen",
+            "Varken ordinarie väg eller någon reservväg som svarar mot felet är öppen från "
+            "{{ $site }} till {{ $region }}. Sista utväg: {{ $labels.path }}.",
+            extra_labels=STAFF,
+            next_step=self.no_route_steps(),
+        )
+        receiver = alert(
+            "ReceiverRejectsPartner",
+            f"probe_dicom_failure_reason{{{probe}, {receive}, {RECEIVER_REFUSALS}}} == 1",
+            m.wait("receiver"),
+            "critical",
+            "{{ $labels.ae_title }} tar inte emot DICOM från {{ $labels.partner }}",
+            "Vår länkdator {{ $labels.ae_title }} ({{ $site }}) avvisar {{ $labels.partner }} "
+            "(orsak {{ $labels.reason }}) när den anropar med sin AE-titel. Undersökningar från "
+            "{{ $labels.partner }} kommer inte fram: kommunikation mellan sändande och mottagande "
+            "enhet är felaktigt konfigurerad (Problem med att ta emot, punkt 3).",
+            extra_labels=STAFF,
+            next_step=routine.next_step(config, "receiver_rejects"),
+        )
+        tls_expiry = alert(
+            "DicomTLSCertificateExpiringSoon",
+            f"(probe_ssl_earliest_cert_expiry{{{probe}}} - time())\n"
+            f"< {tls_days} * 86400",
+            m.wait("tls_expiry"),
+            "warning",
+            "Certifikatet för {{ $labels.target }} ({{ $labels.ae_title }}) går snart ut",
+            "TLS-certifikatet som {{ $labels.target }} visar går ut om "
+            "{{ $value | humanizeDuration }}. När det har gått ut kan vi inte skicka DICOM dit "
+            "(orsak tls). Be mottagande enhet förnya certifikatet i tid.",
+            extra_labels=IT,
+        )
+        return [link_down, partner_unreachable, rejects, cannot_receive, all_failing, latency,
+                probe_scrape, stale, exporter_down, reload_failed, watchdog, on_fallback, no_route,
+                receiver, tls_expiry]
+
+
+def _literal(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, in this dumper only (not every SafeDumper)."""
+
+
+_Dumper.add_representer(str, _literal)
+
+
+def groups(m: Monitoring, config: Config) -> list[dict[str, Any]]:
+    """The rule groups: one place to add a group."""
+    return [{"name": "dicom", "rules": Rules(m, config).alerts()}]
+
+
+def render(m: Monitoring, config: Config) -> str:
+    body = yaml.dump(
+        {"groups": groups(m, config)}, Dumper=_Dumper,
+        sort_keys=False, allow_unicode=True, width=10_000,
+    )
+    return (
+        "# Generated by exporter/monitoring/rules.py from the monitoring config: do not edit.\n"
+        "# Change the config (or the texts in exporter/monitoring/rules.py), then run\n"
+        "# `python -m tools.generate`.\n" + body
+    )

@@ -1,1 +1,0 @@
-"""The monitoring config shared by the alert and dashboard builders."""
