@@ -38,6 +38,8 @@ from exporter.config import Config, ConfigError, webconfig
 from exporter.config.prober_kinds import PHASES
 from exporter.config.strict import parse_duration
 from exporter.config.webconfig import WebConfig
+from exporter.dicom.listener import DEFAULT_MAX_ASSOCIATIONS
+from exporter.listening import ListenerError, start_listener
 from exporter.monitoring import pack
 from exporter.monitoring import settings as monitoring_settings
 from exporter.probers.report import ProbeReport
@@ -93,6 +95,11 @@ def _addresses(ctx: click.Context, param: click.Parameter,
         return [parse_listen_address(each) for each in value]
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _dicom_address(ctx: click.Context, param: click.Parameter,
+                   value: str | None) -> Address | None:
+    return _addresses(ctx, param, (value,))[0] if value else None
 
 
 def _log_flag(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -219,16 +226,34 @@ def _serve_until_signalled(
 @click.option("--web.external-url", "external_url", default=None, callback=_external_url,
               help="URL people reach this exporter at; alert rules link to its runbooks. "
                    "Default: http(s)://<host name>:<port>.")
+@click.option("--dicom.listen-address", "dicom_address", default=None,
+              callback=_dicom_address,
+              help="Also accept Storage Commitment reports (verify: commit) on this host:port "
+                   "from the configured peers only. Default: no DICOM listener.")
+@click.option("--dicom.max-associations", "dicom_associations",
+              default=DEFAULT_MAX_ASSOCIATIONS, show_default=True, type=click.IntRange(1, 256),
+              help="Associations the DICOM listener serves at once; more are rejected.")
 @log_options
 def serve(config_file: str, addresses: list[Address], interval: float,
           web_config_file: str | None, max_concurrent: int, max_per_target: int,
-          external_url: str | None) -> None:
+          external_url: str | None, dicom_address: Address | None,
+          dicom_associations: int) -> None:
     """Serve /probe, /metrics and /sd."""
     _raise_fd_limit()
     web = _or_exit(webconfig.load, web_config_file, logged=True) if web_config_file else None
     exporter = Exporter(_or_exit(config_module.load, config_file, logged=True), config_file,
                         ProbeLimits(max_concurrent, max_per_target))
-    _serve_until_signalled(exporter, addresses, interval, web=web, external_url=external_url)
+    try:
+        listener = start_listener(exporter, dicom_address, dicom_associations)
+    except ListenerError as exc:
+        log.error("cannot start", extra={"fields": {"err": str(exc)}})
+        raise SystemExit(1) from None
+    try:
+        _serve_until_signalled(exporter, addresses, interval, web=web,
+                               external_url=external_url)
+    finally:
+        if listener is not None:
+            listener.stop()
 
 
 @main.command("check-config")

@@ -34,6 +34,7 @@ from exporter import __version__, route_state
 from exporter.buildinfo import REVISION
 from exporter.config import Config
 from exporter.config.prober_kinds import KINDS, PHASES, VERIFY_PHASES
+from exporter.dicom.listener import DicomListener
 from exporter.probers.report import ProbeReport
 from exporter.reasons import Reason
 from exporter.stats import BUCKETS, Changes, Series, Snapshot, Stats
@@ -73,6 +74,9 @@ ROUTE_PATH_STATE = "dicom_route_path_state"
 ROUTE_ACTIVE = "dicom_route_active"
 SCHEDULED_SKIPS = "dicom_exporter_scheduled_probes_skipped_total"
 WEB_INFO = "dicom_exporter_web_info"
+LISTENER_ASSOCIATIONS = "dicom_exporter_listener_associations_total"
+LISTENER_MESSAGES = "dicom_exporter_listener_messages_total"
+LISTENER_IN_PROGRESS = "dicom_exporter_listener_associations_in_progress"
 
 
 
@@ -364,6 +368,33 @@ class WebInfoCollector(Collector):
         info.add_metric([self.external_url], 1)
         yield info
 
+
+
+class ListenerCollector(Collector):
+    """The DICOM listener's counters (only when --dicom.listen-address runs one)."""
+
+    def __init__(self, listener: DicomListener) -> None:
+        self.listener = listener
+
+    def collect(self) -> Iterator[Metric]:
+        associations, messages = self.listener.snapshot()
+        accepted = CounterMetricFamily(
+            LISTENER_ASSOCIATIONS,
+            "Associations peers opened to the DICOM listener, by how their setup ended: "
+            "accepted, or refused and why.", labels=["result"])
+        for result, count in associations.items():
+            accepted.add_metric([result], count)
+        yield accepted
+        received = CounterMetricFamily(
+            LISTENER_MESSAGES,
+            "Messages on accepted listener associations: Storage Commitment reports a "
+            "probe awaited, reports none awaited, and refused messages.", labels=["result"])
+        for result, count in messages.items():
+            received.add_metric([result], count)
+        yield received
+        yield GaugeMetricFamily(LISTENER_IN_PROGRESS,
+                                "Associations the DICOM listener is serving now.",
+                                value=self.listener.in_progress())
 
 
 def _escape(value: str) -> str:

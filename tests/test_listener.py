@@ -9,11 +9,17 @@ traceback. Peers are pynetdicom (a real requester) and raw sockets.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pynetdicom import AE, build_role
@@ -28,7 +34,7 @@ from exporter.dicom.listener import DicomListener, Peers, commitment_peers
 from exporter.dicom.verify_codec import EXPLICIT_LE, STORAGE_COMMITMENT_INSTANCE
 from tests.support.configs import make_config
 from tests.support.hostile import read_pdu
-from tests.support.realpeers import LOOPBACK
+from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
 
 PEER, US = "ORTHANC", "KRONOBERG_MON"
 TRANSACTION = "2.25.4711"
@@ -228,3 +234,77 @@ def test_stop_closes_the_port_at_once() -> None:
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((LOOPBACK, port), timeout=1).close()
     assert running.commitments.listening is False
+
+
+# -- serve --dicom.listen-address: the listener as a real part of the exporter -------
+def _commit_config(path: Path) -> Path:
+    path.write_text(yaml.safe_dump({
+        "modules": {"commit": {"prober": "store", "verify": "commit", "calling_ae_title": US}},
+        "targets": {"orthanc": {"host": LOOPBACK, "port": 104, "ae_title": PEER,
+                                "modules": ["commit"],
+                                "labels": {"site": "vaxjo", "role": "partner"}}},
+    }))
+    return path
+
+
+def _serve(config: Path, *flags: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "serve", "--config.file", str(config),
+         "--web.listen-address", f"{LOOPBACK}:{port}", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, port
+
+
+def test_serve_runs_the_listener_only_when_asked_and_counts_in_metrics(
+        tmp_path: Path) -> None:
+    config = _commit_config(tmp_path / "c.yml")
+    dicom_port = free_port()
+    process, port = _serve(config, "--dicom.listen-address", f"{LOOPBACK}:{dicom_port}")
+    try:
+        wait_for_port(port, process)
+        wait_for_port(dicom_port, process)
+        _, status = send_report(dicom_port)  # nobody waits for it: answered, counted
+        rejected, _ = send_report(dicom_port, calling="STRANGER")
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics") as answer:
+            page = answer.read().decode()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert status.Status == 0 and rejected.is_rejected
+    # wait_for_port's own connect counts as one closed before any A-ASSOCIATE-RQ
+    assert 'dicom_exporter_listener_associations_total{result="accepted"} 1.0' in page
+    assert ('dicom_exporter_listener_associations_total{result="rejected_calling_ae"} 1.0'
+            in page)
+    assert 'dicom_exporter_listener_messages_total{result="report_unawaited"} 1.0' in page
+    assert "DICOM listener for Storage Commitment reports" in stderr
+    assert process.returncode == 0
+
+
+def test_serve_without_the_listener_warns_a_commit_config_and_listens_nowhere(
+        tmp_path: Path) -> None:
+    process, port = _serve(_commit_config(tmp_path / "c.yml"))
+    try:
+        wait_for_port(port, process)
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics") as answer:
+            page = answer.read().decode()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert "dicom_exporter_listener" not in page
+    assert "verify: commit modules without a DICOM listener" in stderr
+
+
+def test_a_dicom_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    with socket.create_server((LOOPBACK, 0)) as taken:
+        taken_port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter", "serve", "--config.file",
+             str(_commit_config(tmp_path / "c.yml")), "--web.listen-address", f"{LOOPBACK}:0",
+             "--dicom.listen-address", f"{LOOPBACK}:{taken_port}"],
+            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "level=error" in lines[0], result.stderr
+    assert f"cannot listen for DICOM on {LOOPBACK}:{taken_port}: Address already in use" \
+        in lines[0]

@@ -33,7 +33,7 @@ from exporter.dicom.listener import DicomListener, commitment_peers
 from exporter.probers.memory import ProberState
 from exporter.reasons import Reason
 from tests.support.configs import make_config
-from tests.support.realpeers import LOOPBACK, MONITOR_AE, start_orthanc, stop
+from tests.support.realpeers import LOOPBACK, MONITOR_AE, interop_peer, start_orthanc, stop
 
 PEER_AE = "FORGETFUL"
 MODULES = {
@@ -300,3 +300,27 @@ def test_orthanc_denying_query_and_commitment_is_query_refused(tmp_path: Path) -
     # Orthanc aborts a request the calling AE has no permission for, after the store.
     assert find.abort is not None and commit.abort is not None
     assert find.status == commit.status == 0x0000
+
+
+# (peer of the interop catalogue) -> expected (find, commit), each reason and phase or "ok"
+DCMTK_AND_PYNETDICOM = {
+    "storescp": (("query_refused", "associate"), ("query_refused", "associate")),
+    "dcmqrscp": ("ok", ("query_refused", "associate")),
+    "pynetdicom storescp": (("query_refused", "associate"), ("query_refused", "associate")),
+}
+
+
+@pytest.mark.slow
+def test_dcmtk_and_pynetdicom_apps_answer_as_documented(tmp_path: Path) -> None:
+    """dcmtk's dcmqrscp keeps what it receives and answers C-FIND; no program of
+    dcmtk or pynetdicom's apps offers Storage Commitment, and storescp no query."""
+    got = {}
+    for name in DCMTK_AND_PYNETDICOM:
+        workdir = tmp_path / name.replace(" ", "_")
+        workdir.mkdir()
+        with interop_peer(name, workdir) as peer:
+            got[name] = tuple(
+                "ok" if report.success else (report.reason.value, report.failed_phase)
+                for report in (probe(peer.port, module, ae_title=peer.ae_title)
+                               for module in ("find", "short_commit")))
+    assert got == DCMTK_AND_PYNETDICOM
