@@ -40,6 +40,13 @@ Z83680_DVD = (f"”Ljungby får bränna DVD på dator med Intellispace Portal {D
               "dator i granskningen.”")
 COMMUNICATE = ("”Personal i Arkivet samt LARS under jouren, ansvarar för att kommunicera "
                "överföringsfel in röntgen/klinfys.”")
+RECEIVE_RESTART = "”Starta om länkadatorn och be dem skicka igen.”"
+BLIND_SPOT = ("Partnern kontrolleras från övervakningens dator, inte från länkdatorn: en "
+              "brandväggsregel som bara gäller länkdatorns egen adress syns inte här. Fråga "
+              "mottagande enhet om våra överföringar kommer fram, även när larmet har upphört "
+              "(inte i rutinen).")
+DVD_OWN = ("Bränn DVD på dator med IntelliSpace Portal i granskningen om undersökningen är "
+           "akut (inte i rutinen).")
 READING = ("Så läser vi rutinen för Z97117 ur funktion, punkt 2: Ljungby skickar även Växjös "
            "undersökningar, så som Växjö skickar Ljungbys när Z83680 är ur funktion "
            "(inte i rutinen).")
@@ -56,25 +63,30 @@ NEXT = {
         "Punkt 2 gäller även Växjös undersökningar: Ljungby skickar dem via Blekinge, Halland "
         "eller Jönköping så länge Z83680 är i drift; så läser vi rutinen, som för Z83680 där "
         "Växjö skickar Ljungbys (inte i rutinen).",
-        Z97117_DVD, RECEIVE_VIA, RECEIVE_DVD, *ESCALATION),
+        Z97117_DVD, RECEIVE_RESTART, RECEIVE_VIA, RECEIVE_DVD, *ESCALATION),
     ("link_computer_down", "z83680"): steps(
         "”Starta om datorn samt att Växjö starta om länka-datorn Z97117.”",
-        "”Växjö skickar undersökningar.”", Z83680_DVD, RECEIVE_VIA, RECEIVE_DVD, *ESCALATION),
-    ("partner_unreachable", "skane"): steps(RESTART_BOTH, ASK, SKANE_VIA, ONE_OR_ALL,
-                                            *ESCALATION),
-    ("partner_unreachable", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
+        "”Växjö skickar undersökningar.”", Z83680_DVD, RECEIVE_RESTART, RECEIVE_VIA,
+        RECEIVE_DVD, *ESCALATION),
+    ("partner_unreachable", "skane"): steps(RESTART_BOTH, ASK, BLIND_SPOT, SKANE_VIA,
+                                            ONE_OR_ALL, *ESCALATION),
+    ("partner_unreachable", "default"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
+                                              *ESCALATION),
     ("partner_rejects", "default"): steps(
         RESTART_BOTH, ASK,
         "Jämför AE-titel, värdnamn och port med mottagande enhet (inte i rutinen).",
         "Övervakningen anropar från sin egen dator med sin egen AE-titel, inte som Z97117: en "
         "region som bara släpper in Z97117 avvisar övervakningen fast överföringen kan fungera. "
         "Fråga mottagande enhet innan något ändras (inte i rutinen).",
-        *ESCALATION),
-    ("partner_cannot_receive", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
+        BLIND_SPOT, *ESCALATION),
+    ("partner_cannot_receive", "default"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
+                                                 *ESCALATION),
     ("all_partners_failing", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
-    ("no_route", "skane"): steps(RESTART_BOTH, ASK, SKANE_PATIENT, SKANE_DVD, *ESCALATION),
-    ("no_route", "vaxjo"): steps(RESTART_BOTH, ASK, Z97117_DVD, *ESCALATION),
-    ("no_route", "ljungby"): steps(RESTART_BOTH, ASK, Z83680_DVD, *ESCALATION),
+    # The routine's DVD sentences are for a link computer being down (that alert quotes
+    # them) and for Skåne; for another region the DVD is our advice.
+    ("no_route", "skane"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, SKANE_PATIENT, SKANE_DVD,
+                                 *ESCALATION),
+    ("no_route", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, DVD_OWN, *ESCALATION),
     ("receiver_rejects", "default"): steps(
         "”Starta om länkadatorn och be dem skicka igen.”",
         "Kontrollera att avsändarens AE-titel, värdnamn och port finns i länkdatorns "
@@ -150,29 +162,30 @@ Z97117_FALLBACKS = {
     "vaxjo-skane": fallback("Ljungby skickar via Blekinge", reading=True),
     "vaxjo-blekinge": fallback("Ljungby skickar till Blekinge", reading=True),
     "vaxjo-ostergotland": fallback("Ljungby skickar via Blekinge", reading=True),
-    "vaxjo-jonkoping": fallback("Ljungby skickar via Blekinge", reading=True),
+    # Jönköping is one of the routine's relays for Z97117: Ljungby sends to it directly.
+    "vaxjo-jonkoping": fallback("Ljungby skickar till Jönköping", reading=True),
     "vaxjo-vastragotland": fallback("Ljungby skickar via Blekinge", reading=True),
     "ljungby-skane": fallback("skicka via Blekinge"),
     "ljungby-blekinge": fallback("skicka direkt till Blekinge"),
     "ljungby-ostergotland": fallback("skicka via Blekinge"),
-    "ljungby-jonkoping": fallback("skicka via Blekinge"),
+    "ljungby-jonkoping": fallback("skicka direkt till Jönköping"),
     "ljungby-vastragotland": fallback("skicka via Blekinge"),
 }
-# Z97117 and Blekinge down: nothing may say "via Blekinge".
+# Z97117 and Blekinge down: nothing may go via Blekinge, and nothing reaches Blekinge
+# (Halland cannot forward to a Blekinge that is down; the routine gives no way round
+# Blekinge's own outage), so the Blekinge routes have no route at all.
 Z97117_BLEKINGE_FALLBACKS = {
     "vaxjo-skane": fallback("Ljungby skickar via Halland", reading=True),
-    "vaxjo-blekinge": fallback("Ljungby skickar via Halland", reading=True),
     "vaxjo-ostergotland": fallback("Ljungby skickar via Halland", reading=True),
-    "vaxjo-jonkoping": fallback("Ljungby skickar via Halland", reading=True),
+    "vaxjo-jonkoping": fallback("Ljungby skickar till Jönköping", reading=True),
     "vaxjo-vastragotland": fallback("Ljungby skickar via Halland", reading=True),
     "ljungby-skane": fallback("skicka via Halland"),
-    "ljungby-blekinge": fallback("skicka via Halland"),
     "ljungby-ostergotland": fallback("skicka via Halland"),
-    "ljungby-jonkoping": fallback("skicka via Halland"),
+    "ljungby-jonkoping": fallback("skicka direkt till Jönköping"),
     "ljungby-vastragotland": fallback("skicka via Halland"),
 }
-BLEKINGE_NO_ROUTE = {"vaxjo-blekinge": NEXT[("no_route", "vaxjo")],
-                     "ljungby-blekinge": NEXT[("no_route", "ljungby")]}
+BLEKINGE_NO_ROUTE = dict.fromkeys(("vaxjo-blekinge", "ljungby-blekinge"),
+                                  NEXT[("no_route", "default")])
 
 SCENARIOS = [
     Scenario("Z97117 dies on a Saturday night", "2026-11-28T03:00", [Stage(
@@ -196,11 +209,10 @@ SCENARIOS = [
     Scenario("Skåne rejects our AE title, office hours", "2026-11-25T09:00", [Stage(
         {"skane": "rejected_calling_ae"},
         staff("DicomPartnerRejectsAssociation",
-              each("skane", NEXT[("partner_rejects", "default")]))
-        + staff("RouteOnFallback", {"vaxjo-skane": fallback("skicka via Blekinge"),
-                                    "ljungby-skane": fallback("skicka via Blekinge")},
-                critical=False),
-    )]),
+              each("skane", NEXT[("partner_rejects", "default")])),
+    )], notes="Only our monitor's calling AE title is turned away: the real transfer may "
+              "work, so the Skåne routes are unknown, not on a fallback (one answer: ask "
+              "the receiving unit first, as the rejection alert says)."),
     Scenario("Every partner down: our network, a weekday night", "2026-11-25T23:30", [Stage(
         dict.fromkeys(PARTNERS, "connect_timeout"),
         staff("DicomAllPartnersFailing",
@@ -209,8 +221,8 @@ SCENARIOS = [
         + staff("NoRouteAvailable",
                 {"vaxjo-skane": NEXT[("no_route", "skane")],
                  "ljungby-skane": NEXT[("no_route", "skane")],
-                 **{r: NEXT[("no_route", "vaxjo")] for r in VAXJO_ROUTES[1:]},
-                 **{r: NEXT[("no_route", "ljungby")] for r in LJUNGBY_ROUTES[1:]}}),
+                 **{r: NEXT[("no_route", "default")]
+                    for r in VAXJO_ROUTES[1:] + LJUNGBY_ROUTES[1:]}}),
     )], notes="Single-partner alerts are inhibited by DicomAllPartnersFailing of their site."),
     Scenario("Z97117 rejects Blekinge's calling AE title, office hours", "2026-11-26T13:00", [
         Stage({"z97117.from.blekinge": "rejected_calling_ae"},
@@ -243,10 +255,11 @@ SCENARIOS = [
         Stage({"z97117": "refused", "blekinge": "connect_timeout"},
               staff("DicomPartnerUnreachable", each("blekinge", PU))
               # The route page is updated within one group_interval: new advice firing,
-              # the Blekinge advice resolved.
+              # the Blekinge advice resolved; the Blekinge routes have no route left.
               + staff("RouteOnFallback", Z97117_BLEKINGE_FALLBACKS, critical=False,
                       resolved=tuple(k for k, v in Z97117_FALLBACKS.items()
-                                     if "Blekinge" in v))),
+                                     if "Blekinge" in v))
+              + staff("NoRouteAvailable", BLEKINGE_NO_ROUTE)),
     ], notes="Blekinge's own outage is delivered while Z97117 is down."),
     Scenario("Blekinge, then Z97117, a weekday night", "2026-11-26T02:00", [
         Stage({"blekinge": "connect_timeout"},
@@ -254,9 +267,10 @@ SCENARIOS = [
               + staff("NoRouteAvailable", BLEKINGE_NO_ROUTE)),
         Stage({"blekinge": "connect_timeout", "z97117": "refused"},
               staff("DicomLinkComputerDown", each("z97117", LCD_Z97117))
-              + staff("RouteOnFallback", Z97117_BLEKINGE_FALLBACKS, critical=False)
-              + staff("NoRouteAvailable", {}, resolved=("ljungby-blekinge", "vaxjo-blekinge"))),
-    ], notes="A NoRouteAvailable of one route never silences RouteOnFallback of another."),
+              + staff("RouteOnFallback", Z97117_BLEKINGE_FALLBACKS, critical=False)),
+    ], notes="A NoRouteAvailable of one route never silences RouteOnFallback of another; "
+             "Z97117 failing too opens no way to Blekinge, so its NoRouteAvailable stays "
+             "firing (nothing is sent as resolved)."),
     Scenario("The Växjö exporter dies, office hours", "2026-11-25T11:00", [Stage(
         {}, [Notification("admin-pager", "DicomExporterDown", {VX: ""})],
     )], exporter_down=(VX,),

@@ -8,6 +8,10 @@ long until the alert is firing in a Prometheus, until an Alertmanager holds
 it, and until the pager receiver got the notification (median and max over
 the rounds).
 
+In the same stack Z97117 then comes back and, as soon as the pager got the
+resolved notification, stops again: the second outage's time to the pager and
+to the staff on duty (Arkivet or LARS), from the second stop.
+
 Then the blips, which must never page: Z83680 down for less than one probe
 interval (one lost probe) and for 10 s. Each reports how many failed probes
 Prometheus recorded (at least one, or the blip proved nothing) and whether a
@@ -42,6 +46,9 @@ GROUP_WAIT = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text("ut
     "route"]["group_wait"]
 # Long enough for a page that was going to come: the `for:`, one evaluation,
 # group_wait and the second Alertmanager's peer timeout, with room to spare.
+# Who the second outage must reach: the administrators' pager and the staff on duty.
+SECOND_RECEIVERS = {"second outage: pager notified": ("admin-pager",),
+                    "second outage: staff notified": ("arkivet", "lars")}
 QUIET_WAIT = parse_duration(M.for_by_role["link_computer"]) + parse_duration(GROUP_WAIT) + 35
 
 
@@ -79,9 +86,36 @@ def in_alertmanager(stack: Stack, target: str) -> bool:
     return False
 
 
+def pages(stack: Stack, target: str, status: str = "firing",
+          receivers: tuple[str, ...] = ("admin-pager",)) -> int:
+    """How many notifications of `status` about `target` reached any of `receivers`."""
+    return sum(1 for n in stack.sink.notifications(None, "DicomLinkComputerDown", target=target)
+               if n.status == status and n.receiver in receivers)
+
+
 def paged(stack: Stack, target: str) -> bool:
-    return any(n.status == "firing" for n in stack.sink.notifications(
-        "admin-pager", "DicomLinkComputerDown", target=target))
+    return pages(stack, target) > 0
+
+
+def more_pages(stack: Stack, target: str, receivers: tuple[str, ...], than: int) -> bool:
+    return pages(stack, target, receivers=receivers) > than
+
+
+def second_outage(stack: Stack, target: str) -> dict[str, float]:
+    """The target comes back; as soon as the pager has the resolved notification it
+    stops again: seconds until the new outage's page, to the pager and to the staff."""
+    stack.peers.set_state(target, "up")
+    if wait(lambda: pages(stack, target, "resolved") > 0, 400) is None:
+        return {}
+    before = {who: pages(stack, target, receivers=receivers)
+              for who, receivers in SECOND_RECEIVERS.items()}
+    started = time.monotonic()
+    stack.peers.set_state(target, "down")
+    out = {}
+    for who, receivers in SECOND_RECEIVERS.items():
+        at = wait(partial(more_pages, stack, target, receivers, before[who]), 400)
+        out[who] = (at - started) if at else float("nan")
+    return out
 
 
 def failed_probes(stack: Stack, target: str, seconds: float) -> int:
@@ -104,11 +138,12 @@ def started_and_settled() -> Stack:
 
 def measure(rounds: int, blips: int) -> tuple[dict[str, list[float]], list[tuple[str, int, bool]]]:
     rows: dict[str, list[float]] = {"firing in Prometheus": [], "in Alertmanager": [],
-                                    "pager notified": []}
+                                    "pager notified": [],
+                                    **{name: [] for name in SECOND_RECEIVERS}}
     blip_rows: list[tuple[str, int, bool]] = []
-    # A fresh stack each round: a new outage soon after the last one resolved
-    # pages on the alert group's group_interval rhythm, not after group_wait
-    # (about 100 s here). That is the flapping case, not a dead link computer.
+    # A fresh stack each round for the first outage; then, in the same stack,
+    # a second outage that starts as soon as the first one's resolved
+    # notification arrived: the case where an alert group still exists.
     for _ in range(rounds):
         stack = started_and_settled()
         try:
@@ -118,6 +153,9 @@ def measure(rounds: int, blips: int) -> tuple[dict[str, list[float]], list[tuple
                                 ("in Alertmanager", in_alertmanager), ("pager notified", paged)):
                 at = wait(partial(check, stack, "z97117"), 300)
                 rows[name].append((at - started) if at else float("nan"))
+            second = second_outage(stack, "z97117")
+            for name in SECOND_RECEIVERS:
+                rows[name].append(second.get(name, float("nan")))
         finally:
             stack.stop()
     stack = started_and_settled()

@@ -10,7 +10,8 @@ prometheus-blackbox-exporter when installed) and measures, in one run:
   500 targets in a 15 s interval, 10 % silent (2 s timeout);
   throughput; /probe?module=tcp against blackbox_exporter; RSS;
   echo and tcp again with the machine idle between requests (5 ms apart);
-  threads and RSS with 300 idle and 300 slowloris connections held open.
+  threads and RSS with 300 idle and 300 slowloris connections held open;
+  /probe?module=tcp while 300 clients pipeline GET /metrics and never read.
 
 The exporter runs under a server's interpreter (benchmarks/server_python.py).
 
@@ -411,6 +412,39 @@ def idle_connections(rows: list[Row], client: ProbeClient, port: int,
     rows.append(Row(name, "/probe?module=tcp while held", served))
 
 
+NON_READERS, PIPELINED = 300, 50
+
+
+def non_reading_clients(rows: list[Row], client: ProbeClient, port: int,
+                        process: subprocess.Popen[bytes], count: int = NON_READERS,
+                        probe: str = "/probe?target=orthanc&module=tcp") -> None:
+    """Clients that pipeline GET /metrics with a tiny receive buffer and never
+    read (issue 30): healthy /probe must keep its latency, no worker held."""
+    before_threads, before_rss = threads_of(process.pid), rss_mib(process.pid)
+    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * PIPELINED
+    held = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            sock.connect((LOOPBACK, port))
+            sock.sendall(request)
+            held.append(sock)
+        served = timed(lambda: client.get(probe), 200)
+        threads, rss = threads_of(process.pid), rss_mib(process.pid)
+    finally:
+        for sock in held:
+            sock.close()
+    name = f"{count} clients never reading ({PIPELINED} GET /metrics each)"
+    rows.append(Row(name, "exporter threads, before", [before_threads], unit="threads"))
+    rows.append(Row(name, "exporter threads, while held", [threads], unit="threads"))
+    rows.append(Row(name, "exporter RSS, before", [before_rss], unit="MiB"))
+    rows.append(Row(name, "exporter RSS, while held", [rss], unit="MiB"))
+    rows.append(Row(name, "/probe?module=tcp while held", served,
+                    goal="median <= 50 ms, none > 1 s",
+                    met=statistics.median(served) <= 0.05 and max(served) <= 1.0))
+
+
 def blackbox_binary() -> str | None:
     """prometheus-blackbox-exporter, installed from Debian when missing and we may."""
     binary = shutil.which("prometheus-blackbox-exporter")
@@ -596,6 +630,8 @@ def run_all(rows: list[Row], quick: bool, with_detection: bool, count: int,
                     workdir))
                 measured(rows, "300 idle + 300 slowloris connections",
                          lambda: idle_connections(rows, client, port, process, 300))
+                measured(rows, f"{NON_READERS} clients never reading",
+                         lambda: non_reading_clients(rows, client, port, process))
                 measured(rows, f"{HEALTHY + SILENT} targets / {INTERVAL:g} s, {SILENT} silent",
                          lambda: load(rows, port, process, idle, 1 if quick else 2))
             measured(rows, "throughput, 2 cores",

@@ -141,7 +141,8 @@ class Exporter:
         self, target_name: str, module_name: str, scrape_timeout: float | None = None,
         deferred: list[Callable[[], None]] | None = None, log: bool = False,
     ) -> ProbeReport:
-        config = self.live.current.config
+        current = self.live.current  # the generation this probe runs under
+        config = current.config
         target = config.targets.get(target_name)
         if target is None:
             raise UnknownProbe(f"unknown target {target_name!r}")
@@ -156,17 +157,24 @@ class Exporter:
         peer = (target.host, target.port)
         self.limits.acquire(peer)
         self.stats.started()
+        started = time.monotonic()
         try:
             report = probers.run(target, module, self.timeout_for(module.timeout, scrape_timeout),
                                  self.prober_state, deferred, log)
         except BaseException:  # interrupted (shutdown): keep in_flight right
-            self.stats.finished(target.name, module.name, False, None, 0.0)
+            self.stats.finished(target.name, module.name, False, None, 0.0,
+                                current.generation, started)
             raise
         finally:
             self.limits.release(peer)
-        self.stats.finished(
-            target.name, module.name, report.success, report.reason, report.duration
-        )
+        recorded = self.stats.finished(
+            target.name, module.name, report.success, report.reason, report.duration,
+            current.generation, started)
+        if not recorded:
+            logger.info("probe result not recorded: a newer config or result is in place",
+                        extra={"fields": {"target": target.name, "module": module.name,
+                                          "generation": current.generation,
+                                          "success": report.success}})
         if not report.success and self.prober_state.associations.shutting_down:
             logger.info("probe interrupted by shutdown", extra={"fields": {
                 "target": target.name, "module": module.name}})

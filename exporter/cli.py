@@ -12,6 +12,7 @@ from __future__ import annotations
 import exporter.sighup as startup_sighup
 
 # isort: split
+import contextlib
 import logging
 import resource
 import signal
@@ -25,7 +26,7 @@ from typing import TypeVar
 
 import click
 
-from exporter import __version__, buildinfo, logs, route_state, routine
+from exporter import __version__, buildinfo, logs, notify, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
     DEFAULT_MAX_CONCURRENT,
@@ -43,7 +44,7 @@ from exporter.listening import ListenerError, start_listener
 from exporter.monitoring import pack
 from exporter.monitoring import settings as monitoring_settings
 from exporter.probers.report import ProbeReport
-from exporter.schedule import Scheduler
+from exporter.schedule import DEFAULT_WORKERS, Scheduler, SchedulerDied
 from exporter.web.oncall import route_title
 from exporter.web.server import (
     DEFAULT_LISTEN,
@@ -160,8 +161,14 @@ def _serve_until_signalled(
     exporter: Exporter, addresses: list[Address], interval: float,
     extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None, external_url: str | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> None:
     stop = threading.Event()
+    died: list[str] = []  # the schedule's death: fatal, so systemd restarts the exporter
+
+    def schedule_died(why: str) -> None:
+        died.append(why)
+        stop.set()
 
     def reload(*_: object) -> None:  # both files, off the signal handler's thread
         threading.Thread(target=server.reload, name="reload", daemon=True).start()
@@ -181,9 +188,11 @@ def _serve_until_signalled(
         log.warning("web config feature not available", extra={"fields": {"detail": text}})
     if server.web.source is not None:  # the --web.config.file, as given
         exporter.live.watch_web(stop)
-    scheduler = Scheduler(exporter, interval) if interval > 0 else None
+    scheduler = Scheduler(exporter, interval, workers, schedule_died) if interval > 0 else None
     if scheduler:
-        scheduler.start()
+        with contextlib.suppress(SchedulerDied):  # on_death has asked to stop
+            scheduler.start()
+    notify.ready()  # config loaded, listeners bound: systemd may now send reloads
     for url in server.urls:
         log.info("Listening on", extra={"fields": {"address": url, "version": __version__}})
     log.info("connection limits", extra={"fields": {
@@ -203,6 +212,10 @@ def _serve_until_signalled(
         server.wait_answered(max(0.0, grace - time.monotonic()))
         server.server_close()
         log.info("stopped", extra={"fields": {"aborted_associations": aborted}})
+    if died:
+        log.error("exiting: scheduled probing cannot go on", extra={"fields": {
+            "error": died[0]}})
+        raise SystemExit(1)
 
 
 @main.command()
@@ -226,6 +239,10 @@ def _serve_until_signalled(
 @click.option("--web.external-url", "external_url", default=None, callback=_external_url,
               help="URL people reach this exporter at; alert rules link to its runbooks. "
                    "Default: http(s)://<host name>:<port>.")
+@click.option("--probe.workers", "workers", default=DEFAULT_WORKERS, show_default=True,
+              type=click.IntRange(1, 256),
+              help="Threads that run --probe.interval's probes, whatever the number of "
+                   "targets; a round they cannot finish in time is counted as late.")
 @click.option("--dicom.listen-address", "dicom_address", default=None,
               callback=_dicom_address,
               help="Also accept Storage Commitment reports (verify: commit) on this host:port "
@@ -236,7 +253,7 @@ def _serve_until_signalled(
 @log_options
 def serve(config_file: str, addresses: list[Address], interval: float,
           web_config_file: str | None, max_concurrent: int, max_per_target: int,
-          external_url: str | None, dicom_address: Address | None,
+          external_url: str | None, workers: int, dicom_address: Address | None,
           dicom_associations: int) -> None:
     """Serve /probe, /metrics and /sd."""
     _raise_fd_limit()
@@ -250,7 +267,7 @@ def serve(config_file: str, addresses: list[Address], interval: float,
         raise SystemExit(1) from None
     try:
         _serve_until_signalled(exporter, addresses, interval, web=web,
-                               external_url=external_url)
+                               external_url=external_url, workers=workers)
     finally:
         if listener is not None:
             listener.stop()

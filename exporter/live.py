@@ -45,6 +45,34 @@ class Current:
     generation: int
 
 
+def refusal(running: WebConfig, new: WebConfig) -> str | None:
+    """Why a reload may not apply `new` over `running`, or None: fail closed.
+
+    An empty file (truncated by an editor's crash or a failed config-management
+    run) and a file that drops TLS, client-certificate checks or basic auth
+    would leave the exporter open until someone noticed; a change of scheme
+    breaks every scraper. Each takes a restart with the new file instead.
+    """
+    why = None
+    if new.empty:
+        why = "the file is empty"
+    elif running.ssl_context is not None and new.ssl_context is None:
+        why = "it turns TLS off"
+    elif running.ssl_context is None and new.ssl_context is not None:
+        why = "it turns TLS on, which changes the listener's scheme"
+    elif running.users and not new.users:
+        why = "it turns basic auth off"
+    elif (running.ssl_context is not None and new.ssl_context is not None
+          and new.ssl_context.verify_mode < running.ssl_context.verify_mode):
+        why = "it stops requiring or checking client certificates"
+    elif running.allowed_sans and not new.allowed_sans:
+        why = "it drops client_allowed_sans"
+    if why is None:
+        return None
+    return (f"document: refused at reload: {why}; the running TLS and users stay "
+            "(to apply it, restart with the new file)")
+
+
 class Live:
     """The holder of the live configuration: loads, validates, swaps, reports."""
 
@@ -61,7 +89,7 @@ class Live:
         self._lock = threading.Lock()
         web = WebConfig()
         self.current = Current(config, web, Gate(web), 1)
-        stats.configured(config)
+        stats.configured(config, 1)
 
     @property
     def config(self) -> Config:
@@ -112,7 +140,7 @@ class Live:
         running = self.current
         self.current = dataclasses.replace(running, config=new,
                                            generation=running.generation + 1)
-        self._stats.configured(new)
+        self._stats.configured(new, self.current.generation)
         if self._on_config is not None:
             self._on_config(new)
         logger.info("config reloaded", extra={"fields": {
@@ -135,9 +163,11 @@ class Live:
             return self._failed(web_logger, "web config reload failed, keeping the running one",
                                 problems, lambda: self._stats.web_reloaded(False))
         running = self.current
-        if (new.ssl_context is None) != (running.web.ssl_context is None):
-            web_logger.warning("web config switches TLS on or off; clients must change scheme",
-                           extra={"fields": {"file": path}})
+        refused = refusal(running.web, new)
+        if refused is not None:
+            return self._failed(web_logger, "web config reload refused, keeping the running one",
+                                [f"{path}: {refused}"],
+                                lambda: self._stats.web_reloaded(False))
         for text in new.warnings:
             if text not in running.web.warnings:
                 web_logger.warning("web config feature not available", extra={"fields": {

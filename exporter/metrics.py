@@ -73,10 +73,16 @@ ROUTE_INFO = "dicom_route_info"
 ROUTE_PATH_STATE = "dicom_route_path_state"
 ROUTE_ACTIVE = "dicom_route_active"
 SCHEDULED_SKIPS = "dicom_exporter_scheduled_probes_skipped_total"
+SCHEDULE_INTERVAL = "dicom_exporter_schedule_interval_seconds"
+SCHEDULE_LAST_ROUND = "dicom_exporter_schedule_last_round_timestamp_seconds"
+SCHEDULE_QUEUED = "dicom_exporter_schedule_queued_probes"
 WEB_INFO = "dicom_exporter_web_info"
 LISTENER_ASSOCIATIONS = "dicom_exporter_listener_associations_total"
 LISTENER_MESSAGES = "dicom_exporter_listener_messages_total"
 LISTENER_IN_PROGRESS = "dicom_exporter_listener_associations_in_progress"
+# Recorded by the generated alert rules, not exposed by the exporter: when the
+# Alertmanager's generated holiday calendar ends (exporter/monitoring).
+HOLIDAY_CALENDAR_END = "dicom:holiday_calendar_end_timestamp_seconds"
 
 
 
@@ -336,6 +342,18 @@ def scheduled_skips(counts: dict[tuple[str, str, str], int]) -> Metric:
     for (target, module, reason), count in sorted(counts.items()):
         family.add_metric([target, module, reason], count)
     return family
+
+
+def schedule_state(interval: float, last_round: float, queued: int) -> Iterator[Metric]:
+    """--probe.interval's schedule: a last round that stops moving is a stalled schedule."""
+    yield GaugeMetricFamily(SCHEDULE_INTERVAL, "The built-in schedule's interval.",
+                            value=interval)
+    yield GaugeMetricFamily(
+        SCHEDULE_LAST_ROUND,
+        "When the built-in schedule last completed a round (every probe run or skipped).",
+        value=last_round)
+    yield GaugeMetricFamily(SCHEDULE_QUEUED, "Scheduled probes waiting for a worker.",
+                            value=queued)
 
 
 def render_probe(report: ProbeReport) -> bytes:

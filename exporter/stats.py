@@ -38,6 +38,7 @@ class Series:
     last_reason: Reason | None = None
     last_duration: float = 0.0
     version: int = 0  # Stats-wide change counter at this series' latest change
+    started: float = 0.0  # monotonic start of the probe whose result is the latest
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def _copy(series: Series) -> Series:
     # Field by field: dataclasses.replace costs ten times as much, under the lock.
     return Series(series.count, dict(series.failures), list(series.buckets),
                   series.duration_sum, series.last_success, series.last_time,
-                  series.last_reason, series.last_duration, series.version)
+                  series.last_reason, series.last_duration, series.version, series.started)
 
 
 class Stats:
@@ -80,6 +81,9 @@ class Stats:
         self._in_flight = 0
         self._version = 0
         self._generation = 0
+        # The reload owner's config generation: results of probes started under
+        # an older one are about a config that no longer runs.
+        self._config_generation = 0
         self._keys: frozenset[tuple[str, str]] = frozenset()
         # Pair -> version of its latest change, oldest first: changes_since reads
         # from the newest end and stops at the first older one.
@@ -87,11 +91,12 @@ class Stats:
         # Per module, every probe since start (pairs removed by a reload stay counted).
         self._modules: dict[str, Series] = {}
 
-    def configured(self, config: Config) -> None:
+    def configured(self, config: Config, generation: int = 0) -> None:
         """Start counting every configured pair at zero and drop removed ones.
 
         Counters that exist from the start make rate() and increase() right
-        from the first failure instead of missing it.
+        from the first failure instead of missing it. `generation`: the
+        config's, from the reload owner (see `finished`).
         """
         wanted = {(t.name, m) for t in config.targets.values() for m in t.modules}
         with self._lock:
@@ -105,6 +110,7 @@ class Stats:
                     self._series[key] = Series(version=self._version)
                     self._recent[key] = self._version
             self._generation += 1
+            self._config_generation = max(self._config_generation, generation)
             self._keys = frozenset(self._series)
             self._reload_ok = True
             self._reload_time = time.time()
@@ -129,13 +135,24 @@ class Stats:
             self._in_flight += 1
 
     def finished(
-        self, target: str, module: str, success: bool, reason: Reason | None, duration: float
-    ) -> None:
+        self, target: str, module: str, success: bool, reason: Reason | None, duration: float,
+        generation: int | None = None, started: float | None = None,
+    ) -> bool:
+        """Record a probe's result; False when it was dropped (and only logged).
+
+        Results only move forward: a probe started under an older config
+        generation (`generation`) than the running one reports about a config
+        that no longer runs (a target since pointed elsewhere) and is dropped,
+        and one started (`started`, monotonic) before the probe whose result
+        is recorded counts but does not replace it.
+        """
         with self._lock:
             self._in_flight -= 1
             series = self._series.get((target, module))
             if series is None:  # removed by a reload while the probe ran
-                return
+                return False
+            if generation is not None and generation < self._config_generation:
+                return False
             series.count += 1
             if not success and reason is not None:
                 series.failures[reason] = series.failures.get(reason, 0) + 1
@@ -148,14 +165,20 @@ class Stats:
                 if index < len(BUCKETS):
                     each.buckets[index] += 1
                 each.duration_sum += duration
-            series.last_success = success
-            series.last_reason = reason
-            series.last_time = time.time()
-            series.last_duration = duration
+            if started is not None and started < series.started:
+                newest = False
+            else:
+                newest = True
+                series.started = started or 0.0
+                series.last_success = success
+                series.last_reason = reason
+                series.last_time = time.time()
+                series.last_duration = duration
             self._version += 1
             series.version = self._version
             self._recent.pop((target, module), None)
             self._recent[(target, module)] = self._version
+            return newest
 
     def snapshot(self) -> Snapshot:
         with self._lock:

@@ -38,7 +38,7 @@ from alerts import scenarios
 from alerts.scenarios import LJ, SCENARIOS, SITES, VX, Notification, Scenario
 from exporter import config as config_module
 from exporter import routine
-from exporter.route_state import HopState, RouteStatus, evaluate
+from exporter.route_state import HopState, RouteStatus, evaluate, monitor_only_rejection
 from tests.support.realpeers import LOOPBACK, free_port, require
 
 pytestmark = pytest.mark.slow
@@ -369,6 +369,10 @@ def fired(down: dict[str, str], exporter_down: tuple[str, ...]) -> dict[str, dic
         config = SITE_CONFIGS[site]
         hops = {name: (HopState.DOWN if name in down else HopState.UP)
                 for name in config.targets}
+        for name, reason in down.items():  # as route_state.route_hop_states reads them
+            if name in config.targets and monitor_only_rejection(
+                    config, config.targets[name], "echo", routine.Reason(reason)):
+                hops[name] = HopState.UNKNOWN
         partners = [t for t in config.targets.values()
                     if t.labels.get("role") in ("partner", "relay")]
         for name, reason in down.items():

@@ -228,7 +228,7 @@ def test_unknown_steps_subjects_and_situations_are_config_errors() -> None:
         config_module.parse(_with(edit), "k.yml")
     text = str(error.value)
     assert "k.yml: routine.situations.partner_unreachable.gotland: unknown subject" in text
-    assert "k.yml: routine.situations.no_route.default[6]: unknown step 'nonexistent'" in text
+    assert "k.yml: routine.situations.no_route.default[7]: unknown step 'nonexistent'" in text
     assert "k.yml: routine.situations.lunch_break: unknown field" in text
 
 
@@ -266,3 +266,94 @@ def test_a_config_without_a_routine_has_no_next_steps_but_works() -> None:
     fault = routine.target_fault(config, config.targets["skane"], "echo", Reason.REFUSED)
     assert fault is not None and fault.next_step == "" and fault.what.startswith(
         "DICOM till skane fungerar inte.")
+
+
+# -- a quote only where the routine says it ---------------------------------------
+# Written by hand from the routine, sentence by sentence: the situations (and, where
+# the routine names one, the subject) each sentence is given for. "*": any subject.
+FELSOKNING = {("link_computer_down", "*"), ("partner_unreachable", "*"),
+              ("partner_rejects", "*"), ("partner_cannot_receive", "*"),
+              ("all_partners_failing", "*"), ("no_route", "*"), ("receiver_rejects", "*")}
+RECEIVING = {("receiver_rejects", "*"), ("link_computer_down", "z97117"),
+             ("link_computer_down", "z83680")}  # Rutin 2: the link computers receive
+SKANE_CANNOT_RECEIVE = {("partner_unreachable", "skane"), ("partner_cannot_receive", "skane"),
+                        ("no_route", "skane")}
+QUOTE_SITUATIONS = {
+    # Felsökning: the order for any transfer problem, sending or receiving.
+    "Felsökning måste börja med att starta om länka-dator Z97117 (Växjö) och Z83680 "
+    "(Ljungby).": FELSOKNING,
+    "Därefter får ni ta kontakt med mottagande/sändande enhet för att höra om de har några "
+    "störningar i DICOM-överföring.": FELSOKNING,
+    "Har vi störningar i överföring till/från andra enheter?": FELSOKNING,
+    "Kontakta sedan leverantör GE enligt dokument ”Vem ringa...”": FELSOKNING,
+    "Kontakta administratör eller någon av cheferna.": FELSOKNING,
+    "Administratör kontakter sedan IT.": FELSOKNING,
+    # Rutin 1, Z97117 ur funktion.
+    "Starta om datorn och prova igen.": {("link_computer_down", "z97117")},
+    "Ljungby skicka undersökningar via Blekinge, Halland eller Jönköping.": {
+        ("link_computer_down", "z97117")},
+    "Bränna en DVD på dator med Intellispace portal \N{EN DASH} lämpligen på dator i "
+    "granskningen.": {("link_computer_down", "z97117")},
+    # Rutin 1, Z83680 ur funktion.
+    "Starta om datorn samt att Växjö starta om länka-datorn Z97117.": {
+        ("link_computer_down", "z83680")},
+    "Växjö skickar undersökningar.": {("link_computer_down", "z83680")},
+    "Ljungby får bränna DVD på dator med Intellispace Portal \N{EN DASH} lämpligen på dator i "
+    "granskningen.": {("link_computer_down", "z83680")},
+    # Rutin 1, Region Skåne.
+    "Om Region Skåne inte kan ta emot undersökningar kan vi prova skicka via Blekinge eller "
+    "Halland.": SKANE_CANNOT_RECEIVE,
+    "Kan Region Skåne inte ta emot bildöverföring från någon annan region, måste det "
+    "övervägas att skicka patienten till annan region. Remitterande enhet måste då ta den "
+    "kontakten med denna region.": {("no_route", "skane")},
+    "Vi kan även bränna DVD för att skicka med patienttransporten.": {("no_route", "skane")},
+    # Rutin 2: to Växjö/Ljungby.
+    "Starta om länkadatorn och be dem skicka igen.": RECEIVING,
+    "I vissa fall kan de skicka via andra enheter, tex. kan Skåne skicka via Blekinge eller "
+    "Halland (och vice versa).": RECEIVING,
+    "Vid akuta fall får de skicka DVD/CD.": RECEIVING,
+    # Roller: who communicates any transfer fault.
+    "Personal i Arkivet samt LARS under jouren, ansvarar för att kommunicera överföringsfel "
+    "in röntgen/klinfys.": {*FELSOKNING, ("route_fallback", "*")},
+    # Bakgrund: the ranking, shown beside the partners, in no situation's steps.
+    "De viktigaste regionerna är Skåne, Blekinge, Östra Götaland och Jönköping. Västra "
+    "Götaland är viktig för donationer.": set(),
+}
+
+
+def test_the_hand_written_table_covers_every_quote_of_the_model() -> None:
+    quoted = {step.text for step in CONFIG.routine.steps.values() if step.quote}
+    assert quoted == set(QUOTE_SITUATIONS)
+    for text in QUOTE_SITUATIONS:
+        assert _flat(text) in ROUTINE_TEXT, text
+
+
+def test_each_quote_is_used_only_in_a_situation_the_routine_gives_it_for() -> None:
+    """Every situation's steps (alerts, runbooks, status page and CLI all render them):
+    a quote under a subject, or under `default` (any subject), must be the routine's
+    for that situation and subject."""
+    misplaced = []
+    for situation, table in CONFIG.routine.situations.items():
+        for subject, keys in table.items():
+            for key in keys:
+                step = CONFIG.routine.steps[key]
+                if not step.quote:
+                    continue
+                allowed = QUOTE_SITUATIONS[step.text]
+                if (situation, "*") in allowed or (
+                        subject != "default" and (situation, subject) in allowed):
+                    continue
+                misplaced.append(f"{situation}.{subject}: {step.text}")
+    assert not misplaced, "\n".join(misplaced)
+
+
+def test_the_routines_ranking_is_where_partners_are_read_about() -> None:
+    ranking = routine.ranking(CONFIG)
+    assert ranking.startswith("”De viktigaste regionerna är Skåne")
+    for alert in ("DicomPartnerUnreachable", "DicomPartnerCannotReceive",
+                  "DicomPartnerRejectsAssociation", "DicomAllPartnersFailing",
+                  "NoRouteAvailable"):
+        assert ranking in _flat(runbooks.source(alert) or ""), alert
+    assert oncall.build(CONFIG, _snapshot({}), NOW).ranking == ranking
+    # The example no longer calls one region "the most important partner".
+    assert "most important partner" not in EXAMPLE.read_text(encoding="utf-8")

@@ -23,14 +23,15 @@ from tests.support.pki import tls_probe
 from tests.support.realpeers import LOOPBACK, require
 
 ROOT = Path(__file__).parent.parent
-RULES = ROOT / "alerts" / "dicom.rules.yml"
+RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))  # the alerts and the calendar
 ALERTMANAGER = ROOT / "alerts" / "alertmanager.yml"
 SECTIONS = ("Gör nu", "Betydelse", "Påverkan", "Diagnos", "Åtgärd", "Roller", "Eskalering")
 
 
 def rules() -> list[dict]:
-    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    return [rule for group in document["groups"] for rule in group["rules"]]
+    documents = [yaml.safe_load(path.read_text(encoding="utf-8")) for path in RULE_FILES]
+    return [rule for document in documents for group in document["groups"]
+            for rule in group["rules"] if "alert" in rule]
 
 
 def test_every_alert_has_a_runbook_and_every_runbook_an_alert() -> None:
@@ -43,6 +44,23 @@ def test_every_runbook_has_its_sections_in_order(name: str) -> None:
     headings = re.findall(r"^## (.+)$", text, re.MULTILINE)
     assert tuple(headings) == SECTIONS
     assert text.startswith(f"# {name}\n")
+
+
+def test_runbooks_say_the_wait_and_the_receivers_the_rules_have() -> None:
+    """Facts about the system itself, as the rules and routing have them (issue 27)."""
+    by_name = {rule["alert"]: rule for rule in rules()}
+    link = runbooks.source("DicomLinkComputerDown") or ""
+    assert f"`for: {by_name['DicomLinkComputerDown']['for']}`" in link
+    assert "45" not in link  # the old "fyra gånger i rad under 45 sekunder"
+    for name, rule in by_name.items():
+        text = " ".join((runbooks.source(name) or "").split())
+        if rule["labels"].get("severity") == "warning":
+            # Warnings never page: staff warnings reach IT's mailbox, not the pager.
+            assert "administratörerna får det samtidigt" not in text, name
+    fallback = " ".join((runbooks.source("RouteOnFallback") or "").split())
+    assert "röntgen-IT:s brevlåda får det samtidigt" in fallback
+    tls = " ".join((runbooks.source("DicomTLSCertificateExpiringSoon") or "").split())
+    assert "punkt 4" not in tls and "punkt 5" in tls
 
 
 def test_the_coverage_table_names_every_cause_of_the_routine() -> None:

@@ -4,7 +4,8 @@
     python -m tools.generate --check   exit 1 and name the files that are out of date
 
 Generated: the monitoring pack of the example config (exporter/monitoring:
-alert rules, dashboards), the hand-written promtool unit tests of the
+alert rules and their calendar, Alertmanager config, dashboards), the
+hand-written promtool unit tests of the
 rules (alerts/promtool_cases.py, written for the example config) and the
 floor table of docs/architecture.md (tools/architecture.py).
 Each file says in its header (or description) what made it.

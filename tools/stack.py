@@ -108,7 +108,8 @@ def prometheus_config(exporters: dict[str, str], interval: str | None,
             if partner_interval and job.get("metrics_path") == "/probe" and (
                     job["job_name"] != LINK_COMPUTER_JOB):
                 job.update(scrape_interval=partner_interval, scrape_timeout=interval)
-    document["rule_files"] = [str(ROOT / "alerts" / "dicom.rules.yml")]
+    document["rule_files"] = [str(ROOT / "alerts" / name)
+                              for name in ("dicom.rules.yml", "dicom.calendar.rules.yml")]
     if alertmanagers is None:
         del document["alerting"]
     else:

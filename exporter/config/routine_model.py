@@ -35,7 +35,7 @@ SITUATIONS = (
 )
 DEFAULT = "default"
 _TOP_KEYS = {"document", "regions", "causes", "link_computers", "roles", "steps",
-             "situations"}
+             "ranking", "situations"}
 _CAUSE_KEYS = {"send", "receive"}
 _STEP_KEYS = {"quote", "own"}
 _LINK_KEYS = {"send_cause", "receive_cause"}
@@ -79,6 +79,9 @@ class Routine:
     # "Problem med att ta emot" 1-5 (exporter/reasons.py maps reasons to the numbers).
     send_causes: tuple[str, ...] = ()
     receive_causes: tuple[str, ...] = ()
+    # Step keys of the routine's ranking of partner regions ("De viktigaste regionerna
+    # är ..."), shown where the on-call reads about a partner.
+    ranking: tuple[str, ...] = ()
 
     def steps_for(self, situation: str, *subjects: str) -> tuple[Step, ...]:
         """The steps for a situation: the first subject that has its own list, else default."""
@@ -199,5 +202,11 @@ def parse_routine(
     steps = _steps(check, top.get("steps"))
     subjects = set(targets) | set(routes) | set(sites)
     situations = _situations(check, top.get("situations"), steps, subjects)
+    ranking = tuple(check.string_list(top["ranking"], "routine.ranking")) \
+        if "ranking" in top else ()
+    for index, key in enumerate(ranking):
+        if key not in steps:
+            check.error(f"routine.ranking[{index}]", f"unknown step {key!r}")
     return Routine(document, _frozen(regions), _frozen(links), _frozen(roles), _frozen(steps),
-                   _frozen(situations), send, receive)
+                   _frozen(situations), send, receive,
+                   tuple(key for key in ranking if key in steps))

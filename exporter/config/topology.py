@@ -16,6 +16,7 @@ is not literal (shown with the advice, marked as ours).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,17 @@ class RoutePath:
 
 
 @dataclass(frozen=True)
+class Way:
+    """A path with what it depends on, worked out once from the config."""
+
+    path: RoutePath
+    primary: bool
+    shown: tuple[str, ...]  # its hops, and the destination a relay forwards to
+    stands_in: frozenset[str]  # the primary hops it replaces (all of them: the primary)
+    needed: tuple[str, ...]  # the hops that must be up for it to carry a study
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     site: str
@@ -58,6 +70,34 @@ class Route:
     @property
     def paths(self) -> tuple[RoutePath, ...]:
         return (self.primary, *self.fallbacks)
+
+    def stands_in(self, path: RoutePath) -> frozenset[str]:
+        """The primary hops a fallback replaces: its `when_down`, or, without one, the
+        primary hops it does not use; never the destination unless `when_down` says so."""
+        if path.when_down:
+            return frozenset(path.when_down)
+        return frozenset(self.primary.hops) - set(path.hops) - {self.partner}
+
+    @functools.cached_property
+    def ways(self) -> tuple[Way, ...]:
+        """Primary first, then direct sends to the destination, then relays, each in the
+        config's (the routine's) order: where the destination is itself one of the
+        listed relays (Z97117 down: "via Blekinge, Halland eller Jönköping", for a study
+        to Jönköping), sending to it directly comes first.
+
+        A fallback depends on its own hops and on the primary hops it does not replace,
+        the destination included: a relay forwards to it.
+        """
+        direct = [p for p in self.fallbacks if p.hops[-1] == self.partner]
+        relays = [p for p in self.fallbacks if p.hops[-1] != self.partner]
+        out = [Way(self.primary, True, self.primary.hops, frozenset(self.primary.hops),
+                   self.primary.hops)]
+        for path in (*direct, *relays):
+            shown = path.hops if path.hops[-1] == self.partner else (*path.hops, self.partner)
+            stands_in = self.stands_in(path)
+            needed = (set(path.hops) | set(self.primary.hops)) - stands_in
+            out.append(Way(path, False, shown, stands_in, tuple(sorted(needed))))
+        return tuple(out)
 
 
 def parse_sites(check: Checker, raw: object) -> dict[str, Site]:
@@ -129,6 +169,10 @@ def _route(
                 if hop not in primary:
                     check.error(f"{where}.when_down[{index2}]",
                                 f"{hop!r} is not a hop of the primary path")
+                elif hop in hops:
+                    check.error(f"{where}.when_down[{index2}]",
+                                f"{hop!r} is on this fallback's own path: a fallback cannot "
+                                "go through the hop it replaces")
         note = ""
         if "note" in entry:
             note = check.string(entry["note"], f"{where}.note") or ""

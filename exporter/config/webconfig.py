@@ -137,6 +137,7 @@ class WebConfig:
     warnings: tuple[str, ...] = ()
     source: str | None = None
     files: tuple[str, ...] = ()  # what a change to means re-reading (certificate rotation)
+    empty: bool = False  # the file said nothing at all (truncated, or only comments)
 
     @functools.cached_property
     def header_lines(self) -> str:
@@ -401,4 +402,4 @@ def load(path: str | Path) -> WebConfig:
     if check.problems:
         raise check.failure()
     return WebConfig(context, MappingProxyType(users), headers, sans, limit,
-                     tuple(warnings), str(path), tuple(files))
+                     tuple(warnings), str(path), tuple(files), empty=not body)

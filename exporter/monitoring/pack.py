@@ -9,16 +9,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config import Config
-from exporter.monitoring import dashboards, rules, settings
+from exporter.monitoring import alertmanager, dashboards, rules, settings
 from exporter.monitoring.settings import Monitoring
 
 RULES = Path("alerts") / "dicom.rules.yml"
+CALENDAR_RULES = Path("alerts") / rules.CALENDAR_RULES
+CALENDAR_TESTS = Path("alerts") / "dicom.calendar.test.yml"
+ALERTMANAGER = Path("alerts") / "alertmanager.yml"
+TEMPLATES = Path("alerts") / "templates"
 DASHBOARDS = Path("grafana") / "dashboards"
+# Shipped as written (package data), copied into the pack.
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def generate(m: Monitoring, config: Config) -> dict[Path, str]:
     """Relative path -> text of every file generated for these configs."""
-    files = {RULES: rules.render(m, config)}
+    files = {RULES: rules.render(m, config), CALENDAR_RULES: rules.render_calendar(m, config),
+             CALENDAR_TESTS: rules.render_calendar_tests(m),
+             ALERTMANAGER: alertmanager.render(m)}
+    files |= {TEMPLATES / path.name: path.read_text(encoding="utf-8")
+              for path in sorted(SHIPPED_TEMPLATES.glob("*.tmpl"))}
     files |= {DASHBOARDS / name: text for name, text in dashboards.render(m).items()}
     return files
 

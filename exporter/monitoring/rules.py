@@ -27,6 +27,9 @@ import yaml
 
 from exporter import routine
 from exporter.config import Config, Target
+from exporter.config.strict import parse_duration
+from exporter.metrics import HOLIDAY_CALENDAR_END
+from exporter.monitoring import alertmanager
 from exporter.monitoring.settings import Monitoring
 from exporter.reasons import ROUTINE, Reason
 
@@ -40,6 +43,11 @@ AE_REJECTIONS = 'reason=~"rejected_calling_ae|rejected_called_ae"'
 RECEIVER_REFUSALS = (
     'reason=~"rejected_calling_ae|rejected_called_ae|rejected_other|no_accepted_context"'
 )
+# The calendar's end is a fixed time: an hour of the condition is no flap.
+CALENDAR_FOR = "1h"
+# Its rules' own file (promtool tests step through decades to reach it).
+CALENDAR_RULES = "dicom.calendar.rules.yml"
+STEP_DAYS = 10
 _UNITS = {"s": "sekunder", "m": "minuter", "h": "timmar", "d": "dagar"}
 
 
@@ -378,9 +386,105 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(str, _literal)
 
 
+def _calendar_texts(m: Monitoring, remaining: str) -> tuple[str, str]:
+    """Summary and description of the calendar warning (`remaining`: a template or a value)."""
+    span = m.alertmanager.holidays.span
+    return (
+        "Larmens helgdagskalender tar slut {{ $labels.calendar_end }}",
+        "Alertmanagers helgdagar (då larmen går till kommunikatören utanför kontorstid) "
+        f"är utskrivna för {span[0]} till {span[-1]}; kalendern tar slut om {remaining}. "
+        "Därefter larmas helgdagar som vardagar. Flytta alertmanager.holidays.start_year i "
+        "övervakningens konfiguration framåt, generera om och installera alertmanager.yml.",
+    )
+
+
+def calendar_rules(m: Monitoring, config: Config) -> list[Rule]:
+    """When the Alertmanager's holiday calendar ends, and a warning to IT before.
+
+    The generated calendar holds a fixed span of years (the monitoring
+    config's, never today's date); from its end a holiday pages as a workday.
+    """
+    ends = alertmanager.calendar_end(m)
+    warn = int(parse_duration(m.alertmanager.holidays.warn_before))
+    summary, description = _calendar_texts(m, "{{ $value | humanizeDuration }}")
+    rule = Rules(m, config).alert(
+        "DicomHolidayCalendarEnding", f"{HOLIDAY_CALENDAR_END} - time() < {warn}",
+        CALENDAR_FOR, "warning", summary, description, with_instance=False, extra_labels=IT)
+    # Nothing to name: the calendar has no site, region or target.
+    for key in ("summary", "description"):
+        rule["annotations"][key] = rule["annotations"][key].removeprefix(Rules(m, config).names)
+    return [
+        {"record": HOLIDAY_CALENDAR_END, "expr": f"vector({int(ends.timestamp())})",
+         "labels": {"calendar_end": f"{ends:%Y-%m-%d}"}},
+        rule,
+    ]
+
+
+def _humanized(seconds: int) -> str:
+    """Prometheus' humanizeDuration for a whole number of seconds of a day or more."""
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, rest = divmod(rest, 60)
+    return f"{days}d {hours}h {minutes}m {rest}s"
+
+
 def groups(m: Monitoring, config: Config) -> list[dict[str, Any]]:
-    """The rule groups: one place to add a group."""
+    """The rule groups of dicom.rules.yml: one place to add a group."""
     return [{"name": "dicom", "rules": Rules(m, config).alerts()}]
+
+
+def render_calendar_tests(m: Monitoring) -> str:
+    """promtool tests of the calendar-end warning, at times computed from the config's span.
+
+    promtool starts every test at the Unix epoch and evaluates every step up to
+    the calendar's end, so the rules are their own file and the steps are
+    STEP_DAYS long: quiet at the last step before the warning is due, firing
+    two steps later (pending, then firing). The warning starts within one step
+    of `warn_before`.
+    """
+    ends = int(alertmanager.calendar_end(m).timestamp())
+    warn = int(parse_duration(m.alertmanager.holidays.warn_before))
+    step = STEP_DAYS * 86_400
+    quiet = (ends - warn) // step * STEP_DAYS
+    firing = quiet + 2 * STEP_DAYS
+    summary, description = _calendar_texts(m, _humanized(ends - firing * 86_400))
+    test = {
+        "name": "the holiday calendar warns IT before it ends, not earlier",
+        "interval": f"{STEP_DAYS}d",
+        "input_series": [],
+        "alert_rule_test": [
+            {"eval_time": f"{quiet}d", "alertname": "DicomHolidayCalendarEnding",
+             "exp_alerts": []},
+            {"eval_time": f"{firing}d", "alertname": "DicomHolidayCalendarEnding",
+             "exp_alerts": [{"exp_labels": {
+                 "severity": "warning", "audience": "it",
+                 "calendar_end": f"{alertmanager.calendar_end(m):%Y-%m-%d}"},
+                 "exp_annotations": {
+                     "summary": summary.replace(
+                         "{{ $labels.calendar_end }}", f"{alertmanager.calendar_end(m):%Y-%m-%d}"),
+                     "description": description,
+                     # No exporter answers in a promtool test.
+                     "runbook_url": m.runbook("DicomHolidayCalendarEnding", False).split(
+                         "{{ end }}")[-1]}}]},
+        ],
+    }
+    body = yaml.dump({"rule_files": [CALENDAR_RULES], "evaluation_interval": f"{STEP_DAYS}d",
+                      "tests": [test]}, Dumper=_Dumper, sort_keys=False,
+                     allow_unicode=True, width=10_000)
+    return ("# Generated by exporter/monitoring/rules.py from the monitoring config: do not\n"
+            "# edit. Run it with `promtool test rules alerts/dicom.calendar.test.yml`;\n"
+            "# regenerate with `python -m tools.generate`.\n" + body)
+
+
+def render_calendar(m: Monitoring, config: Config) -> str:
+    body = yaml.dump(
+        {"groups": [{"name": "dicom_calendar", "rules": calendar_rules(m, config)}]},
+        Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10_000)
+    return (
+        "# Generated by exporter/monitoring/rules.py from the monitoring config\n"
+        "# (alertmanager.holidays): do not edit. Load it beside dicom.rules.yml;\n"
+        "# regenerate with `python -m tools.generate`.\n" + body
+    )
 
 
 def render(m: Monitoring, config: Config) -> str:

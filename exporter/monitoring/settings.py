@@ -9,10 +9,12 @@ pass its own.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import holidays as holiday_library
 import yaml
 
 from exporter.config import Config, ConfigError
@@ -23,6 +25,40 @@ from exporter.metrics import WEB_INFO
 # The shipped monitoring config: installed with the package, so an installed
 # program can generate without a checkout.
 CONFIG = Path(__file__).resolve().parent / "config.yml"
+
+
+@dataclass(frozen=True)
+class Holidays:
+    """The span of the holiday calendar, anchored in the config, never in today's date."""
+
+    country: str
+    categories: tuple[str, ...]
+    start_year: int
+    years: int
+    extra_days: tuple[tuple[datetime.date, str], ...]  # bridge days, local agreements
+    warn_before: str
+
+    @property
+    def span(self) -> range:
+        return range(self.start_year, self.start_year + self.years)
+
+
+@dataclass(frozen=True)
+class Alertmanager:
+    """The `alertmanager:` section: receivers, who gets what, waits, office hours."""
+
+    global_: dict[str, Any]
+    route_to: dict[str, str]
+    waits: dict[str, str]  # group_wait, group_interval, ... as written
+    location: str
+    office_hours: dict[str, Any]
+    holidays: Holidays
+    receivers: list[dict[str, Any]]
+
+
+ROUTE_TO = ("staff_office_hours", "staff_other_hours", "critical", "default", "watchdog")
+WAITS = ("group_wait", "group_interval", "repeat_interval", "page_group_interval",
+         "page_repeat_interval")
 
 
 @dataclass(frozen=True)
@@ -38,6 +74,7 @@ class Monitoring:
     thresholds: dict[str, float | int | str]
     site_names: dict[str, str]  # site key -> name as the staff say it
     roles: tuple[str, ...]  # roles the exporter config's targets have
+    alertmanager: Alertmanager
 
     # -- selectors -------------------------------------------------------
     @property
@@ -125,4 +162,48 @@ def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
         thresholds=dict(raw["thresholds"]),
         site_names={key: site.name for key, site in exporter.sites.items()},
         roles=roles,
+        alertmanager=_alertmanager(path, raw["alertmanager"]),
+    )
+
+
+def _alertmanager(path: Path, raw: dict[str, Any]) -> Alertmanager:
+    receivers = list(raw["receivers"])
+    names = {receiver["name"] for receiver in receivers}
+    route_to = {key: str(raw["route_to"][key]) for key in ROUTE_TO}
+    for key, name in route_to.items():
+        if name not in names:
+            raise ConfigError([f"{path}: alertmanager.route_to.{key}: no receiver named "
+                               f"{name!r} in alertmanager.receivers"])
+    days = raw["holidays"]
+    extra = []
+    for index, day in enumerate(days.get("extra_days") or []):
+        if not isinstance(day, dict) or not isinstance(day.get("date"), datetime.date):
+            raise ConfigError([f"{path}: alertmanager.holidays.extra_days[{index}]: must be "
+                               "{date: YYYY-MM-DD, name: ...}"])
+        extra.append((day["date"], str(day.get("name") or "")))
+    try:
+        holiday_library.country_holidays(str(days["country"]),
+                                         categories=tuple(days["categories"]))
+    except (NotImplementedError, ValueError, KeyError) as exc:
+        raise ConfigError([f"{path}: alertmanager.holidays: country {days['country']!r} "
+                           f"with categories {days['categories']}: "
+                           f"{' '.join(str(exc).split()) or 'not known'}"]) from None
+    years = int(days["years"])
+    if years < 1:
+        raise ConfigError([f"{path}: alertmanager.holidays.years: must be at least 1"])
+    return Alertmanager(
+        global_=dict(raw["global"]),
+        route_to=route_to,
+        waits={key: str(raw[key]) for key in WAITS},
+        location=str(raw["location"]),
+        office_hours=dict(raw["office_hours"]),
+        holidays=Holidays(
+            country=str(days["country"]),
+            categories=tuple(days["categories"]),
+            start_year=int(days["start_year"]),
+            years=years,
+            extra_days=tuple(sorted(extra)),
+            warn_before=str(days["warn_before"]),
+        ),
+        receivers=receivers,
     )

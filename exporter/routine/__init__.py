@@ -72,6 +72,11 @@ def next_step(config: Config, situation: str, *subjects: str) -> str:
     return numbered(config.routine.steps_for(situation, *subjects))
 
 
+def ranking(config: Config) -> str:
+    """The routine's ranking of the partner regions, in its own words."""
+    return " ".join(step_text(config.routine.steps[key]) for key in config.routine.ranking)
+
+
 def explanation(reason: Reason, phase: str | None = None) -> str:
     return PHASED.get((reason, phase or ""), ROUTINE[reason]).explanation
 

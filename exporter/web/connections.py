@@ -23,6 +23,17 @@ would be left waiting, so a probe waiting on a silent peer never stops
 requests wait in order for the next free thread while one thread goes on
 accepting, reading, timing out and shedding. Idle, the pool shrinks back to
 two threads.
+
+Writing never holds a thread either: an answer that does not fit the
+socket's buffer at once is parked, and the event loop sends the rest as the
+client reads it. A connection has at most one answer queued (a pipelined
+request is answered only once the answer before it is written), a parked
+answer that makes no progress for `write_timeout` is dropped with its
+connection, and one client (by address) may hold at most
+`max_connections_per_client` connections and `max_queued_per_client` bytes of
+parked answers: past either, its own longest-waiting connection makes room.
+So clients that never read their answers cost memory within those bounds,
+never a worker, and healthy requests keep their latency.
 """
 
 from __future__ import annotations
@@ -57,7 +68,12 @@ class Limits:
     workers: int = 72
     read_timeout: float = 10.0  # accept (or first byte of a request) to its last byte
     idle_timeout: float = 120.0  # keep-alive: wait for the next request
-    write_timeout: float = 10.0
+    write_timeout: float = 10.0  # a parked answer without progress for this long is dropped
+    max_connections_per_client: int = 384  # three quarters: one client never takes all
+    max_queued_per_client: int = 64 * 1024 * 1024  # bytes of parked answers, per client
+    # The kernel's queue of answers per connection (SO_SNDBUF; the kernel doubles it):
+    # its default grows to megabytes, each a place a client that never reads fills.
+    send_buffer: int = 256 * 1024
     max_head: int = 32 * 1024
     max_body: int = 64 * 1024
 
@@ -123,14 +139,20 @@ def frame(buffer: bytes | bytearray, limits: Limits) -> int | Refusal | None:
 class Connection:
     """One client connection and what has arrived of its next request."""
 
-    __slots__ = ("after", "buffer", "deadline", "peer", "proven", "since", "sock", "state")
+    __slots__ = ("after", "buffer", "client", "deadline", "keep", "ok", "outbox", "peer",
+                 "proven", "since", "sock", "state")
 
     def __init__(self, sock: socket.socket, peer: tuple[Any, ...], deadline: float) -> None:
         self.sock = sock
         self.peer = peer
+        self.client = str(peer[0]) if peer else ""  # what the per-client limits count by
         self.buffer = bytearray()
         self.deadline = deadline
-        self.state = "read"  # "handshake", "read" or "busy" (a thread answers it)
+        # "handshake", "read", "busy" (a thread answers it) or "write" (an answer parked)
+        self.state = "read"
+        self.outbox: memoryview | None = None  # the parked rest of an answer
+        self.keep = True  # after the parked answer: keep the connection open
+        self.ok = False  # the parked answer is a success (2xx, 3xx)
         self.since = time.monotonic()
         self.proven = False  # has had a successful answer: shed last
         # Tidying up left for after the answer is written (a probe's socket close).
@@ -168,7 +190,11 @@ class ConnectionLoop:
         # got a successful answer, and kept-alive ones that did (Prometheus').
         self._fresh: collections.OrderedDict[int, Connection] = collections.OrderedDict()
         self._kept: collections.OrderedDict[int, Connection] = collections.OrderedDict()
+        # Connections with a parked answer, the longest without progress first.
+        self._writing: collections.OrderedDict[int, Connection] = collections.OrderedDict()
         self._connections: dict[int, Connection] = {}
+        self._per_client: collections.Counter[str] = collections.Counter()
+        self._queued: collections.Counter[str] = collections.Counter()  # parked bytes
         # Guards the maps, the counts and every step but answering: held by a
         # thread from the moment epoll wakes it until it has a request to answer.
         self._lock = threading.Lock()
@@ -193,14 +219,16 @@ class ConnectionLoop:
     # -- lifecycle -----------------------------------------------------------
     def run(self) -> None:
         """Serve on this thread and the pool until shutdown()."""
-        for fd, listener in self._listening.items():
-            listener.setblocking(False)
-            self._epoll.register(fd, READ)
-        # Level-triggered and never drained: once shutdown() writes, every
-        # waiting thread wakes in turn and sees the stop.
-        self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
-        self._next_sweep = time.monotonic() + SWEEP_INTERVAL
         with self._lock:
+            if self._stop.is_set():  # closed before this thread first ran
+                return
+            for fd, listener in self._listening.items():
+                listener.setblocking(False)
+                self._epoll.register(fd, READ)
+            # Level-triggered and never drained: once shutdown() writes, every
+            # waiting thread wakes in turn and sees the stop.
+            self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL
             self.threads += 1
             self._spawn()  # one more, waiting while this one answers
         self._serve(shrinks=False)  # this thread returns at shutdown only
@@ -347,6 +375,8 @@ class ConnectionLoop:
             return self._handshake(connection)
         if connection.state == "read":
             return self._read(connection)
+        if connection.state == "write":
+            return self._flush(connection)
         return None
 
     def _arm(self, fd: int, events: int) -> None:
@@ -377,6 +407,11 @@ class ConnectionLoop:
             self._admit(sock, peer)
 
     def _admit(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
+        client = str(peer[0]) if peer else ""
+        if self._per_client[client] >= self.limits.max_connections_per_client and (
+                not self._shed_one(client)):
+            sock.close()  # every one of this client's connections is being answered
+            return
         if len(self._connections) >= self.limits.max_connections and not self._shed_one():
             if self.tls() is None:  # a TLS client could not read a plain 503
                 with contextlib.suppress(OSError):
@@ -387,6 +422,7 @@ class ConnectionLoop:
         sock.setblocking(False)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.limits.send_buffer)
         connection = Connection(sock, peer, time.monotonic() + self.limits.read_timeout)
         context = self.tls()
         if context is not None:
@@ -399,23 +435,26 @@ class ConnectionLoop:
             connection.state = "handshake"
         fd = connection.sock.fileno()
         self._connections[fd] = connection
+        self._per_client[connection.client] += 1
         self._fresh[fd] = connection
         try:
             self._epoll.register(fd, READ)  # a TLS client's hello, too, comes as an event
         except (OSError, ValueError):
             self._close(connection)
 
-    def _shed_one(self) -> bool:
+    def _shed_one(self, client: str | None = None) -> bool:
         """Close the connection that has waited longest without a whole request,
-        one that never had a successful answer first: a flood of new clients
-        then sheds itself, not the scraper's kept-alive connection."""
-        waiting = self._fresh or self._kept
-        if not waiting:
-            return False
-        _, connection = next(iter(waiting.items()))
-        self._close(connection)
-        self.shed += 1
-        return True
+        one that never had a successful answer first, then one whose parked
+        answer is not being read: a flood of new clients, or of clients that do
+        not read, then sheds itself, not the scraper's kept-alive connection.
+        With `client`, only that client's connections."""
+        for waiting in (self._fresh, self._writing, self._kept):
+            for connection in waiting.values():
+                if client is None or connection.client == client:
+                    self._close(connection)
+                    self.shed += 1
+                    return True
+        return False
 
     # -- reading -------------------------------------------------------------
     def _handshake(self, connection: Connection) -> tuple[Connection, bytes] | None:
@@ -481,10 +520,13 @@ class ConnectionLoop:
         return connection, request
 
     def _sweep(self, now: float) -> None:
-        expired = [c for waiting in (self._fresh, self._kept) for c in waiting.values()
-                   if c.deadline <= now]
+        expired = [c for waiting in (self._fresh, self._kept, self._writing)
+                   for c in waiting.values() if c.deadline <= now]
         for connection in expired:
-            if connection.buffer:
+            if connection.state == "write":
+                logger.debug("answer not read in time, connection dropped", extra={"fields": {
+                    "client": _peer_text(connection.peer)}})
+            elif connection.buffer:
                 # Part of a request and no more in time: say so before closing.
                 with contextlib.suppress(OSError):
                     connection.sock.send(Refusal(408, "Request Timeout",
@@ -500,8 +542,12 @@ class ConnectionLoop:
             self._forget(fd)
             if self._connections.get(fd) is connection:
                 del self._connections[fd]
+                self._per_client[connection.client] -= 1
+                if not self._per_client[connection.client]:
+                    del self._per_client[connection.client]
                 with contextlib.suppress(ValueError, OSError):
                     self._epoll.unregister(fd)
+        self._unpark(connection)
         connection.state = "closed"
         with contextlib.suppress(OSError):
             connection.sock.close()
@@ -528,8 +574,9 @@ class ConnectionLoop:
                 response, keep = Refusal(500, "Internal Server Error",
                                          "internal error").response(), False
             sock = connection.sock
+            rest = None
             try:
-                self._write(sock, response)
+                rest = self._send(sock, response)
             except (OSError, ValueError):
                 keep = False
             # Run as this thread leaves the connection: before the next pipelined
@@ -537,7 +584,15 @@ class ConnectionLoop:
             # the answer arrived is not held behind a probe socket's close.
             after = self._take_after(connection)
             try:
-                if response[9:10] in (b"2", b"3"):
+                ok = response[9:10] in (b"2", b"3")
+                if rest is not None:  # the client reads slowly, or not at all: park it
+                    with self._lock:
+                        if self._stop.is_set() or connection.state == "closed":
+                            self._close(connection)
+                        else:
+                            self._park(connection, rest, keep, ok)
+                    return
+                if ok:
                     connection.proven = True
                 framed = (frame(connection.buffer, self.limits)
                           if keep and connection.buffer else None)
@@ -571,20 +626,91 @@ class ConnectionLoop:
             with contextlib.suppress(OSError):
                 action()
 
-    def _write(self, sock: socket.socket, response: bytes) -> None:
-        """Send the whole answer; a client that stops reading gets the write timeout.
+    @staticmethod
+    def _send(sock: socket.socket, response: bytes) -> memoryview | None:
+        """Send what the socket takes now, never waiting: the rest, or None.
 
-        Most answers fit the socket buffer and go in one non-blocking send: the
-        timeout (two fcntl calls each way) is set only when some is left over.
+        Most answers fit the socket buffer and go in one non-blocking send.
         """
         try:
             sent = sock.send(response)
         except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
-        if sent < len(response):
-            sock.settimeout(self.limits.write_timeout)
-            sock.sendall(memoryview(response)[sent:])
-            sock.setblocking(False)
+        return memoryview(response)[sent:] if sent < len(response) else None
+
+    # -- parked answers (holding the lock) -----------------------------------
+    def _park(self, connection: Connection, rest: memoryview, keep: bool, ok: bool) -> None:
+        """Leave the rest of an answer to the event loop; no thread waits on it."""
+        fd = connection.sock.fileno()
+        if fd < 0 or self._connections.get(fd) is not connection:
+            return
+        connection.outbox, connection.keep, connection.ok = rest, keep, ok
+        connection.state = "write"
+        connection.deadline = time.monotonic() + self.limits.write_timeout
+        self._writing[fd] = connection
+        self._queued[connection.client] += len(rest)
+        # One client's parked answers within bounds: its longest-stalled ones go first.
+        while self._queued[connection.client] > self.limits.max_queued_per_client:
+            stalled = next(c for c in self._writing.values() if c.client == connection.client)
+            self._close(stalled)
+            self.shed += 1
+            if stalled is connection:
+                return
+        self._arm(fd, WRITE)
+
+    def _unpark(self, connection: Connection) -> None:
+        if connection.outbox is None:
+            return
+        self._queued[connection.client] -= len(connection.outbox)
+        if self._queued[connection.client] <= 0:
+            del self._queued[connection.client]
+        connection.outbox = None
+        with contextlib.suppress(OSError):
+            self._writing.pop(connection.sock.fileno(), None)
+
+    def _flush(self, connection: Connection) -> tuple[Connection, bytes] | None:
+        """The socket can take more of a parked answer: send it; once all is
+        sent, the connection goes on as after any answer."""
+        sock, rest = connection.sock, connection.outbox
+        assert rest is not None
+        fd = sock.fileno()
+        try:
+            sent = sock.send(rest)
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            sent = 0
+        except ssl.SSLWantReadError:  # TLS wants the client's bytes first
+            self._arm(fd, select.EPOLLIN | select.EPOLLOUT | select.EPOLLONESHOT)
+            return None
+        except (ssl.SSLError, OSError, ValueError):
+            self._close(connection)
+            return None
+        if sent:  # progress: the write timeout starts again, the client goes to the back
+            self._queued[connection.client] -= sent
+            connection.outbox = rest = rest[sent:]
+            connection.deadline = time.monotonic() + self.limits.write_timeout
+            self._writing.move_to_end(fd)
+        if rest:
+            self._arm(fd, WRITE)
+            return None
+        self._unpark(connection)
+        if connection.ok:
+            connection.proven = True
+        if not connection.keep or self._stop.is_set():
+            self._close(connection)
+            return None
+        framed = frame(connection.buffer, self.limits) if connection.buffer else None
+        if isinstance(framed, Refusal):
+            with contextlib.suppress(OSError):
+                sock.send(framed.response())
+            self._close(connection)
+            return None
+        if isinstance(framed, int):  # pipelined behind the parked answer: answer it now
+            request = bytes(connection.buffer[:framed])
+            del connection.buffer[:framed]
+            connection.state = "busy"
+            return connection, request
+        self._rearm(connection)
+        return None
 
     def _rearm(self, connection: Connection) -> None:
         try:
@@ -603,6 +729,7 @@ class ConnectionLoop:
     def _forget(self, fd: int) -> None:
         self._fresh.pop(fd, None)
         self._kept.pop(fd, None)
+        self._writing.pop(fd, None)
 
 
 def _peer_text(peer: tuple[Any, ...]) -> str:

@@ -24,6 +24,7 @@ from exporter.route_state import (
     evaluate,
     hop_states,
     hops_text,
+    route_hop_states,
 )
 from exporter.routine import Fault, place, site_name
 from exporter.stats import Snapshot
@@ -73,6 +74,7 @@ class OnCallStatus:
     routes: list[RouteView] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     roles: list[tuple[str, str]] = field(default_factory=list)  # (name, contact) from routine
+    ranking: str = ""  # the routine's ranking of the partner regions, quoted
 
 
 def _latest_failure(target: Target, snapshot: Snapshot) -> tuple[str | None, Reason | None]:
@@ -129,7 +131,8 @@ def _no_route_faults(config: Config, states: list[RouteState]) -> list[Fault]:
 def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
     hops = hop_states(config, snapshot, now)
     status = OnCallStatus(generated_at=now, roles=[
-        (role.name, role.contact) for role in config.routine.roles.values()])
+        (role.name, role.contact) for role in config.routine.roles.values()],
+        ranking=routine.ranking(config))
     for target in config.targets.values():
         state = hops.get(target.name, HopState.UNKNOWN)
         _, reason = _latest_failure(target, snapshot)
@@ -161,7 +164,8 @@ def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
             fault = _target_fault(config, target, snapshot)
             if fault is not None:
                 status.faults.append(fault)
-    states = [evaluate(route, hops) for route in config.routes.values()]
+    route_hops = route_hop_states(config, snapshot, now)
+    states = [evaluate(route, route_hops) for route in config.routes.values()]
     status.routes.extend(_route_view(config, state) for state in states)
     # A route on a fallback is advice, shown with the route; no open path is a fault.
     status.faults.extend(_no_route_faults(config, states))

@@ -181,6 +181,11 @@ def _receiving(status: OnCallStatus) -> str:
     )
 
 
+def _ranking(status: OnCallStatus) -> str:
+    """The routine's own ranking of the regions, so the most important is plain."""
+    return f'<p id="rangordning">{_e(status.ranking)}</p>' if status.ranking else ""
+
+
 def _roles(status: OnCallStatus) -> str:
     if not status.roles:
         return ""
@@ -213,7 +218,7 @@ nere.</p>
 <section aria-labelledby="fel"><h2 id="fel">Fel och nästa steg</h2>{_faults(status)}</section>
 <section aria-labelledby="vagar"><h2 id="vagar">Vägar just nu</h2>{_routes(status)}</section>
 <section aria-labelledby="noder"><h2 id="noder">Länkadatorer och regioner</h2>
-{_targets(status)}</section>
+{_ranking(status)}{_targets(status)}</section>
 {_receiving(status)}
 {_roles(status)}
 </main>
