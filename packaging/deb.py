@@ -1,10 +1,12 @@
 """Builds prometheus-dicom-exporter_VERSION_amd64.deb from the release bundle's wheels.
 
 Run by scripts/release.sh after the bundle is complete, so both forms carry
-the very same wheels. No network: pip installs the bundle's wheels with
---no-index into /usr/lib/prometheus-dicom-exporter (--target, not a venv:
-a venv pins the interpreter path of the build machine), and /usr/bin/
-dicom-exporter puts that folder first on Debian's python3.11's path. The
+the very same wheels: release.sh installed them with pip --no-index
+--target (not a venv: a venv pins the interpreter path of the build
+machine) and made the bundle's monitoring pack with that tree; it becomes
+/usr/lib/prometheus-dicom-exporter, and /usr/bin/dicom-exporter puts that
+folder first on Debian's python3.11's path. The monitoring pack goes to
+/usr/share/dicom-exporter/monitoring (nothing under /etc/prometheus). The
 bytecode is compiled by postinst and removed by prerm, as Debian's own
 Python packages do, so no .pyc travels in the package.
 
@@ -211,16 +213,12 @@ def _control(version: str, size_kib: int) -> str:
     )
 
 
-def build(bundle: Path, pip: Path, out: Path) -> Path:
+def build(bundle: Path, installed: Path, out: Path) -> Path:
     version = (bundle / "VERSION").read_text(encoding="utf-8").strip()
     with tempfile.TemporaryDirectory() as work:
         root = Path(work) / "root"
         lib = root / LIB
-        subprocess.run(
-            [str(pip), "install", "--quiet", "--disable-pip-version-check", "--no-index",
-             "--no-compile", "--find-links", str(bundle / "wheels"), "--target", str(lib),
-             f"{PACKAGE}=={version}"],
-            check=True)
+        shutil.copytree(installed, lib, symlinks=True)
         shutil.rmtree(lib / "bin")  # scripts pointing at the build machine's venv
         _debianise(lib)
         shipped = lib / "share" / PACKAGE
@@ -275,10 +273,11 @@ def build(bundle: Path, pip: Path, out: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True, help="the unpacked bundle")
-    parser.add_argument("--pip", type=Path, required=True, help="a CPython 3.11 venv's pip")
+    parser.add_argument("--lib", type=Path, required=True,
+                        help="the bundle's wheels installed with pip --target")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    print(build(args.bundle, args.pip, args.out))
+    print(build(args.bundle, args.lib, args.out))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@
 # config (refused, nothing changed, if it fails), switches `current` in one
 # rename, then restarts the service if it runs. /etc/dicom-exporter/ and
 # /etc/default/dicom-exporter are the administrator's: never overwritten.
+# The monitoring pack generated for the example config is in
+# /usr/share/dicom-exporter/monitoring; nothing under /etc/prometheus is touched.
 #
 # PREFIX= (default /opt/dicom-exporter) the programs' place; BINDIR= (default
 # /usr/local/bin) where `dicom-exporter` goes on PATH; DESTDIR= installs into
@@ -104,6 +106,13 @@ place_files() {  # place_files VENV OLD
     fi
     ln -sfn current/bin "$base/bin"
     ln -sfn current/share "$base/share"
+    # /usr/share/dicom-exporter/monitoring: the current version's monitoring pack.
+    if [ -d "$root/usr/share/$name" ] && [ ! -L "$root/usr/share/$name" ]; then
+        echo "kept $root/usr/share/$name (not ours); the monitoring pack is in $prefix/share/$name"
+    else
+        mkdir -p "$root/usr/share"
+        ln -sfn "$(realpath -s --relative-to="$root/usr/share" "$base/share/$name")" "$root/usr/share/$name"
+    fi
     mkdir -p "$root$bindir"
     # Relative (and computed without following links) so that it works in a
     # DESTDIR too, and keeps following `current` through upgrades.
@@ -165,6 +174,9 @@ uninstall() {
     case "$(readlink "$root$bindir/$name" 2>/dev/null)" in
         *"${prefix#/}/bin/$name") rm -f "$root$bindir/$name" ;;
     esac
+    case "$(readlink "$root/usr/share/$name" 2>/dev/null)" in
+        *"${prefix#/}/share/$name") rm -f "$root/usr/share/$name" ;;
+    esac
     rm -rf "$base"
     if systemd_runs; then systemctl daemon-reload; fi
     echo "removed dicom-exporter from $prefix; kept /etc/$name/, /etc/default/$name, /var/lib/$name and the user $name"
@@ -208,6 +220,10 @@ install_version() {
     "$new/bin/pip" install --quiet --disable-pip-version-check --no-index \
         --find-links "$here/wheels" "prometheus-dicom-exporter==$version"
     echo "$version" > "$new/bundle-version"
+    if [ -d "$here/monitoring" ]; then  # the pack generated for the example config
+        mkdir -p "$new/share/$name"
+        cp -R "$here/monitoring" "$new/share/$name/monitoring"
+    fi
     "$new/bin/$name" --version >/dev/null
     if [ -n "$old" ]; then
         check_with "$new" || die "dicom-exporter $version rejects the config above; nothing changed, $(version_of "$base/$old") stays installed (and running)"

@@ -4,7 +4,8 @@
 # x86_64 Linux), in two forms beside each other:
 #   prometheus-dicom-exporter-VERSION-cp311-linux-x86_64.tar.gz   the bundle:
 #       wheels, install.sh (install, upgrade, --rollback, --uninstall), the
-#       systemd files, the example config, LICENSE, SHA256SUMS over every file
+#       systemd files, the example config and the monitoring pack generated
+#       for it (monitoring/), LICENSE, SHA256SUMS over every file
 #   prometheus-dicom-exporter_VERSION_amd64.deb   the Debian package (dpkg-deb):
 #       `apt install ./prometheus-dicom-exporter_VERSION_amd64.deb`
 # docs/operations.md is the administrator's procedure for both.
@@ -76,6 +77,14 @@ for each in "$bundle"/wheels/*.whl; do
         *) echo "release.sh: $(basename "$each") is not for CPython 3.11 x86_64" >&2; exit 1 ;;
     esac
 done
+# The installed program, as a server would have it (no venv: pip --target),
+# makes the bundle's monitoring pack for the example config; the .deb is
+# made from the same tree.
+"${pip[@]}" install --no-index --find-links "$bundle/wheels" --no-compile \
+    --target "$work/lib" "prometheus-dicom-exporter==$version"
+"$python" -I -B -c 'import sys; sys.path.insert(0, sys.argv.pop(1))
+from exporter.cli import main; main()' "$work/lib" monitoring generate \
+    --config.file examples/kronoberg.yml --out "$bundle/monitoring" >/dev/null
 echo "$version" > "$bundle/VERSION"
 cp README.md CHANGELOG.md LICENSE "$bundle/"
 cp -r docs "$bundle/docs"   # the pages the README links to
@@ -91,5 +100,5 @@ mkdir -p "$out"
 tar -C "$work" -czf "$out/$name.tar.gz" "$name"
 echo "$out/$name.tar.gz"
 if [ -n "$deb" ]; then
-    "$python" packaging/deb.py --bundle "$bundle" --pip "$work/venv/bin/pip" --out "$out"
+    "$python" packaging/deb.py --bundle "$bundle" --lib "$work/lib" --out "$out"
 fi

@@ -198,6 +198,13 @@ def test_the_bundle_lists_every_file_in_sha256sums(releases: dict[str, Release])
     for name, digest in listed.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
     assert (folder / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    # The monitoring pack, made by the installed program for the example config:
+    # the files this repository commits as that command's output.
+    pack = {name.removeprefix("monitoring/") for name in files if name.startswith("monitoring/")}
+    assert {"alerts/dicom.rules.yml", "grafana/dashboards/overview.json"} <= pack
+    for name in pack:
+        if (ROOT / name).is_file():
+            assert (folder / "monitoring" / name).read_bytes() == (ROOT / name).read_bytes(), name
     assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")
     wheels = sorted(p.name for p in (folder / "wheels").glob("*.whl"))
     assert "prometheus_dicom_exporter-1.0.0-py3-none-any.whl" in wheels
@@ -220,6 +227,9 @@ def test_bundle_upgrades_rolls_back_and_refuses_a_version_that_rejects_the_confi
     assert (stage / documentation.lstrip("/")).is_file()
     for program in re.findall(r"^Exec\w+=(/opt/\S+)", text, re.MULTILINE):
         assert (stage / program.lstrip("/")).is_file(), program
+    rules = stage / "usr/share/dicom-exporter/monitoring/alerts/dicom.rules.yml"
+    assert rules.read_bytes() == (ROOT / "alerts/dicom.rules.yml").read_bytes()
+    assert not (stage / "etc/prometheus").exists()
     # The administrator's edits, which every later step must keep.
     edited_config = localised(config.read_text(encoding="utf-8")) + "# edited here\n"
     config.write_text(edited_config, encoding="utf-8")
@@ -387,6 +397,7 @@ def test_uninstall_keeps_config_and_state(releases: dict[str, Release], stage: P
     assert not (stage / "opt/dicom-exporter").exists()
     assert not (stage / "usr/local/bin/dicom-exporter").is_symlink()
     assert not (stage / "etc/systemd/system/dicom-exporter.service").exists()
+    assert not (stage / "usr/share/dicom-exporter").is_symlink()
     assert (stage / "etc/dicom-exporter/dicom-exporter.yml").read_bytes() == config
     assert (stage / "etc/default/dicom-exporter").is_file()
     assert (stage / "var/lib/dicom-exporter/state").read_text() == "kept"
@@ -430,6 +441,7 @@ def test_the_deb_installs_upgrades_removes_and_purges(releases: dict[str, Releas
         assert "ExecStart=/usr/bin/dicom-exporter " in unit and "/opt/" not in unit
         (documentation,) = re.findall(r"^Documentation=file://(\S+)$", unit, re.MULTILINE)
         assert Path(documentation).is_file()
+        assert Path("/usr/share/dicom-exporter/monitoring/alerts/dicom.rules.yml").is_file()
         checked = run("/usr/bin/dicom-exporter", "check-config", "--config.file", config)
         assert checked.returncode == 0, checked.stderr
         edited = config.read_text(encoding="utf-8") + "# edited here\n"
