@@ -87,11 +87,18 @@ def copy_of_this_tree(into: Path) -> Path:
     return into
 
 
-# 1.0.2 is a release that no longer accepts configs such as the installed one.
+# 1.0.2 is a release that no longer accepts a config such as the installed one
+# (marked by the administrator's edit); the example, which release.sh
+# generates the monitoring pack for, it still reads.
 REFUSING = """
 
-def load(path: str) -> Config:  # noqa: F811 - test release 1.0.2 refuses every config
-    raise ConfigError([f"{path}: sites: not accepted by 1.0.2"])
+_load_of_1_0_1 = load
+
+
+def load(path: str) -> Config:  # noqa: F811 - test release 1.0.2
+    if "# edited here" in open(path, encoding="utf-8").read():
+        raise ConfigError([f"{path}: sites: not accepted by 1.0.2"])
+    return _load_of_1_0_1(path)
 """
 
 
