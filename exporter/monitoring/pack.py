@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config import Config
-from exporter.monitoring import alertmanager, dashboards, rules, settings
+from exporter.monitoring import alertmanager, dashboards, itdashboard, rules, settings
 from exporter.monitoring.settings import Monitoring
 
 RULES = Path("alerts") / "dicom.rules.yml"
@@ -30,6 +30,7 @@ def generate(m: Monitoring, config: Config) -> dict[Path, str]:
     files |= {TEMPLATES / path.name: path.read_text(encoding="utf-8")
               for path in sorted(SHIPPED_TEMPLATES.glob("*.tmpl"))}
     files |= {DASHBOARDS / name: text for name, text in dashboards.render(m).items()}
+    files[DASHBOARDS / itdashboard.FILE] = itdashboard.render(m)
     return files
 
 

@@ -75,6 +75,9 @@ class Monitoring:
     site_names: dict[str, str]  # site key -> name as the staff say it
     roles: tuple[str, ...]  # roles the exporter config's targets have
     alertmanager: Alertmanager
+    slo_objectives: dict[str, float]  # role -> availability objective over 30 days
+    # AE titles of the link computers ("Z97117", "Z83680"), as the dashboards name them.
+    link_computer_titles: tuple[str, ...] = ()
 
     # -- selectors -------------------------------------------------------
     @property
@@ -163,6 +166,10 @@ def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
         site_names={key: site.name for key, site in exporter.sites.items()},
         roles=roles,
         alertmanager=_alertmanager(path, raw["alertmanager"]),
+        slo_objectives=_objectives(path, raw.get("slo_objective_by_role") or {}),
+        link_computer_titles=tuple(
+            t.ae_title for t in exporter.targets.values()
+            if t.labels.get("role") == "link_computer" and t.labels.get("direction") != "receive"),
     )
 
 
@@ -207,3 +214,14 @@ def _alertmanager(path: Path, raw: dict[str, Any]) -> Alertmanager:
         ),
         receivers=receivers,
     )
+
+
+def _objectives(path: Path, raw: dict[str, Any]) -> dict[str, float]:
+    """slo_objective_by_role: a ratio strictly between 0 and 1 per role."""
+    out = {}
+    for role, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise ConfigError([f"{path}: slo_objective_by_role: {role}: {value!r} is not a "
+                               "ratio between 0 and 1 (e.g. 0.999)"])
+        out[str(role)] = float(value)
+    return out

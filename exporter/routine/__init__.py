@@ -17,24 +17,13 @@ from exporter.config.prober_kinds import KINDS
 from exporter.config.routine_model import Step
 from exporter.config.topology import Route, RoutePath
 from exporter.reasons import PHASED, ROUTINE, Reason, causes
+from exporter.routine import words
 
-OWN = "inte i rutinen"
+OWN = words.OWN
+ALERT_FOR = words.ALERT_FOR
 AE_REJECTIONS = frozenset({Reason.REJECTED_CALLING_AE, Reason.REJECTED_CALLED_AE})
 RECEIVER_REFUSALS = AE_REJECTIONS | {Reason.REJECTED_OTHER, Reason.NO_ACCEPTED_CONTEXT}
 RECEIVING_PROBERS = frozenset(k.name for k in KINDS.values() if k.checks_receiving)
-
-# The alert (and runbook) that each situation pages as.
-ALERT_FOR = {
-    "link_computer_down": "DicomLinkComputerDown",
-    "partner_unreachable": "DicomPartnerUnreachable",
-    "partner_rejects": "DicomPartnerRejectsAssociation",
-    "partner_cannot_receive": "DicomPartnerCannotReceive",
-    "all_partners_failing": "DicomAllPartnersFailing",
-    "route_fallback": "RouteOnFallback",
-    "no_route": "NoRouteAvailable",
-    "receiver_rejects": "ReceiverRejectsPartner",
-}
-
 
 def step_text(step: Step) -> str:
     """A quote in quotation marks, verbatim; our own words marked as ours."""
@@ -77,8 +66,15 @@ def ranking(config: Config) -> str:
     return " ".join(step_text(config.routine.steps[key]) for key in config.routine.ranking)
 
 
-def explanation(reason: Reason, phase: str | None = None) -> str:
-    return PHASED.get((reason, phase or ""), ROUTINE[reason]).explanation
+def explanation(reason: Reason, phase: str | None = None, config: Config | None = None) -> str:
+    """What a failure reason means, with the config's names of the networks."""
+    text = PHASED.get((reason, phase or ""), ROUTINE[reason]).explanation
+    routine_model = config.routine if config is not None else None
+    ours = routine_model.our_network if routine_model and routine_model.our_network else (
+        words.OUR_NETWORK)
+    wide = routine_model.wide_network if routine_model and routine_model.wide_network else (
+        words.WIDE_NETWORK)
+    return text.replace("{our_network}", ours).replace("{wide_network}", wide)
 
 
 # -- faults of one target -----------------------------------------------------
@@ -115,7 +111,7 @@ def target_fault(config: Config, target: Target, module: str | None,
     situation = situation_of(config, target, module, reason)
     if situation is None:
         return None  # a dead link computer is reported once, as itself
-    why = f" {explanation(reason, phase)}" if reason else ""
+    why = f" {explanation(reason, phase, config)}" if reason else ""
     name = place(config, target)
     if situation == "receiver_rejects":
         partner = config.targets.get(target.labels.get("partner", ""))
@@ -168,7 +164,7 @@ def cause_lines(config: Config, target: Target, reason: Reason,
 def cli_lines(config: Config, target: Target, module: str, reason: Reason,
               phase: str | None = None) -> list[str]:
     """What `dicom-exporter probe` prints under a failed result: why, causes, next step."""
-    lines = [f"orsak     {explanation(reason, phase)}"]
+    lines = [f"orsak     {explanation(reason, phase, config)}"]
     lines += [f"          {line}" for line in cause_lines(config, target, reason, phase)]
     fault = target_fault(config, target, module, reason, phase)
     if fault is not None and fault.next_step:
