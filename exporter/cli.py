@@ -45,6 +45,7 @@ from exporter.listening import ListenerError, start_listener
 from exporter.monitoring import pack
 from exporter.monitoring import settings as monitoring_settings
 from exporter.probers.report import ProbeReport
+from exporter.probers.statefile import default_path as default_state_file
 from exporter.schedule import DEFAULT_WORKERS, Scheduler, SchedulerDied
 from exporter.web.oncall import route_title
 from exporter.web.server import (
@@ -211,6 +212,16 @@ def _serve_until_signalled(
         raise SystemExit(1)
 
 
+def _store_state_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--store.state-file: where store probes remember their last real store."""
+    return click.option(
+        "--store.state-file", "store_state_file", default=default_state_file,
+        callback=lambda _ctx, _param, value: value or None, type=click.Path(dir_okay=False),
+        help="Remember each store probe's last real store here across restarts, so a "
+        "restart stores at most once per min_interval. Default: store-memory.json in "
+        "systemd's StateDirectory= ($STATE_DIRECTORY), else none; \"\" for none.")(command)
+
+
 @main.command()
 @click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
               help="The YAML configuration (modules and targets).")
@@ -243,16 +254,17 @@ def _serve_until_signalled(
 @click.option("--dicom.max-associations", "dicom_associations",
               default=DEFAULT_MAX_ASSOCIATIONS, show_default=True, type=click.IntRange(1, 256),
               help="Associations the DICOM listener serves at once; more are rejected.")
+@_store_state_option
 @log_options
 def serve(config_file: str, addresses: list[Address], interval: float,
           web_config_file: str | None, max_concurrent: int, max_per_target: int,
           external_url: str | None, workers: int, dicom_address: Address | None,
-          dicom_associations: int) -> None:
+          dicom_associations: int, store_state_file: str | None) -> None:
     """Serve /probe, /metrics and /sd."""
     _raise_fd_limit()
     web = _or_exit(webconfig.load, web_config_file, logged=True) if web_config_file else None
     exporter = Exporter(_or_exit(config_module.load, config_file, logged=True), config_file,
-                        ProbeLimits(max_concurrent, max_per_target))
+                        ProbeLimits(max_concurrent, max_per_target), store_state_file)
     try:
         listener = start_listener(exporter, dicom_address, dicom_associations)
     except ListenerError as exc:
@@ -289,6 +301,8 @@ def check_config(config_file: str, web_config_file: str | None) -> None:
         click.echo(problem, err=True)
     if problems:
         raise SystemExit(1)
+    for note in config_module.notes(config):
+        click.echo(note)
     pairs = sum(len(t.modules) for t in config.targets.values())
     click.echo(
         f"{config_file}: OK: {len(config.modules)} modules, {len(config.targets)} targets, "
@@ -335,6 +349,9 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
             for line in routine.cli_lines(config, target, module.name, reason,
                                           getattr(report, "failed_phase", None)):
                 click.echo(line)
+    if report.result_age is not None:
+        click.echo(f"repeat    repeat of the store {report.result_age:.0f} s ago (min_interval "
+                   f"{module.min_interval:g} s): its result and phases")
     if report.status is not None:
         click.echo(f"status    0x{report.status:04X}")
     phases = "  ".join(
@@ -360,11 +377,12 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
               help="Receive Storage Commitment reports on this host:port while probing "
                    "(verify: commit against a peer that reports on a new association).")
 @click.argument("target")
+@_store_state_option
 @log_options
 def probe(config_file: str, module_name: str | None, debug: bool,
-          dicom_address: Address | None, target: str) -> None:
+          dicom_address: Address | None, target: str, store_state_file: str | None) -> None:
     """Probe TARGET once and explain the result; exit 1 if any probe failed."""
-    exporter = Exporter(_load(config_file), config_file)
+    exporter = Exporter(_load(config_file), config_file, store_state_file=store_state_file)
     config = exporter.config
     if target not in config.targets:
         click.echo(f"unknown target {target!r}; configured: {', '.join(config.targets)}", err=True)
