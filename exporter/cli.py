@@ -505,7 +505,7 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
               show_default=True, help="Markdown, HTML with a chart per target, or JSON.")
 @click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
               help="The exporter's YAML configuration (site and region names).")
-@click.option("--monitoring.config", "monitoring_file", default=None,
+@click.option("--monitoring.file", "monitoring_file", default=None,
               type=click.Path(dir_okay=False),
               help="The monitoring config (waits per role); default: the shipped one.")
 @log_options
