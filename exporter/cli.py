@@ -270,11 +270,17 @@ def serve(config_file: str, addresses: list[Address], interval: float,
 @click.option("--web.config.file", "web_config_file", default=None,
               type=click.Path(dir_okay=False),
               help="Check this web config file (TLS, basic auth) as well.")
+@click.option("--monitoring.file", "monitoring_file", default=None,
+              type=click.Path(dir_okay=False),
+              help="The monitoring config whose runbook links to check (default: the shipped "
+                   "one); given, it is checked against the config in full.")
 @log_options
-def check_config(config_file: str, web_config_file: str | None) -> None:
-    """Validate a configuration file (and a web config file); exit 1 listing
-    every problem of both."""
+def check_config(config_file: str, web_config_file: str | None,
+                 monitoring_file: str | None) -> None:
+    """Validate a configuration file (and a web config file, and the runbook links of
+    the monitoring config); exit 1 listing every problem."""
     problems: list[str] = []
+    config: Config | None = None
     try:
         config = config_module.load(config_file)
     except ConfigError as exc:
@@ -284,10 +290,20 @@ def check_config(config_file: str, web_config_file: str | None) -> None:
             webconfig.load(web_config_file)
         except ConfigError as exc:
             problems += exc.problems
+    monitoring_path = Path(monitoring_file) if monitoring_file else monitoring_settings.CONFIG
+    link_problem = monitoring_settings.runbook_links_problem(monitoring_path)
+    if link_problem:
+        problems.append(link_problem)
+    elif monitoring_file and config is not None:
+        try:
+            pack.load(config, monitoring_path)
+        except ConfigError as exc:
+            problems += exc.problems
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
         raise SystemExit(1)
+    assert config is not None  # no problems: it loaded
     pairs = sum(len(t.modules) for t in config.targets.values())
     click.echo(
         f"{config_file}: OK: {len(config.modules)} modules, {len(config.targets)} targets, "
@@ -295,11 +311,14 @@ def check_config(config_file: str, web_config_file: str | None) -> None:
     )
     if web_config_file:
         click.echo(f"{web_config_file}: OK")
+    if monitoring_file:
+        click.echo(f"{monitoring_file}: OK")
 
 
 @main.group()
 def monitoring() -> None:
-    """The monitoring pack of a config: alert rules, dashboards."""
+    """The monitoring pack of a config: alert rules and their tests, Alertmanager and
+    Prometheus configs, Grafana dashboards and provisioning, runbooks."""
 
 
 @monitoring.command("generate")

@@ -22,6 +22,8 @@ DASHBOARDS = Path("grafana") / "dashboards"
 PROVISIONING = Path("grafana") / "provisioning"
 PROMETHEUS = Path("prometheus") / "prometheus.yml"
 RUNBOOKS = Path("runbooks")
+# Folders the pack copies as shipped rather than generates (no header of ours).
+COPIED = (TEMPLATES, RUNBOOKS)
 # Shipped as written (package data), copied into the pack.
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
