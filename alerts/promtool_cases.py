@@ -9,6 +9,7 @@ alerts/dicom.rules.test.yml, so an operator who changes a threshold can run
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from alerts.scenarios import BLIP_Z83680, NEXT, fallback
 from exporter.reasons import ROUTINE, Reason
 
 OUT = Path(__file__).resolve().parent / "dicom.rules.test.yml"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "kronoberg.yml"
 INSTANCE = "exporter.vaxjo.invalid:10104"
 # The other site's exporter, still answering: where alerts about INSTANCE's loss link.
 OTHER_URL = "https://exporter.ljungby.invalid:10104"
@@ -221,6 +223,29 @@ def cases() -> list[Json]:
                                "kan inte ta emot DICOM (Problem med att skicka, punkt 6).",
                 "runbook_url": runbook("DicomPartnerCannotReceive"),
                 "reason": "no_accepted_context",
+                "next_step": NEXT[("partner_cannot_receive", "default")],
+            },
+        }])],
+    ))
+    labels = probe_labels("jonkoping", "store", "partner", "vaxjo", "jonkoping",
+                          "JONKOPING_PACS")
+    out.append(case(
+        "a partner that takes our store but will not let us query it is configuration",
+        probe("jonkoping", "JONKOPING_PACS", UP, region="jonkoping")
+        + probe("jonkoping", "JONKOPING_PACS", FAILING, Reason.QUERY_REFUSED,
+                module="store", region="jonkoping")
+        + probe("halland", "HALLAND_PACS", UP, region="halland"),
+        [("4m", "DicomPartnerCannotReceive", [{
+            "exp_labels": {**labels, "severity": "critical", "audience": "staff"},
+            "exp_annotations": {
+                "summary": "Jönköping (JONKOPING_PACS) svarar men kan inte ta emot bilder",
+                "description": "jonkoping svarar på C-ECHO men store misslyckas. Orsak: "
+                               "query_refused. "
+                               f"{explanation(Reason.QUERY_REFUSED)} Kommunikation mellan "
+                               "mottagare och sändare är inte rätt konfigurerad (Problem med "
+                               "att skicka, punkt 5).",
+                "runbook_url": runbook("DicomPartnerCannotReceive"),
+                "reason": "query_refused",
                 "next_step": NEXT[("partner_cannot_receive", "default")],
             },
         }])],
@@ -473,6 +498,89 @@ def cases() -> list[Json]:
             },
         }]), ("10m", "DicomTLSCertificateExpiringSoon", [])],
     ))
+    out.extend(route_cases())
+    return out
+
+
+# -- sampled multi-fault states: the route alerts as Prometheus renders them -------
+# Every route's dicom_route_active as the route model (exporter/route_state.py) gives
+# it in each state, and the alerts the rules must fire, with the texts the status page
+# shows for the same state. Whether the model's answers are the routine's is checked in
+# every state by tests/test_route_truth.py, which also checks these samples.
+ROUTE_NODES = ("z97117", "z83680", "skane", "blekinge", "ostergotland", "jonkoping",
+               "vastragotland", "halland")
+# The issue's cases first, then every ninth state with at least two hops down.
+NAMED_ROUTE_STATES = (
+    ("blekinge", "z97117"), ("z97117", "skane", "blekinge", "halland"), ("z97117", "jonkoping"),
+    ("skane", "blekinge"), ("z97117", "z83680"), ("z83680", "blekinge"),
+)
+
+
+def sampled_route_states() -> list[tuple[str, ...]]:
+    """About 30 multi-fault states (the down hops of each), in a fixed order."""
+    every = [tuple(n for n, bit in zip(ROUTE_NODES, bits, strict=True) if bit)
+             for bits in itertools.product((0, 1), repeat=len(ROUTE_NODES))]
+    named = [tuple(n for n in ROUTE_NODES if n in state) for state in NAMED_ROUTE_STATES]
+    multi = [state for state in every if len(state) >= 2 and state not in named]
+    return [*named, *multi[::9]]
+
+
+def route_cases() -> list[Json]:
+    from exporter import config as config_module
+    from exporter import routine
+    from exporter.route_state import HopState, RouteStatus, evaluate
+    from exporter.web.oncall import route_title
+
+    config = config_module.load(EXAMPLE)
+    out = []
+    for down in sampled_route_states():
+        hops = {n: HopState.DOWN if n in down else HopState.UP for n in ROUTE_NODES}
+        inputs, fallbacks, nones = [], [], []
+        for route in config.routes.values():
+            state = evaluate(route, hops)
+            partner = config.targets[route.partner]
+            labels = {"job": "dicom_exporter", "instance": INSTANCE, "route": route.name,
+                      "site": route.site, "partner": route.partner,
+                      "region": partner.labels["region"]}
+            site, region = routine.site_name(config, route.site), routine.place(config, partner)
+            title = route_title(config, route)
+            if state.status is RouteStatus.FALLBACK and state.active is not None:
+                path = state.active.path
+                inputs.append(series("dicom_route_active", "1x20", **labels,
+                                     status="fallback", path=path.name))
+                fallbacks.append({
+                    "exp_labels": {**labels, "status": "fallback", "path": path.name,
+                                   "severity": "warning", "audience": "staff"},
+                    "exp_annotations": {
+                        "summary": f"{title}: {path.name}",
+                        "description": f"Ordinarie väg från {site} till {region} är stängd. "
+                                       "Den reservväg som svarar mot felet och är öppen: "
+                                       f"{path.name}.",
+                        "runbook_url": runbook("RouteOnFallback"),
+                        "next_step": routine.fallback_next_step(config, route, path),
+                    }})
+            elif state.status is RouteStatus.NONE:
+                inputs.append(series("dicom_route_active", "1x20", **labels,
+                                     status="none", path=route.last_resort))
+                nones.append({
+                    "exp_labels": {**labels, "status": "none", "path": route.last_resort,
+                                   "severity": "critical", "audience": "staff"},
+                    "exp_annotations": {
+                        "summary": f"{title}: ingen väg öppen",
+                        "description": "Varken ordinarie väg eller någon reservväg som "
+                                       f"svarar mot felet är öppen från {site} till {region}. "
+                                       f"Sista utväg: {route.last_resort}.",
+                        "runbook_url": runbook("NoRouteAvailable"),
+                        "next_step": routine.no_route_next_step(config, route),
+                    }})
+            else:
+                inputs.append(series("dicom_route_active", "1x20", **labels,
+                                     status=state.status.value,
+                                     path=route.primary.name if state.status is
+                                     RouteStatus.PRIMARY else ""))
+        out.append(case(f"routes with {', '.join(down)} down: the model's answer as alerts",
+                        inputs, [("2m", "RouteOnFallback", fallbacks),
+                                 ("2m", "NoRouteAvailable", nones)]))
     return out
 
 

@@ -373,9 +373,14 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
 @click.option("--module", "module_name", default=None,
               help="Probe with this module only (default: every module of the target).")
 @click.option("--debug", is_flag=True, help="Print the probe's log.")
+@click.option("--dicom.listen-address", "dicom_address", default=None,
+              callback=_dicom_address,
+              help="Receive Storage Commitment reports on this host:port while probing "
+                   "(verify: commit against a peer that reports on a new association).")
 @click.argument("target")
 @log_options
-def probe(config_file: str, module_name: str | None, debug: bool, target: str) -> None:
+def probe(config_file: str, module_name: str | None, debug: bool,
+          dicom_address: Address | None, target: str) -> None:
     """Probe TARGET once and explain the result; exit 1 if any probe failed."""
     exporter = Exporter(_load(config_file), config_file)
     config = exporter.config
@@ -383,17 +388,27 @@ def probe(config_file: str, module_name: str | None, debug: bool, target: str) -
         click.echo(f"unknown target {target!r}; configured: {', '.join(config.targets)}", err=True)
         raise SystemExit(2)
     modules = [module_name] if module_name else list(config.targets[target].modules)
+    try:
+        listener = (start_listener(exporter, dicom_address, DEFAULT_MAX_ASSOCIATIONS)
+                    if dicom_address else None)
+    except ListenerError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
     ok = True
-    for index, name in enumerate(modules):
-        if index:
-            click.echo()
-        try:
-            report = exporter.probe(target, name, log=debug)
-        except UnknownProbe as exc:
-            click.echo(str(exc), err=True)
-            raise SystemExit(2) from None
-        _print_report(report, debug, config)
-        ok = ok and report.success
+    try:
+        for index, name in enumerate(modules):
+            if index:
+                click.echo()
+            try:
+                report = exporter.probe(target, name, log=debug)
+            except UnknownProbe as exc:
+                click.echo(str(exc), err=True)
+                raise SystemExit(2) from None
+            _print_report(report, debug, config)
+            ok = ok and report.success
+    finally:
+        if listener is not None:
+            listener.stop()
     raise SystemExit(0 if ok else 1)
 
 
@@ -468,10 +483,11 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
         width = max(len(p.path.name) for p in state.paths)
         for path in state.paths:
             hops = route_state.hops_text(config, path)
-            assumed = f" (antas: {path.path.assumed})" if path.path.assumed else ""
+            assumed = (f" ({routine.words.ASSUMED}: {path.path.assumed})"
+                       if path.path.assumed else "")
             mark = "*" if state.active is path else " "
             lines.append(f"  {mark} {path.path.name:<{width}}  "
                          f"{route_state.SWEDISH_STATE[path.state]:<7} {hops}{assumed}")
-        lines.append(f"    {'sista utväg':<{width}}  {route.last_resort}")
+        lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {route.last_resort}")
         lines.append("")
     return lines

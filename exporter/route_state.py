@@ -33,6 +33,7 @@ from typing import NamedTuple
 from exporter.config import Config, Target
 from exporter.config.topology import PRIMARY_NAME, Route, RoutePath, Way
 from exporter.reasons import Reason
+from exporter.routine import words
 from exporter.stats import Snapshot
 
 
@@ -49,8 +50,9 @@ class RouteStatus(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-SWEDISH_STATE = {HopState.UP: "öppen", HopState.DOWN: "stängd", HopState.UNKNOWN: "okänd"}
-SWEDISH_HOP = {HopState.UP: "upp", HopState.DOWN: "NERE", HopState.UNKNOWN: "okänd"}
+# The words for a path's and a hop's state, from the routine package.
+SWEDISH_STATE = {state: words.PATH_STATE[state.value] for state in HopState}
+SWEDISH_HOP = {state: words.HOP_STATE[state.value] for state in HopState}
 
 
 class PathState(NamedTuple):
@@ -73,13 +75,13 @@ class RouteState:
     def advice(self) -> str:
         """What to do now, short: the path's name ("skicka via Blekinge") or the last resort."""
         if self.status is RouteStatus.PRIMARY:
-            return f"skicka {PRIMARY_NAME}"
+            return f"{words.SEND} {PRIMARY_NAME}"
         if self.status is RouteStatus.FALLBACK and self.active is not None:
             return self.active.path.name
         if self.status is RouteStatus.NONE:
-            return f"ingen väg: {self.route.last_resort}" if self.route.last_resort else (
-                "ingen väg")
-        return "okänt: kontroller saknas eller är för gamla"
+            return f"{words.NO_ROUTE}: {self.route.last_resort}" if self.route.last_resort \
+                else words.NO_ROUTE
+        return words.ROUTE_UNKNOWN
 
     @property
     def down_hops(self) -> tuple[str, ...]:

@@ -420,3 +420,34 @@ def test_the_issues_cases_by_name() -> None:
     # Z97117, Skåne, Blekinge and Halland down: Skåne has no way left (not Jönköping).
     four = advice("ljungby-skane", z97117=DOWN, skane=DOWN, blekinge=DOWN, halland=DOWN)
     assert four.status is RouteStatus.NONE
+
+
+def test_the_promtool_samples_carry_the_routines_answers() -> None:
+    """The ~30 sampled multi-fault states in alerts/dicom.rules.test.yml (where promtool
+    checks the alert texts as Prometheus renders them) hold the routine's answers."""
+    import re
+
+    import yaml
+
+    config = config_module.load(KRONOBERG)
+    cases = yaml.safe_load((ROOT / "alerts" / "dicom.rules.test.yml").read_text("utf-8"))
+    sampled = [c for c in cases["tests"] if c["name"].startswith("routes with ")]
+    assert len(sampled) >= 30
+    for case in sampled:
+        down = set(re.match(r"routes with (.*) down:", case["name"]).group(1).split(", "))
+        state = {n: DOWN if n in down else UP for n in nodes_of(config)}
+        active = {}
+        for each in case["input_series"]:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', each["series"]))
+            active[labels["route"]] = (labels["status"], labels["path"])
+        for route in config.routes.values():
+            answer = routine_answer(route, state)
+            if answer is None:
+                assert active[route.name] == ("none", route.last_resort), (down, route.name)
+            elif answer == route.primary.name:
+                assert active[route.name] == ("primary", answer), (down, route.name)
+            else:
+                assert active[route.name] == ("fallback", answer), (down, route.name)
+        fired = {a["exp_labels"]["route"] for check in case["alert_rule_test"]
+                 for a in check["exp_alerts"]}
+        assert fired == {r for r, (status, _) in active.items() if status != "primary"}

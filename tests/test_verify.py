@@ -11,12 +11,15 @@ association to the AE in its DicomModalities, here our listener on 127.0.0.1.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pynetdicom import AE, build_role, evt
@@ -33,7 +36,14 @@ from exporter.dicom.listener import DicomListener, commitment_peers
 from exporter.probers.memory import ProberState
 from exporter.reasons import Reason
 from tests.support.configs import make_config
-from tests.support.realpeers import LOOPBACK, MONITOR_AE, interop_peer, start_orthanc, stop
+from tests.support.realpeers import (
+    LOOPBACK,
+    MONITOR_AE,
+    free_port,
+    interop_peer,
+    start_orthanc,
+    stop,
+)
 
 PEER_AE = "FORGETFUL"
 MODULES = {
@@ -324,3 +334,23 @@ def test_dcmtk_and_pynetdicom_apps_answer_as_documented(tmp_path: Path) -> None:
                 for report in (probe(peer.port, module, ae_title=peer.ae_title)
                                for module in ("find", "short_commit")))
     assert got == DCMTK_AND_PYNETDICOM
+
+
+def test_the_probe_command_receives_a_commitment_report_with_its_own_listener(
+        forgetful, tmp_path: Path) -> None:
+    """`dicom-exporter probe --dicom.listen-address`: the one-shot check an
+    administrator runs gets the report a peer sends on a new association."""
+    peer = forgetful(report="new", commit_all=True)
+    peer.listener_port = free_port()
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump({
+        "modules": {"commit": MODULES["commit"]},
+        "targets": {"peer": {"host": LOOPBACK, "port": peer.port, "ae_title": PEER_AE,
+                             "modules": ["commit"],
+                             "labels": {"site": "vaxjo", "role": "partner"}}}}))
+    with_listener = subprocess.run(
+        [sys.executable, "-m", "exporter", "probe", "--config.file", str(config), "peer",
+         "--debug", "--dicom.listen-address", f"{LOOPBACK}:{peer.listener_port}"],
+        capture_output=True, text=True, timeout=30)
+    assert with_listener.returncode == 0, with_listener.stdout + with_listener.stderr
+    assert "committed (report via our listener)" in with_listener.stdout

@@ -226,7 +226,13 @@ class Rules:
             "{{ $region }} ({{ $labels.ae_title }}) svarar men kan inte ta emot bilder",
             "{{ $labels.target }} svarar på C-ECHO men {{ $labels.module }} misslyckas. "
             "Orsak: {{ $reason }}. " + EXPLANATION + " "
-            "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6).",
+            # The store went through but the partner will not let us verify it:
+            # configuration (5), not a region that cannot receive (6).
+            '{{ if eq $reason "query_refused" }}'
+            "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad "
+            "(Problem med att skicka, punkt 5).{{ else }}"
+            "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6)."
+            "{{ end }}",
             reason=True,
             extra_labels=STAFF,
             next_step=self.by_target("partner_cannot_receive", self.partner_targets),

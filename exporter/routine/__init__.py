@@ -17,24 +17,13 @@ from exporter.config.prober_kinds import KINDS
 from exporter.config.routine_model import Step
 from exporter.config.topology import Route, RoutePath
 from exporter.reasons import PHASED, ROUTINE, Reason, causes
+from exporter.routine import words
 
-OWN = "inte i rutinen"
+OWN = words.OWN
+ALERT_FOR = words.ALERT_FOR
 AE_REJECTIONS = frozenset({Reason.REJECTED_CALLING_AE, Reason.REJECTED_CALLED_AE})
 RECEIVER_REFUSALS = AE_REJECTIONS | {Reason.REJECTED_OTHER, Reason.NO_ACCEPTED_CONTEXT}
 RECEIVING_PROBERS = frozenset(k.name for k in KINDS.values() if k.checks_receiving)
-
-# The alert (and runbook) that each situation pages as.
-ALERT_FOR = {
-    "link_computer_down": "DicomLinkComputerDown",
-    "partner_unreachable": "DicomPartnerUnreachable",
-    "partner_rejects": "DicomPartnerRejectsAssociation",
-    "partner_cannot_receive": "DicomPartnerCannotReceive",
-    "all_partners_failing": "DicomAllPartnersFailing",
-    "route_fallback": "RouteOnFallback",
-    "no_route": "NoRouteAvailable",
-    "receiver_rejects": "ReceiverRejectsPartner",
-}
-
 
 def step_text(step: Step) -> str:
     """A quote in quotation marks, verbatim; our own words marked as ours."""

@@ -26,12 +26,12 @@ from exporter.route_state import (
     hops_text,
     route_hop_states,
 )
-from exporter.routine import Fault, place, site_name
+from exporter.routine import Fault, place, site_name, words
 from exporter.stats import Snapshot
 
 # The state words of route_state, lower-case as /status.json has always carried them.
 STATE_TEXT = {state: word.lower() for state, word in SWEDISH_HOP.items()}
-ROLE_TEXT = {"link_computer": "länkdator", "partner": "partnerregion", "relay": "relä"}
+ROLE_TEXT = words.ROLE
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _route_view(config: Config, state: RouteState) -> RouteView:
             "state": SWEDISH_STATE[path.state],
             "hops": hops_text(config, path),
             "assumed": path.path.assumed,
-            "active": "ja" if state.active is path else "",
+            "active": words.YES if state.active is path else "",
         }
         for path in state.paths
     ]
@@ -122,8 +122,8 @@ def _route_view(config: Config, state: RouteState) -> RouteView:
 def _no_route_faults(config: Config, states: list[RouteState]) -> list[Fault]:
     """One fault per route with no open path, with that route's steps."""
     return [
-        Fault("no_route", f"{route_title(config, state.route)}: ingen väg är öppen.",
-              routine.no_route_next_step(config, state.route), "NoRouteAvailable")
+        Fault("no_route", f"{route_title(config, state.route)}: {words.NO_ROUTE_OPEN}",
+              routine.no_route_next_step(config, state.route), words.ALERT_FOR["no_route"])
         for state in states if state.status is RouteStatus.NONE
     ]
 

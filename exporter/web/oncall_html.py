@@ -12,23 +12,23 @@ import datetime
 import html
 
 from exporter import __version__
-from exporter.route_state import SWEDISH_HOP, HopState
+from exporter.route_state import HopState
+from exporter.routine import words
+from exporter.routine.words import PAGE
 from exporter.web.oncall import STATE_TEXT, OnCallStatus
 
 REFRESH_SECONDS = 15
 REFRESH_RANGE = (2, 300)
+# A target's state word (upp/nere/okänd) and a path's (öppen/stängd) -> (CSS class, text).
 BADGE = {
-    STATE_TEXT[HopState.UP]: ("ok", f"✔ {SWEDISH_HOP[HopState.UP]}"),
-    STATE_TEXT[HopState.DOWN]: ("fel", f"✖ {SWEDISH_HOP[HopState.DOWN]}"),
-    STATE_TEXT[HopState.UNKNOWN]: ("okand", f"? {SWEDISH_HOP[HopState.UNKNOWN]}"),
-    "öppen": ("ok", "✔ öppen"), "stängd": ("fel", "✖ stängd"),
+    **{STATE_TEXT[HopState(state)]: (words.BADGE_CLASS[state],
+                                      f"{words.BADGE_SYMBOL[state]} {word}")
+       for state, word in words.HOP_STATE.items()},
+    **{word: (words.BADGE_CLASS[state], f"{words.BADGE_SYMBOL[state]} {word}")
+       for state, word in words.PATH_STATE.items() if state != "unknown"},
 }
-ROUTE_BADGE = {
-    "primary": ("ok", "✔ ordinarie väg"), "fallback": ("varning", "⚠ reservväg"),
-    "none": ("fel", "✖ ingen väg"), "unknown": ("okand", "? okänt"),
-}
-
-RUNBOOK_FOR_ROUTE = {"fallback": "RouteOnFallback", "none": "NoRouteAvailable"}
+ROUTE_BADGE = words.ROUTE_BADGE
+RUNBOOK_FOR_ROUTE = words.RUNBOOK_FOR_ROUTE_STATUS
 
 STYLE = """
 :root { color-scheme: light; }
@@ -74,7 +74,7 @@ SCRIPT = """
       })
       .catch(function () {
         var note = document.getElementById("stamp");
-        if (note) { note.textContent = "Kunde inte uppdatera: visar senast hämtade läge."; }
+        if (note) { note.textContent = "__REFRESH_FAILED__"; }
       });
   }
   setInterval(refresh, __INTERVAL_MS__);
@@ -93,22 +93,22 @@ def _badge(kind: str, table: dict[str, tuple[str, str]]) -> str:
 
 def _age(seconds: float | None) -> str:
     if seconds is None:
-        return "aldrig"
+        return PAGE["never"]
     if seconds < 90:
-        return f"{seconds:.0f} s sedan"
-    return f"{seconds / 60:.0f} min sedan"
+        return PAGE["seconds_ago"].format(seconds=f"{seconds:.0f}")
+    return PAGE["minutes_ago"].format(minutes=f"{seconds / 60:.0f}")
 
 
 def _faults(status: OnCallStatus) -> str:
     if not status.faults:
-        return ('<div class="allgood"><p><strong>Inga kända fel.</strong> Alla vägar och '
-                "kontroller fungerar.</p></div>")
+        return f'<div class="allgood"><p>{PAGE["no_faults"]}</p></div>'
     items = []
     for fault in status.faults:
         items.append(
             f'<li class="fault"><p><strong>{_e(fault.what)}</strong></p>'
-            f"<p>Nästa steg: {_e(fault.next_step)}</p>"
-            f'<p><a href="/runbooks/{_e(fault.runbook)}">Runbook: {_e(fault.runbook)}</a></p></li>'
+            f"<p>{PAGE['next_step']} {_e(fault.next_step)}</p>"
+            f'<p><a href="/runbooks/{_e(fault.runbook)}">{PAGE["runbook"]}: '
+            f"{_e(fault.runbook)}</a></p></li>"
         )
     return f'<ul style="list-style:none;padding:0">{"".join(items)}</ul>'
 
@@ -119,16 +119,16 @@ def _next(text: str) -> str:
 
 def _routes(status: OnCallStatus) -> str:
     if not status.routes:
-        return "<p>Inga vägar är konfigurerade (<code>routes:</code>).</p>"
+        return f"<p>{PAGE['no_routes']} (<code>routes:</code>).</p>"
     rows = []
     for route in status.routes:
         detail = "; ".join(
             f"{'► ' if p['active'] else ''}{p['name']}: {p['state']}"
-            + (f" (antas: {p['assumed']})" if p["assumed"] else "")
+            + (f" ({words.ASSUMED}: {p['assumed']})" if p["assumed"] else "")
             for p in route.paths
         )
         runbook = RUNBOOK_FOR_ROUTE.get(route.status)
-        link = f' <a href="/runbooks/{runbook}">Runbook</a>' if runbook else ""
+        link = f' <a href="/runbooks/{runbook}">{PAGE["runbook"]}</a>' if runbook else ""
         rows.append(
             f"<tr><th scope=\"row\">{_e(route.title)}</th>"
             f"<td>{_badge(route.status, ROUTE_BADGE)}</td><td><strong>{_e(route.advice)}"
@@ -136,9 +136,11 @@ def _routes(status: OnCallStatus) -> str:
             f'<td class="optional muted">{_e(detail)}</td></tr>'
         )
     return (
-        '<div class="wrap"><table><caption class="muted">Vilken väg en undersökning går nu'
-        '</caption><thead><tr><th scope="col">Från → till</th><th scope="col">Läge</th>'
-        '<th scope="col">Gör så här</th><th scope="col" class="optional">Alla vägar</th>'
+        f'<div class="wrap"><table><caption class="muted">{PAGE["routes_caption"]}'
+        f'</caption><thead><tr><th scope="col">{PAGE["col_route"]}</th>'
+        f'<th scope="col">{PAGE["col_state"]}</th>'
+        f'<th scope="col">{PAGE["col_do"]}</th>'
+        f'<th scope="col" class="optional">{PAGE["col_paths"]}</th>'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
@@ -157,10 +159,12 @@ def _targets(status: OnCallStatus) -> str:
             f'<td class="optional">{_e(echo)}</td><td>{reason}</td></tr>'
         )
     return (
-        '<div class="wrap"><table><thead><tr><th scope="col">Dator/region</th>'
-        '<th scope="col" class="optional">Roll</th><th scope="col">Läge</th>'
-        '<th scope="col" class="optional">Senast kontrollerad</th>'
-        '<th scope="col" class="optional">Svarstid (C-ECHO)</th><th scope="col">Orsak</th>'
+        f'<div class="wrap"><table><thead><tr><th scope="col">{PAGE["col_node"]}</th>'
+        f'<th scope="col" class="optional">{PAGE["col_role"]}</th>'
+        f'<th scope="col">{PAGE["col_state"]}</th>'
+        f'<th scope="col" class="optional">{PAGE["col_checked"]}</th>'
+        f'<th scope="col" class="optional">{PAGE["col_echo"]}</th>'
+        f'<th scope="col">{PAGE["col_reason"]}</th>'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
@@ -169,14 +173,15 @@ def _receiving(status: OnCallStatus) -> str:
     if not status.receiving:
         return ""
     rows = "".join(
-        f"<tr><th scope=\"row\">{_e(r.receiver)} från {_e(r.partner)}</th>"
+        f"<tr><th scope=\"row\">{_e(r.receiver)} {PAGE['from']} {_e(r.partner)}</th>"
         f"<td>{_badge(r.state, BADGE)}</td><td>{_e(r.reason) or '-'}</td></tr>"
         for r in status.receiving
     )
     return (
-        '<section aria-labelledby="mottagning"><h2 id="mottagning">Tar vi emot från '
-        'regionerna?</h2><div class="wrap"><table><thead><tr><th scope="col">Länkadator '
-        'och avsändare</th><th scope="col">Läge</th><th scope="col">Orsak</th></tr></thead>'
+        f'<section aria-labelledby="mottagning"><h2 id="mottagning">{PAGE["receiving"]}'
+        f'</h2><div class="wrap"><table><thead><tr><th scope="col">{PAGE["col_receiver"]}'
+        f'</th><th scope="col">{PAGE["col_state"]}</th>'
+        f'<th scope="col">{PAGE["col_reason"]}</th></tr></thead>'
         f"<tbody>{rows}</tbody></table></div></section>"
     )
 
@@ -191,7 +196,7 @@ def _roles(status: OnCallStatus) -> str:
         return ""
     items = "".join(f"<li><strong>{_e(name)}</strong>: {_e(contact)}</li>"
                     for name, contact in status.roles)
-    return (f'<section aria-labelledby="roller"><h2 id="roller">Vem nås hur</h2>'
+    return (f'<section aria-labelledby="roller"><h2 id="roller">{PAGE["roles"]}</h2>'
             f"<ul>{items}</ul></section>")
 
 
@@ -201,8 +206,11 @@ def render(status: OnCallStatus, refresh_seconds: int = REFRESH_SECONDS) -> str:
     interval = min(max(refresh_seconds, low), high)
     stamp = datetime.datetime.fromtimestamp(status.generated_at).strftime("%Y-%m-%d %H:%M:%S")
     down = sum(1 for t in status.targets if t.state == STATE_TEXT[HopState.DOWN])
-    title = f"DICOM-överföring: {len(status.faults)} fel" if status.faults else (
-        "DICOM-överföring: inga fel")
+    title = PAGE["title_faults"].format(count=len(status.faults)) if status.faults else (
+        PAGE["title_no_faults"])
+    stamp_line = PAGE["stamp"].format(stamp=_e(stamp), down=down, total=len(status.targets))
+    script = SCRIPT.replace("__INTERVAL_MS__", str(interval * 1000)).replace(
+        "__REFRESH_FAILED__", PAGE["refresh_failed"])
     return f"""<!doctype html>
 <html lang="sv"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -210,21 +218,20 @@ def render(status: OnCallStatus, refresh_seconds: int = REFRESH_SECONDS) -> str:
 <noscript><meta http-equiv="refresh" content="30"></noscript>
 <style>{STYLE}</style></head>
 <body>
-<header><h1>Bildöverföring till och från andra regioner</h1>
-<p class="muted">Läget enligt DICOM-övervakningen. Sidan uppdateras av sig själv.</p></header>
+<header><h1>{PAGE["heading"]}</h1>
+<p class="muted">{PAGE["intro"]}</p></header>
 <main id="status" aria-live="polite">
-<p id="stamp" class="muted">Uppdaterad {_e(stamp)}. {down} av {len(status.targets)} datorer/regioner
-nere.</p>
-<section aria-labelledby="fel"><h2 id="fel">Fel och nästa steg</h2>{_faults(status)}</section>
-<section aria-labelledby="vagar"><h2 id="vagar">Vägar just nu</h2>{_routes(status)}</section>
-<section aria-labelledby="noder"><h2 id="noder">Länkadatorer och regioner</h2>
+<p id="stamp" class="muted">{stamp_line}</p>
+<section aria-labelledby="fel"><h2 id="fel">{PAGE["faults"]}</h2>{_faults(status)}</section>
+<section aria-labelledby="vagar"><h2 id="vagar">{PAGE["routes"]}</h2>{_routes(status)}</section>
+<section aria-labelledby="noder"><h2 id="noder">{PAGE["nodes"]}</h2>
 {_ranking(status)}{_targets(status)}</section>
 {_receiving(status)}
 {_roles(status)}
 </main>
-<footer><h2>Mer</h2><p><a href="/runbooks/">Rutiner (runbooks)</a> ·
-<a href="/status.json">status.json</a> · <a href="/metrics">Mätvärden (/metrics)</a> ·
-<a href="/sd">Mål (/sd)</a> · dicom-exporter {_e(__version__)}</p></footer>
-<script>{SCRIPT.replace("__INTERVAL_MS__", str(interval * 1000))}</script>
+<footer><h2>{PAGE["more"]}</h2><p><a href="/runbooks/">{PAGE["runbooks_link"]}</a> ·
+<a href="/status.json">status.json</a> · <a href="/metrics">{PAGE["metrics_link"]}</a> ·
+<a href="/sd">{PAGE["sd_link"]}</a> · dicom-exporter {_e(__version__)}</p></footer>
+<script>{script}</script>
 </body></html>
 """

@@ -1,0 +1,91 @@
+"""The words people read that are not the routine's: written once, here.
+
+The routine's own sentences and every site fact (names of sites, regions,
+link computers, networks) live in the config's `routine:` section. What is
+left is the monitor's vocabulary: alert names, state and badge words, the
+route advice phrases and the status page's headings. The status page, the
+CLI, the route model and the alert generators import them from here, so a
+word is changed in one place (tests/test_words.py keeps other modules free of
+such literals).
+"""
+
+from __future__ import annotations
+
+# The alert (and runbook) that each situation of the routine pages as.
+ALERT_FOR = {
+    "link_computer_down": "DicomLinkComputerDown",
+    "partner_unreachable": "DicomPartnerUnreachable",
+    "partner_rejects": "DicomPartnerRejectsAssociation",
+    "partner_cannot_receive": "DicomPartnerCannotReceive",
+    "all_partners_failing": "DicomAllPartnersFailing",
+    "route_fallback": "RouteOnFallback",
+    "no_route": "NoRouteAvailable",
+    "receiver_rejects": "ReceiverRejectsPartner",
+}
+RUNBOOK_FOR_ROUTE_STATUS = {"fallback": ALERT_FOR["route_fallback"],
+                            "none": ALERT_FOR["no_route"]}
+
+# Marks our own sentences: "Vår text (inte i rutinen)."
+OWN = "inte i rutinen"
+
+# -- states -----------------------------------------------------------------
+# A path's state (öppen/stängd/okänd) and a hop's (upp/NERE/okänd), by HopState value.
+PATH_STATE = {"up": "öppen", "down": "stängd", "unknown": "okänd"}
+HOP_STATE = {"up": "upp", "down": "NERE", "unknown": "okänd"}
+# A target's role as the status page says it, by its `role` label.
+ROLE = {"link_computer": "länkdator", "partner": "partnerregion", "relay": "relä"}
+YES = "ja"
+
+# -- route advice -------------------------------------------------------------
+SEND = "skicka"
+NO_ROUTE = "ingen väg"
+ROUTE_UNKNOWN = "okänt: kontroller saknas eller är för gamla"
+NO_ROUTE_OPEN = "ingen väg är öppen."
+NOW = "Nu:"
+ASSUMED = "antas"
+LAST_RESORT = "sista utväg"
+
+# -- the status page ------------------------------------------------------------
+# Badges: (CSS class, text) per state word or route status.
+BADGE_CLASS = {"up": "ok", "down": "fel", "unknown": "okand"}
+BADGE_SYMBOL = {"up": "✔", "down": "✖", "unknown": "?"}
+ROUTE_BADGE = {
+    "primary": ("ok", "✔ ordinarie väg"), "fallback": ("varning", "⚠ reservväg"),
+    "none": ("fel", "✖ ingen väg"), "unknown": ("okand", "? okänt"),
+}
+PAGE = {
+    "title_faults": "DICOM-överföring: {count} fel",
+    "title_no_faults": "DICOM-överföring: inga fel",
+    "heading": "Bildöverföring till och från andra regioner",
+    "intro": "Läget enligt DICOM-övervakningen. Sidan uppdateras av sig själv.",
+    "stamp": "Uppdaterad {stamp}. {down} av {total} datorer/regioner\nnere.",
+    "faults": "Fel och nästa steg",
+    "routes": "Vägar just nu",
+    "nodes": "Länkadatorer och regioner",
+    "more": "Mer",
+    "runbooks_link": "Rutiner (runbooks)",
+    "metrics_link": "Mätvärden (/metrics)",
+    "sd_link": "Mål (/sd)",
+    "no_faults": "<strong>Inga kända fel.</strong> Alla vägar och kontroller fungerar.",
+    "next_step": "Nästa steg:",
+    "runbook": "Runbook",
+    "no_routes": "Inga vägar är konfigurerade",
+    "routes_caption": "Vilken väg en undersökning går nu",
+    "col_route": "Från → till",
+    "col_state": "Läge",
+    "col_do": "Gör så här",
+    "col_paths": "Alla vägar",
+    "col_node": "Dator/region",
+    "col_role": "Roll",
+    "col_checked": "Senast kontrollerad",
+    "col_echo": "Svarstid (C-ECHO)",
+    "col_reason": "Orsak",
+    "receiving": "Tar vi emot från regionerna?",
+    "col_receiver": "Länkadator och avsändare",
+    "from": "från",
+    "roles": "Vem nås hur",
+    "never": "aldrig",
+    "seconds_ago": "{seconds} s sedan",
+    "minutes_ago": "{minutes} min sedan",
+    "refresh_failed": "Kunde inte uppdatera: visar senast hämtade läge.",
+}
