@@ -19,7 +19,7 @@ from exporter import probers
 from exporter.config import Config
 from exporter.live import Live
 from exporter.metrics import ExporterCollector
-from exporter.probers.memory import ProberState
+from exporter.probers.memory import ProberState, StoreMemory
 from exporter.probers.report import ProbeReport
 from exporter.probers.store import store_key
 from exporter.stats import Stats
@@ -80,11 +80,13 @@ class ProbeLimits:
 
 class Exporter:
     def __init__(self, config: Config, config_path: str | None = None,
-                 limits: ProbeLimits | None = None) -> None:
+                 limits: ProbeLimits | None = None, store_state_file: str | None = None) -> None:
         self.limits = limits or ProbeLimits()
         self.stats = Stats()
-        # What probes keep between them (open associations, the store memory).
-        self.prober_state = ProberState()
+        # What probes keep between them (open associations, the store memory,
+        # kept in `store_state_file` across restarts when one is given).
+        self.prober_state = ProberState(store=StoreMemory(store_state_file))
+        self.prober_state.store.keep_only(_store_keys(config))
         # The one owner of the running config and web config, and of their reloads.
         self.live = Live(config, config_path, self.stats, self._follow)
         runtime = CollectorRegistry(auto_describe=False)
@@ -167,9 +169,10 @@ class Exporter:
             raise
         finally:
             self.limits.release(peer)
+        repeat = report.result_age is not None
         recorded = self.stats.finished(
             target.name, module.name, report.success, report.reason, report.duration,
-            current.generation, started)
+            current.generation, started, repeat=repeat)
         if not recorded:
             logger.info("probe result not recorded: a newer config or result is in place",
                         extra={"fields": {"target": target.name, "module": module.name,
@@ -186,6 +189,8 @@ class Exporter:
                     "reason": report.reason.value if report.reason else "",
                     "ae_title": target.ae_title, "detail": report.detail,
                     "duration_seconds": f"{report.duration:.6f}",
+                    **({"repeat_of_store_seconds_ago": f"{report.result_age or 0.0:.0f}"}
+                       if repeat else {}),
                 }},
             )
         return report

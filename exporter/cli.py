@@ -1,4 +1,4 @@
-"""The `dicom-exporter` command: serve, check-config, probe, demo.
+"""The `dicom-exporter` command: serve, check-config, probe, demo, routes, report.
 
 Flags are spelled as in Prometheus' own programs (--config.file,
 --web.listen-address, --log.level) so the exporter reads like its neighbours
@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,6 +45,7 @@ from exporter.listening import ListenerError, start_listener
 from exporter.monitoring import pack
 from exporter.monitoring import settings as monitoring_settings
 from exporter.probers.report import ProbeReport
+from exporter.probers.statefile import default_path as default_state_file
 from exporter.schedule import DEFAULT_WORKERS, Scheduler, SchedulerDied
 from exporter.web.oncall import route_title
 from exporter.web.server import (
@@ -210,6 +212,16 @@ def _serve_until_signalled(
         raise SystemExit(1)
 
 
+def _store_state_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--store.state-file: where store probes remember their last real store."""
+    return click.option(
+        "--store.state-file", "store_state_file", default=default_state_file,
+        callback=lambda _ctx, _param, value: value or None, type=click.Path(dir_okay=False),
+        help="Remember each store probe's last real store here across restarts, so a "
+        "restart stores at most once per min_interval. Default: store-memory.json in "
+        "systemd's StateDirectory= ($STATE_DIRECTORY), else none; \"\" for none.")(command)
+
+
 @main.command()
 @click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
               help="The YAML configuration (modules and targets).")
@@ -242,16 +254,17 @@ def _serve_until_signalled(
 @click.option("--dicom.max-associations", "dicom_associations",
               default=DEFAULT_MAX_ASSOCIATIONS, show_default=True, type=click.IntRange(1, 256),
               help="Associations the DICOM listener serves at once; more are rejected.")
+@_store_state_option
 @log_options
 def serve(config_file: str, addresses: list[Address], interval: float,
           web_config_file: str | None, max_concurrent: int, max_per_target: int,
           external_url: str | None, workers: int, dicom_address: Address | None,
-          dicom_associations: int) -> None:
+          dicom_associations: int, store_state_file: str | None) -> None:
     """Serve /probe, /metrics and /sd."""
     _raise_fd_limit()
     web = _or_exit(webconfig.load, web_config_file, logged=True) if web_config_file else None
     exporter = Exporter(_or_exit(config_module.load, config_file, logged=True), config_file,
-                        ProbeLimits(max_concurrent, max_per_target))
+                        ProbeLimits(max_concurrent, max_per_target), store_state_file)
     try:
         listener = start_listener(exporter, dicom_address, dicom_associations)
     except ListenerError as exc:
@@ -304,6 +317,8 @@ def check_config(config_file: str, web_config_file: str | None,
     if problems:
         raise SystemExit(1)
     assert config is not None  # no problems: it loaded
+    for note in config_module.notes(config):
+        click.echo(note)
     pairs = sum(len(t.modules) for t in config.targets.values())
     click.echo(
         f"{config_file}: OK: {len(config.modules)} modules, {len(config.targets)} targets, "
@@ -353,6 +368,9 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
             for line in routine.cli_lines(config, target, module.name, reason,
                                           getattr(report, "failed_phase", None)):
                 click.echo(line)
+    if report.result_age is not None:
+        click.echo(f"repeat    repeat of the store {report.result_age:.0f} s ago (min_interval "
+                   f"{module.min_interval:g} s): its result and phases")
     if report.status is not None:
         click.echo(f"status    0x{report.status:04X}")
     phases = "  ".join(
@@ -378,11 +396,12 @@ def _print_report(report: ProbeReport, debug: bool, config: Config) -> None:
               help="Receive Storage Commitment reports on this host:port while probing "
                    "(verify: commit against a peer that reports on a new association).")
 @click.argument("target")
+@_store_state_option
 @log_options
 def probe(config_file: str, module_name: str | None, debug: bool,
-          dicom_address: Address | None, target: str) -> None:
+          dicom_address: Address | None, target: str, store_state_file: str | None) -> None:
     """Probe TARGET once and explain the result; exit 1 if any probe failed."""
-    exporter = Exporter(_load(config_file), config_file)
+    exporter = Exporter(_load(config_file), config_file, store_state_file=store_state_file)
     config = exporter.config
     if target not in config.targets:
         click.echo(f"unknown target {target!r}; configured: {', '.join(config.targets)}", err=True)
@@ -491,3 +510,32 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
         lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {route.last_resort}")
         lines.append("")
     return lines
+
+
+@main.command()
+@click.option("--prometheus.url", "url", required=True,
+              help="The Prometheus that holds the probes' history, e.g. http://localhost:9090.")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of the period (Europe/Stockholm), e.g. 2026-11-01.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Day after the period's last, e.g. 2026-12-01: [from, to).")
+@click.option("--format", "output_format", type=click.Choice(["md", "html", "json"]),
+              default="md",
+              show_default=True, help="Markdown, HTML with a chart per target, or JSON.")
+@click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="The exporter's YAML configuration (site and region names).")
+@click.option("--monitoring.config", "monitoring_file", default=None,
+              type=click.Path(dir_okay=False),
+              help="The monitoring config (waits per role); default: the shipped one.")
+@log_options
+def report(url: str, start: datetime, end: datetime, output_format: str, config_file: str,
+           monitoring_file: str | None) -> None:
+    """Availability, outages and store success per link computer and partner over a
+    period, from Prometheus' raw probe samples (IT operations' monthly report)."""
+    from exporter.availability import monthly
+    try:
+        click.echo(monthly.run(url, start.date(), end.date(), output_format, config_file,
+                               monitoring_file), nl=False)
+    except monthly.ReportError as exc:
+        click.echo(f"report: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -50,6 +50,7 @@ PROBE_ASSOCIATION_REJECT = "probe_dicom_association_reject_info"
 PROBE_ABORT = "probe_dicom_abort_info"
 PROBE_DIMSE_STATUS = "probe_dicom_dimse_status"
 PROBE_CONTEXT_ACCEPTED = "probe_dicom_presentation_context_accepted"
+PROBE_CONTEXT_RESULT = "probe_dicom_presentation_context_result"
 PROBE_PEER_INFO = "probe_dicom_peer_info"
 PROBE_PEER_MAX_PDU = "probe_dicom_peer_max_pdu_length_bytes"
 PROBE_RESULT_AGE = "probe_dicom_result_age_seconds"
@@ -177,12 +178,18 @@ class ProbeCollector(Collector):
         if report.contexts:
             names = {uid: keyword for keyword, uid in context.module.sop_classes}
             names["1.2.840.10008.1.1"] = "Verification"
+            labelled = [((names.get(cx.abstract_syntax, cx.abstract_syntax),), cx)
+                        for cx in report.contexts]
             yield Gauge(
                 PROBE_CONTEXT_ACCEPTED,
                 "Whether the peer accepted the presentation context for this SOP class.",
-                ("sop_class",),
-                [((names.get(cx.abstract_syntax, cx.abstract_syntax),), int(cx.accepted))
-                 for cx in report.contexts])
+                ("sop_class",), [(label, int(cx.accepted)) for label, cx in labelled])
+            yield Gauge(
+                PROBE_CONTEXT_RESULT,
+                "The peer's result for the presentation context (PS3.8 Table 9-18): 0 "
+                "accepted, 1 user rejection, 2 no reason, 3 SOP class (abstract syntax) not "
+                "supported, 4 none of our transfer syntaxes supported.",
+                ("sop_class",), [(label, cx.result) for label, cx in labelled])
         if report.peer is not None:
             yield Gauge(
                 PROBE_PEER_INFO, "The peer's implementation class UID and version name.",
@@ -195,7 +202,9 @@ class ProbeCollector(Collector):
         if prober == "store":
             yield Gauge.single(
                 PROBE_RESULT_AGE,
-                "Age of the store result; above 0 it repeats an earlier store (min_interval).",
+                "Age of the store result; above 0 this answer repeats the real store of that "
+                "age (min_interval): its result and phase timings are that store's, "
+                "probe_duration_seconds is this request's own.",
                 report.result_age if report.result_age is not None else 0.0)
 
 
@@ -469,7 +478,7 @@ def _pair_text(target: str, module: str, series: Series, full: bool) -> tuple[by
     failures = "".join(
         f'{PROBE_FAILURES_TOTAL}{{{labels},reason="{reason.value}"}} '
         f"{series.failures.get(reason, 0)}.0\n" for reason in reasons)
-    histogram = (_histogram_lines(labels, series.buckets, series.count, series.duration_sum)
+    histogram = (_histogram_lines(labels, series.buckets, series.timed, series.duration_sum)
                  if full else "")
     if series.last_time:
         last_success = f"{LAST_SUCCESS}{{{labels}}} {int(series.last_success)}.0\n"
@@ -610,7 +619,7 @@ class ExporterCollector(Collector):
 
     def _module_histograms(self) -> bytes:
         return "".join(
-            _histogram_lines(f'module="{_escape(module)}"', total.buckets, total.count,
+            _histogram_lines(f'module="{_escape(module)}"', total.buckets, total.timed,
                              total.duration_sum)
             for module, total in sorted(self._module_hist.items())).encode()
 

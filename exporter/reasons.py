@@ -92,8 +92,9 @@ ROUTINE: dict[Reason, RoutineCause] = {
     ),
     Reason.REJECTED_CALLING_AE: RoutineCause(
         (5,), (3,),
-        "Motparten känner inte igen vår AE-titel (calling AE): kommunikationen är "
-        "inte rätt konfigurerad.",
+        "Motparten känner inte igen vår AE-titel (calling AE), eller inte från vår "
+        "adress (vissa system, t.ex. Orthanc, kontrollerar även avsändarens värd): "
+        "kommunikationen är inte rätt konfigurerad.",
     ),
     Reason.REJECTED_CALLED_AE: RoutineCause(
         (5,), (3,),
@@ -103,11 +104,14 @@ ROUTINE: dict[Reason, RoutineCause] = {
     ),
     Reason.REJECTED_OTHER: RoutineCause(
         (5, 6), (3, 5),
-        "Motparten avvisade anslutningen av annat skäl (t.ex. överbelastad).",
+        "Motparten avvisade anslutningen av annat skäl (t.ex. överbelastad). Vid "
+        "echo utan angivet skäl kan det också vara att motparten inte erbjuder "
+        "Verification (C-ECHO): se detaljen.",
     ),
     Reason.NO_ACCEPTED_CONTEXT: RoutineCause(
         (5, 6), (3,),
-        "Motparten tar inte emot den bildtyp eller överföringssyntax vi skickar.",
+        "Motparten tar inte emot den bildtyp eller överföringssyntax vi skickar "
+        "(detaljen säger vilket).",
     ),
     Reason.ABORTED: RoutineCause(
         (4, 6), (4, 5),
@@ -130,7 +134,8 @@ ROUTINE: dict[Reason, RoutineCause] = {
     ),
     Reason.RELEASE_TIMEOUT: RoutineCause(
         (6,), (5,),
-        "Motparten avslutade inte förbindelsen på rätt sätt.",
+        "Motparten avslutade inte förbindelsen på rätt sätt. Säger detaljen att "
+        "instansen lagrades, tar motparten emot: bara avslutet brister.",
     ),
     Reason.NOT_FOUND_AFTER_STORE: RoutineCause(
         (6,), (5,),

@@ -39,6 +39,9 @@ class Series:
     last_duration: float = 0.0
     version: int = 0  # Stats-wide change counter at this series' latest change
     started: float = 0.0  # monotonic start of the probe whose result is the latest
+    # Probes in the duration histogram: all but the store repeats, whose
+    # microseconds are no peer's latency (issue 28).
+    timed: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ def _copy(series: Series) -> Series:
     # Field by field: dataclasses.replace costs ten times as much, under the lock.
     return Series(series.count, dict(series.failures), list(series.buckets),
                   series.duration_sum, series.last_success, series.last_time,
-                  series.last_reason, series.last_duration, series.version, series.started)
+                  series.last_reason, series.last_duration, series.version, series.started,
+                  series.timed)
 
 
 class Stats:
@@ -136,9 +140,12 @@ class Stats:
 
     def finished(
         self, target: str, module: str, success: bool, reason: Reason | None, duration: float,
-        generation: int | None = None, started: float | None = None,
+        generation: int | None = None, started: float | None = None, repeat: bool = False,
     ) -> bool:
         """Record a probe's result; False when it was dropped (and only logged).
+
+        A `repeat` (a store result from memory) counts but stays out of the
+        duration histogram.
 
         Results only move forward: a probe started under an older config
         generation (`generation`) than the running one reports about a config
@@ -162,6 +169,9 @@ class Stats:
                 total = self._modules[module] = Series()
             total.count += 1
             for each in (series, total):
+                if repeat:
+                    continue
+                each.timed += 1
                 if index < len(BUCKETS):
                     each.buckets[index] += 1
                 each.duration_sum += duration

@@ -3,7 +3,7 @@
 # tests run for real (Orthanc, dcmtk, Prometheus, Alertmanager, Chromium for
 # the status page, dicom3tools' dciodvfy for the store test objects, systemd's
 # analyzers for the unit file, iproute2 for the tests' own network namespaces,
-# curl for the documented recipes)
+# curl for the documented recipes, the Central Test Node's storage server)
 # and a Python virtual environment in .venv with the exporter and its test tools.
 # Usage: scripts/setup.sh [--test]   (--test also installs the Debian packages)
 set -euo pipefail
@@ -21,6 +21,7 @@ if [ "${1:-}" = "--test" ]; then
     { command -v systemd-analyze && command -v systemd-sysusers; } >/dev/null || missing+=(systemd)
     command -v ip >/dev/null || missing+=(iproute2)
     command -v curl >/dev/null || missing+=(curl)
+    command -v simple_storage >/dev/null || missing+=(ctn)  # an interop peer (issue 28)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}" >&2
         apt-get update -qq

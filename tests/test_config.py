@@ -29,7 +29,8 @@ INVALID = {
     "invalid-unknown-key.yml": [
         "modules.echo.timeot: unknown field (allowed: as_partners, calling_ae_title, min_interval, "
         "prober, "
-        "sop_classes, timeout, transfer_syntaxes, uid_root, verify)",
+        "sop_classes, tcp_safe, test_object_size, timeout, transfer_syntaxes, uid_root, "
+        "verify)",
     ],
     "invalid-wrong-type.yml": [
         "modules.echo.timeout: must be a duration string like 5s, got int 5",

@@ -71,3 +71,28 @@ def test_no_hard_coded_datasource_anywhere() -> None:
         text = path.read_text(encoding="utf-8")
         uids = {part.split('"')[0] for part in text.split('"uid": "')[1:]}
         assert uids <= {"${datasource}", load(path)["uid"]}
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_stale_is_unknown_and_firing_alerts_are_annotations(path: Path) -> None:
+    """No panel shows a stale series' last value; every dashboard marks firing alerts."""
+    dashboard = load(path)
+    for panel in dashboard["panels"]:
+        calcs = panel["options"].get("reduceOptions", {}).get("calcs", [])
+        assert "lastNotNull" not in calcs, panel["title"]
+        if panel["type"] == "stat":
+            assert calcs == ["last"] and panel["fieldConfig"]["defaults"]["noValue"] == "okänd"
+    (alerts,) = dashboard["annotations"]["list"]
+    assert alerts["expr"] == 'ALERTS{alertstate="firing"}' and alerts["enable"]
+
+
+def test_it_dashboard_panels_link_to_their_runbook_and_the_status_page() -> None:
+    dashboard = load(GRAFANA / "dashboards" / "itops.json")
+    assert dashboard["time"]["from"] == "now-30d"
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    for fixed in ("24 h", "7 dygn", "30 dygn"):
+        assert any(title.endswith(fixed) for title in titles), fixed
+    for panel in dashboard["panels"]:
+        urls = [link["url"] for link in panel["links"]]
+        assert any("/runbooks/Dicom" in url and url.endswith("ErrorBudgetBurn") for url in urls)
+        assert "${exporter_url}/" in urls, panel["title"]

@@ -117,7 +117,7 @@ def _promtool_next_steps() -> dict[tuple[str, str], set[str]]:
     cases = yaml.safe_load((ROOT / "alerts" / "dicom.rules.test.yml").read_text("utf-8"))
     out: dict[tuple[str, str], set[str]] = {}
     for case in cases["tests"]:
-        for check in case["alert_rule_test"]:
+        for check in case.get("alert_rule_test", []):
             for alert in check["exp_alerts"]:
                 step = alert["exp_annotations"].get("next_step")
                 labels = alert["exp_labels"]

@@ -111,13 +111,17 @@ def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter, pki,
     tls_names = {sample.name for family in text_string_to_metric_families(
         render_probe(tls_probe(pki, tls_storescp)).decode()) for sample in family.samples}
     used = set()
-    for rule in rules():
+    every = [rule for path in RULE_FILES
+             for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+             for rule in group["rules"]]
+    for rule in every:
         used.update(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", rule["expr"]))
-        for text in rule["annotations"].values():
+        for text in rule.get("annotations", {}).values():
             used.update(re.findall(r"`([a-z_:]+)\{", text))
     used.discard("up")  # Prometheus' own
     assert used, "no metric found in the rules"
-    exposed = exposed_names(exporter) | tls_names
+    recorded = {rule["record"] for rule in every if "record" in rule}
+    exposed = exposed_names(exporter) | tls_names | recorded
     assert used <= exposed, used - exposed
 
 
@@ -181,6 +185,9 @@ def test_alertmanager_config_is_valid() -> None:
         (["alertname=DicomEchoLatencyHigh", "severity=warning", "audience=it"], "it-mail"),
         (["alertname=DicomProbesStale", "severity=warning", "audience=it"], "it-mail"),
         (["alertname=Watchdog", "severity=none", "audience=it"], "deadman"),
+        # SLO burn rates: IT by e-mail, never a pager (labels as the rules carry them).
+        *((["alertname=" + rule["alert"], *(f"{k}={v}" for k, v in rule["labels"].items())],
+           "it-mail") for rule in rules() if "ErrorBudgetBurn" in rule["alert"]),
     ],
 )
 def test_alertmanager_routes(labels: list[str], receivers: str) -> None:

@@ -8,6 +8,6 @@ trust it: nothing downstream re-validates.
 """
 
 from exporter.config.strict import ConfigError
-from exporter.config.targets import Config, Module, Target, load, parse
+from exporter.config.targets import Config, Module, Target, load, notes, parse
 
-__all__ = ["Config", "ConfigError", "Module", "Target", "load", "parse"]
+__all__ = ["Config", "ConfigError", "Module", "Target", "load", "notes", "parse"]

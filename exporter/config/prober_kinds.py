@@ -37,10 +37,11 @@ class ProberKind:
 KINDS: dict[str, ProberKind] = {
     kind.name: kind
     for kind in (
-        ProberKind("tcp", _COMMON, ("connect",), False, True, False),
+        ProberKind("tcp", _COMMON | {"tcp_safe"}, ("connect",), False, True, False),
         ProberKind("echo", _DICOM, ("connect", "associate", "dimse", "release"), True, True, False),
         ProberKind("negotiate", _PROPOSES, ("connect", "associate", "release"), True, False, True),
-        ProberKind("store", _PROPOSES | {"uid_root", "min_interval", "verify"},
+        ProberKind("store", _PROPOSES | {"uid_root", "min_interval", "test_object_size",
+                                         "verify"},
                    ("connect", "associate", "dimse", "release"), True, False, True),
     )
 }

@@ -29,6 +29,10 @@ class TargetTLS:
     context: ssl.SSLContext
     server_name: str
     verify: bool
+    # Who we are and whom we trust (files as configured, the name checked,
+    # whether we verify): a peer may accept one client certificate and refuse
+    # another, so the store memory keys on it.
+    identity: str = ""
 
 
 def _file(check: Checker, body: dict[str, Any], key: str, path: str) -> str | None:
@@ -67,4 +71,6 @@ def parse_target_tls(check: Checker, raw: object, path: str, host: str | None
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    return TargetTLS(context, server_name, not insecure)
+    identity = "|".join((f"cert={body.get('cert_file', '')}", f"ca={body.get('ca_file', '')}",
+                         f"name={server_name}", f"verify={not insecure}"))
+    return TargetTLS(context, server_name, not insecure, identity)

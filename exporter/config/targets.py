@@ -62,6 +62,12 @@ MAX_TIMEOUT = 600.0
 MAX_STORE_MIN_INTERVAL = 31 * 86400.0
 MAX_RESULTS_MAX_AGE = 7 * 86400.0
 MAX_LABEL_VALUE = 1024
+# The store probe's test object: its pixel data is at least this many bytes.
+# The default (0) is the 8x8 image, one PDU; a larger one is fragmented over
+# several P-DATA PDUs. Capped: a test object must stay small in an archive.
+MAX_TEST_OBJECT_SIZE = 16 * 2**20
+_SIZE = re.compile(r"([0-9]+)\s*(B|KiB|MiB)?")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 2**10, "MiB": 2**20}
 
 # Matched with fullmatch: `$` would let a trailing newline through.
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -86,6 +92,9 @@ class Module:
     transfer_syntaxes: tuple[str, ...] = ()
     uid_root: str = DEFAULT_UID_ROOT
     min_interval: float = DEFAULT_STORE_MIN_INTERVAL
+    test_object_size: int = 0  # bytes of pixel data at least; 0: the 8x8 image
+    # tcp: the targets are known to take a bare TCP connect (check-config's note off).
+    tcp_safe: bool = False
     # Probe the target once per partner, calling as that partner does: does
     # our receiver still accept partner X ("problem med att ta emot", 3)?
     as_partners: bool = False
@@ -208,9 +217,26 @@ def _parse_module(check: Checker, name: str, raw: object) -> Module | None:
         transfer_syntaxes=tuple(transfer_syntaxes),
         uid_root=uid_root,
         min_interval=min_interval,
+        test_object_size=_size(check, body.get("test_object_size", 0),
+                               f"{path}.test_object_size"),
+        tcp_safe=_flag(check, body, "tcp_safe", path),
         as_partners=_flag(check, body, "as_partners", path),
         verify=verify,
     )
+
+
+def _size(check: Checker, value: object, path: str) -> int:
+    """A size in bytes: 4096, "64KiB", "2MiB"."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    match = _SIZE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        check.error(path, f"must be a size such as 64KiB or 2MiB, got {shown(value)}")
+        return 0
+    size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if size > MAX_TEST_OBJECT_SIZE:
+        check.error(path, f"{text} is larger than the largest allowed, 16MiB")
+        return 0
+    return size
 
 
 def _listed_twice(check: Checker, uid: str, earlier: list[tuple[str, str]], path: str) -> bool:
@@ -401,6 +427,29 @@ def from_document(document: object, check: Checker) -> Config:
         raise check.failure()
     return Config(source, MappingProxyType(modules), MappingProxyType(targets),
                   MappingProxyType(sites), MappingProxyType(routes), max_age, routine)
+
+
+def notes(config: Config) -> list[str]:
+    """Advice that is no error: check-config prints it, the exporter runs anyway.
+
+    A `tcp` probe connects and closes before any A-ASSOCIATE-RQ; at least one
+    DICOM server shipped in Debian exits on that, so a tcp probe every few
+    seconds would cause the outage it reports. Every target is a DICOM peer
+    (it has an AE title), so each tcp module in use gets the note unless it
+    says its peers are known to take it (`tcp_safe: true`).
+    """
+    found = []
+    for module in config.modules.values():
+        if module.prober != "tcp" or module.tcp_safe:
+            continue
+        names = [t.name for t in config.targets.values() if module.name in t.modules]
+        if names:
+            found.append(
+                f"{config.source}: modules.{module.name}: note: a tcp probe of a DICOM peer "
+                f"({', '.join(names)}) closes the connection before any association; some "
+                "DICOM servers exit on that. Use echo for DICOM peers, or set tcp_safe: true "
+                "on the module when its peers are known to take it")
+    return found
 
 
 def load(path: str | Path) -> Config:

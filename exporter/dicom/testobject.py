@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import math
 import struct
 import zlib
 from collections.abc import Callable
@@ -111,11 +112,22 @@ def stable_uid(prefix: str, *parts: str) -> str:
     return str(generate_uid(prefix, entropy_srcs=[json.dumps(["dicom-exporter", *parts])]))
 
 
-def synthetic_instance(target_name: str, sop_class: str, uid_root: str | None) -> Dataset:
+def side_for(size: int) -> int:
+    """Rows and columns of a square image whose 16-bit pixels take at least
+    `size` bytes; never below the 8x8 default."""
+    return max(ROWS, math.isqrt(max(size - 1, 0) // 2) + 1) if size > 2 * ROWS * COLUMNS \
+        else ROWS
+
+
+def synthetic_instance(target_name: str, sop_class: str, uid_root: str | None,
+                       size: int = 0) -> Dataset:
     """A fresh, valid test instance of `sop_class` (keyword or UID) for `target_name`.
 
     `uid_root` is the UID prefix (digits and dots ending in '.'); None means
-    pydicom's own root. Raises ValueError for an unsupported SOP class.
+    pydicom's own root. `size` is the least number of bytes of pixel data
+    (the module's test_object_size): 0 is the 8x8 image; a larger one is a
+    square image of the same ramp, repeated. Raises ValueError for an
+    unsupported SOP class.
     """
     keyword, sop_class_uid = _keyword_and_uid(sop_class)
     prefix = PYDICOM_ROOT_UID if uid_root is None else uid_root
@@ -153,15 +165,17 @@ def synthetic_instance(target_name: str, sop_class: str, uid_root: str | None) -
     ds.ContentDate, ds.ContentTime = date, time
     ds.ImageComments = MARK
     ds.BurnedInAnnotation = "NO"
-    # Image Pixel: 8x8, 16-bit, MONOCHROME2
+    # Image Pixel: 8x8 (or larger, see `size`), 16-bit, MONOCHROME2
+    side = side_for(size)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = ROWS, COLUMNS
+    ds.Rows, ds.Columns = side, side
     ds.BitsAllocated = 16
     ds.BitsStored = BITS_STORED
     ds.HighBit = BITS_STORED - 1
     ds.PixelRepresentation = 0
-    ds.PixelData = struct.pack(f"<{len(PIXELS)}H", *PIXELS)
+    ramp = struct.pack(f"<{len(PIXELS)}H", *PIXELS)  # 64*64 = 4096: the ramp repeats whole
+    ds.PixelData = (ramp * -(-side * side // len(PIXELS)))[: 2 * side * side]
     ds["PixelData"].VR = "OW"
 
     _MODALITY[keyword](ds, prefix, target_name, keyword)
@@ -182,7 +196,8 @@ def _cross_sectional(ds: Dataset, prefix: str, target_name: str, keyword: str) -
     ds.PositionReferenceIndicator = ""
     ds.PixelSpacing = [1, 1]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [-3.5, -3.5, 0]
+    corner = -(ds.Rows - 1) / 2  # the image centred on the origin: -3.5 for 8x8
+    ds.ImagePositionPatient = [corner, corner, 0]
     ds.SliceThickness = 1
     ds.SliceLocation = 0
     ds.AcquisitionNumber = 1

@@ -18,8 +18,10 @@ from typing import Any
 
 import yaml
 
+from exporter.metrics import TARGET_INFO
 from exporter.monitoring.settings import Monitoring
 from exporter.route_state import SWEDISH_HOP, HopState
+from exporter.routine.itops import ANNOTATION_ALERTS
 
 Json = dict[str, Any]
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -27,9 +29,25 @@ SCHEMA_VERSION = 39
 # Dashboard JSON has no comments: the description says what made it.
 GENERATED = ("(Genererad av exporter/monitoring/dashboards.py från övervakningens "
              "konfiguration: ändra där och kör python -m tools.generate.)")
+UNKNOWN = SWEDISH_HOP[HopState.UNKNOWN]
+# -1 is what the up/down tiles' queries answer for a configured target without a
+# fresh sample; null is Grafana's own "no value": both read "okänd", never the
+# last value seen.
 UP_DOWN = [{"type": "value", "options": {
     "0": {"text": SWEDISH_HOP[HopState.DOWN], "color": "red", "index": 0},
-    "1": {"text": SWEDISH_HOP[HopState.UP], "color": "green", "index": 1}}}]
+    "1": {"text": SWEDISH_HOP[HopState.UP], "color": "green", "index": 1},
+    "-1": {"text": UNKNOWN, "color": "text", "index": 2}}},
+    {"type": "special", "options": {"match": "null", "result": {
+        "text": UNKNOWN, "color": "text", "index": 3}}}]
+# The latest value only: a stale series shows as unknown, not as its last value.
+LAST = {"calcs": ["last"]}
+# Firing alerts as annotations on every time-series panel.
+ALERT_ANNOTATIONS = [{
+    "name": ANNOTATION_ALERTS, "datasource": DS, "enable": True, "iconColor": "red",
+    "expr": 'ALERTS{alertstate="firing"}', "step": "60s", "titleFormat": "{{alertname}}",
+    "textFormat": "{{target}} {{site}}", "tagKeys": "severity,audience",
+    "useValueForTime": False,
+}]
 
 
 def variable_datasource() -> Json:
@@ -71,7 +89,7 @@ def panel(kind: str, title: str, targets: list[Json], width: int, height: int,
           options: Json | None = None) -> Json:
     for index, each in enumerate(targets):
         each["refId"] = chr(ord("A") + index)
-    defaults: Json = {}
+    defaults: Json = {"noValue": UNKNOWN} if kind == "stat" else {}
     if unit:
         defaults["unit"] = unit
     if mappings:
@@ -85,11 +103,13 @@ def panel(kind: str, title: str, targets: list[Json], width: int, height: int,
 
 def up_down_stat(m: Monitoring, title: str, selector: str, description: str) -> Json:
     """One tile per target and vantage point: "upp" or "NERE", never colour alone."""
-    expr = f'min by (site, target) (probe_success{{{m.probe}, {selector}, site=~"$site"}})'
+    expr = (f'min by (site, target) (probe_success{{{m.probe}, {selector}, site=~"$site"}})\n'
+            f"or on (site, target) -1 * group by (site, target) "
+            f'({TARGET_INFO}{{{selector}, site=~"$site"}})')
     return panel("stat", title, [target(expr, "{{target}} från {{site}}", instant=True)],
                  12, 5, description, mappings=UP_DOWN,
                  options={"colorMode": "background", "textMode": "value_and_name",
-                          "reduceOptions": {"calcs": ["lastNotNull"]}})
+                          "reduceOptions": LAST})
 
 
 def layout(panels: list[Json]) -> list[Json]:
@@ -116,7 +136,7 @@ def dashboard(uid: str, title: str, description: str, variables: list[Json],
         "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True,
         "time": {"from": "now-6h", "to": "now"}, "refresh": "30s", "timezone": "browser",
         "templating": {"list": [variable_datasource(), *variables]},
-        "annotations": {"list": []}, "links": [
+        "annotations": {"list": ALERT_ANNOTATIONS}, "links": [
             {"title": "DICOM-dashboards", "type": "dashboards", "tags": ["dicom"],
              "asDropdown": True}],
         "panels": layout(panels),
@@ -211,7 +231,7 @@ def exporter_health(m: Monitoring) -> Json:
             panel("stat", "Senaste omladdning lyckades", [target(
                 f"dicom_exporter_config_last_reload_successful{{{m.exporter}}}", "{{instance}}",
                 instant=True)], 8, 7, mappings=UP_DOWN,
-                options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}),
+                options={"colorMode": "background", "reduceOptions": LAST}),
             panel("timeseries", "Minne (RSS)", [target(
                 f"process_resident_memory_bytes{{{m.exporter}}}", "{{instance}}")], 8, 7,
                 unit="bytes"),

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config import Config
-from exporter.monitoring import alertmanager, dashboards, prometheus, rules, settings
+from exporter.monitoring import (
+    alertmanager,
+    dashboards,
+    itdashboard,
+    rules,
+    scrape_config,
+    settings,
+)
 from exporter.monitoring.settings import Monitoring
 from exporter.web import runbooks
 
@@ -36,8 +43,9 @@ def generate(m: Monitoring, config: Config) -> dict[Path, str]:
     files |= {TEMPLATES / path.name: path.read_text(encoding="utf-8")
               for path in sorted(SHIPPED_TEMPLATES.glob("*.tmpl"))}
     files |= {DASHBOARDS / name: text for name, text in dashboards.render(m).items()}
+    files[DASHBOARDS / itdashboard.FILE] = itdashboard.render(m)
     files |= {PROVISIONING / name: text for name, text in dashboards.provisioning(m).items()}
-    files[PROMETHEUS] = prometheus.render(m)
+    files[PROMETHEUS] = scrape_config.render(m)
     # The runbooks as shipped, for a static web server (runbook_static_base_url).
     # They transcribe the example's routine: generating them from another
     # site's routine model is not done here.

@@ -100,6 +100,7 @@ class Monitoring:
     alertmanager: Alertmanager
     prometheus: Prometheus
     grafana: Grafana
+    slo_objectives: dict[str, float]  # role -> availability objective over 30 days
 
     # -- selectors -------------------------------------------------------
     @property
@@ -202,6 +203,7 @@ def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
         ),
         grafana=Grafana(**{key: str(raw["grafana"][key]) for key in (
             "datasource_uid", "datasource_name", "folder", "dashboards_path")}),
+        slo_objectives=_objectives(path, raw.get("slo_objective_by_role") or {}),
     )
 
 
@@ -279,3 +281,14 @@ def _alertmanager(path: Path, raw: dict[str, Any]) -> Alertmanager:
         ),
         receivers=receivers,
     )
+
+
+def _objectives(path: Path, raw: dict[str, Any]) -> dict[str, float]:
+    """slo_objective_by_role: a ratio strictly between 0 and 1 per role."""
+    out = {}
+    for role, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise ConfigError([f"{path}: slo_objective_by_role: {role}: {value!r} is not a "
+                               "ratio between 0 and 1 (e.g. 0.999)"])
+        out[str(role)] = float(value)
+    return out

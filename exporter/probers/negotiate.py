@@ -10,7 +10,7 @@ from exporter.dicom.codec import VERIFICATION, presentation_contexts
 from exporter.dicom.failure import ProbeFailure
 from exporter.probers.context import ProbeContext
 from exporter.probers.report import ProbeReport
-from exporter.probers.session import association
+from exporter.probers.session import association, refusal
 from exporter.reasons import Reason
 
 
@@ -21,12 +21,12 @@ def probe(context: ProbeContext, report: ProbeReport) -> bool:
     with association(context, report, proposed) as layer:
         accepted = layer.accepted
         refused = [
-            keyword
+            (keyword, uid)
             for keyword, uid in module.sop_classes
             if accepted is None or accepted.context_for(uid) is None
         ]
     # Released politely first: the peer did nothing wrong at the DICOM level.
     if refused:
-        raise ProbeFailure(Reason.NO_ACCEPTED_CONTEXT, "not accepted: " + ", ".join(refused),
-                           phase="associate")
+        raise ProbeFailure(Reason.NO_ACCEPTED_CONTEXT, "not accepted: " + "; ".join(
+            f"{keyword}: {refusal(report, uid)}" for keyword, uid in refused), phase="associate")
     return True

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from exporter.dicom import dimse_status
 from exporter.dicom.association import UpperLayer
-from exporter.dicom.codec import ContextSpec, DimseResponse
+from exporter.dicom.codec import VERIFICATION, ContextSpec, DimseResponse
 from exporter.dicom.failure import ProbeFailure, timed
 from exporter.dicom.timed_io import connect_duration
 from exporter.dicom.transport import connect, resolve, start_tls
@@ -64,7 +64,10 @@ def association(
         calling = target.probe_calling_ae or module.calling_ae_title
         context.note("A-ASSOCIATE-RQ calling %r called %r, %d presentation context(s)",
                     calling, target.ae_title, len(contexts))
-        accepted = layer.associate(calling, target.ae_title, contexts)
+        try:
+            accepted = layer.associate(calling, target.ae_title, contexts)
+        except ProbeFailure as failure:
+            raise _named(failure, contexts) from None
         report.peer = accepted
         report.contexts = accepted.contexts
         context.note("A-ASSOCIATE-AC from %s, %d context(s) accepted",
@@ -90,6 +93,43 @@ def association(
         report.phases.update(layer.phases)
         layer.forget()
         context.tidy(layer.io.close)
+
+
+# PS3.8 Table 9-18: why a presentation context was not accepted.
+_REFUSALS = {
+    1: "refused by the peer's user (its configuration)",
+    2: "refused, no reason given",
+    3: "the SOP class (abstract syntax) is not supported",
+    4: "none of the proposed transfer syntaxes is supported",
+}
+_NO_REASON = 1  # A-ASSOCIATE-RJ reason/diagnostic 1: "no reason given", every source
+
+
+def refusal(report: ProbeReport, abstract_syntax: str) -> str:
+    """Why the peer did not accept the context for `abstract_syntax`: the SOP
+    class or the transfer syntax, which are different fixes at the partner."""
+    for cx in report.contexts:
+        if cx.abstract_syntax == abstract_syntax and not cx.accepted:
+            return f"{_REFUSALS.get(cx.result, 'refused')} (result {cx.result})"
+    return "not in the answer"
+
+
+def _named(failure: ProbeFailure, contexts: tuple[ContextSpec, ...]) -> ProbeFailure:
+    """A rejection that points at its real fault where ours can tell more."""
+    if failure.reason is Reason.REJECTED_CALLING_AE:
+        failure.detail += ("; the peer does not know our AE title, or not from this address "
+                           "(some peers, e.g. Orthanc, also check the calling host)")
+    elif (failure.reason is Reason.REJECTED_OTHER and failure.reject is not None
+          and failure.reject[2] == _NO_REASON
+          and all(uid == VERIFICATION for _, uid, _ in contexts)):
+        # We proposed nothing but Verification: a peer without it has nothing to
+        # accept, and some (dcmtk's dcmrecv with a storage-only profile) say so
+        # this way; a peer that refuses everyone (storescp --refuse) says the same,
+        # so the reason stays and the detail names both.
+        failure.detail += (", after we proposed only Verification: the peer may not offer "
+                           "Verification (C-ECHO; try negotiate), or it refuses every "
+                           "association")
+    return failure
 
 
 def check_status(context: ProbeContext, report: ProbeReport, response: DimseResponse,

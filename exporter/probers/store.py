@@ -10,16 +10,20 @@ C-STORE-RQ went out is remembered: one that never reached the peer's archive
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from io import BytesIO
 
+from pydicom.dataset import Dataset
 from pynetdicom.dimse_primitives import C_STORE
 
 from exporter.config import Module, Target
+from exporter.dicom import dimse_status
 from exporter.dicom.codec import (
     C_STORE_RSP,
     STORE_MESSAGE_ID,
     VERIFICATION,
+    ContextSpec,
     Expected,
     encode_dimse,
     presentation_contexts,
@@ -29,7 +33,7 @@ from exporter.dicom.testobject import encode_for, synthetic_instance
 from exporter.probers.context import ProbeContext
 from exporter.probers.memory import Remembered, StoreKey, StoreResult
 from exporter.probers.report import ProbeReport
-from exporter.probers.session import association, check_status
+from exporter.probers.session import association, check_status, refusal
 from exporter.probers.verify import contexts_with, refused_by_abort, verify_stored
 from exporter.reasons import Reason
 
@@ -39,8 +43,13 @@ _REPEATED = ("dns_lookup", "reason", "detail", "reject", "abort", "status",
 
 
 def store_key(target: Target, module: Module) -> StoreKey:
-    return StoreKey(target.host, target.port, target.ae_title, module.sop_classes[0][1],
-                    module.verify)
+    """The store memory's key: every setting that changes what the store finds."""
+    return StoreKey(
+        host=target.host, port=target.port, called_ae=target.ae_title,
+        calling_ae=target.probe_calling_ae or module.calling_ae_title,
+        tls=target.tls.identity if target.tls is not None else "",
+        sop_class=module.sop_classes[0][1], transfer_syntaxes=module.transfer_syntaxes,
+        test_object_size=module.test_object_size, verify=module.verify)
 
 
 def _result(report: ProbeReport) -> StoreResult:
@@ -62,13 +71,20 @@ def _failed_result(report: ProbeReport, failure: ProbeFailure) -> StoreResult:
 
 
 def _repeat(context: ProbeContext, report: ProbeReport, previous: Remembered) -> bool:
+    """This answer repeats the real store of `previous`: its findings and phases,
+    marked with its age; the duration stays this request's own."""
+    report.result_age = previous.age()
     old = previous.result
+    context.note("repeat of the store %.0fs ago (min_interval %gs): its result and phases, "
+                 "this request's duration", report.result_age, context.module.min_interval)
+    if old is None:
+        raise ProbeFailure(
+            Reason.INTERNAL_ERROR,
+            f"the exporter stopped during its store {report.result_age:.0f} s ago, so its "
+            f"outcome is unknown; the next store is {context.module.min_interval:g} s after it")
     for name in _REPEATED:
         setattr(report, name, getattr(old, name))
     report.phases = dict(old.phases)
-    report.result_age = previous.age()
-    context.note("repeating the store result from %.0fs ago (min_interval %gs)",
-                 report.result_age, context.module.min_interval)
     if not old.success and old.reason is not None:
         raise ProbeFailure(old.reason, old.detail, old.reject, old.abort, old.status,
                            old.failed_phase)
@@ -85,7 +101,7 @@ def probe(context: ProbeContext, report: ProbeReport) -> bool:
         if previous is not None and previous.age() < context.module.min_interval:
             return _repeat(context, report, previous)
         try:
-            _send(context, report)
+            _send(context, report, lambda: memory.intend(key))
         except ProbeFailure as raised:
             failure = refused_by_abort(raised)
             report.success = False
@@ -99,22 +115,40 @@ def probe(context: ProbeContext, report: ProbeReport) -> bool:
         return True
 
 
-def _send(context: ProbeContext, report: ProbeReport) -> None:
+def _send(context: ProbeContext, report: ProbeReport, intend: Callable[[], None]) -> None:
+    """Associate and store; `intend` runs just before the C-STORE-RQ goes out."""
     module = context.module
-    keyword, sop_class = module.sop_classes[0]
+    sop_class = module.sop_classes[0][1]
     # Verification beside the storage context, as negotiate proposes it: a peer
     # without our SOP class then accepts the association and refuses only the
     # context (no_accepted_context) instead of rejecting it with no reason.
     contexts = contexts_with(
         presentation_contexts([sop_class, VERIFICATION], module.transfer_syntaxes),
         module.verify)
-    dataset = synthetic_instance(context.target.name, sop_class, module.uid_root)
+    dataset = synthetic_instance(context.target.name, sop_class, module.uid_root,
+                                 module.test_object_size)
+    try:
+        _store(context, report, intend, contexts, dataset)
+    except ProbeFailure as failure:
+        if (failure.phase == "release" and report.status is not None
+                and dimse_status.failure_reason(report.status) is None):
+            # check_status passed: a release that failed after it did not undo the store.
+            failure.detail += (f"; the instance was stored before this (C-STORE status "
+                               f"0x{report.status:04X})")
+        raise
+
+
+def _store(context: ProbeContext, report: ProbeReport, intend: Callable[[], None],
+           contexts: tuple[ContextSpec, ...], dataset: Dataset) -> None:
+    module = context.module
+    keyword, sop_class = module.sop_classes[0]
     unverified: ProbeFailure | None = None
     with association(context, report, contexts) as layer:
         accepted = layer.accepted.context_for(sop_class) if layer.accepted else None
         if accepted is None:
             raise ProbeFailure(
-                Reason.NO_ACCEPTED_CONTEXT, f"{keyword} was not accepted", phase="associate")
+                Reason.NO_ACCEPTED_CONTEXT,
+                f"{keyword} was not accepted: {refusal(report, sop_class)}", phase="associate")
         syntax = accepted.transfer_syntax
         try:
             encoded = encode_for(dataset, syntax)
@@ -129,6 +163,7 @@ def _send(context: ProbeContext, report: ProbeReport) -> None:
         peer_max = layer.accepted.peer_max_pdu if layer.accepted else 0
         context.note("C-STORE %s as %s, %d bytes", dataset.SOPInstanceUID, syntax, len(encoded))
         encoded_request = encode_dimse(request, accepted.context_id, peer_max)
+        intend()
         report.store_sent = True
         response = layer.request(encoded_request, Expected(
             C_STORE_RSP, STORE_MESSAGE_ID, sop_class, accepted.context_id,

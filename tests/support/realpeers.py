@@ -75,6 +75,24 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None,
     raise RuntimeError(f"nothing listens on {LOOPBACK}:{port} after {timeout}s")
 
 
+def wait_for_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 20
+                       ) -> None:
+    """Like wait_for_port, without connecting: for a peer that exits when a
+    connection closes before an A-ASSOCIATE-RQ (ctn's simple_storage does)."""
+    end = time.monotonic() + timeout
+    wanted = f"0100007F:{port:04X}"  # 127.0.0.1, as /proc/net/tcp writes it
+    any_address = f"00000000:{port:04X}"
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] in (wanted, any_address) and fields[3] == "0A":  # LISTEN
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {LOOPBACK}:{port} after {timeout}s")
+
+
 def program(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -208,15 +226,18 @@ class RunningPeer:
 
 
 @contextmanager
-def _process(argv: list[str], port: int, cwd: Path, nodelay: bool = False
-             ) -> Iterator[subprocess.Popen[bytes]]:
+def _process(argv: list[str], port: int, cwd: Path, nodelay: bool = False,
+             connect_to_wait: bool = True) -> Iterator[subprocess.Popen[bytes]]:
     env = {key: value for key, value in os.environ.items() if key != "TCP_NODELAY"}
     if nodelay:
         env["TCP_NODELAY"] = "1"
     with open(cwd / "peer.log", "ab") as log:
         process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        wait_for_port(port, process)
+        if connect_to_wait:
+            wait_for_port(port, process)
+        else:
+            wait_for_listening(port, process)
         yield process
     finally:
         stop(process)
@@ -295,6 +316,78 @@ def _pynetdicom_app(app: str, *options: str
     return start
 
 
+# dcmrecv's profiles: the two Debian ships in /etc/dcmtk/storescp.cfg, and two
+# written here as a partner might configure one, to provoke the causes of
+# issue 28: storage without Verification, and CT in JPEG only.
+DCMTK_PROFILES = Path("/etc/dcmtk/storescp.cfg")
+OUR_PROFILES = """\
+[[TransferSyntaxes]]
+[Uncompressed]
+TransferSyntax1 = LocalEndianExplicit
+TransferSyntax2 = LittleEndianImplicit
+[JPEGOnly]
+TransferSyntax1 = JPEGBaseline
+[[PresentationContexts]]
+[StorageOnlySCP]
+PresentationContext1 = CTImageStorage\\Uncompressed
+[JPEGOnlySCP]
+PresentationContext1 = VerificationSOPClass\\Uncompressed
+PresentationContext2 = CTImageStorage\\JPEGOnly
+[[Profiles]]
+[StorageOnly]
+PresentationContexts = StorageOnlySCP
+[JPEGOnly]
+PresentationContexts = JPEGOnlySCP
+"""
+
+
+def dcmrecv_peer(profile: str | None = None, ours: bool = False
+                 ) -> Callable[[Path, Path | None], AbstractContextManager[RunningPeer]]:
+    """dcmtk's dcmrecv (storage SCP), with a profile from Debian's
+    storescp.cfg or from OUR_PROFILES; None: its built-in default."""
+    @contextmanager
+    def start(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
+        port = free_port()
+        options: list[str] = []
+        if profile is not None:
+            config = DCMTK_PROFILES
+            if ours:
+                config = workdir / "profiles.cfg"
+                config.write_text(OUR_PROFILES)
+            options = ["--config-file", str(config), profile]
+        argv = [program("dcmrecv"), "--aetitle", "DCMRECV", "--output-directory",
+                str(workdir), *options, str(port)]
+        with _process(argv, port, workdir):
+            yield RunningPeer("", port, "DCMRECV")
+    return start
+
+
+@contextmanager
+def _ctn_simple_storage(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
+    """The Central Test Node's storage server (Debian package ctn), one
+    process per association (-f), files under workdir. It exits when a
+    connection closes before an A-ASSOCIATE-RQ (what a `tcp` probe does), so
+    it is waited for without connecting."""
+    port = free_port()
+    argv = [program("simple_storage"), "-f", "-s", "-c", "CTN_STORAGE", "-x", str(workdir),
+            str(port)]
+    with _process(argv, port, workdir, connect_to_wait=False):
+        yield RunningPeer("", port, "CTN_STORAGE")
+
+
+@contextmanager
+def _pynetdicom_qrscp(workdir: Path, pki: Path | None) -> Iterator[RunningPeer]:
+    """pynetdicom's query/retrieve app (needs SQLAlchemy, in the test extras):
+    storage into its own database under workdir."""
+    port = free_port()
+    (workdir / "instances").mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "pynetdicom", "qrscp", "--port", str(port),
+            "-aet", "QRSCP", "-ba", LOOPBACK, "--database-location",
+            str(workdir / "qrscp.sqlite"), "--instance-location", str(workdir / "instances")]
+    with _process(argv, port, workdir):
+        yield RunningPeer("", port, "QRSCP")
+
+
 # A known AE that Orthanc lets echo but not store (AllowStore false).
 STORE_DENIED_AE = "NOSTORE_MON"
 # Name -> how to start it. "as shipped" means Nagle on: neither dcmtk nor
@@ -320,6 +413,13 @@ INTEROP_PEERS: dict[str, Callable[[Path, Path | None], AbstractContextManager[Ru
     "Orthanc DICOM TLS": _orthanc(nodelay=False, tls=True),
     "pynetdicom storescp": _pynetdicom_app("storescp", "--ignore"),
     "pynetdicom echoscp": _pynetdicom_app("echoscp"),
+    "dcmrecv": dcmrecv_peer(),
+    "dcmrecv Default": dcmrecv_peer("Default"),
+    "dcmrecv AllDICOM": dcmrecv_peer("AllDICOM"),
+    "dcmrecv StorageOnly": dcmrecv_peer("StorageOnly", ours=True),
+    "dcmrecv JPEGOnly": dcmrecv_peer("JPEGOnly", ours=True),
+    "ctn simple_storage": _ctn_simple_storage,
+    "pynetdicom qrscp": _pynetdicom_qrscp,
 }
 
 
