@@ -53,7 +53,8 @@ def listener() -> Iterator[DicomListener]:
 def no_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.DEBUG, logger="dicom_exporter.listener")
     yield
-    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.name.startswith("dicom_exporter")
+                and (r.exc_info or r.levelno >= logging.ERROR)]
 
 
 def report_dataset(transaction: str = TRANSACTION) -> Dataset:
@@ -148,6 +149,44 @@ def test_a_c_echo_on_the_accepted_context_is_aborted(listener: DicomListener) ->
             sock.sendall(pdu.encode())
         assert read_pdu(sock)[0] == 0x07  # A-ABORT
     assert settled(listener, "refused")["report_awaited"] == 0
+
+
+def test_reports_past_the_bound_of_one_association_are_aborted() -> None:
+    """16 reports per association (MOST_MESSAGES); the 17th ends it."""
+    listener = DicomListener(LOOPBACK, 0, Commitments(),
+                             lambda: Peers(frozenset({PEER}), frozenset({US})),
+                             association_seconds=30).start()
+    try:
+        _past_the_bound(listener)
+    finally:
+        listener.stop()
+
+
+def _past_the_bound(listener: DicomListener) -> None:
+    ae = AE(ae_title=PEER)
+    ae.add_requested_context(StorageCommitmentPushModel)
+    assoc = ae.associate(LOOPBACK, listener.port, ae_title=US)
+    statuses = []
+    for index in range(17):
+        status, _ = assoc.send_n_event_report(report_dataset(f"2.25.{index}"), 1,
+                                              StorageCommitmentPushModel,
+                                              STORAGE_COMMITMENT_INSTANCE)
+        statuses.append(getattr(status, "Status", None))
+    assoc.abort()  # ours was aborted already: this only ends pynetdicom's side
+    assert statuses[:16] == [0x0000] * 16 and statuses[16] is None  # no answer: aborted
+    counts = settled(listener, "refused")
+    assert counts["report_unawaited"] == 16 and counts["accepted"] == 1
+
+
+def test_a_pdu_past_the_bound_after_acceptance_is_refused_unread(
+        listener: DicomListener) -> None:
+    with socket.create_connection((LOOPBACK, listener.port), timeout=2) as sock:
+        sock.sendall(encode_associate_rq(
+            PEER, US, ((1, StorageCommitmentPushModel, (EXPLICIT_LE,)),)))
+        assert read_pdu(sock)[0] == 0x02
+        sock.sendall(b"\x04\x00" + (65537).to_bytes(4, "big") + bytes(1000))
+        assert read_pdu(sock)[0] == 0x07  # A-ABORT, the other 64 KiB never read
+    assert settled(listener, "refused")["accepted"] == 1
 
 
 @pytest.mark.parametrize("garbage", [

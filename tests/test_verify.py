@@ -87,9 +87,9 @@ class Forgetful:
 
     def __init__(self, report: str = "same", find_status: int = 0x0000,
                  find_context: bool = True, commit_all: bool = False,
-                 abort_find: bool = False) -> None:
+                 abort_find: bool = False, find_matches: int = 0) -> None:
         self.report, self.find_status, self.commit_all = report, find_status, commit_all
-        self.abort_find = abort_find
+        self.abort_find, self.find_matches = abort_find, find_matches
         self.listener_port = 0
         self.stored = 0
         self.ae = AE(ae_title=PEER_AE)
@@ -111,6 +111,11 @@ class Forgetful:
         if self.abort_find:
             event.assoc.abort()
             return
+        for _ in range(self.find_matches):  # a peer streaming answers to a one-instance query
+            match = Dataset()
+            match.QueryRetrieveLevel = "IMAGE"
+            match.SOPInstanceUID = event.identifier.SOPInstanceUID
+            yield 0xFF00, match
         yield self.find_status, None
 
     def _action(self, event: evt.Event) -> tuple[int, None]:
@@ -202,6 +207,12 @@ def test_an_abort_as_the_answer_to_c_find_is_query_refused(forgetful) -> None:
     report = probe(forgetful(abort_find=True).port, "find")
     assert_failed(report, Reason.QUERY_REFUSED, "query")
     assert report.abort is not None
+
+
+def test_a_peer_streaming_matches_is_cut_off_as_a_protocol_error(forgetful) -> None:
+    report = probe(forgetful(find_matches=40).port, "find")
+    assert_failed(report, Reason.PROTOCOL_ERROR, "query")
+    assert "more than 16 C-FIND matches" in report.detail
 
 
 # -- verify: commit --------------------------------------------------------------

@@ -73,6 +73,7 @@ LARGEST_PDU = 65536
 LARGEST_MESSAGE = 256 * 1024
 MOST_FRAGMENTS = 64
 MOST_MESSAGES = 16  # reports on one association
+LINGER_SECONDS = 1.0  # for the peer to close after our last PDU (ARTIM)
 _KNOWN_PDU_TYPES = frozenset(range(0x01, 0x08))
 _HEADER = struct.Struct(">BxI")
 
@@ -122,6 +123,7 @@ class _Connection:
         self.sock = sock
         self.ends = time.monotonic() + seconds
         self.accepted = False  # the A-ASSOCIATE-AC went out
+        self.counted = False  # its setup's result is in the listener's counts
 
     def _recv_exactly(self, size: int) -> bytes:
         data = bytearray()
@@ -161,6 +163,26 @@ class _Connection:
             raise _Ended("timeout", "peer stopped reading") from None
         except OSError as exc:
             raise _Ended("closed", f"send failed: {exc}") from None
+
+    def send_last(self, data: bytes) -> None:
+        """Send our last PDU (an A-ASSOCIATE-RJ, an A-RELEASE-RP), then let the
+        peer close first, as PS3.8 9.2 has the acceptor wait (ARTIM): closing
+        at once can make a requester see a lost connection instead of our
+        answer. Bounded by LINGER_SECONDS and the association's deadline."""
+        self.send(data)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+        ends = min(self.ends, time.monotonic() + LINGER_SECONDS)
+        discarded = 0
+        while discarded < LARGEST_PDU and (remaining := ends - time.monotonic()) > 0:
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(4096)
+            except OSError:  # a timeout too: the peer did not close in time
+                return
+            if not chunk:
+                return
+            discarded += len(chunk)
 
     def send_briefly(self, data: bytes) -> None:
         """Best effort (an A-ABORT, a busy rejection): never waits long, never raises."""
@@ -280,9 +302,9 @@ class DicomListener:
             self._slots.release()
             with self._lock:
                 self._threads.discard(threading.current_thread())
-        if not connection.accepted:
+        if not connection.counted:
             self._count(result)
-        elif result == "protocol_error":
+        elif connection.accepted and result == "protocol_error":
             self._count_message("refused")
 
     def _associate(self, connection: _Connection) -> str:
@@ -295,20 +317,25 @@ class DicomListener:
             raise _Ended("protocol_error", failure.detail) from None
         peers = self.peers()
         if request.calling_ae not in peers.calling:
-            connection.send(encode_associate_rj(*RJ_CALLING_AE))
-            return "rejected_calling_ae"
+            return self._refuse(connection, "rejected_calling_ae", RJ_CALLING_AE)
         if request.called_ae not in peers.called:
-            connection.send(encode_associate_rj(*RJ_CALLED_AE))
-            return "rejected_called_ae"
+            return self._refuse(connection, "rejected_called_ae", RJ_CALLED_AE)
         results = _context_results(request)
         if not any(result == ACCEPTANCE for result, _ in results.values()):
-            connection.send(encode_associate_rj(*RJ_NO_REASON))
-            return "rejected_context"
+            return self._refuse(connection, "rejected_context", RJ_NO_REASON)
         connection.send(encode_associate_ac(request, results, OUR_MAX_PDU))
-        connection.accepted = True
+        connection.accepted = connection.counted = True
         self._count("accepted")
         self._receive_reports(connection, request, results)
         return "accepted"
+
+    def _refuse(self, connection: _Connection, result: str,
+                rejection: tuple[int, int, int]) -> str:
+        """Count the refusal when decided (the peer may read /metrics at once), then answer."""
+        self._count(result)
+        connection.counted = True
+        connection.send_last(encode_associate_rj(*rejection))
+        return result
 
     def _receive_reports(self, connection: _Connection, request: AssociateRequest,
                          results: dict[int, tuple[int, str]]) -> None:
@@ -318,7 +345,7 @@ class DicomListener:
             while True:
                 pdu_type, raw = connection.read_pdu()
                 if pdu_type == PDU_RELEASE_RQ:
-                    connection.send(RELEASE_RP_BYTES)
+                    connection.send_last(RELEASE_RP_BYTES)
                     return
                 if pdu_type == PDU_ABORT:
                     return
