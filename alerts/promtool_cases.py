@@ -377,7 +377,7 @@ def cases() -> list[Json]:
                                            "DicomExporterConfigReloadFailed")],
     ))
     out.append(case(
-        "an exporter Prometheus never saw is down too",
+        "an exporter Prometheus never saw is down too, and its runbook link is absolute",
         [series("up", "1x40", **scrape)],
         [("2m", "DicomExporterDown", [{
             "exp_labels": {"job": "dicom_exporter", "severity": "critical", "audience": "it"},
@@ -386,7 +386,9 @@ def cases() -> list[Json]:
                 "description": "Prometheus når inte dicom-exporter . Ingen DICOM-överföring "
                                "övervakas därifrån: fel upptäcks inte förrän en överföring "
                                "uteblir.",
-                "runbook_url": "/runbooks/DicomExporterDown",  # no exporter answers: no host
+                # No exporter answers (one site): the static base, never a bare path.
+                "runbook_url": "https://intranet.kronoberg.invalid/dicom/runbooks/"
+                               "DicomExporterDown",
             },
         }])],
     ))

@@ -470,6 +470,7 @@ def render_calendar_tests(m: Monitoring) -> str:
     quiet = (ends - warn) // step * STEP_DAYS
     firing = quiet + 2 * STEP_DAYS
     summary, description = _calendar_texts(m, _humanized(ends - firing * 86_400))
+    base = m.runbook_base_url or m.runbook_static_base_url
     test = {
         "name": "the holiday calendar warns IT before it ends, not earlier",
         "interval": f"{STEP_DAYS}d",
@@ -485,9 +486,9 @@ def render_calendar_tests(m: Monitoring) -> str:
                      "summary": summary.replace(
                          "{{ $labels.calendar_end }}", f"{alertmanager.calendar_end(m):%Y-%m-%d}"),
                      "description": description,
-                     # No exporter answers in a promtool test.
-                     "runbook_url": m.runbook("DicomHolidayCalendarEnding", False).split(
-                         "{{ end }}")[-1]}}]},
+                     # No exporter answers in a promtool test: the static base.
+                     "runbook_url": f"{base.rstrip('/')}/runbooks/DicomHolidayCalendarEnding",
+                 }}]},
         ],
     }
     body = yaml.dump({"rule_files": [CALENDAR_RULES], "evaluation_interval": f"{STEP_DAYS}d",
