@@ -328,13 +328,15 @@ DCMTK_AND_PYNETDICOM = {
     "storescp": (("query_refused", "associate"), ("query_refused", "associate")),
     "dcmqrscp": ("ok", ("query_refused", "associate")),
     "pynetdicom storescp": (("query_refused", "associate"), ("query_refused", "associate")),
+    "pynetdicom qrscp": ("ok", ("query_refused", "associate")),
 }
 
 
 @pytest.mark.slow
 def test_dcmtk_and_pynetdicom_apps_answer_as_documented(tmp_path: Path) -> None:
-    """dcmtk's dcmqrscp keeps what it receives and answers C-FIND; no program of
-    dcmtk or pynetdicom's apps offers Storage Commitment, and storescp no query."""
+    """dcmtk's dcmqrscp and pynetdicom's qrscp keep what they receive and answer
+    C-FIND; no program of dcmtk or pynetdicom's apps offers Storage Commitment,
+    and the storescps no query."""
     got = {}
     for name in DCMTK_AND_PYNETDICOM:
         workdir = tmp_path / name.replace(" ", "_")
