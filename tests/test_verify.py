@@ -254,7 +254,7 @@ def test_commit_reported_to_our_listener_succeeds(forgetful) -> None:
         listener.stop()
     assert report.success, report.detail
     assert "report via our listener" in "\n".join(report.context.log)
-    assert 0 < report.phases["commit"] < 1
+    assert 0 < report.phases["commit"] < 3  # within the module timeout, on our clock
 
 
 def test_no_commitment_report_in_time_is_commitment_timeout(forgetful) -> None:
