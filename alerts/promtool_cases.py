@@ -9,6 +9,7 @@ alerts/dicom.rules.test.yml, so an operator who changes a threshold can run
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import yaml
 
 from alerts import slo_cases
 from alerts.scenarios import BLIP_Z83680, NEXT, fallback
-from exporter.reasons import ROUTINE, Reason
+from exporter.reasons import Reason
 
 OUT = Path(__file__).resolve().parent / "dicom.rules.test.yml"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "kronoberg.yml"
@@ -56,8 +57,12 @@ def runbook(name: str) -> str:
     return f"http://{INSTANCE}/runbooks/{name}"
 
 
+@functools.cache
 def explanation(reason: Reason) -> str:
-    return ROUTINE[reason].explanation
+    from exporter import config as config_module
+    from exporter import routine
+
+    return routine.explanation(reason, config=config_module.load(EXAMPLE))
 
 
 def link_down_alert(ae: str, target: str, site: str, site_name: str, reason: Reason,
@@ -76,8 +81,9 @@ def link_down_alert(ae: str, target: str, site: str, site_name: str, reason: Rea
     }
 
 
-DIRECT = ("Partnern kontrolleras direkt från övervakningens dator, inte via länkdatorn: felet "
-          "är partnerns eller nätets.")
+DIRECT = ("Partnern kontrolleras från övervakningens dator, inte från länkdatorn: ett fel "
+          "här är partnerns eller nätets, men en brandväggsregel som bara gäller länkdatorns "
+          "egen adress syns inte (se nästa steg).")
 
 
 def partner_unreachable_alert(reason: Reason) -> Json:

@@ -60,7 +60,7 @@ SLOW_PARTNER = (
 def cases() -> list[Case]:
     link = {"role": "link_computer", "region": "kronoberg", "ae": "Z97117"}
     down_10m = "1x49 0x10 1x60"  # one sample a minute: up 50 m, down 10 m, up
-    every_20m = " ".join(["1x18 0"] * 24)  # one failed minute in every twenty
+    every_20m = " ".join(["1x18 0"] * 15)  # one failed minute in every twenty, 5 h
     return [
         {
             "name": "a link computer down 10 minutes of the hour burns its budget fast: IT mail",
@@ -79,11 +79,25 @@ def cases() -> list[Case]:
             ],
         },
         {
+            "name": "down as long in a Prometheus started minutes ago: no budget judged yet",
+            "interval": "1m",
+            "input_series": [probe("z97117", "tcp", "vaxjo", "1x2 0x10 1x20", **link),
+                             probe("z97117", "echo", "vaxjo", "1x2 0x10 1x20", **link),
+                             WEB_INFO],
+            "alert_rule_test": [
+                {"eval_time": "14m", "alertname": "DicomLinkComputerErrorBudgetBurn",
+                 "exp_alerts": []},
+            ],
+        },
+        {
             "name": "a partner failing one minute in twenty burns slowly, not fast",
             "interval": "1m",
             "input_series": [probe("skane", "echo", "vaxjo", every_20m), WEB_INFO],
             "alert_rule_test": [
-                {"eval_time": "3h", "alertname": "DicomPartnerErrorBudgetBurn",
+                # Not before half of the 6 h window is recorded.
+                {"eval_time": "2h", "alertname": "DicomPartnerErrorBudgetBurn",
+                 "exp_alerts": []},
+                {"eval_time": "4h", "alertname": "DicomPartnerErrorBudgetBurn",
                  "exp_alerts": [burn(
                      "DicomPartnerErrorBudgetBurn", "6h/30m", "0.995", "skane", "partner", "skane",
                      "SKANE_PACS",

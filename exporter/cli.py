@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import click
 
-from exporter import __version__, logs, notify, route_state, routine
+from exporter import __version__, buildinfo, logs, notify, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
     DEFAULT_MAX_CONCURRENT,
@@ -130,8 +130,16 @@ def _external_url(ctx: click.Context, param: click.Parameter, value: str | None
         raise click.BadParameter(str(exc)) from None
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(buildinfo.version_text())
+        ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="dicom-exporter")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help="Show version, revision, branch, build user and date, and exit.")
 @click.option("--log.level", "log_level", type=click.Choice(logs.LEVELS), default="info",
               show_default=True, help="Only log messages with this severity or above.")
 @click.option("--log.format", "log_format", type=click.Choice(logs.FORMATS), default="logfmt",
@@ -279,14 +287,26 @@ def serve(config_file: str, addresses: list[Address], interval: float,
 
 
 @main.command("check-config")
-@click.argument("config_file", type=click.Path(dir_okay=False))
+@click.argument("positional_config", metavar="[CONFIG_FILE]", required=False, default=None,
+                type=click.Path(dir_okay=False))
+@click.option("--config.file", "option_config", default=None, type=click.Path(dir_okay=False),
+              help="The configuration file to check (a bare CONFIG_FILE argument works too).")
 @click.option("--web.config.file", "web_config_file", default=None,
               type=click.Path(dir_okay=False),
               help="Check this web config file (TLS, basic auth) as well.")
 @log_options
-def check_config(config_file: str, web_config_file: str | None) -> None:
+def check_config(positional_config: str | None, option_config: str | None,
+                 web_config_file: str | None) -> None:
     """Validate a configuration file (and a web config file); exit 1 listing
-    every problem of both."""
+    every problem of both.
+
+    --config.file as in every other subcommand; the positional form is kept
+    because units and scripts written before call it so."""
+    if positional_config and option_config and positional_config != option_config:
+        raise click.UsageError("give the config file once: --config.file or CONFIG_FILE")
+    config_file = option_config or positional_config
+    if not config_file:
+        raise click.UsageError("missing --config.file")
     problems: list[str] = []
     try:
         config = config_module.load(config_file)

@@ -65,12 +65,12 @@ ROUTINE: dict[Reason, RoutineCause] = {
     ),
     Reason.CONNECT_TIMEOUT: RoutineCause(
         (1, 2, 3, 4), (1, 4),
-        "Inget svar alls: datorn är avstängd, nätverket/Sjunet är nere eller en "
+        "Inget svar alls: datorn är avstängd, nätverket/{wide_network} är nere eller en "
         "brandvägg släpper inte igenom trafiken.",
     ),
     Reason.UNREACHABLE: RoutineCause(
         (3,), (4,),
-        "Nätverket har ingen väg till datorn: Region Kronobergs nätverk eller Sjunet.",
+        "Nätverket har ingen väg till datorn: {our_network} eller {wide_network}.",
     ),
     Reason.RESET: RoutineCause(
         (4, 6), (4, 5),

@@ -11,13 +11,24 @@ without a build dependency that would have to be fetched at build time:
     uncommitted changes            ...+g1a2b3c4.dirty
     no git (an unpacked sdist)     the _version.py the sdist carries
 
+It also records the branch, the build user and the build date, which
+`dicom-exporter --version` prints as Prometheus' programs do.
+scripts/release.sh builds from a copy of the tree without .git and hands
+the facts over in DICOM_EXPORTER_VERSION, DICOM_EXPORTER_REVISION and
+DICOM_EXPORTER_BRANCH (its tests build versions 1.0.0, 1.0.1 ... that way);
+SOURCE_DATE_EPOCH fixes the build date.
+
 Installs from the release bundle use the built wheels: nothing runs then.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 from setuptools.build_meta import *  # noqa: F403 - the PEP 517 hooks themselves
@@ -59,8 +70,34 @@ def git_version(root: Path = ROOT) -> tuple[str, str] | None:
     return (f"{public}+{'.'.join(local)}" if local else public), revision
 
 
+def git_branch(root: Path = ROOT) -> str:
+    """The checked-out branch, "HEAD" when detached (as Prometheus' builds say)."""
+    if not (root / ".git").exists():
+        return ""
+    return _git(root, "rev-parse", "--abbrev-ref", "HEAD") or ""
+
+
+def build_user() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def build_date() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    stamp = int(epoch) if epoch.isdigit() else time.time()
+    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(stamp))
+
+
 def write_version_file() -> None:
-    found = git_version()
+    given = os.environ.get("DICOM_EXPORTER_VERSION")
+    if given:
+        found: tuple[str, str] | None = (given, os.environ.get("DICOM_EXPORTER_REVISION", ""))
+        branch = os.environ.get("DICOM_EXPORTER_BRANCH", "")
+    else:
+        found, branch = git_version(), git_branch()
     if found is None:
         if VERSION_FILE.exists():  # an sdist: keep the version it was made with
             return
@@ -69,6 +106,8 @@ def write_version_file() -> None:
     text = (
         '"""Written by packaging/buildhook.py at build time from git; not in git."""\n\n'
         f'__version__ = "{version}"\n__revision__ = "{revision}"\n'
+        f'__branch__ = "{branch}"\n__build_user__ = "{build_user()}"\n'
+        f'__build_date__ = "{build_date()}"\n'
     )
     if not VERSION_FILE.exists() or VERSION_FILE.read_text(encoding="utf-8") != text:
         VERSION_FILE.write_text(text, encoding="utf-8")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
+import re
 import signal
 import socket
 import subprocess
@@ -124,9 +126,29 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     assert lines and '"reason": "refused"' in lines[0] and '"target": "peer"' in lines[0]
 
 
-def test_version() -> None:
+def test_version_is_printed_as_prometheus_programs_print_it() -> None:
     result = cli("--version")
-    assert result.returncode == 0 and "dicom-exporter, version" in result.stdout
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert re.fullmatch(r"dicom-exporter, version \S+ "
+                        r"\(branch: \S+, revision: ([0-9a-f]{40}|unknown)\)", first), first
+    fields = dict(line.split(":", 1) for line in rest)
+    assert [f.strip() for f in fields] == ["build user", "build date", "python version",
+                                           "platform"]
+    assert re.fullmatch(r" +\d{8}-\d\d:\d\d:\d\d", fields["  build date"])
+    assert fields["  python version"].strip() == f"CPython {platform.python_version()}"
+
+
+def test_check_config_takes_config_file_like_the_other_subcommands(tmp_path: Path) -> None:
+    example = str(EXAMPLES / "kronoberg.yml")
+    for args in (["--config.file", example], [f"--config.file={example}"], [example],
+                 [example, "--config.file", example]):
+        result = cli("check-config", *args)
+        assert result.returncode == 0 and ": OK: " in result.stdout, (args, result.stderr)
+    missing = cli("check-config")
+    assert missing.returncode == 2 and "missing --config.file" in missing.stderr
+    twice = cli("check-config", example, "--config.file", str(tmp_path / "other.yml"))
+    assert twice.returncode == 2 and "give the config file once" in twice.stderr
 
 
 def test_serve_reloads_on_sighup_and_keeps_a_bad_config(tmp_path: Path) -> None:

@@ -199,3 +199,28 @@ def test_route_alerts_in_a_real_prometheus(demo: Demo, tmp_path: Path) -> None:
             prometheus.stop()
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("order", [("blekinge", "z97117"), ("z97117", "blekinge")])
+def test_the_demo_with_blekinge_and_z97117_down_advises_nothing_through_or_to_blekinge(
+        demo: Demo, order: tuple[str, str]) -> None:
+    """Issue 27's demo case, either order, with simulated peers and real probes."""
+    exporter = Exporter(demo.config)
+    demo.peers.set_state(order[0], "down")
+    probe_all(exporter)
+    first = active(exporter)
+    if order[0] == "z97117":  # only Z97117 down: Ljungby sends to Jönköping directly
+        assert first["vaxjo-jonkoping"] == ("fallback", "Ljungby skickar till Jönköping")
+        assert first["ljungby-jonkoping"] == ("fallback", "skicka direkt till Jönköping")
+    else:
+        assert first["vaxjo-blekinge"][0] == "none"
+    demo.peers.set_state(order[1], "down")
+    probe_all(exporter)
+    both = active(exporter)
+    for name, (_, path) in both.items():
+        chosen = [p for p in demo.config.routes[name].paths if p.name == path]
+        assert not chosen or "blekinge" not in chosen[0].hops, (name, path)
+    # NoRouteAvailable for Blekinge: the route metric it fires on stays "none".
+    assert both["vaxjo-blekinge"] == ("none", CONFIG.routes["vaxjo-blekinge"].last_resort)
+    assert both["ljungby-blekinge"] == ("none", CONFIG.routes["ljungby-blekinge"].last_resort)
+    assert both["vaxjo-skane"] == ("fallback", "Ljungby skickar via Halland")

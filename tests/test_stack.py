@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter import metrics
 from tests.support.promstack import wait_until
@@ -30,6 +31,12 @@ DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 PROMETHEUS_OWN = {"up", "ALERTS", "scrape_duration_seconds"}
 VARIABLES = {"$site": "vaxjo|ljungby", "$partner": ".*", "$target": ".*",
              "$__rate_interval": "30s", "$__interval": "3s", "$__range": "5m"}
+# Panels that need a failure to show anything: the stack runs healthy here;
+# tests/test_report_backfill.py runs them on a history with outages.
+ONLY_WITH_FAILURES = {("itops", "Avbrott per mål och plats över vald period")}
+RECORDED = {rule["record"] for path in sorted((ROOT / "alerts").glob("*.rules.yml"))
+            for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+            for rule in group["rules"] if "record" in rule}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def test_every_metric_a_panel_uses_is_exposed() -> None:
     standard = {"process_resident_memory_bytes"}
     for dashboard, title, expr in panel_queries():
         used = set(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", expr))
-        unknown = used - ours - standard - PROMETHEUS_OWN
+        unknown = used - ours - standard - PROMETHEUS_OWN - RECORDED
         assert not unknown, f"{dashboard}: {title}: {unknown}"
 
 
@@ -72,7 +79,8 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
                60, "a few probe rounds")
     def empty_panels() -> list[str]:
         return [f"{dashboard}: {title}: {expr}" for dashboard, title, expr in panel_queries()
-                if not query(stack.prometheus_url, substitute(expr))]
+                if (dashboard, title) not in ONLY_WITH_FAILURES
+                and not query(stack.prometheus_url, substitute(expr))]
 
     # Windowed queries fill in as scrapes accumulate; a panel empty after a
     # minute of a running stack is empty for real.

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from exporter import config as config_module
-from exporter.reasons import ROUTINE, Reason
+from exporter import routine
+from exporter.reasons import Reason
 from exporter.stats import Series, Snapshot
 from exporter.web import oncall, oncall_html
 from tests.support.realpeers import LOOPBACK, free_port, require, wait_for_port
@@ -61,7 +62,7 @@ def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:
     assert len(result.faults) == 1
     fault = result.faults[0]
     assert fault.runbook == "DicomPartnerUnreachable"
-    explanation = ROUTINE[Reason.CONNECT_TIMEOUT].explanation
+    explanation = routine.explanation(Reason.CONNECT_TIMEOUT, config=CONFIG)
     assert fault.what == f"DICOM till Skåne fungerar inte. {explanation}"
     assert fault.next_step.startswith(
         "1. ”Felsökning måste börja med att starta om länka-dator Z97117 (Växjö) och Z83680 "

@@ -34,8 +34,9 @@ SITUATIONS = (
     "receiver_rejects",        # our link computer turns a partner away
 )
 DEFAULT = "default"
-_TOP_KEYS = {"document", "regions", "causes", "link_computers", "roles", "steps",
+_TOP_KEYS = {"document", "regions", "networks", "causes", "link_computers", "roles", "steps",
              "ranking", "situations"}
+_NETWORK_KEYS = {"ours", "wide"}
 _CAUSE_KEYS = {"send", "receive"}
 _STEP_KEYS = {"quote", "own"}
 _LINK_KEYS = {"send_cause", "receive_cause"}
@@ -82,6 +83,10 @@ class Routine:
     # Step keys of the routine's ranking of partner regions ("De viktigaste regionerna
     # är ..."), shown where the on-call reads about a partner.
     ranking: tuple[str, ...] = ()
+    # Our own network and the shared one ("Region Kronobergs nätverk", "Sjunet"), as the
+    # explanations of failure reasons name them; empty: the routine package's words.
+    our_network: str = ""
+    wide_network: str = ""
 
     def steps_for(self, situation: str, *subjects: str) -> tuple[Step, ...]:
         """The steps for a situation: the first subject that has its own list, else default."""
@@ -207,6 +212,9 @@ def parse_routine(
     for index, key in enumerate(ranking):
         if key not in steps:
             check.error(f"routine.ranking[{index}]", f"unknown step {key!r}")
+    networks = check.mapping(top.get("networks"), "routine.networks", _NETWORK_KEYS)
+    ours, wide = (check.string(networks[key], f"routine.networks.{key}") or ""
+                  if key in networks else "" for key in ("ours", "wide"))
     return Routine(document, _frozen(regions), _frozen(links), _frozen(roles), _frozen(steps),
                    _frozen(situations), send, receive,
-                   tuple(key for key in ranking if key in steps))
+                   tuple(key for key in ranking if key in steps), ours, wide)

@@ -149,7 +149,8 @@ def overview(m: Monitoring) -> Json:
         [SITE, variable_partner(m)],
         [
             up_down_stat(m, "Länkadatorer", m.link_computers,
-                         "Z97117 och Z83680, sett från varje mätpunkt."),
+                         f"{' och '.join(m.link_computer_titles)}, sett från varje "
+                         "mätpunkt."),
             up_down_stat(m, "Partnerregioner", f'{m.partners}, target=~"$partner"',
                          "Svarar regionens PACS (alla moduler)?"),
             panel("table", "Vägar just nu", [target(

@@ -31,7 +31,8 @@ from exporter.config.strict import parse_duration
 from exporter.metrics import HOLIDAY_CALENDAR_END
 from exporter.monitoring import alertmanager, slo
 from exporter.monitoring.settings import Monitoring
-from exporter.reasons import ROUTINE, Reason
+from exporter.reasons import Reason
+from exporter.routine import words
 
 Rule = dict[str, Any]
 
@@ -76,14 +77,22 @@ REASON = (
     ".Labels.target .Labels.instance | query }}"
     '{{ $reason = (. | first | label "reason") }}{{ end }}'
 )
-EXPLANATION = (
-    "".join(
-        f'{{{{ {"if" if i == 0 else "else if"} eq $reason "{reason.value}" }}}}'
-        f"{ROUTINE[reason].explanation}"
-        for i, reason in enumerate(Reason)
+def networks(config: Config) -> str:
+    """ "Region Kronobergs nätverk, Sjunet": the config's names of the networks."""
+    ours = config.routine.our_network or words.OUR_NETWORK
+    return f"{ours}, {config.routine.wide_network or words.WIDE_NETWORK}"
+
+
+def explanations(config: Config) -> str:
+    """The reason's explanation, chosen in the template, with the config's network names."""
+    return (
+        "".join(
+            f'{{{{ {"if" if i == 0 else "else if"} eq $reason "{reason.value}" }}}}'
+            f"{routine.explanation(reason, config=config)}"
+            for i, reason in enumerate(Reason)
+        )
+        + "{{ else }}Orsaken är okänd: kör dicom-exporter probe för detaljer.{{ end }}"
     )
-    + "{{ else }}Orsaken är okänd: kör dicom-exporter probe för detaljer.{{ end }}"
-)
 
 
 def switch(cases: list[tuple[str, str]], default: str) -> str:
@@ -172,21 +181,22 @@ class Rules:
         stale_window = str(m.thresholds["stale_window"])
         tls_days = m.thresholds["tls_expiry_warning_days"]
         min_partners = m.thresholds["min_partners_for_all_failing"]
+        explanation = explanations(config)
         link_down = alert(
-            "DicomLinkComputerDown",
+            words.ALERT["link_computer_down"],
             f"min by (target, ae_title, site, instance) "
             f"(probe_success{{{probe}, {link_computers}, {reachability}}}) == 0",
             m.for_by_role["link_computer"],
             "critical",
             "Länkdator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
             "Länkdator {{ $labels.ae_title }} svarar inte på DICOM från {{ $site }}. "
-            "Orsak: {{ $reason }}. " + EXPLANATION,
+            "Orsak: {{ $reason }}. " + explanation,
             reason=True,
             extra_labels=STAFF,
             next_step=self.by_target("link_computer_down", self.links),
         )
         partner_unreachable = alert(
-            "DicomPartnerUnreachable",
+            words.ALERT["partner_unreachable"],
             f"(probe_success{{{probe}, {partners}, {echo}}} == 0)\n"
             f"unless on (target, instance)\n"
             f"(probe_dicom_failure_reason{{{probe}, {AE_REJECTIONS}}} == 1)",
@@ -194,14 +204,13 @@ class Rules:
             "critical",
             "DICOM till {{ $region }} ({{ $labels.ae_title }}) fungerar inte från {{ $site }}",
             "{{ $labels.target }} ({{ $labels.ae_title }}) svarar inte på C-ECHO från {{ $site }}. "
-            "Orsak: {{ $reason }}. " + EXPLANATION + " Partnern kontrolleras direkt från "
-            "övervakningens dator, inte via länkdatorn: felet är partnerns eller nätets.",
+            "Orsak: {{ $reason }}. " + explanation + " " + words.PARTNER_VANTAGE,
             reason=True,
             extra_labels=STAFF,
             next_step=self.by_target("partner_unreachable", self.partner_targets),
         )
         rejects = alert(
-            "DicomPartnerRejectsAssociation",
+            words.ALERT["partner_rejects"],
             f"probe_dicom_failure_reason{{{probe}, {partners}, {AE_REJECTIONS}}} == 1",
             m.for_by_role["partner"],
             "critical",
@@ -217,7 +226,7 @@ class Rules:
             next_step=self.by_target("partner_rejects", self.partner_targets),
         )
         cannot_receive = alert(
-            "DicomPartnerCannotReceive",
+            words.ALERT["partner_cannot_receive"],
             f"(probe_success{{{probe}, {partners}, {receiving}}} == 0)\n"
             f"and on (target, instance)\n"
             f"(probe_success{{{probe}, {echo}}} == 1)",
@@ -225,7 +234,7 @@ class Rules:
             "critical",
             "{{ $region }} ({{ $labels.ae_title }}) svarar men kan inte ta emot bilder",
             "{{ $labels.target }} svarar på C-ECHO men {{ $labels.module }} misslyckas. "
-            "Orsak: {{ $reason }}. " + EXPLANATION + " "
+            "Orsak: {{ $reason }}. " + explanation + " "
             # The store went through but the partner will not let us verify it:
             # configuration (5), not a region that cannot receive (6).
             '{{ if eq $reason "query_refused" }}'
@@ -238,7 +247,7 @@ class Rules:
             next_step=self.by_target("partner_cannot_receive", self.partner_targets),
         )
         all_failing = alert(
-            "DicomAllPartnersFailing",
+            words.ALERT["all_partners_failing"],
             f"(count by (site, instance) "
             f"(probe_success{{{probe}, {partners}, {echo}}} == 0)\n"
             f"== count by (site, instance) (probe_success{{{probe}, {partners}, {echo}}}))\n"
@@ -248,7 +257,7 @@ class Rules:
             "critical",
             "Ingen partnerregion nås via DICOM från {{ $site }}",
             "Alla {{ $value }} partnerregioner misslyckas samtidigt från {{ $site }}: felet ligger "
-            "troligen hos oss, i Region Kronobergs nätverk, Sjunet eller brandväggen "
+            f"troligen hos oss, i {networks(config)} eller brandväggen "
             "(Problem med att skicka, punkt 3 och 4).",
             extra_labels=STAFF,
             next_step=switch(
@@ -258,7 +267,7 @@ class Rules:
                 routine.next_step(config, "all_partners_failing")),
         )
         latency = alert(
-            "DicomEchoLatencyHigh",
+            words.ALERT["echo_latency"],
             f"avg_over_time(probe_duration_seconds{{{probe}, {echo}}}[{latency_window}])\n"
             f"> {latency_warning}\n"
             f"and on (target, module, instance) (probe_success{{{probe}, {echo}}} == 1)",
@@ -272,7 +281,7 @@ class Rules:
             extra_labels=IT,
         )
         probe_scrape = alert(
-            "DicomProbeScrapeFailing",
+            words.ALERT["probe_scrape"],
             f"up{{{probe}}} == 0",
             m.wait("probe_scrape"),
             "warning",
@@ -283,7 +292,7 @@ class Rules:
             extra_labels=IT,
         )
         stale = alert(
-            "DicomProbesStale",
+            words.ALERT["stale"],
             f"increase(dicom_exporter_probes_total{{{exporter}}}[{stale_window}]) == 0",
             m.wait("stale"),
             "warning",
@@ -296,7 +305,7 @@ class Rules:
             extra_labels=IT,
         )
         exporter_down = alert(
-            "DicomExporterDown",
+            words.ALERT["exporter_down"],
             f"up{{{exporter}}} == 0 or absent(up{{{exporter}}})",
             m.wait("exporter_down"),
             "critical",
@@ -307,7 +316,7 @@ class Rules:
             extra_labels=IT,
         )
         reload_failed = alert(
-            "DicomExporterConfigReloadFailed",
+            words.ALERT["reload_failed"],
             f"dicom_exporter_config_last_reload_successful{{{exporter}}} == 0",
             m.wait("reload"),
             "warning",
@@ -317,7 +326,7 @@ class Rules:
             extra_labels=IT,
         )
         watchdog = alert(
-            "Watchdog",
+            words.ALERT["watchdog"],
             "vector(1)",
             "0s",
             "none",
@@ -328,7 +337,7 @@ class Rules:
             extra_labels=IT,
         )
         on_fallback = alert(
-            "RouteOnFallback",
+            words.ALERT["route_fallback"],
             'dicom_route_active{status="fallback"} == 1',
             m.wait("route"),
             "warning",
@@ -340,7 +349,7 @@ class Rules:
             next_step=self.fallback_steps(),
         )
         no_route = alert(
-            "NoRouteAvailable",
+            words.ALERT["no_route"],
             'dicom_route_active{status="none"} == 1',
             m.wait("route"),
             "critical",
@@ -351,7 +360,7 @@ class Rules:
             next_step=self.no_route_steps(),
         )
         receiver = alert(
-            "ReceiverRejectsPartner",
+            words.ALERT["receiver_rejects"],
             f"probe_dicom_failure_reason{{{probe}, {receive}, {RECEIVER_REFUSALS}}} == 1",
             m.wait("receiver"),
             "critical",
@@ -364,7 +373,7 @@ class Rules:
             next_step=routine.next_step(config, "receiver_rejects"),
         )
         tls_expiry = alert(
-            "DicomTLSCertificateExpiringSoon",
+            words.ALERT["certificate"],
             f"(probe_ssl_earliest_cert_expiry{{{probe}}} - time())\n"
             f"< {tls_days} * 86400",
             m.wait("tls_expiry"),

@@ -76,6 +76,8 @@ class Monitoring:
     roles: tuple[str, ...]  # roles the exporter config's targets have
     alertmanager: Alertmanager
     slo_objectives: dict[str, float]  # role -> availability objective over 30 days
+    # AE titles of the link computers ("Z97117", "Z83680"), as the dashboards name them.
+    link_computer_titles: tuple[str, ...] = ()
 
     # -- selectors -------------------------------------------------------
     @property
@@ -165,6 +167,9 @@ def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
         roles=roles,
         alertmanager=_alertmanager(path, raw["alertmanager"]),
         slo_objectives=_objectives(path, raw.get("slo_objective_by_role") or {}),
+        link_computer_titles=tuple(
+            t.ae_title for t in exporter.targets.values()
+            if t.labels.get("role") == "link_computer" and t.labels.get("direction") != "receive"),
     )
 
 

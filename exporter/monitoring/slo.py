@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from exporter.config.strict import parse_duration
 from exporter.monitoring.settings import Monitoring
 from exporter.routine import itops as words
 
@@ -34,6 +35,7 @@ WINDOWS = ("5m", "30m", "1h", "6h")
 # (long window, short window, burn factor, `for:`) per the SRE workbook, chapter 5.
 BURNS = (("1h", "5m", 14.4, "2m"), ("6h", "30m", 6.0, "15m"))
 BUDGET_DAYS = 30
+GUARD_STEP = {"1h": "1m", "6h": "5m"}  # resolution of "how long has the target been recorded"
 ATTRIBUTES = "role, region, ae_title"  # labels of the target, kept through every rule
 KEEP = f"target, {ATTRIBUTES}"
 ROLE_GROUPS = {"link_computer": "link_computers", "partner": "partners", "relay": "partners"}
@@ -114,8 +116,13 @@ def burn_alerts(m: Monitoring) -> list[Rule]:
         role = f'role=~"{"|".join(sorted(roles))}"'
         for long, short, factor, wait in BURNS:
             threshold = f"{factor * budget:.6g}"
+            # The long window must be at least half recorded: a Prometheus started
+            # minutes ago (or a new target) judges no budget from a few minutes.
+            recorded = (f"time() - min_over_time(timestamp({target_ratio('5m')}{{{role}}})"
+                        f"[{long}:{GUARD_STEP[long]}])")
             expr = (f"(1 - {target_ratio(long)}{{{role}}}) > {threshold}\n"
-                    f"and (1 - {target_ratio(short)}{{{role}}}) > {threshold}")
+                    f"and (1 - {target_ratio(short)}{{{role}}}) > {threshold}\n"
+                    f"and ({recorded}) > {parse_duration(long) / 2:g}")
             out.append({
                 "alert": name, "expr": expr, "for": wait,
                 "labels": {**IT_MAIL, "slo_window": f"{long}/{short}",

@@ -66,8 +66,15 @@ def ranking(config: Config) -> str:
     return " ".join(step_text(config.routine.steps[key]) for key in config.routine.ranking)
 
 
-def explanation(reason: Reason, phase: str | None = None) -> str:
-    return PHASED.get((reason, phase or ""), ROUTINE[reason]).explanation
+def explanation(reason: Reason, phase: str | None = None, config: Config | None = None) -> str:
+    """What a failure reason means, with the config's names of the networks."""
+    text = PHASED.get((reason, phase or ""), ROUTINE[reason]).explanation
+    routine_model = config.routine if config is not None else None
+    ours = routine_model.our_network if routine_model and routine_model.our_network else (
+        words.OUR_NETWORK)
+    wide = routine_model.wide_network if routine_model and routine_model.wide_network else (
+        words.WIDE_NETWORK)
+    return text.replace("{our_network}", ours).replace("{wide_network}", wide)
 
 
 # -- faults of one target -----------------------------------------------------
@@ -104,7 +111,7 @@ def target_fault(config: Config, target: Target, module: str | None,
     situation = situation_of(config, target, module, reason)
     if situation is None:
         return None  # a dead link computer is reported once, as itself
-    why = f" {explanation(reason, phase)}" if reason else ""
+    why = f" {explanation(reason, phase, config)}" if reason else ""
     name = place(config, target)
     if situation == "receiver_rejects":
         partner = config.targets.get(target.labels.get("partner", ""))
@@ -157,7 +164,7 @@ def cause_lines(config: Config, target: Target, reason: Reason,
 def cli_lines(config: Config, target: Target, module: str, reason: Reason,
               phase: str | None = None) -> list[str]:
     """What `dicom-exporter probe` prints under a failed result: why, causes, next step."""
-    lines = [f"orsak     {explanation(reason, phase)}"]
+    lines = [f"orsak     {explanation(reason, phase, config)}"]
     lines += [f"          {line}" for line in cause_lines(config, target, reason, phase)]
     fault = target_fault(config, target, module, reason, phase)
     if fault is not None and fault.next_step:

@@ -22,11 +22,30 @@ ALERT_FOR = {
     "no_route": "NoRouteAvailable",
     "receiver_rejects": "ReceiverRejectsPartner",
 }
+# The alerts that are not one of the routine's situations.
+ALERT = {
+    "echo_latency": "DicomEchoLatencyHigh",
+    "probe_scrape": "DicomProbeScrapeFailing",
+    "stale": "DicomProbesStale",
+    "exporter_down": "DicomExporterDown",
+    "reload_failed": "DicomExporterConfigReloadFailed",
+    "watchdog": "Watchdog",
+    "certificate": "DicomTLSCertificateExpiringSoon",
+    **ALERT_FOR,
+}
 RUNBOOK_FOR_ROUTE_STATUS = {"fallback": ALERT_FOR["route_fallback"],
                             "none": ALERT_FOR["no_route"]}
 
 # Marks our own sentences: "Vår text (inte i rutinen)."
 OWN = "inte i rutinen"
+
+# Where a partner is probed from, and what that cannot see (issue 27: the blind spot).
+PARTNER_VANTAGE = ("Partnern kontrolleras från övervakningens dator, inte från länkdatorn: "
+                   "ett fel här är partnerns eller nätets, men en brandväggsregel som bara "
+                   "gäller länkdatorns egen adress syns inte (se nästa steg).")
+# The networks, when the config's routine does not name them.
+OUR_NETWORK = "vårt nätverk"
+WIDE_NETWORK = "det gemensamma vårdnätet"
 
 # -- states -----------------------------------------------------------------
 # A path's state (öppen/stängd/okänd) and a hop's (upp/NERE/okänd), by HopState value.

@@ -157,7 +157,7 @@ def build(config: Config, snapshot: Snapshot, now: float) -> OnCallStatus:
                 echo_ms=round(echo.last_duration * 1000, 2)
                 if echo is not None and echo.last_time and echo.last_success else None,
                 reason=reason.value if reason and state is HopState.DOWN else "",
-                reason_text=routine.explanation(reason)
+                reason_text=routine.explanation(reason, config=config)
                 if reason and state is HopState.DOWN else "",
             ))
         if state is HopState.DOWN:
