@@ -377,7 +377,7 @@ def cases() -> list[Json]:
                                            "DicomExporterConfigReloadFailed")],
     ))
     out.append(case(
-        "an exporter Prometheus never saw is down too",
+        "an exporter Prometheus never saw is down too, and its runbook link is absolute",
         [series("up", "1x40", **scrape)],
         [("2m", "DicomExporterDown", [{
             "exp_labels": {"job": "dicom_exporter", "severity": "critical", "audience": "it"},
@@ -386,7 +386,9 @@ def cases() -> list[Json]:
                 "description": "Prometheus når inte dicom-exporter . Ingen DICOM-överföring "
                                "övervakas därifrån: fel upptäcks inte förrän en överföring "
                                "uteblir.",
-                "runbook_url": "/runbooks/DicomExporterDown",  # no exporter answers: no host
+                # No exporter answers (one site): the static base, never a bare path.
+                "runbook_url": "https://intranet.kronoberg.invalid/dicom/runbooks/"
+                               "DicomExporterDown",
             },
         }])],
     ))
@@ -446,6 +448,25 @@ def cases() -> list[Json]:
                 },
             }]),
         ],
+    ))
+    no_route = {"exp_labels": {**route, "status": "none", "path": dvd, "severity": "critical",
+                               "audience": "staff"},
+                "exp_annotations": {
+                    "summary": "Ljungby → Skåne: ingen väg öppen",
+                    "description": "Varken ordinarie väg eller någon reservväg som svarar mot "
+                                   "felet är öppen från Ljungby till Skåne. Sista utväg: "
+                                   f"{dvd}.",
+                    "runbook_url": runbook("NoRouteAvailable"),
+                    "next_step": NEXT[("no_route", "skane")]}}
+    out.append(case(
+        "no route stays firing while the route is only unknown (stale results), and resolves "
+        "when a way is really open",
+        [series("dicom_route_active", "1x12 stale", **route, status="none", path=dvd),
+         series("dicom_route_active", "_x13 1x10 stale", **route, status="unknown", path=""),
+         series("dicom_route_active", "_x25 1x20", **route, status="primary",
+                path="ordinarie väg")],
+        [("2m", "NoRouteAvailable", [no_route]), ("5m", "NoRouteAvailable", [no_route]),
+         ("8m", "NoRouteAvailable", [])],
     ))
     # -- receive side ---------------------------------------------------------
     receive = {**probe_labels("z97117.from.skane", "receive_echo", "link_computer", "vaxjo",

@@ -2,15 +2,15 @@
 
 Runs the full two-site stack (tools/stack.py: both exporters, both
 Prometheus, the Alertmanager cluster) with the shipped intervals of
-examples/prometheus.yml, the shipped `for:` and Alertmanager's group_wait.
+prometheus/prometheus.yml, the shipped `for:` and Alertmanager's group_wait.
 Each round starts a fresh stack, stops the simulated Z97117 and prints how
 long until the alert is firing in a Prometheus, until an Alertmanager holds
 it, and until the pager receiver got the notification (median and max over
 the rounds).
 
-In the same stack Z97117 then comes back and, as soon as the pager got the
-resolved notification, stops again: the second outage's time to the pager and
-to the staff on duty (Arkivet or LARS), from the second stop.
+In the same stack Z97117 then comes back and, as soon as its alert is resolved
+in Prometheus and Alertmanager, stops again: the second outage's time to the
+pager and to the staff on duty (Arkivet or LARS), from the second stop.
 
 Then the blips, which must never page: Z83680 down for less than one probe
 interval (one lost probe) and for 10 s. Each reports how many failed probes
@@ -102,10 +102,13 @@ def more_pages(stack: Stack, target: str, receivers: tuple[str, ...], than: int)
 
 
 def second_outage(stack: Stack, target: str) -> dict[str, float]:
-    """The target comes back; as soon as the pager has the resolved notification it
-    stops again: seconds until the new outage's page, to the pager and to the staff."""
+    """The target comes back; as soon as its alert is resolved in Prometheus and in
+    Alertmanager (before the resolved notification: Alertmanager sends that on the
+    group's next flush) it stops again: seconds until the new outage's page, to the
+    pager and to the staff, from the second stop."""
     stack.peers.set_state(target, "up")
-    if wait(lambda: pages(stack, target, "resolved") > 0, 400) is None:
+    if wait(lambda: not firing_in_prometheus(stack, target)
+            and not in_alertmanager(stack, target), 300) is None:
         return {}
     before = {who: pages(stack, target, receivers=receivers)
               for who, receivers in SECOND_RECEIVERS.items()}
@@ -142,8 +145,8 @@ def measure(rounds: int, blips: int) -> tuple[dict[str, list[float]], list[tuple
                                     **{name: [] for name in SECOND_RECEIVERS}}
     blip_rows: list[tuple[str, int, bool]] = []
     # A fresh stack each round for the first outage; then, in the same stack,
-    # a second outage that starts as soon as the first one's resolved
-    # notification arrived: the case where an alert group still exists.
+    # a second outage that starts as soon as the first one resolved: its alert
+    # group still exists in Alertmanager.
     for _ in range(rounds):
         stack = started_and_settled()
         try:

@@ -294,11 +294,15 @@ def serve(config_file: str, addresses: list[Address], interval: float,
 @click.option("--web.config.file", "web_config_file", default=None,
               type=click.Path(dir_okay=False),
               help="Check this web config file (TLS, basic auth) as well.")
+@click.option("--monitoring.file", "monitoring_file", default=None,
+              type=click.Path(dir_okay=False),
+              help="The monitoring config whose runbook links to check (default: the shipped "
+                   "one); given, it is checked against the config in full.")
 @log_options
 def check_config(positional_config: str | None, option_config: str | None,
-                 web_config_file: str | None) -> None:
-    """Validate a configuration file (and a web config file); exit 1 listing
-    every problem of both.
+                 web_config_file: str | None, monitoring_file: str | None) -> None:
+    """Validate a configuration file (and a web config file, and the runbook links of
+    the monitoring config); exit 1 listing every problem.
 
     --config.file as in every other subcommand; the positional form is kept
     because units and scripts written before call it so."""
@@ -308,6 +312,7 @@ def check_config(positional_config: str | None, option_config: str | None,
     if not config_file:
         raise click.UsageError("missing --config.file")
     problems: list[str] = []
+    config: Config | None = None
     try:
         config = config_module.load(config_file)
     except ConfigError as exc:
@@ -317,10 +322,20 @@ def check_config(positional_config: str | None, option_config: str | None,
             webconfig.load(web_config_file)
         except ConfigError as exc:
             problems += exc.problems
+    monitoring_path = Path(monitoring_file) if monitoring_file else monitoring_settings.CONFIG
+    link_problem = monitoring_settings.runbook_links_problem(monitoring_path)
+    if link_problem:
+        problems.append(link_problem)
+    elif monitoring_file and config is not None:
+        try:
+            pack.load(config, monitoring_path)
+        except ConfigError as exc:
+            problems += exc.problems
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
         raise SystemExit(1)
+    assert config is not None  # no problems: it loaded
     for note in config_module.notes(config):
         click.echo(note)
     pairs = sum(len(t.modules) for t in config.targets.values())
@@ -330,11 +345,14 @@ def check_config(positional_config: str | None, option_config: str | None,
     )
     if web_config_file:
         click.echo(f"{web_config_file}: OK")
+    if monitoring_file:
+        click.echo(f"{monitoring_file}: OK")
 
 
 @main.group()
 def monitoring() -> None:
-    """The monitoring pack of a config: alert rules, dashboards."""
+    """The monitoring pack of a config: alert rules and their tests, Alertmanager and
+    Prometheus configs, Grafana dashboards and provisioning, runbooks."""
 
 
 @monitoring.command("generate")
@@ -525,7 +543,7 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
               show_default=True, help="Markdown, HTML with a chart per target, or JSON.")
 @click.option("--config.file", "config_file", required=True, type=click.Path(dir_okay=False),
               help="The exporter's YAML configuration (site and region names).")
-@click.option("--monitoring.config", "monitoring_file", default=None,
+@click.option("--monitoring.file", "monitoring_file", default=None,
               type=click.Path(dir_okay=False),
               help="The monitoring config (waits per role); default: the shipped one.")
 @log_options

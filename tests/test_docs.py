@@ -54,7 +54,7 @@ def test_every_metric_is_documented_in_the_metrics_page() -> None:
 @pytest.mark.slow
 def test_example_prometheus_config_is_valid() -> None:
     result = subprocess.run(
-        [require("promtool"), "check", "config", str(ROOT / "examples" / "prometheus.yml")],
+        [require("promtool"), "check", "config", str(ROOT / "prometheus" / "prometheus.yml")],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -45,7 +45,7 @@ from tools.generate import example
 from tools.stack import Notification, Stack
 
 ROOT = Path(__file__).parent.parent
-PROMETHEUS_EXAMPLE = ROOT / "examples" / "prometheus.yml"
+PROMETHEUS_EXAMPLE = ROOT / "prometheus" / "prometheus.yml"
 WATCHDOG_REPEAT = 3.0  # seconds between Watchdog notifications in the test stack
 
 

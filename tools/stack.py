@@ -4,7 +4,7 @@ peers → exporters → Prometheus → clustered Alertmanagers → a notificatio
 One simulated peer per Kronoberg target (in this process). Each site (Växjö,
 Ljungby) has its own exporter (`python -m exporter serve` with
 examples/vaxjo.yml or ljungby.yml pointed at the peers), its own Debian
-`prometheus` (examples/prometheus.yml: scrapes both exporters, sends to both
+`prometheus` (prometheus/prometheus.yml: scrapes both exporters, sends to both
 Alertmanagers, external label `replica` dropped from alerts) and its own
 Debian `prometheus-alertmanager` (alerts/alertmanager.yml, receivers pointed
 at an in-process sink that records every notification), the two
@@ -49,7 +49,7 @@ SITES = ("vaxjo", "ljungby")
 EXAMPLE_EXPORTERS = {"vaxjo": "dicom-exporter.vaxjo.invalid:10104",
                      "ljungby": "dicom-exporter.ljungby.invalid:10104"}
 LINK_COMPUTER_JOB = "dicom_probe_link_computer"
-# examples/prometheus.yml's external label `replica` comes from this variable,
+# prometheus/prometheus.yml's external label `replica` comes from this variable,
 # expanded by Prometheus with this flag (as the shipped systemd drop-in does).
 REPLICA_VARIABLE = "DICOM_MONITOR_REPLICA"
 PROMETHEUS_FLAGS = ("--enable-feature=expand-external-labels",)
@@ -91,14 +91,14 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30)
 def prometheus_config(exporters: dict[str, str], interval: str | None,
                       alertmanagers: list[str] | None, partner_interval: str | None = None
                       ) -> str:
-    """examples/prometheus.yml with each site's exporter at its loopback address.
+    """prometheus/prometheus.yml with each site's exporter at its loopback address.
 
     `interval` replaces every scrape and evaluation interval (the shipped
     ones when None); `partner_interval`, if given, that of every probe job
     but the link computers'. Sites not in `exporters` are dropped; without
     `alertmanagers`, so is alerting.
     """
-    document = yaml.safe_load((ROOT / "examples" / "prometheus.yml").read_text("utf-8"))
+    document = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text("utf-8"))
     if interval is not None:
         document["global"].update(scrape_interval=interval, evaluation_interval=interval,
                                   scrape_timeout=interval)
@@ -309,7 +309,7 @@ class Stack:
         """Start both sites.
 
         `interval`: every scrape and evaluation interval (None: the shipped
-        ones of examples/prometheus.yml); `partner_interval`: that of the probe
+        ones of prometheus/prometheus.yml); `partner_interval`: that of the probe
         jobs but the link computers' (the simulated peers share one process:
         two Prometheus probing everything every few seconds starve them).
         `resend_delay`: how often Prometheus
@@ -318,7 +318,7 @@ class Stack:
         `pinned_intervals`: see alertmanager_config.
         """
         for needed in ("alerts/dicom.rules.yml", "alerts/alertmanager.yml",
-                       "examples/prometheus.yml", "examples/vaxjo.yml"):
+                       "prometheus/prometheus.yml", "examples/vaxjo.yml"):
             if not (ROOT / needed).exists():
                 raise StackError(f"{needed} not found: run the stack from a checkout")
         prometheus_bin = _program("prometheus")

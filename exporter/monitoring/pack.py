@@ -9,8 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config import Config
-from exporter.monitoring import alertmanager, dashboards, itdashboard, rules, settings
+from exporter.monitoring import (
+    alertmanager,
+    dashboards,
+    itdashboard,
+    rules,
+    scrape_config,
+    settings,
+)
 from exporter.monitoring.settings import Monitoring
+from exporter.web import runbooks
 
 RULES = Path("alerts") / "dicom.rules.yml"
 CALENDAR_RULES = Path("alerts") / rules.CALENDAR_RULES
@@ -18,6 +26,11 @@ CALENDAR_TESTS = Path("alerts") / "dicom.calendar.test.yml"
 ALERTMANAGER = Path("alerts") / "alertmanager.yml"
 TEMPLATES = Path("alerts") / "templates"
 DASHBOARDS = Path("grafana") / "dashboards"
+PROVISIONING = Path("grafana") / "provisioning"
+PROMETHEUS = Path("prometheus") / "prometheus.yml"
+RUNBOOKS = Path("runbooks")
+# Folders the pack copies as shipped rather than generates (no header of ours).
+COPIED = (TEMPLATES, RUNBOOKS)
 # Shipped as written (package data), copied into the pack.
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -31,6 +44,13 @@ def generate(m: Monitoring, config: Config) -> dict[Path, str]:
               for path in sorted(SHIPPED_TEMPLATES.glob("*.tmpl"))}
     files |= {DASHBOARDS / name: text for name, text in dashboards.render(m).items()}
     files[DASHBOARDS / itdashboard.FILE] = itdashboard.render(m)
+    files |= {PROVISIONING / name: text for name, text in dashboards.provisioning(m).items()}
+    files[PROMETHEUS] = scrape_config.render(m)
+    # The runbooks as shipped, for a static web server (runbook_static_base_url).
+    # They transcribe the example's routine: generating them from another
+    # site's routine model is not done here.
+    files |= {RUNBOOKS / f"{name}.md": runbooks.source(name) or ""
+              for name in [*runbooks.names(), runbooks.INDEX]}
     return files
 
 

@@ -350,7 +350,12 @@ class Rules:
         )
         no_route = alert(
             words.ALERT["no_route"],
-            'dicom_route_active{status="none"} == 1',
+            # No way open, and it stays so while the route is merely unknown (results
+            # stale or missing): it resolves only when a way is really open (issue 27).
+            'dicom_route_active{status="none"} == 1\n'
+            "or\n"
+            '(last_over_time(dicom_route_active{status="none"}[1h]) == 1\n'
+            ' and on (route, instance) dicom_route_active{status="unknown"} == 1)',
             m.wait("route"),
             "critical",
             "{{ $site }} → {{ $region }}: ingen väg öppen",
@@ -465,6 +470,7 @@ def render_calendar_tests(m: Monitoring) -> str:
     quiet = (ends - warn) // step * STEP_DAYS
     firing = quiet + 2 * STEP_DAYS
     summary, description = _calendar_texts(m, _humanized(ends - firing * 86_400))
+    base = m.runbook_base_url or m.runbook_static_base_url
     test = {
         "name": "the holiday calendar warns IT before it ends, not earlier",
         "interval": f"{STEP_DAYS}d",
@@ -480,9 +486,9 @@ def render_calendar_tests(m: Monitoring) -> str:
                      "summary": summary.replace(
                          "{{ $labels.calendar_end }}", f"{alertmanager.calendar_end(m):%Y-%m-%d}"),
                      "description": description,
-                     # No exporter answers in a promtool test.
-                     "runbook_url": m.runbook("DicomHolidayCalendarEnding", False).split(
-                         "{{ end }}")[-1]}}]},
+                     # No exporter answers in a promtool test: the static base.
+                     "runbook_url": f"{base.rstrip('/')}/runbooks/DicomHolidayCalendarEnding",
+                 }}]},
         ],
     }
     body = yaml.dump({"rule_files": [CALENDAR_RULES], "evaluation_interval": f"{STEP_DAYS}d",

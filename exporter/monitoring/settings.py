@@ -10,6 +10,7 @@ pass its own.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,33 @@ WAITS = ("group_wait", "group_interval", "repeat_interval", "page_group_interval
 
 
 @dataclass(frozen=True)
+class Prometheus:
+    exporters: tuple[str, ...]
+    alertmanagers: tuple[str, ...]
+    scrape_timeout: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Grafana:
+    datasource_uid: str
+    datasource_name: str
+    folder: str
+    dashboards_path: str
+
+
+# Alerts that no exporter reports (no `instance` label of an exporter): their
+# runbook link cannot be the reporting exporter's own.
+WITHOUT_INSTANCE = ("DicomExporterDown", "Watchdog", "DicomHolidayCalendarEnding")
+
+
+@dataclass(frozen=True)
 class Monitoring:
     probe_job: str
     link_computer_probe_job: str
     exporter_job: str
     runbook_base_url: str
+    runbook_static_base_url: str
     for_by_role: dict[str, str]
     probe_interval_by_role: dict[str, str]
     evaluation_interval: str
@@ -75,6 +98,8 @@ class Monitoring:
     site_names: dict[str, str]  # site key -> name as the staff say it
     roles: tuple[str, ...]  # roles the exporter config's targets have
     alertmanager: Alertmanager
+    prometheus: Prometheus
+    grafana: Grafana
     slo_objectives: dict[str, float]  # role -> availability objective over 30 days
     # AE titles of the link computers ("Z97117", "Z83680"), as the dashboards name them.
     link_computer_titles: tuple[str, ...] = ()
@@ -115,11 +140,13 @@ class Monitoring:
         exporter is: the reporting exporter's (`with_instance`), else any
         other exporter that still answers, so an alert about a lost exporter
         never links to it. An exporter that publishes no URL yet is reached
-        at http://instance; with no other exporter answering, the link is only
-        the runbook's path.
+        at http://instance; with no other exporter answering (one site), the
+        static base. Every link is absolute (`load` refuses a config where
+        one would not be).
         """
         if self.runbook_base_url:
             return f"{self.runbook_base_url.rstrip('/')}/runbooks/{name}"
+        static = f"{self.runbook_static_base_url.rstrip('/')}/runbooks/{name}"
         job = self.exporter.replace('"', '\\"')
 
         def lookup(match: str) -> str:
@@ -130,7 +157,7 @@ class Monitoring:
         if with_instance:
             return lookup("=") + "{{ else }}http://{{ $labels.instance }}{{ end }}" + (
                 f"/runbooks/{name}")
-        return lookup("!=") + "{{ end }}" + f"/runbooks/{name}"
+        return lookup("!=") + f"/runbooks/{name}{{{{ else }}}}{static}{{{{ end }}}}"
 
 
 def load(exporter: Config, path: Path = CONFIG) -> Monitoring:
@@ -148,6 +175,9 @@ def load(exporter: Config, path: Path = CONFIG) -> Monitoring:
 
 
 def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
+    problem = runbook_links_problem(path)
+    if problem:
+        raise ConfigError([problem])
     roles = tuple(sorted({t.labels["role"] for t in exporter.targets.values()}))
     missing = set(roles) - set(raw["for_by_role"])
     if missing:
@@ -157,7 +187,8 @@ def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
         probe_job=raw["jobs"]["probe"],
         link_computer_probe_job=raw["jobs"]["link_computer_probe"],
         exporter_job=raw["jobs"]["exporter"],
-        runbook_base_url=raw.get("runbook_base_url") or "",
+        runbook_base_url=_absolute_url(path, raw, "runbook_base_url"),
+        runbook_static_base_url=_absolute_url(path, raw, "runbook_static_base_url"),
         for_by_role=dict(raw["for_by_role"]),
         probe_interval_by_role=dict(raw["probe_interval_by_role"]),
         evaluation_interval=raw["evaluation_interval"],
@@ -166,11 +197,52 @@ def _read(exporter: Config, path: Path, raw: Any) -> Monitoring:
         site_names={key: site.name for key, site in exporter.sites.items()},
         roles=roles,
         alertmanager=_alertmanager(path, raw["alertmanager"]),
+        prometheus=Prometheus(
+            exporters=tuple(raw["prometheus"]["exporters"]),
+            alertmanagers=tuple(raw["prometheus"]["alertmanagers"]),
+            scrape_timeout=str(raw["prometheus"]["scrape_timeout"]),
+            url=str(raw["prometheus"]["url"]),
+        ),
+        grafana=Grafana(**{key: str(raw["grafana"][key]) for key in (
+            "datasource_uid", "datasource_name", "folder", "dashboards_path")}),
         slo_objectives=_objectives(path, raw.get("slo_objective_by_role") or {}),
         link_computer_titles=tuple(
             t.ae_title for t in exporter.targets.values()
             if t.labels.get("role") == "link_computer" and t.labels.get("direction") != "receive"),
     )
+
+
+def _absolute_url(path: Path, raw: dict[str, Any], key: str) -> str:
+    """An http(s) URL with a host, or empty; else one line naming the field."""
+    value = raw.get(key) or ""
+    if value and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", str(value)):
+        raise ConfigError([f"{path}: {key}: {value!r} is not an absolute http(s) URL"])
+    return str(value)
+
+
+def runbook_links_problem(path: Path = CONFIG) -> str | None:
+    """The one line saying a runbook link would be relative (or the file is bad), or None.
+
+    With neither a runbook_base_url nor a runbook_static_base_url, an alert
+    that no exporter reports (WITHOUT_INSTANCE) links to a bare path when no
+    other exporter answers: always, with one site. Needs no exporter config,
+    so `check-config` asks it of the monitoring config too.
+    """
+    try:
+        raw = yaml.safe_load(read_file(path))
+        if not isinstance(raw, dict):
+            return f"{path}: document: must be a mapping"
+        _absolute_url(path, raw, "runbook_base_url")
+        _absolute_url(path, raw, "runbook_static_base_url")
+    except ConfigError as exc:
+        return exc.problems[0]
+    except yaml.YAMLError as exc:
+        return f"{path}: {' '.join(str(exc).split())}"
+    if raw.get("runbook_base_url") or raw.get("runbook_static_base_url"):
+        return None
+    return (f"{path}: runbook_static_base_url: empty while runbook_base_url is empty too: "
+            f"the runbook_url of {', '.join(WITHOUT_INSTANCE)} would be relative when no "
+            "other exporter answers (one site); set either to an absolute http(s) URL")
 
 
 def _alertmanager(path: Path, raw: dict[str, Any]) -> Alertmanager:

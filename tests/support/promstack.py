@@ -1,4 +1,4 @@
-"""A real Prometheus for end-to-end tests: examples/prometheus.yml on loopback
+"""A real Prometheus for end-to-end tests: prometheus/prometheus.yml on loopback
 (as the full stack builds it), one-second intervals, the shipped alert rules,
 and helpers for its HTTP API."""
 
