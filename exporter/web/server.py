@@ -171,6 +171,10 @@ class Server:
 
 
 PAGE_MAX_AGE = 1.0
+# Methods of RFC 9110 we do not serve: 405; anything else is 501.
+KNOWN_METHODS = {"PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+ALLOWED_METHODS = "GET, HEAD, POST"
+METHOD_NOT_ALLOWED = "method not allowed\n"
 
 
 class PageCache:
@@ -366,9 +370,10 @@ class Handler(BaseHTTPRequestHandler):
         """Plain text like every other answer, never the standard library's HTML."""
         self.close_connection = True
         text = message or _PHRASES.get(code, "error")
-        if code == HTTPStatus.NOT_IMPLEMENTED and self.command:  # PUT, DELETE, ...
-            self.reply(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed\n",
-                       headers={"Allow": "GET, HEAD, POST", "Connection": "close"})
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command in KNOWN_METHODS:
+            # PUT on /-/reload is a method we know and do not allow, as GET there is.
+            self.reply(HTTPStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED,
+                       headers={"Allow": ALLOWED_METHODS, "Connection": "close"})
             return
         self.reply(code, f"{text}\n", headers={"Connection": "close"})
 
