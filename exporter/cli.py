@@ -175,6 +175,9 @@ def _serve_until_signalled(
     def reload(*_: object) -> None:  # both files, off the signal handler's thread
         threading.Thread(target=server.reload, name="reload", daemon=True).start()
 
+    # Before the port is bound: a SIGTERM as soon as it answers stops us cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         server, _ = start(exporter, addresses, extra_endpoints, web,
                           external_url=external_url)
@@ -182,9 +185,7 @@ def _serve_until_signalled(
         log.error("cannot start", extra={"fields": {"err": str(exc)}})
         raise SystemExit(1) from None
     signal.signal(signal.SIGHUP, reload)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if startup_sighup.early.is_set():  # a SIGHUP came while starting: do what it asked
+    if startup_sighup.early():  # a SIGHUP came while starting: do what it asked
         reload()
     for text in server.web.warnings:
         log.warning("web config feature not available", extra={"fields": {"detail": text}})
