@@ -325,6 +325,18 @@ class Rules:
             "tidigare. Kör dicom-exporter check-config och rätta filen.",
             extra_labels=IT,
         )
+        schedule_stalled = alert(
+            "DicomExporterScheduleStalled",
+            f"time() - dicom_exporter_schedule_last_round_timestamp_seconds{{{exporter}}}\n"
+            f"> 3 * dicom_exporter_schedule_interval_seconds{{{exporter}}} + 60",
+            m.wait("schedule"),
+            "warning",
+            "Exportern {{ $labels.instance }} kontrollerar inte längre målen själv",
+            "Exporterns inbyggda schema (--probe.interval) har inte avslutat någon omgång på "
+            "{{ $value | humanizeDuration }}. Målen kontrolleras bara när Prometheus hämtar "
+            "/probe; statussidan och dicom_exporter_last_probe_success blir inaktuella.",
+            extra_labels=IT,
+        )
         watchdog = alert(
             words.ALERT["watchdog"],
             "vector(1)",
@@ -390,8 +402,8 @@ class Rules:
             extra_labels=IT,
         )
         return [link_down, partner_unreachable, rejects, cannot_receive, all_failing, latency,
-                probe_scrape, stale, exporter_down, reload_failed, watchdog, on_fallback, no_route,
-                receiver, tls_expiry]
+                probe_scrape, stale, exporter_down, reload_failed, schedule_stalled, watchdog,
+                on_fallback, no_route, receiver, tls_expiry]
 
 
 def _literal(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
