@@ -366,6 +366,28 @@ def cases() -> list[Json]:
             }]),
         ],
     ))
+    # The built-in schedule (10 s interval): rounds complete every 15 s, then stop at 150 s.
+    out.append(case(
+        "a schedule that stops completing rounds alerts; one that overruns does not",
+        [series("dicom_exporter_schedule_last_round_timestamp_seconds", "0+15x10 150x30",
+                **exporter),
+         series("dicom_exporter_schedule_interval_seconds", "10x40", **exporter)],
+        [
+            ("3m", "DicomExporterScheduleStalled", []),  # rounds 15 s apart: late, not stalled
+            ("5m", "DicomExporterScheduleStalled", []),  # stalled 2m 30s: still pending
+            ("7m", "DicomExporterScheduleStalled", [{
+                "exp_labels": {**exporter, "severity": "warning", "audience": "it"},
+                "exp_annotations": {
+                    "summary": f"Exportern {INSTANCE} kontrollerar inte längre målen själv",
+                    "description": "Exporterns inbyggda schema (--probe.interval) har inte "
+                                   "avslutat någon omgång på 4m 30s. Målen kontrolleras bara "
+                                   "när Prometheus hämtar /probe; statussidan och "
+                                   "dicom_exporter_last_probe_success blir inaktuella.",
+                    "runbook_url": runbook("DicomExporterScheduleStalled"),
+                },
+            }]),
+        ],
+    ))
     out.append(case(
         "a healthy exporter that probes and reloads fine does not alert",
         [series("up", "1x40", **scrape),
@@ -448,6 +470,25 @@ def cases() -> list[Json]:
                 },
             }]),
         ],
+    ))
+    no_route = {"exp_labels": {**route, "status": "none", "path": dvd, "severity": "critical",
+                               "audience": "staff"},
+                "exp_annotations": {
+                    "summary": "Ljungby → Skåne: ingen väg öppen",
+                    "description": "Varken ordinarie väg eller någon reservväg som svarar mot "
+                                   "felet är öppen från Ljungby till Skåne. Sista utväg: "
+                                   f"{dvd}.",
+                    "runbook_url": runbook("NoRouteAvailable"),
+                    "next_step": NEXT[("no_route", "skane")]}}
+    out.append(case(
+        "no route stays firing while the route is only unknown (stale results), and resolves "
+        "when a way is really open",
+        [series("dicom_route_active", "1x12 stale", **route, status="none", path=dvd),
+         series("dicom_route_active", "_x13 1x10 stale", **route, status="unknown", path=""),
+         series("dicom_route_active", "_x25 1x20", **route, status="primary",
+                path="ordinarie väg")],
+        [("2m", "NoRouteAvailable", [no_route]), ("5m", "NoRouteAvailable", [no_route]),
+         ("8m", "NoRouteAvailable", [])],
     ))
     # -- receive side ---------------------------------------------------------
     receive = {**probe_labels("z97117.from.skane", "receive_echo", "link_computer", "vaxjo",

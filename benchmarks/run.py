@@ -441,8 +441,9 @@ def non_reading_clients(rows: list[Row], client: ProbeClient, port: int,
     rows.append(Row(name, "exporter RSS, before", [before_rss], unit="MiB"))
     rows.append(Row(name, "exporter RSS, while held", [rss], unit="MiB"))
     rows.append(Row(name, "/probe?module=tcp while held", served,
-                    goal="median <= 50 ms, none > 1 s",
-                    met=statistics.median(served) <= 0.05 and max(served) <= 1.0))
+                    goal="median <= 50 ms", met=statistics.median(served) <= 0.05))
+    rows.append(Row(name, "/probe?module=tcp while held, slowest", [max(served)],
+                    goal="<= 1 s", met=max(served) <= 1.0))
 
 
 def blackbox_binary() -> str | None:

@@ -1,5 +1,9 @@
 """dicom-exporter: Prometheus probes for DICOM transfer between hospitals."""
 
+# First: until this has run, a SIGHUP (`systemctl reload` right after start) ends
+# the process; see the module.
+import exporter.sighup  # noqa: F401  # isort: skip
+
 try:  # written at build time from git tags (packaging/buildhook.py)
     from exporter import _version
 except ImportError:  # a source tree that was never built or installed

@@ -22,6 +22,7 @@ from exporter.metrics import ExporterCollector
 from exporter.probers.memory import ProberState, StoreMemory
 from exporter.probers.report import ProbeReport
 from exporter.probers.store import store_key
+from exporter.reasons import Reason
 from exporter.stats import Stats
 
 logger = logging.getLogger("dicom_exporter")
@@ -169,10 +170,14 @@ class Exporter:
             raise
         finally:
             self.limits.release(peer)
-        repeat = report.result_age is not None
-        recorded = self.stats.finished(
-            target.name, module.name, report.success, report.reason, report.duration,
-            current.generation, started, repeat=repeat)
+        if report.reason is Reason.SHUTDOWN:  # our own doing: says nothing of the peer
+            self.stats.dropped()
+            recorded = True
+        else:
+            repeat = report.result_age is not None
+            recorded = self.stats.finished(
+                target.name, module.name, report.success, report.reason, report.duration,
+                current.generation, started, repeat=repeat)
         if not recorded:
             logger.info("probe result not recorded: a newer config or result is in place",
                         extra={"fields": {"target": target.name, "module": module.name,

@@ -50,6 +50,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), ensure_ascii=False, default=str)
 
 
+class ThirdParty(logging.Filter):
+    """Lines of the libraries we use (pynetdicom above all) at a level that fits us:
+    their ERROR is about a peer (an A-ASSOCIATE-RJ it sent), not about the
+    exporter, so it is a warning here; our own `error` means our own fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and not record.name.startswith(OURS) and (
+                record.name != "root"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+OURS = "dicom_exporter"
 _current = {"level": "info", "format": "logfmt"}
 
 
@@ -63,6 +76,7 @@ def setup(level: str | None = None, fmt: str | None = None) -> None:
     _current["format"] = fmt or _current["format"]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if _current["format"] == "json" else LogfmtFormatter())
+    handler.addFilter(ThirdParty())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel({"warn": logging.WARNING}.get(_current["level"], _current["level"].upper()))

@@ -38,6 +38,8 @@ class Reason(enum.StrEnum):
     NOT_COMMITTED = "not_committed"
     COMMITMENT_TIMEOUT = "commitment_timeout"
     INTERNAL_ERROR = "internal_error"
+    # Our own SIGTERM cut the probe short: nothing about the peer, never alerted on.
+    SHUTDOWN = "shutdown"
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,10 @@ ROUTINE: dict[Reason, RoutineCause] = {
         (), (),
         "Fel i övervakningen själv, inte hos motparten: kontakta den som förvaltar "
         "dicom-exporter.",
+    ),
+    Reason.SHUTDOWN: RoutineCause(
+        (), (),
+        "Exportern stängdes av medan proben pågick: inget besked om motparten.",
     ),
 }
 

@@ -61,6 +61,7 @@ class _Turn:
     module: str
     next_turn: float  # monotonic: past this, the probe's turn is over
     round: int
+    retry: bool = False  # back in the queue after the probe limits refused it
 
 
 class Scheduler(Collector):
@@ -142,6 +143,12 @@ class Scheduler(Collector):
                     next_round = now + self.interval
                 while self._due and self._due[0][0] <= now:
                     _, _, turn = heapq.heappop(self._due)
+                    pair = (turn.target, turn.module)
+                    if not turn.retry and pair in self._busy:
+                        self._skip(turn, "still_running",
+                                   "the previous probe of this pair is still running")
+                        continue
+                    self._busy.add(pair)
                     self._ready.append(turn)
                     self._lock.notify()
                 wake = min(next_round, self._due[0][0]) if self._due else next_round
@@ -160,11 +167,6 @@ class Scheduler(Collector):
         for index, (target, module) in enumerate(pairs):
             due = now + index * gap
             turn = _Turn(target, module, due + self.interval, self._round)
-            if (target, module) in self._busy:
-                self._skip(turn, "still_running",
-                           "the previous probe of this pair is still running")
-                continue
-            self._busy.add((target, module))
             heapq.heappush(self._due, (due, next(self._order), turn))
 
     def _work(self) -> None:
@@ -192,6 +194,7 @@ class Scheduler(Collector):
                     self._skip(turn, "overloaded", str(exc))
                     self._finished(turn)
                 else:  # back in the queue, not asleep in this thread
+                    turn.retry = True
                     heapq.heappush(self._due, (time.monotonic() + RETRY, next(self._order),
                                                turn))
                     self._lock.notify_all()

@@ -88,6 +88,7 @@ class Stats:
         # The reload owner's config generation: results of probes started under
         # an older one are about a config that no longer runs.
         self._config_generation = 0
+        self._gauges = 0  # moves on when a reload gauge changes
         self._keys: frozenset[tuple[str, str]] = frozenset()
         # Pair -> version of its latest change, oldest first: changes_since reads
         # from the newest end and stops at the first older one.
@@ -122,6 +123,7 @@ class Stats:
     def reload_failed(self) -> None:
         with self._lock:
             self._reload_ok = False
+            self._gauges += 1
 
     @property
     def _reloads_ok(self) -> bool:
@@ -133,6 +135,17 @@ class Stats:
         too, or a certificate rotation that fails goes unnoticed until it expires."""
         with self._lock:
             self._web_reload_ok = ok
+            self._gauges += 1
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        """Moves on with every recorded result and every reload: equal, nothing changed."""
+        return self._version, self._generation, self._gauges
+
+    def dropped(self) -> None:
+        """A started probe that has nothing to record (cut short by our own shutdown)."""
+        with self._lock:
+            self._in_flight -= 1
 
     def started(self) -> None:
         with self._lock:

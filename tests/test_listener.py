@@ -40,11 +40,17 @@ PEER, US = "ORTHANC", "KRONOBERG_MON"
 TRANSACTION = "2.25.4711"
 
 
+def started(association_seconds: float = 10.0) -> DicomListener:
+    """A listener for PEER calling US; the deadline far beyond any loaded machine's
+    association setup unless a test is about the deadline."""
+    return DicomListener(LOOPBACK, 0, Commitments(),
+                         lambda: Peers(frozenset({PEER}), frozenset({US})),
+                         max_associations=2, association_seconds=association_seconds).start()
+
+
 @pytest.fixture
 def listener() -> Iterator[DicomListener]:
-    running = DicomListener(LOOPBACK, 0, Commitments(),
-                            lambda: Peers(frozenset({PEER}), frozenset({US})),
-                            max_associations=2, association_seconds=0.5).start()
+    running = started()
     yield running
     running.stop()
 
@@ -153,9 +159,7 @@ def test_a_c_echo_on_the_accepted_context_is_aborted(listener: DicomListener) ->
 
 def test_reports_past_the_bound_of_one_association_are_aborted() -> None:
     """16 reports per association (MOST_MESSAGES); the 17th ends it."""
-    listener = DicomListener(LOOPBACK, 0, Commitments(),
-                             lambda: Peers(frozenset({PEER}), frozenset({US})),
-                             association_seconds=30).start()
+    listener = started(association_seconds=30)
     try:
         _past_the_bound(listener)
     finally:
@@ -209,22 +213,23 @@ def test_garbage_is_refused_without_reading_it_all(listener: DicomListener,
     assert counts["accepted"] == 0
 
 
-def test_a_silent_peer_is_cut_off_at_the_association_deadline(
-        listener: DicomListener) -> None:
-    started = time.monotonic()
-    with socket.create_connection((LOOPBACK, listener.port), timeout=3) as sock:
-        sock.sendall(b"\x01\x00")  # two bytes of a header, then nothing
-        assert sock.recv(10) == b""  # closed by the listener
-    assert time.monotonic() - started < 1.5
-    settled(listener, "timeout")
+def test_a_silent_peer_is_cut_off_at_the_association_deadline() -> None:
+    listener = started(association_seconds=0.5)
+    try:
+        began = time.monotonic()
+        with socket.create_connection((LOOPBACK, listener.port), timeout=3) as sock:
+            sock.sendall(b"\x01\x00")  # two bytes of a header, then nothing
+            assert sock.recv(10) == b""  # closed by the listener
+        assert time.monotonic() - began < 1.5
+        settled(listener, "timeout")
+    finally:
+        listener.stop()
 
 
 def test_a_flood_is_turned_away_and_the_listener_still_serves() -> None:
     # Silent connections hold both slots for as long as the flood lasts, however slow
     # the machine: the deadline is far beyond it and the test closes them itself.
-    listener = DicomListener(LOOPBACK, 0, Commitments(),
-                             lambda: Peers(frozenset({PEER}), frozenset({US})),
-                             max_associations=2, association_seconds=30).start()
+    listener = started(association_seconds=30)
     try:
         _flood(listener)
     finally:

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import Exporter
 from exporter.demo.embedded import Demo
 from exporter.metrics import render_probe
+from exporter.schedule import Scheduler
 from exporter.web import runbooks
 from exporter.web import server as web_server
 from tests.support.pki import tls_probe
@@ -81,9 +82,12 @@ def demo_exporter() -> Iterator[tuple[Exporter, str]]:
     demo = Demo.start()
     exporter = Exporter(demo.config)
     server, _ = web_server.start(exporter, (LOOPBACK, 0))
+    schedule = Scheduler(exporter, 10.0)  # as the demo runs: the schedule's metrics too
+    schedule.start()
     try:
         yield exporter, server.url
     finally:
+        schedule.stop()
         server.shutdown()
         server.server_close()
         demo.stop()

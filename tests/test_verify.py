@@ -254,7 +254,7 @@ def test_commit_reported_to_our_listener_succeeds(forgetful) -> None:
         listener.stop()
     assert report.success, report.detail
     assert "report via our listener" in "\n".join(report.context.log)
-    assert 0 < report.phases["commit"] < 1
+    assert 0 < report.phases["commit"] < 3  # within the module timeout, on our clock
 
 
 def test_no_commitment_report_in_time_is_commitment_timeout(forgetful) -> None:
@@ -328,13 +328,15 @@ DCMTK_AND_PYNETDICOM = {
     "storescp": (("query_refused", "associate"), ("query_refused", "associate")),
     "dcmqrscp": ("ok", ("query_refused", "associate")),
     "pynetdicom storescp": (("query_refused", "associate"), ("query_refused", "associate")),
+    "pynetdicom qrscp": ("ok", ("query_refused", "associate")),
 }
 
 
 @pytest.mark.slow
 def test_dcmtk_and_pynetdicom_apps_answer_as_documented(tmp_path: Path) -> None:
-    """dcmtk's dcmqrscp keeps what it receives and answers C-FIND; no program of
-    dcmtk or pynetdicom's apps offers Storage Commitment, and storescp no query."""
+    """dcmtk's dcmqrscp and pynetdicom's qrscp keep what they receive and answer
+    C-FIND; no program of dcmtk or pynetdicom's apps offers Storage Commitment,
+    and the storescps no query."""
     got = {}
     for name in DCMTK_AND_PYNETDICOM:
         workdir = tmp_path / name.replace(" ", "_")

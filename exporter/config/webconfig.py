@@ -119,6 +119,9 @@ _SAN_KINDS = {"DNS", "IP Address", "email", "URI"}
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
+NOSNIFF = "X-Content-Type-Options: nosniff\r\n"
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """rate_limit: `burst` requests at once, one more per `interval` seconds."""
@@ -143,6 +146,13 @@ class WebConfig:
     def header_lines(self) -> str:
         """The configured headers as they go into every answer, written once."""
         return "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
+
+    @functools.cached_property
+    def answer_lines(self) -> str:
+        """What every answer carries: the configured headers, and nosniff unless
+        configured (answers carry label values chosen by configs)."""
+        nosniff = "" if "X-Content-Type-Options" in self.headers else NOSNIFF
+        return nosniff + self.header_lines
 
     def allows_peer(self, certificate: dict[str, Any] | None) -> bool:
         """client_allowed_sans: the verified client certificate names one of them."""

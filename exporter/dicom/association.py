@@ -121,7 +121,7 @@ class Phase(timed):
             super().__exit__(kind, failure, traceback)
         registry = self.layer.registry
         if registry is not None and registry.shutting_down:
-            raise ProbeFailure(Reason.INTERNAL_ERROR, "interrupted: the exporter is shutting down",
+            raise ProbeFailure(Reason.SHUTDOWN, "interrupted: the exporter is shutting down",
                                phase=self.name) from None
 
 
@@ -139,6 +139,9 @@ class UpperLayer:
     registry: OpenAssociations | None = None
     accepted: Accepted | None = None
     answers: dict[str, int] = field(default_factory=dict)  # per phase, how many answers came
+    # Every answer the probe asked for has come: any P-DATA-TF before the
+    # release's answer is a duplicate or unasked-for message (a protocol error).
+    complete: bool = False
     _buffer: bytearray = field(default_factory=bytearray)
     io: TimedIO = field(init=False)
 
@@ -268,6 +271,10 @@ class UpperLayer:
                     continue
                 if pdu_type != PDU_P_DATA:  # late data before the answer is harmless
                     raise self._not_the_answer("release", sent, pdu_type, raw, "A-RELEASE-RP")
+                if self.complete:  # ...unless nothing more was asked for
+                    raise ProbeFailure(
+                        Reason.PROTOCOL_ERROR, "a DIMSE message after the last response: "
+                        "duplicate or not asked for (P-DATA-TF before the A-RELEASE-RP)")
             self._answer_came("release", sent)
 
     def abort(self) -> None:

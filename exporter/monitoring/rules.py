@@ -325,6 +325,18 @@ class Rules:
             "tidigare. Kör dicom-exporter check-config och rätta filen.",
             extra_labels=IT,
         )
+        schedule_stalled = alert(
+            "DicomExporterScheduleStalled",
+            f"time() - dicom_exporter_schedule_last_round_timestamp_seconds{{{exporter}}}\n"
+            f"> 3 * dicom_exporter_schedule_interval_seconds{{{exporter}}} + 60",
+            m.wait("schedule"),
+            "warning",
+            "Exportern {{ $labels.instance }} kontrollerar inte längre målen själv",
+            "Exporterns inbyggda schema (--probe.interval) har inte avslutat någon omgång på "
+            "{{ $value | humanizeDuration }}. Målen kontrolleras bara när Prometheus hämtar "
+            "/probe; statussidan och dicom_exporter_last_probe_success blir inaktuella.",
+            extra_labels=IT,
+        )
         watchdog = alert(
             words.ALERT["watchdog"],
             "vector(1)",
@@ -350,7 +362,12 @@ class Rules:
         )
         no_route = alert(
             words.ALERT["no_route"],
-            'dicom_route_active{status="none"} == 1',
+            # No way open, and it stays so while the route is merely unknown (results
+            # stale or missing): it resolves only when a way is really open (issue 27).
+            'dicom_route_active{status="none"} == 1\n'
+            "or\n"
+            '(last_over_time(dicom_route_active{status="none"}[1h]) == 1\n'
+            ' and on (route, instance) dicom_route_active{status="unknown"} == 1)',
             m.wait("route"),
             "critical",
             "{{ $site }} → {{ $region }}: ingen väg öppen",
@@ -385,8 +402,8 @@ class Rules:
             extra_labels=IT,
         )
         return [link_down, partner_unreachable, rejects, cannot_receive, all_failing, latency,
-                probe_scrape, stale, exporter_down, reload_failed, watchdog, on_fallback, no_route,
-                receiver, tls_expiry]
+                probe_scrape, stale, exporter_down, reload_failed, schedule_stalled, watchdog,
+                on_fallback, no_route, receiver, tls_expiry]
 
 
 def _literal(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

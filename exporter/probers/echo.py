@@ -19,5 +19,10 @@ def probe(context: ProbeContext, report: ProbeReport) -> bool:
         if verification is None:
             raise ProbeFailure(
                 Reason.NO_ACCEPTED_CONTEXT, "Verification was not accepted", phase="associate")
-        check_status(context, report, layer.echo(verification.context_id), "C-ECHO")
+        response = layer.echo(verification.context_id)
+        if layer.has_buffered():  # more than the one response, already here
+            raise ProbeFailure(Reason.PROTOCOL_ERROR, "more than one C-ECHO-RSP: a duplicate "
+                               "or unexpected DIMSE response", phase="dimse")
+        layer.complete = True  # one more before the release's answer is a protocol error
+        check_status(context, report, response, "C-ECHO")
     return True

@@ -70,7 +70,7 @@ class Limits:
     idle_timeout: float = 120.0  # keep-alive: wait for the next request
     write_timeout: float = 10.0  # a parked answer without progress for this long is dropped
     max_connections_per_client: int = 384  # three quarters: one client never takes all
-    max_queued_per_client: int = 64 * 1024 * 1024  # bytes of parked answers, per client
+    max_queued_per_client: int = 16 * 1024 * 1024  # bytes of parked answers, per client
     # The kernel's queue of answers per connection (SO_SNDBUF; the kernel doubles it):
     # its default grows to megabytes, each a place a client that never reads fills.
     send_buffer: int = 256 * 1024
@@ -89,11 +89,22 @@ class Refusal:
     def response(self) -> bytes:
         body = f"{self.detail}\n".encode()
         return (f"HTTP/1.1 {self.status} {self.reason}\r\nContent-Type: text/plain; "
-                f"charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-                ).encode() + body
+                f"charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
 OVERLOADED = Refusal(503, "Service Unavailable", "too many connections, try again")
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_EXPECT_CONTINUE = re.compile(rb"\n[Ee][Xx][Pp][Ee][Cc][Tt][ \t]*:[ \t]*100-continue[ \t]*\r?\n",
+                              re.IGNORECASE)
+
+
+def expects_continue(buffer: bytes | bytearray) -> bool:
+    """A whole request head that says `Expect: 100-continue` (its body still to come)."""
+    found = _HEAD_END.search(buffer)
+    return found is not None and _EXPECT_CONTINUE.search(buffer, 0, found.end()) is not None
 
 
 def frame(buffer: bytes | bytearray, limits: Limits) -> int | Refusal | None:
@@ -139,8 +150,8 @@ def frame(buffer: bytes | bytearray, limits: Limits) -> int | Refusal | None:
 class Connection:
     """One client connection and what has arrived of its next request."""
 
-    __slots__ = ("after", "buffer", "client", "deadline", "keep", "ok", "outbox", "peer",
-                 "proven", "since", "sock", "state")
+    __slots__ = ("after", "buffer", "client", "continued", "deadline", "keep", "ok", "outbox",
+                 "peer", "proven", "since", "sock", "state")
 
     def __init__(self, sock: socket.socket, peer: tuple[Any, ...], deadline: float) -> None:
         self.sock = sock
@@ -153,6 +164,7 @@ class Connection:
         self.outbox: memoryview | None = None  # the parked rest of an answer
         self.keep = True  # after the parked answer: keep the connection open
         self.ok = False  # the parked answer is a success (2xx, 3xx)
+        self.continued = False  # 100 Continue sent for the request being read
         self.since = time.monotonic()
         self.proven = False  # has had a successful answer: shed last
         # Tidying up left for after the answer is written (a probe's socket close).
@@ -506,6 +518,12 @@ class ConnectionLoop:
                 break
         framed = frame(connection.buffer, self.limits) if connection.buffer else None
         if framed is None:
+            if not connection.continued and expects_continue(connection.buffer):
+                # The head is whole and asks before sending its body (curl's POST):
+                # without this the client waits a second before it sends anyway.
+                connection.continued = True
+                with contextlib.suppress(OSError):
+                    connection.sock.send(CONTINUE)
             self._arm(connection.sock.fileno(), READ)
             return None
         if isinstance(framed, Refusal):
@@ -515,6 +533,7 @@ class ConnectionLoop:
             return None
         request = bytes(connection.buffer[:framed])
         del connection.buffer[:framed]
+        connection.continued = False
         self._forget(connection.sock.fileno())
         connection.state = "busy"
         return connection, request
