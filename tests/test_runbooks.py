@@ -286,3 +286,29 @@ def test_the_python_route_walk_agrees_with_amtool() -> None:
              *(f"{k}={v}" for k, v in labels.items())],
             capture_output=True, text=True, check=True)
         assert result.stdout.strip() == ",".join(receivers_of(labels)), rule["alert"]
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
+
+
+def probe_targets(text: str) -> list[tuple[str, str]]:
+    """(target, exit-code note) of every `dicom-exporter probe` line in a runbook's code."""
+    return re.findall(r"^dicom-exporter probe --config\.file \S+ (\S+).*?(# slutstatus .*)$",
+                      text, re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", runbooks.names())
+def test_every_site_config_has_a_target_the_runbook_probes(name: str) -> None:
+    """A site pastes the command that names its own target: each example config (the
+    central one, Växjö, Ljungby) finds one, and a target missing is exit code 2, said."""
+    from exporter import config as exporter_config
+
+    probed = probe_targets(runbooks.source(name) or "")
+    if not probed:
+        return
+    for example in EXAMPLES:
+        targets = set(exporter_config.load(str(example)).targets)
+        assert {target for target, _ in probed} & targets, (name, example.name)
+        for target, note in probed:
+            if target not in targets:
+                assert "2: målet finns inte" in note, (name, target, example.name)
