@@ -312,3 +312,18 @@ def test_every_site_config_has_a_target_the_runbook_probes(name: str) -> None:
         for target, note in probed:
             if target not in targets:
                 assert "2: målet finns inte" in note, (name, target, example.name)
+
+
+def test_the_link_computer_runbook_covers_a_refused_ct_and_counts_one_alert_per_site() -> None:
+    """The rule pages for every module of a link computer (a refused CT closes the hop
+    as much as a dead computer: promtool case in alerts/promtool_cases.py), and it
+    groups by target, not by site: two alerts in one notification."""
+    by_name = {rule["alert"]: rule for rule in rules()}
+    expr = by_name["DicomLinkComputerDown"]["expr"]
+    assert "prober" not in expr  # every module: tcp, echo, negotiate, store
+    text = " ".join((runbooks.source("DicomLinkComputerDown") or "").split())
+    assert "svarar men tar inte emot CT" in text
+    assert "ett larm, inte två" not in text
+    assert "två larm, ett per plats" in text
+    grouping = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))["route"]["group_by"]
+    assert "site" not in grouping and "target" in grouping

@@ -107,6 +107,13 @@ def switch(cases: list[tuple[str, str]], default: str) -> str:
     return out + f"{{{{ else }}}}{default}{{{{ end }}}}"
 
 
+
+def query_else(query: str, found: str, otherwise: str) -> str:
+    """A template that says `found` when the query (over the alert's target and
+    instance) returns anything, else `otherwise`: the words depend on which series fail."""
+    return (f"{{{{ with printf `{query}` .Labels.target .Labels.instance | query }}}}"
+            f"{found}{{{{ else }}}}{otherwise}{{{{ end }}}}")
+
 class Rules:
     """The alert rules for one monitoring config and one exporter config."""
 
@@ -184,13 +191,18 @@ class Rules:
         explanation = explanations(config)
         link_down = alert(
             words.ALERT["link_computer_down"],
+            # Every module, not only reachability: a link computer that answers but
+            # refuses CT (negotiate, store) closes its hop in the route state too.
             f"min by (target, ae_title, site, instance) "
-            f"(probe_success{{{probe}, {link_computers}, {reachability}}}) == 0",
+            f"(probe_success{{{probe}, {link_computers}}}) == 0",
             m.for_by_role["link_computer"],
             "critical",
             "Länkdator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
-            "Länkdator {{ $labels.ae_title }} svarar inte på DICOM från {{ $site }}. "
-            "Orsak: {{ $reason }}. " + explanation,
+            "Länkdator {{ $labels.ae_title }} "
+            + query_else(f'probe_success{{target="%s",instance="%s",{reachability},'
+                         f'direction!="receive"}} == 0',
+                         words.LINK_DOWN_UNREACHABLE, words.LINK_DOWN_REFUSES_CT)
+            + ". Orsak: {{ $reason }}. " + explanation,
             reason=True,
             extra_labels=STAFF,
             next_step=self.by_target("link_computer_down", self.links),
