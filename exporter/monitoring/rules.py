@@ -338,7 +338,7 @@ class Rules:
             extra_labels=IT,
         )
         schedule_stalled = alert(
-            "DicomExporterScheduleStalled",
+            words.ALERT["schedule_stalled"],
             f"time() - dicom_exporter_schedule_last_round_timestamp_seconds{{{exporter}}}\n"
             f"> 3 * dicom_exporter_schedule_interval_seconds{{{exporter}}} + 60",
             m.wait("schedule"),
@@ -452,7 +452,7 @@ def calendar_rules(m: Monitoring, config: Config) -> list[Rule]:
     warn = int(parse_duration(m.alertmanager.holidays.warn_before))
     summary, description = _calendar_texts(m, "{{ $value | humanizeDuration }}")
     rule = Rules(m, config).alert(
-        "DicomHolidayCalendarEnding", f"{HOLIDAY_CALENDAR_END} - time() < {warn}",
+        words.ALERT["holiday_calendar"], f"{HOLIDAY_CALENDAR_END} - time() < {warn}",
         CALENDAR_FOR, "warning", summary, description, with_instance=False, extra_labels=IT)
     # Nothing to name: the calendar has no site, region or target.
     for key in ("summary", "description"):
@@ -500,9 +500,9 @@ def render_calendar_tests(m: Monitoring) -> str:
         "interval": f"{STEP_DAYS}d",
         "input_series": [],
         "alert_rule_test": [
-            {"eval_time": f"{quiet}d", "alertname": "DicomHolidayCalendarEnding",
+            {"eval_time": f"{quiet}d", "alertname": words.ALERT["holiday_calendar"],
              "exp_alerts": []},
-            {"eval_time": f"{firing}d", "alertname": "DicomHolidayCalendarEnding",
+            {"eval_time": f"{firing}d", "alertname": words.ALERT["holiday_calendar"],
              "exp_alerts": [{"exp_labels": {
                  "severity": "warning", "audience": "it",
                  "calendar_end": f"{alertmanager.calendar_end(m):%Y-%m-%d}"},
@@ -511,7 +511,8 @@ def render_calendar_tests(m: Monitoring) -> str:
                          "{{ $labels.calendar_end }}", f"{alertmanager.calendar_end(m):%Y-%m-%d}"),
                      "description": description,
                      # No exporter answers in a promtool test: the static base.
-                     "runbook_url": f"{base.rstrip('/')}/runbooks/DicomHolidayCalendarEnding",
+                     "runbook_url":
+                         f"{base.rstrip('/')}/runbooks/{words.ALERT['holiday_calendar']}",
                  }}]},
         ],
     }

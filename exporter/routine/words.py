@@ -31,6 +31,10 @@ ALERT = {
     "reload_failed": "DicomExporterConfigReloadFailed",
     "watchdog": "Watchdog",
     "certificate": "DicomTLSCertificateExpiringSoon",
+    "schedule_stalled": "DicomExporterScheduleStalled",
+    "holiday_calendar": "DicomHolidayCalendarEnding",
+    "link_computer_budget": "DicomLinkComputerErrorBudgetBurn",
+    "partner_budget": "DicomPartnerErrorBudgetBurn",
     **ALERT_FOR,
 }
 RUNBOOK_FOR_ROUTE_STATUS = {"fallback": ALERT_FOR["route_fallback"],
