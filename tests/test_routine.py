@@ -357,3 +357,30 @@ def test_the_routines_ranking_is_where_partners_are_read_about() -> None:
     assert oncall.build(CONFIG, _snapshot({}), NOW).ranking == ranking
     # The example no longer calls one region "the most important partner".
     assert "most important partner" not in EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_the_skane_patient_quote_says_it_is_for_when_skane_cannot_receive() -> None:
+    """A route to Skåne closes also when both link computers are down and Skåne is
+    fine; the routine gives "send the patient elsewhere" only for Skåne not receiving,
+    so the alert and the runbook put that condition, as our words, before the quote."""
+    quote = "”Kan Region Skåne inte ta emot bildöverföring från någon annan region"
+    condition = "Om det är Skåne som inte kan ta emot, inte länkdatorerna (inte i rutinen): "
+    to_skane = [route for route in CONFIG.routes.values() if route.partner == "skane"]
+    assert to_skane
+    for route in to_skane:
+        step = _flat(routine.no_route_next_step(CONFIG, route))
+        assert quote in step, route.name
+        assert condition + quote in step, route.name
+    page = _flat(runbooks.source("NoRouteAvailable") or "")
+    assert page.count(quote) == page.count(condition + quote) == 1
+    rules = (ROOT / "alerts" / "dicom.rules.yml").read_text(encoding="utf-8")
+    assert rules.count(quote) == rules.count(condition + quote) > 0
+
+
+def test_a_when_of_a_step_must_be_words(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        '{when: "Om det är Skåne som inte kan ta emot, inte länkdatorerna",', "{when: 3,")
+    path = tmp_path / "bad.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"routine\.steps\.skane_patient\.when: must be a "):
+        config_module.load(path)

@@ -38,7 +38,7 @@ _TOP_KEYS = {"document", "regions", "networks", "causes", "link_computers", "rol
              "ranking", "situations"}
 _NETWORK_KEYS = {"ours", "wide"}
 _CAUSE_KEYS = {"send", "receive"}
-_STEP_KEYS = {"quote", "own"}
+_STEP_KEYS = {"quote", "own", "when"}
 _LINK_KEYS = {"send_cause", "receive_cause"}
 _ROLE_KEYS = {"name", "contact"}
 
@@ -47,6 +47,10 @@ _ROLE_KEYS = {"name", "contact"}
 class Step:
     text: str
     quote: bool  # True: the routine's own words, verbatim
+    # Our own words for the condition a quote is used under where the situation
+    # it is shown in has more causes than the routine's ("Om det är Skåne som
+    # inte kan ta emot"); shown before it, marked as ours.
+    when: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,10 @@ def _steps(check: Checker, raw: object) -> dict[str, Step]:
             check.error(path, "needs exactly one of quote (the routine's words) or own")
             continue
         text = check.string(entry[kinds[0]], f"{path}.{kinds[0]}")
-        if text is not None:
-            steps[str(key)] = Step(" ".join(text.split()), kinds[0] == "quote")
+        when = check.string(entry["when"], f"{path}.when") if "when" in entry else ""
+        if text is not None and when is not None:
+            steps[str(key)] = Step(" ".join(text.split()), kinds[0] == "quote",
+                                   " ".join(when.split()))
     return steps
 
 

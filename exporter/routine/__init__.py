@@ -26,8 +26,10 @@ RECEIVER_REFUSALS = AE_REJECTIONS | {Reason.REJECTED_OTHER, Reason.NO_ACCEPTED_C
 RECEIVING_PROBERS = frozenset(k.name for k in KINDS.values() if k.checks_receiving)
 
 def step_text(step: Step) -> str:
-    """A quote in quotation marks, verbatim; our own words marked as ours."""
-    return f"”{step.text}”" if step.quote else own(step.text)
+    """A quote in quotation marks, verbatim; our own words marked as ours, and so
+    the condition we put before a quote."""
+    text = f"”{step.text}”" if step.quote else own(step.text)
+    return f"{step.when} ({OWN}): {text}" if step.when else text
 
 
 def numbered(steps: tuple[Step, ...]) -> str:
