@@ -163,6 +163,7 @@ def _serve_until_signalled(
     exporter: Exporter, addresses: list[Address], interval: float,
     extra_endpoints: dict[str, ExtraEndpoint] | None = None,
     web: WebConfig | None = None, external_url: str | None = None,
+    route_prefix: str | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> None:
     stop = threading.Event()
@@ -180,7 +181,7 @@ def _serve_until_signalled(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         server, _ = start(exporter, addresses, extra_endpoints, web,
-                          external_url=external_url)
+                          external_url=external_url, route_prefix=route_prefix)
     except ListenError as exc:
         log.error("cannot start", extra={"fields": {"err": str(exc)}})
         raise SystemExit(1) from None
@@ -252,6 +253,9 @@ def _store_state_option(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--web.external-url", "external_url", default=None, callback=_external_url,
               help="URL people reach this exporter at; alert rules link to its runbooks. "
                    "Default: http(s)://<host name>:<port>.")
+@click.option("--web.route-prefix", "route_prefix", default=None,
+              help="Path every endpoint is served under. Default: the path of "
+                   "--web.external-url (e.g. /dicom), or none.")
 @click.option("--probe.workers", "workers", default=DEFAULT_WORKERS, show_default=True,
               type=click.IntRange(1, 256),
               help="Threads that run --probe.interval's probes, whatever the number of "
@@ -267,7 +271,8 @@ def _store_state_option(command: Callable[..., None]) -> Callable[..., None]:
 @log_options
 def serve(config_file: str, addresses: list[Address], interval: float,
           web_config_file: str | None, max_concurrent: int, max_per_target: int,
-          external_url: str | None, workers: int, dicom_address: Address | None,
+          external_url: str | None, route_prefix: str | None, workers: int,
+          dicom_address: Address | None,
           dicom_associations: int, store_state_file: str | None) -> None:
     """Serve /probe, /metrics and /sd."""
     _raise_fd_limit()
@@ -281,7 +286,8 @@ def serve(config_file: str, addresses: list[Address], interval: float,
         raise SystemExit(1) from None
     try:
         _serve_until_signalled(exporter, addresses, interval, web=web,
-                               external_url=external_url, workers=workers)
+                               external_url=external_url, workers=workers,
+                               route_prefix=route_prefix)
     finally:
         if listener is not None:
             listener.stop()

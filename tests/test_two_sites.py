@@ -141,7 +141,8 @@ def test_the_exporter_publishes_its_external_url_for_runbook_links() -> None:
     server, _ = web_server.start(exporter, ("127.0.0.1", 0),
                                  external_url="https://intranet.example/dicom/")
     try:
-        with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as answer:
+        # The URL's path is the route prefix (as blackbox_exporter takes it).
+        with urllib.request.urlopen(f"{server.url}/dicom/metrics", timeout=10) as answer:
             text = answer.read().decode()
         assert 'dicom_exporter_web_info{external_url="https://intranet.example/dicom"} 1.0' in (
             text)

@@ -169,9 +169,7 @@ class _Connection:
         peer close first, as PS3.8 9.2 has the acceptor wait (ARTIM): closing
         at once can make a requester see a lost connection instead of our
         answer. Bounded by LINGER_SECONDS and the association's deadline."""
-        self.send(data)
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
+        self.send(data)  # no FIN of ours before theirs: the requester closes first
         ends = min(self.ends, time.monotonic() + LINGER_SECONDS)
         discarded = 0
         while discarded < LARGEST_PDU and (remaining := ends - time.monotonic()) > 0:

@@ -101,6 +101,7 @@ class Server:
         web: WebConfig | None = None,
         limits: Limits | None = None,
         external_url: str | None = None,
+        route_prefix: str | None = None,
     ) -> None:
         self.exporter = exporter
         self.extra_endpoints = extra_endpoints or {}
@@ -123,6 +124,10 @@ class Server:
                                    lambda sock: self.web.allows_peer(sock.getpeercert()))
         self.pages = PageCache(exporter.metrics.page, lambda: exporter.stats.version)
         self.external_url = (external_url or default_external_url(self.url)).rstrip("/")
+        # Every endpoint and link lives under the external URL's path (or
+        # --web.route-prefix), as blackbox_exporter and Prometheus do it.
+        self.prefix = normal_prefix(route_prefix if route_prefix is not None
+                                    else urlsplit(self.external_url).path)
         # Published on /metrics so alert rules link to runbooks where people reach them.
         self._web_info = WebInfoCollector(self.external_url)
         exporter.runtime.register(self._web_info)
@@ -166,6 +171,10 @@ class Server:
 
 
 PAGE_MAX_AGE = 1.0
+# Methods of RFC 9110 we do not serve: 405; anything else is 501.
+KNOWN_METHODS = {"PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+ALLOWED_METHODS = "GET, HEAD, POST"
+METHOD_NOT_ALLOWED = "method not allowed\n"
 
 
 class PageCache:
@@ -326,6 +335,12 @@ class Handler(BaseHTTPRequestHandler):
         """The whole answer in one write; send_header's per-line encoding and
         checks were a tenth of a /probe answer's cost."""
         data = body.encode("utf-8") if isinstance(body, str) else body
+        if self.server.prefix and content_type.startswith("text/html"):
+            # Our pages link root-relative ("/runbooks/", "/metrics"): under a
+            # route prefix they get it here, in one place.
+            mark = self.server.prefix.encode()
+            data = data.replace(b'href="/', b'href="' + mark + b"/").replace(
+                b'action="/', b'action="' + mark + b"/")
         self.log_request(status)
         lines = [f"{self.protocol_version} {int(status)} {_PHRASES.get(status, '')}\r\n"
                  f"Date: {self.date_time_string()}\r\n{self.live.web.answer_lines}"
@@ -350,6 +365,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Plain text like every other answer, never the standard library's HTML."""
+        self.close_connection = True
+        text = message or _PHRASES.get(code, "error")
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command in KNOWN_METHODS:
+            # PUT on /-/reload is a method we know and do not allow, as GET there is.
+            self.reply(HTTPStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED,
+                       headers={"Allow": ALLOWED_METHODS, "Connection": "close"})
+            return
+        self.reply(code, f"{text}\n", headers={"Connection": "close"})
+
     def _dispatch(self, method: str) -> None:
         # Rate limit and authentication first: nothing of the request is looked at before.
         gate = self.live.gate
@@ -361,6 +388,12 @@ class Handler(BaseHTTPRequestHandler):
                        headers={"WWW-Authenticate": 'Basic realm="dicom-exporter"'})
             return
         self.url_path, query = split_target(self.path)
+        prefix = self.server.prefix
+        if prefix:  # under --web.external-url's path: nothing outside it is ours
+            if self.url_path != prefix and not self.url_path.startswith(prefix + "/"):
+                self.reply(HTTPStatus.NOT_FOUND, "not found\n")
+                return
+            self.url_path = self.url_path[len(prefix):] or "/"
         try:
             self.query = parse_query(query)
         except ValueError:
@@ -485,7 +518,7 @@ class Handler(BaseHTTPRequestHandler):
     def _runbook(self, name: str) -> None:
         if self.url_path == "/runbooks":
             self.send_response(HTTPStatus.MOVED_PERMANENTLY)
-            self.send_header("Location", "/runbooks/")
+            self.send_header("Location", f"{self.server.prefix}/runbooks/")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -591,6 +624,12 @@ def default_external_url(listen_url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port}"
 
 
+def normal_prefix(text: str) -> str:
+    """A route prefix as "/dicom" (no trailing slash), or "" for the root."""
+    text = text.strip()
+    return ("/" + text.strip("/")) if text.strip("/") else ""
+
+
 def check_external_url(text: str) -> str:
     """An absolute http(s) URL without query or fragment; raises ValueError otherwise."""
     parts = urlsplit(text)
@@ -617,8 +656,10 @@ def start(
     web: WebConfig | None = None,
     limits: Limits | None = None,
     external_url: str | None = None,
+    route_prefix: str | None = None,
 ) -> tuple[Server, threading.Thread]:
-    server = Server(address, exporter, extra_endpoints, web, limits, external_url)
+    server = Server(address, exporter, extra_endpoints, web, limits, external_url,
+                    route_prefix)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread
