@@ -66,13 +66,16 @@ def explanation(reason: Reason) -> str:
 
 
 def link_down_alert(ae: str, target: str, site: str, site_name: str, reason: Reason,
-                    instance: str = INSTANCE) -> Json:
+                    instance: str = INSTANCE, refuses_ct: bool = False) -> Json:
+    what = (f"svarar från {site_name} men tar inte emot CT: förhandlingen av bildtyp eller "
+            f"lagringen misslyckas, så ingen överföring går via den" if refuses_ct
+            else f"svarar inte på DICOM från {site_name}")
     return {
         "exp_labels": {"severity": "critical", "audience": "staff", "target": target,
                        "ae_title": ae, "site": site, "instance": instance},
         "exp_annotations": {
             "summary": f"Länkdator {ae} är ur funktion (sett från {site_name})",
-            "description": f"Länkdator {ae} svarar inte på DICOM från {site_name}. Orsak: "
+            "description": f"Länkdator {ae} {what}. Orsak: "
                            f"{reason.value}. {explanation(reason)}",
             "runbook_url": f"http://{instance}/runbooks/DicomLinkComputerDown",
             "reason": reason.value,
@@ -148,6 +151,16 @@ def cases() -> list[Json]:
             link_down_alert("Z97117", "z97117", "ljungby", "Ljungby", Reason.CONNECT_TIMEOUT,
                             instance=ljungby),
             link_down_alert("Z97117", "z97117", "vaxjo", "Växjö", Reason.REFUSED),
+        ])],
+    ))
+    out.append(case(
+        "a link computer that answers but refuses CT pages too: its hop is closed",
+        probe("z97117", "Z97117", UP, role="link_computer", region="kronoberg")
+        + probe("z97117", "Z97117", FAILING, Reason.NO_ACCEPTED_CONTEXT, role="link_computer",
+                region="kronoberg", module="negotiate"),
+        [("3m", "DicomLinkComputerDown", [
+            link_down_alert("Z97117", "z97117", "vaxjo", "Växjö", Reason.NO_ACCEPTED_CONTEXT,
+                            refuses_ct=True),
         ])],
     ))
     out.append(case(

@@ -204,3 +204,126 @@ def test_alertmanager_routes(labels: list[str], receivers: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == receivers
+
+
+def _matches(matcher: str, labels: dict[str, str]) -> bool:
+    """One Alertmanager matcher of the forms the generated config uses: a="b", a=~"re"."""
+    found = re.fullmatch(r'(\w+)(=~|!=|=)"(.*)"', matcher)
+    assert found, f"matcher form the test does not know: {matcher}"
+    name, operator, value = found.groups()
+    have = labels.get(name, "")
+    if operator == "=~":
+        return re.fullmatch(value, have) is not None
+    return (have == value) == (operator == "=")
+
+
+def receivers_of(labels: dict[str, str]) -> list[str]:
+    """The receivers the generated route tree picks for these labels (any time of day:
+    time intervals decide only whether a route sends), as `amtool config routes test` does."""
+    def walk(route: dict) -> list[str]:
+        found: list[str] = []
+        for child in route.get("routes", []):
+            if all(_matches(m, labels) for m in child.get("matchers", [])):
+                found += walk(child)
+                if not child.get("continue", False):
+                    break
+        return found or [route["receiver"]]
+    return walk(yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))["route"])
+
+
+# What the Roller section of a runbook says for each set of receivers the config gives.
+ROLE_SENTENCES = {
+    frozenset({"arkivet", "lars", "admin-pager"}):
+        "Larmet når Arkivet under kontorstid och LARS annars; administratörerna får det "
+        "samtidigt",
+    frozenset({"arkivet", "lars", "it-mail"}):
+        "Larmet når Arkivet under kontorstid och LARS annars; röntgen-IT:s brevlåda får det "
+        "samtidigt, men inget personsökarlarm går till administratörerna",
+    frozenset({"admin-pager"}):
+        "larmet går bara till administratörernas personsökare, inte till röntgen-IT:s "
+        "brevlåda eller till Arkivet eller LARS",
+    frozenset({"it-mail"}):
+        "larmet går bara till röntgen-IT:s brevlåda, inte till administratörernas "
+        "personsökare eller till Arkivet eller LARS",
+    frozenset({"deadman"}):
+        "Larmet går bara till mottagaren `deadman`",
+}
+
+
+def section(text: str, heading: str) -> str:
+    body = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return " ".join(body.split())
+
+
+@pytest.mark.parametrize("name", runbooks.names())
+def test_each_runbook_names_the_receivers_alertmanager_sends_its_alert_to(name: str) -> None:
+    """The receiver sentence follows the generated routing, so it cannot drift from it."""
+    rule = next(rule for rule in rules() if rule["alert"] == name)
+    reached = frozenset(receivers_of({"alertname": name, **rule["labels"]}))
+    roles = section(runbooks.source(name) or "", "Roller")
+    assert ROLE_SENTENCES[reached] in roles, (name, sorted(reached))
+    for other, sentence in ROLE_SENTENCES.items():
+        if other != reached:
+            assert sentence not in roles, (name, sorted(reached))
+    if "admin-pager" not in reached:
+        assert "administratörerna och IT" not in (runbooks.source(name) or ""), name
+
+
+def test_route_on_fallback_says_it_reaches_the_communicators_not_the_pager() -> None:
+    meaning = section(runbooks.source("RouteOnFallback") or "", "Betydelse")
+    assert "inget personsökarlarm" not in meaning
+    assert "det når Arkivet eller LARS och röntgen-IT:s brevlåda, men inte " \
+           "administratörernas personsökare" in meaning
+
+
+@pytest.mark.slow
+def test_the_python_route_walk_agrees_with_amtool() -> None:
+    """The walk above is only as good as its agreement with Alertmanager's own."""
+    for rule in rules():
+        labels = {"alertname": rule["alert"], **rule["labels"]}
+        result = subprocess.run(
+            [require("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+             *(f"{k}={v}" for k, v in labels.items())],
+            capture_output=True, text=True, check=True)
+        assert result.stdout.strip() == ",".join(receivers_of(labels)), rule["alert"]
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
+
+
+def probe_targets(text: str) -> list[tuple[str, str]]:
+    """(target, exit-code note) of every `dicom-exporter probe` line in a runbook's code."""
+    return re.findall(r"^dicom-exporter probe --config\.file \S+ (\S+).*?(# slutstatus .*)$",
+                      text, re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", runbooks.names())
+def test_every_site_config_has_a_target_the_runbook_probes(name: str) -> None:
+    """A site pastes the command that names its own target: each example config (the
+    central one, Växjö, Ljungby) finds one, and a target missing is exit code 2, said."""
+    from exporter import config as exporter_config
+
+    probed = probe_targets(runbooks.source(name) or "")
+    if not probed:
+        return
+    for example in EXAMPLES:
+        targets = set(exporter_config.load(str(example)).targets)
+        assert {target for target, _ in probed} & targets, (name, example.name)
+        for target, note in probed:
+            if target not in targets:
+                assert "2: målet finns inte" in note, (name, target, example.name)
+
+
+def test_the_link_computer_runbook_covers_a_refused_ct_and_counts_one_alert_per_site() -> None:
+    """The rule pages for every module of a link computer (a refused CT closes the hop
+    as much as a dead computer: promtool case in alerts/promtool_cases.py), and it
+    groups by target, not by site: two alerts in one notification."""
+    by_name = {rule["alert"]: rule for rule in rules()}
+    expr = by_name["DicomLinkComputerDown"]["expr"]
+    assert "prober" not in expr  # every module: tcp, echo, negotiate, store
+    text = " ".join((runbooks.source("DicomLinkComputerDown") or "").split())
+    assert "svarar men tar inte emot CT" in text
+    assert "ett larm, inte två" not in text
+    assert "två larm, ett per plats" in text
+    grouping = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))["route"]["group_by"]
+    assert "site" not in grouping and "target" in grouping

@@ -116,3 +116,37 @@ def test_the_test_sees_a_word_and_a_name() -> None:
     assert not reads_as_words("avg by (target, site) (up)")
     assert not reads_as_words("/runbooks/")
     assert {"Z97117", "Blekinge", "Skåne", "vaxjo", "Sjunet"} <= example_names()
+
+
+ALERT_NAME = re.compile(
+    r"\b(Dicom[A-Z]\w+|Watchdog|NoRouteAvailable|RouteOnFallback|ReceiverRejectsPartner)\b")
+ALERT_NAMES_HOME = WORDS_HOME / "words.py"
+
+
+def alert_names_in_code(path: Path) -> Iterator[tuple[int, str]]:
+    """Alert names in a module's string literals (its docstrings may mention them)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and id(node) not in docstrings):
+            for name in ALERT_NAME.findall(node.value):
+                yield node.lineno, name
+
+
+def test_alert_names_are_written_only_in_the_words_module() -> None:
+    """An alert renamed in exporter/routine/words.py is renamed in the rules, the
+    Alertmanager's routes and inhibitions, the status page and the CLI alike."""
+    found = [f"{path.relative_to(ROOT)}:{line}: {name}"
+             for path in sorted(PACKAGE.rglob("*.py")) if path != ALERT_NAMES_HOME
+             for line, name in alert_names_in_code(path)]
+    assert not found, "\n".join(found)
+
+
+def test_the_alert_name_finder_sees_a_name_but_not_a_docstring(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text('"""About DicomLinkComputerDown."""\nX = \'alertname="Watchdog"\'\n',
+                      encoding="utf-8")
+    assert list(alert_names_in_code(module)) == [(2, "Watchdog")]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime
 from itertools import groupby
+from os.path import commonprefix
 from typing import Any
 
 import yaml
 
 from exporter.monitoring import holiday_calendar
 from exporter.monitoring.settings import Alertmanager, Monitoring
+from exporter.routine.words import ALERT
 
 Json = dict[str, Any]
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
@@ -32,10 +34,10 @@ HEADER = """\
 #     receive side) go to the routine's communicators: {office} in office hours,
 #     {other} outside them and on holidays;
 #   - every critical alert also pages {critical} (the routine's escalation);
-#   - every warning goes to {default} (RouteOnFallback, a warning, reaches the
+#   - every warning goes to {default} ({route_fallback}, a warning, reaches the
 #     communicators too: it says which way to send);
 #   - monitoring faults (audience="it") reach {critical}/{default} only; the
-#     Watchdog feeds {watchdog}, a dead man's switch.
+#     {watchdog_alert} feeds {watchdog}, a dead man's switch.
 # A route matches whatever the time; its time intervals only decide whether it
 # sends, so each staff route continues on. Pages (critical alerts and staff
 # routes) use a group_interval as short as group_wait: a new outage of a
@@ -46,24 +48,30 @@ HEADER = """\
 # the calendar ends {end}:
 """
 
+# What every partner alert's name starts with (its budget burn's too), by
+# character: these are names, not paths.
+PARTNER_ALERTS = commonprefix([ALERT[name] for name in (  # noqa: RUF071
+    "partner_unreachable", "partner_rejects", "partner_cannot_receive", "partner_budget")])
 # Which fault explains which: the same for every site, so written here.
 INHIBIT_RULES: list[Json] = [
     # A dead link computer silences only what goes through it: the receive-side
     # checks that call that computer. Partners are probed directly from the
     # exporter host, so their alerts are real faults and are never silenced by
     # it; route alerts carry the routine's fallback and stay too.
-    {"source_matchers": ['alertname="DicomLinkComputerDown"', 'ae_title=~".+"'],
-     "target_matchers": ['alertname="ReceiverRejectsPartner"', 'ae_title=~".+"'],
+    {"source_matchers": [f'alertname="{ALERT["link_computer_down"]}"', 'ae_title=~".+"'],
+     "target_matchers": [f'alertname="{ALERT["receiver_rejects"]}"', 'ae_title=~".+"'],
      "equal": ["ae_title"]},
     # All partners failing at once from one site is one fault (our network,
     # Sjunet, the firewall): it silences that site's single-partner alerts.
-    {"source_matchers": ['alertname="DicomAllPartnersFailing"', 'site=~".+"', 'instance=~".+"'],
-     "target_matchers": ['alertname=~"DicomPartner.*|DicomEchoLatencyHigh"', 'site=~".+"',
+    {"source_matchers": [f'alertname="{ALERT["all_partners_failing"]}"', 'site=~".+"',
                          'instance=~".+"'],
+     # Every partner alert, its budget burn included, and the echo latency.
+     "target_matchers": [f'alertname=~"{PARTNER_ALERTS}.*|{ALERT["echo_latency"]}"',
+                         'site=~".+"', 'instance=~".+"'],
      "equal": ["site", "instance"]},
     # A dead exporter explains its silent probes.
-    {"source_matchers": ['alertname="DicomExporterDown"', 'instance=~".+"'],
-     "target_matchers": ['alertname=~"DicomProbeScrapeFailing|DicomProbesStale"',
+    {"source_matchers": [f'alertname="{ALERT["exporter_down"]}"', 'instance=~".+"'],
+     "target_matchers": [f'alertname=~"{ALERT["probe_scrape"]}|{ALERT["stale"]}"',
                          'instance=~".+"'],
      "equal": ["instance"]},
     # A page already tells about the target: no e-mail on top. Only alerts that
@@ -108,7 +116,7 @@ def route(am: Alertmanager) -> Json:
         "group_interval": waits["group_interval"],
         "repeat_interval": waits["repeat_interval"],
         "routes": [
-            {"matchers": ['alertname="Watchdog"'], "receiver": to["watchdog"],
+            {"matchers": [f'alertname="{ALERT["watchdog"]}"'], "receiver": to["watchdog"],
              "group_wait": "0s", "group_interval": "1m", "repeat_interval": "1m"},
             {"matchers": staff, "receiver": to["staff_office_hours"],
              "active_time_intervals": ["office_hours"], "mute_time_intervals": ["holidays"],
@@ -147,6 +155,7 @@ def _header(m: Monitoring) -> str:
     text = HEADER.format(
         office=to["staff_office_hours"], other=to["staff_other_hours"],
         critical=to["critical"], default=to["default"], watchdog=to["watchdog"],
+        route_fallback=ALERT["route_fallback"], watchdog_alert=ALERT["watchdog"],
         first=calendar.span[0], last=calendar.span[-1], source=source,
         end=f"{ends:%Y-%m-%d %H:%M} {am.location}")
     by_year = groupby(holiday_calendar.days(calendar), key=lambda d: d[0].year)

@@ -107,6 +107,13 @@ def switch(cases: list[tuple[str, str]], default: str) -> str:
     return out + f"{{{{ else }}}}{default}{{{{ end }}}}"
 
 
+
+def query_else(query: str, found: str, otherwise: str) -> str:
+    """A template that says `found` when the query (over the alert's target and
+    instance) returns anything, else `otherwise`: the words depend on which series fail."""
+    return (f"{{{{ with printf `{query}` .Labels.target .Labels.instance | query }}}}"
+            f"{found}{{{{ else }}}}{otherwise}{{{{ end }}}}")
+
 class Rules:
     """The alert rules for one monitoring config and one exporter config."""
 
@@ -184,13 +191,18 @@ class Rules:
         explanation = explanations(config)
         link_down = alert(
             words.ALERT["link_computer_down"],
+            # Every module, not only reachability: a link computer that answers but
+            # refuses CT (negotiate, store) closes its hop in the route state too.
             f"min by (target, ae_title, site, instance) "
-            f"(probe_success{{{probe}, {link_computers}, {reachability}}}) == 0",
+            f"(probe_success{{{probe}, {link_computers}}}) == 0",
             m.for_by_role["link_computer"],
             "critical",
             "Länkdator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
-            "Länkdator {{ $labels.ae_title }} svarar inte på DICOM från {{ $site }}. "
-            "Orsak: {{ $reason }}. " + explanation,
+            "Länkdator {{ $labels.ae_title }} "
+            + query_else(f'probe_success{{target="%s",instance="%s",{reachability},'
+                         f'direction!="receive"}} == 0',
+                         words.LINK_DOWN_UNREACHABLE, words.LINK_DOWN_REFUSES_CT)
+            + ". Orsak: {{ $reason }}. " + explanation,
             reason=True,
             extra_labels=STAFF,
             next_step=self.by_target("link_computer_down", self.links),
@@ -326,7 +338,7 @@ class Rules:
             extra_labels=IT,
         )
         schedule_stalled = alert(
-            "DicomExporterScheduleStalled",
+            words.ALERT["schedule_stalled"],
             f"time() - dicom_exporter_schedule_last_round_timestamp_seconds{{{exporter}}}\n"
             f"> 3 * dicom_exporter_schedule_interval_seconds{{{exporter}}} + 60",
             m.wait("schedule"),
@@ -440,7 +452,7 @@ def calendar_rules(m: Monitoring, config: Config) -> list[Rule]:
     warn = int(parse_duration(m.alertmanager.holidays.warn_before))
     summary, description = _calendar_texts(m, "{{ $value | humanizeDuration }}")
     rule = Rules(m, config).alert(
-        "DicomHolidayCalendarEnding", f"{HOLIDAY_CALENDAR_END} - time() < {warn}",
+        words.ALERT["holiday_calendar"], f"{HOLIDAY_CALENDAR_END} - time() < {warn}",
         CALENDAR_FOR, "warning", summary, description, with_instance=False, extra_labels=IT)
     # Nothing to name: the calendar has no site, region or target.
     for key in ("summary", "description"):
@@ -488,9 +500,9 @@ def render_calendar_tests(m: Monitoring) -> str:
         "interval": f"{STEP_DAYS}d",
         "input_series": [],
         "alert_rule_test": [
-            {"eval_time": f"{quiet}d", "alertname": "DicomHolidayCalendarEnding",
+            {"eval_time": f"{quiet}d", "alertname": words.ALERT["holiday_calendar"],
              "exp_alerts": []},
-            {"eval_time": f"{firing}d", "alertname": "DicomHolidayCalendarEnding",
+            {"eval_time": f"{firing}d", "alertname": words.ALERT["holiday_calendar"],
              "exp_alerts": [{"exp_labels": {
                  "severity": "warning", "audience": "it",
                  "calendar_end": f"{alertmanager.calendar_end(m):%Y-%m-%d}"},
@@ -499,7 +511,8 @@ def render_calendar_tests(m: Monitoring) -> str:
                          "{{ $labels.calendar_end }}", f"{alertmanager.calendar_end(m):%Y-%m-%d}"),
                      "description": description,
                      # No exporter answers in a promtool test: the static base.
-                     "runbook_url": f"{base.rstrip('/')}/runbooks/DicomHolidayCalendarEnding",
+                     "runbook_url":
+                         f"{base.rstrip('/')}/runbooks/{words.ALERT['holiday_calendar']}",
                  }}]},
         ],
     }

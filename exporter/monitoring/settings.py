@@ -22,6 +22,7 @@ from exporter.config import Config, ConfigError
 from exporter.config.prober_kinds import selector
 from exporter.config.strict import read_file
 from exporter.metrics import WEB_INFO
+from exporter.routine.words import ALERT
 
 # The shipped monitoring config: installed with the package, so an installed
 # program can generate without a checkout.
@@ -80,7 +81,7 @@ class Grafana:
 
 # Alerts that no exporter reports (no `instance` label of an exporter): their
 # runbook link cannot be the reporting exporter's own.
-WITHOUT_INSTANCE = ("DicomExporterDown", "Watchdog", "DicomHolidayCalendarEnding")
+WITHOUT_INSTANCE = tuple(ALERT[name] for name in ("exporter_down", "watchdog", "holiday_calendar"))
 
 
 @dataclass(frozen=True)

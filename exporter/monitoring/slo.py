@@ -29,6 +29,7 @@ from typing import Any
 from exporter.config.strict import parse_duration
 from exporter.monitoring.settings import Monitoring
 from exporter.routine import itops as words
+from exporter.routine.words import ALERT
 
 Rule = dict[str, Any]
 WINDOWS = ("5m", "30m", "1h", "6h")
@@ -39,8 +40,8 @@ GUARD_STEP = {"1h": "1m", "6h": "5m"}  # resolution of "how long has the target 
 ATTRIBUTES = "role, region, ae_title"  # labels of the target, kept through every rule
 KEEP = f"target, {ATTRIBUTES}"
 ROLE_GROUPS = {"link_computer": "link_computers", "partner": "partners", "relay": "partners"}
-ALERT_NAME = {"link_computers": "DicomLinkComputerErrorBudgetBurn",
-              "partners": "DicomPartnerErrorBudgetBurn"}
+ALERT_NAME = {"link_computers": ALERT["link_computer_budget"],
+              "partners": ALERT["partner_budget"]}
 IT_MAIL = {"severity": "warning", "audience": "it"}
 
 

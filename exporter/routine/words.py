@@ -31,6 +31,10 @@ ALERT = {
     "reload_failed": "DicomExporterConfigReloadFailed",
     "watchdog": "Watchdog",
     "certificate": "DicomTLSCertificateExpiringSoon",
+    "schedule_stalled": "DicomExporterScheduleStalled",
+    "holiday_calendar": "DicomHolidayCalendarEnding",
+    "link_computer_budget": "DicomLinkComputerErrorBudgetBurn",
+    "partner_budget": "DicomPartnerErrorBudgetBurn",
     **ALERT_FOR,
 }
 RUNBOOK_FOR_ROUTE_STATUS = {"fallback": ALERT_FOR["route_fallback"],
@@ -108,3 +112,10 @@ PAGE = {
     "minutes_ago": "{minutes} min sedan",
     "refresh_failed": "Kunde inte uppdatera: visar senast hämtade läge.",
 }
+
+# DicomLinkComputerDown's description, by which modules of the link computer fail:
+# the reachability probes (tcp, echo) or only CT (negotiate, store), which closes
+# its hop as much.
+LINK_DOWN_UNREACHABLE = "svarar inte på DICOM från {{ $site }}"
+LINK_DOWN_REFUSES_CT = ("svarar från {{ $site }} men tar inte emot CT: förhandlingen av "
+                        "bildtyp eller lagringen misslyckas, så ingen överföring går via den")

@@ -66,9 +66,13 @@ def hostile_peers() -> dict[str, ScriptedPeer]:
 
 
 def run_failures(exporter: Exporter, rounds: int) -> dict[Reason | None, int]:
+    """Every target `rounds` times, as many at once as the exporter allows of one
+    peer: more threads than that would let the slow targets (silent, stalled)
+    pile up past the per-target limit whenever the fast ones finish early, and
+    the probes refused as Overloaded would be counted as failures."""
     names = [t for t in exporter.config.targets] * rounds
     seen: dict[Reason | None, int] = {}
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=exporter.limits.per_target) as pool:
         for report in pool.map(lambda name: exporter.probe(name, "echo"), names):
             seen[report.reason] = seen.get(report.reason, 0) + 1
     return seen
