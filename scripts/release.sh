@@ -11,24 +11,29 @@
 # docs/operations.md is the administrator's procedure for both.
 #
 # Usage: scripts/release.sh [--out DIR] [--version V] [--wheels DIR] [--no-deb]
+#                            [--pack DIR]
 #   --out DIR     where the tarball and the .deb go (default dist/)
 #   --version V   build as version V instead of the one from git tags; for
 #                 builds from a copy of the tree (the tests build 1.0.0, 1.0.1...)
 #   --wheels DIR  take the dependency wheels (and the build's setuptools and
 #                 wheel) from DIR instead of the package index: no network
 #   --no-deb      the tarball only
+#   --pack DIR    copy the monitoring pack from DIR (an earlier bundle's
+#                 monitoring/) instead of generating it; with --no-deb the
+#                 build then installs nothing (the tests' repeated builds)
 # The version comes from git tags (packaging/buildhook.py): tag first, e.g.
 #   git tag -a v1.0.0 -m "1.0.0" && scripts/release.sh
 # Needs the package index once, here (unless --wheels); the server needs none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=dist version="" wheels="" deb=yes
+out=dist version="" wheels="" deb=yes pack=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
         --version) version=$2; shift 2 ;;
         --wheels) wheels=$(cd "$2" && pwd); shift 2 ;;
         --no-deb) deb=""; shift ;;
+        --pack) pack=$(cd "$2" && pwd); shift 2 ;;
         *) echo "release.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -80,11 +85,17 @@ done
 # The installed program, as a server would have it (no venv: pip --target),
 # makes the bundle's monitoring pack for the example config; the .deb is
 # made from the same tree.
-"${pip[@]}" install --no-index --find-links "$bundle/wheels" --no-compile \
-    --target "$work/lib" "prometheus-dicom-exporter==$version"
-"$python" -I -B -c 'import sys; sys.path.insert(0, sys.argv.pop(1))
+if [ -n "$deb" ] || [ -z "$pack" ]; then
+    "${pip[@]}" install --no-index --find-links "$bundle/wheels" --no-compile \
+        --target "$work/lib" "prometheus-dicom-exporter==$version"
+fi
+if [ -n "$pack" ]; then
+    cp -R "$pack" "$bundle/monitoring"
+else
+    "$python" -I -B -c 'import sys; sys.path.insert(0, sys.argv.pop(1))
 from exporter.cli import main; main()' "$work/lib" monitoring generate \
-    --config.file examples/kronoberg.yml --out "$bundle/monitoring" >/dev/null
+        --config.file examples/kronoberg.yml --out "$bundle/monitoring" >/dev/null
+fi
 echo "$version" > "$bundle/VERSION"
 cp README.md CHANGELOG.md LICENSE "$bundle/"
 cp -r docs "$bundle/docs"   # the pages the README links to
