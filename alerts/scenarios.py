@@ -27,7 +27,9 @@ ADMIN_IT = "”Administratör kontakter sedan IT.”"
 ESCALATION = (GE, ADMIN, ADMIN_IT)
 SKANE_VIA = ("”Om Region Skåne inte kan ta emot undersökningar kan vi prova skicka via Blekinge "
              "eller Halland.”")
-SKANE_PATIENT = ("”Kan Region Skåne inte ta emot bildöverföring från någon annan region, måste "
+# The routine gives it for Skåne not receiving; the route also closes for the link computers.
+SKANE_PATIENT = ("Om det är Skåne som inte kan ta emot, inte länkdatorerna (inte i rutinen): "
+                 "”Kan Region Skåne inte ta emot bildöverföring från någon annan region, måste "
                  "det övervägas att skicka patienten till annan region. Remitterande enhet måste "
                  "då ta den kontakten med denna region.”")
 SKANE_DVD = "”Vi kan även bränna DVD för att skicka med patienttransporten.”"
