@@ -327,3 +327,35 @@ def test_the_link_computer_runbook_covers_a_refused_ct_and_counts_one_alert_per_
     assert "två larm, ett per plats" in text
     grouping = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))["route"]["group_by"]
     assert "site" not in grouping and "target" in grouping
+
+
+MONITORING_RUNBOOKS = ("DicomExporterDown", "DicomExporterConfigReloadFailed",
+                       "DicomExporterScheduleStalled", "DicomProbeScrapeFailing",
+                       "DicomProbesStale", "DicomLinkComputerErrorBudgetBurn",
+                       "DicomPartnerErrorBudgetBurn", "DicomHolidayCalendarEnding", "Watchdog")
+
+
+@pytest.mark.parametrize("name", MONITORING_RUNBOOKS)
+def test_monitoring_runbooks_mark_their_advice_and_quote_no_escalation(name: str) -> None:
+    """The routine has nothing on faults of the monitoring: its Åtgärd is ours, and its
+    "Administratör kontakter sedan IT." belongs to transfer-fault troubleshooting."""
+    text = runbooks.source(name) or ""
+    assert "inte i rutinen" in section(text, "Åtgärd").split(".")[0]
+    escalation = section(text, "Eskalering")
+    assert "”" not in escalation and "inte i rutinen" in escalation
+
+
+def test_scrape_failing_queries_the_jobs_its_rule_covers() -> None:
+    rule = next(rule for rule in rules() if rule["alert"] == "DicomProbeScrapeFailing")
+    job = re.search(r'job=~?"[^"]+"', rule["expr"])
+    assert job
+    text = runbooks.source("DicomProbeScrapeFailing") or ""
+    queries = re.findall(r"job=~?\"[^\"]+\"", section(text, "Diagnos"))
+    assert queries and all(query == job[0] for query in queries), queries
+
+
+def test_the_index_gives_moving_the_patient_only_for_skane() -> None:
+    text = (ROOT / "runbooks" / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if "[NoRouteAvailable]" in line)
+    assert "flytta patienten" not in row
+    assert "bara för Skåne" in row
