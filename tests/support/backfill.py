@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.promstack import wait_until
+from tests.support.promstack import prometheus_ready, wait_until
 from tests.support.realpeers import LOOPBACK, free_port, require, stop, wait_for_port
 
 # Backfilled history is months old by the machine's clock: keep it all.
@@ -106,17 +106,10 @@ class HistoricalPrometheus:
         )
         try:
             wait_for_port(self.port, self.process)
-            wait_until(self._ready, 60, "Prometheus to be ready")
+            wait_until(lambda: prometheus_ready(self.base), 60, "Prometheus to be ready")
         except BaseException:
             self.stop()
             raise
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base}/-/ready", timeout=5) as answer:
-                return bool(answer.status == 200)
-        except OSError:
-            return False
 
     def backfill_rules(self, rule_file: Path, start: float, end: float) -> None:
         """Evaluate the recording rules of `rule_file` over [start, end) against this

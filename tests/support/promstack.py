@@ -30,6 +30,15 @@ def wait_until(check: Callable[[], object], timeout: float, what: str) -> object
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
+def prometheus_ready(base: str) -> bool:
+    """Whether the Prometheus at `base` answers /-/ready (a refused connection: not yet)."""
+    try:
+        with urllib.request.urlopen(f"{base}/-/ready", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
 class Prometheus:
     def __init__(self, workdir: Path, exporters: dict[str, str] | str,
                  alertmanager: str | None = None) -> None:
@@ -49,17 +58,10 @@ class Prometheus:
         )
         try:
             wait_for_port(self.port, self.process)
-            wait_until(self._ready, 30, "Prometheus to be ready")
+            wait_until(lambda: prometheus_ready(self.base), 30, "Prometheus to be ready")
         except BaseException:
             stop(self.process)
             raise
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base}/-/ready", timeout=5) as answer:
-                return bool(answer.status == 200)
-        except OSError:
-            return False
 
     def api(self, path: str, **params: str) -> dict[str, Any]:
         url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
