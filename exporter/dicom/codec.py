@@ -186,6 +186,12 @@ def encode_associate_rq(
 def encode_dimse(primitive: C_ECHO | C_STORE, context_id: int, peer_max_pdu: int) -> bytes:
     message: DIMSEMessage = C_ECHO_RQ() if isinstance(primitive, C_ECHO) else C_STORE_RQ()
     message.primitive_to_message(primitive)
+    return encode_message(message, context_id, peer_max_pdu)
+
+
+def encode_message(message: DIMSEMessage, context_id: int, peer_max_pdu: int) -> bytes:
+    """A DIMSE message as the P-DATA-TF PDUs that carry it, fragmented to the peer's
+    maximum PDU length."""
     out = bytearray()
     for pdata in message.encode_msg(context_id, peer_max_pdu):
         pdu = P_DATA_TF()

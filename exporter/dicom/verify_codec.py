@@ -34,6 +34,7 @@ from exporter.dicom.codec import (
     NO_STATUS,
     DimseResponse,
     Expected,
+    encode_message,
     mismatch,
 )
 from exporter.dicom.failure import ProbeFailure
@@ -104,15 +105,6 @@ def decode_dataset(data: bytes, transfer_syntax: str, what: str) -> Dataset:
     return dataset
 
 
-def _pdata(message: DIMSEMessage, context_id: int, peer_max_pdu: int) -> bytes:
-    out = bytearray()
-    for pdata in message.encode_msg(context_id, peer_max_pdu):
-        pdu = P_DATA_TF()
-        pdu.from_primitive(pdata)
-        out += pdu.encode()
-    return bytes(out)
-
-
 # -- C-FIND ------------------------------------------------------------------
 def encode_find_rq(context_id: int, transfer_syntax: str, peer_max_pdu: int,
                    study: str, series: str, instance: str) -> bytes:
@@ -130,7 +122,7 @@ def encode_find_rq(context_id: int, transfer_syntax: str, peer_max_pdu: int,
     primitive.Identifier = BytesIO(encode_dataset(identifier, transfer_syntax))
     message = C_FIND_RQ()
     message.primitive_to_message(primitive)
-    return _pdata(message, context_id, peer_max_pdu)
+    return encode_message(message, context_id, peer_max_pdu)
 
 
 def find_expected(context_id: int) -> Expected:
@@ -163,7 +155,7 @@ def encode_action_rq(context_id: int, transfer_syntax: str, peer_max_pdu: int,
     primitive.ActionInformation = BytesIO(encode_dataset(information, transfer_syntax))
     message = N_ACTION_RQ()
     message.primitive_to_message(primitive)
-    return _pdata(message, context_id, peer_max_pdu)
+    return encode_message(message, context_id, peer_max_pdu)
 
 
 def action_expected(context_id: int) -> Expected:
@@ -222,7 +214,7 @@ def encode_event_report_rsp(message: Message, context_id: int, peer_max_pdu: int
     primitive.Status = status
     reply = N_EVENT_REPORT_RSP()
     reply.primitive_to_message(primitive)
-    return _pdata(reply, context_id, peer_max_pdu)
+    return encode_message(reply, context_id, peer_max_pdu)
 
 
 # -- receiving whole messages ------------------------------------------------
