@@ -29,7 +29,7 @@ from exporter import routine
 from exporter.config import Config, Target
 from exporter.config.strict import parse_duration
 from exporter.metrics import HOLIDAY_CALENDAR_END
-from exporter.monitoring import alertmanager, slo
+from exporter.monitoring import alertmanager, outages, slo
 from exporter.monitoring.settings import Monitoring
 from exporter.reasons import Reason
 from exporter.routine import words
@@ -475,7 +475,7 @@ def _humanized(seconds: int) -> str:
 def groups(m: Monitoring, config: Config) -> list[dict[str, Any]]:
     """The rule groups of dicom.rules.yml: one place to add a group."""
     return [{"name": "dicom", "rules": Rules(m, config).alerts()},
-            *slo.recording_groups(m),
+            *slo.recording_groups(m), outages.group(m),
             {"name": "dicom_slo", "rules": slo.burn_alerts(m)}]
 
 
