@@ -70,8 +70,9 @@ NEXT = {
         "”Starta om datorn samt att Växjö starta om länka-datorn Z97117.”",
         "”Växjö skickar undersökningar.”", Z83680_DVD, RECEIVE_RESTART, RECEIVE_VIA,
         RECEIVE_DVD, *ESCALATION),
-    ("partner_unreachable", "skane"): steps(RESTART_BOTH, ASK, BLIND_SPOT, SKANE_VIA,
-                                            ONE_OR_ALL, *ESCALATION),
+    # The routine's order: "Har vi störningar ..." (Felsökning) before the Skåne fallback.
+    ("partner_unreachable", "skane"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
+                                            SKANE_VIA, *ESCALATION),
     ("partner_unreachable", "default"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
                                               *ESCALATION),
     ("partner_rejects", "default"): steps(

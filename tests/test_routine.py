@@ -193,6 +193,10 @@ def test_receive_side_causes_name_our_receiver() -> None:
     found = causes(Reason.STATUS_WARNING, "link_computer", "receive")
     assert (found.send_causes, found.receive_causes) == ((), (2,))  # already on Z97117
     assert causes(Reason.REJECTED_CALLING_AE, "link_computer", "receive").receive_causes == (3,)
+    # Our receiver turning a partner away for another reason (e.g. overloaded) is our
+    # receiving computer (1) or the configuration (3), never "the sending region" (5).
+    assert causes(Reason.REJECTED_OTHER, "link_computer", "receive").receive_causes == (1, 3)
+    assert causes(Reason.NO_ACCEPTED_CONTEXT, "link_computer", "receive").receive_causes == (3,)
 
 
 def test_an_expired_certificate_is_configuration_not_the_firewall() -> None:
@@ -384,3 +388,22 @@ def test_a_when_of_a_step_must_be_words(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"routine\.steps\.skane_patient\.when: must be a "):
         config_module.load(path)
+
+
+def test_every_situation_follows_the_routines_order() -> None:
+    """Felsökning's steps keep the routine's order among themselves, and "Har vi
+    störningar i överföring till/från andra enheter?" (one partner or all?) comes before
+    any step of the routine's own Rutin section (the Skåne fallback, for one)."""
+    troubleshooting_end = ROUTINE_TEXT.index("Problem med att skicka:")
+    rutin_start = ROUTINE_TEXT.index("Rutin 1 Driftstörning")
+    one_or_all = "Har vi störningar i överföring till/från andra enheter?"
+    for situation, table in CONFIG.routine.situations.items():
+        for subject, keys in table.items():
+            quoted = [_flat(CONFIG.routine.steps[key].text) for key in keys
+                      if CONFIG.routine.steps[key].quote]
+            where = [ROUTINE_TEXT.index(text) for text in quoted]
+            felsokning = [at for at in where if at < troubleshooting_end]
+            assert felsokning == sorted(felsokning), f"{situation}.{subject}"
+            if one_or_all in quoted:
+                first = quoted.index(one_or_all)
+                assert all(at < rutin_start for at in where[:first]), f"{situation}.{subject}"

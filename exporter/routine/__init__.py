@@ -147,6 +147,48 @@ def no_route_next_step(config: Config, route: Route) -> str:
     return next_step(config, "no_route", route.name, route.partner, route.site)
 
 
+# -- causes ------------------------------------------------------------------
+def cause_reference(config: Config, numbers: tuple[int, ...], which: str) -> str:
+    """ "Problem med att ta emot, punkt 1 eller 3: ”…” eller ”…”": the routine's
+    numbered causes, by number and in its words (`which`: "send" or "receive")."""
+    texts = config.routine.send_causes if which == "send" else config.routine.receive_causes
+    if not numbers:
+        return ""
+    points = f" {words.OR} ".join(str(n) for n in numbers)
+    quoted = f" {words.OR} ".join(f"”{texts[n - 1]}”" for n in numbers if n <= len(texts))
+    head = f"{words.CAUSE_LIST[which]}, {words.POINT} {points}"
+    return f"{head}: {quoted}" if quoted else head
+
+
+def receiver_causes(config: Config, reason: Reason) -> str:
+    """Our link computer turning a partner away, as the routine's receive causes."""
+    found = causes(reason, "link_computer", "receive")
+    return cause_reference(config, found.receive_causes, "receive")
+
+
+# The reasons DicomPartnerUnreachable can carry: an echo that fails, but not on our AE
+# title (DicomPartnerRejectsAssociation) and not our own shutdown (never alerted). The
+# store's verification reasons need a store, which the rule does not read.
+VERIFY_REASONS = frozenset({Reason.NOT_FOUND_AFTER_STORE, Reason.QUERY_REFUSED,
+                            Reason.NOT_COMMITTED, Reason.COMMITMENT_TIMEOUT})
+PARTNER_UNREACHABLE_REASONS = tuple(
+    reason for reason in Reason
+    if reason not in AE_REJECTIONS | VERIFY_REASONS | {Reason.SHUTDOWN})
+
+
+def cause_table(reasons: tuple[Reason, ...], role: str, direction: str = "send") -> str:
+    """A Markdown table for a runbook: each reason and the routine's numbered causes it
+    can be for this role (exporter/reasons.py's mapping, so the two never disagree)."""
+    lines = [f"| `reason` | {words.CAUSE_LIST['send']} | {words.CAUSE_LIST['receive']} |",
+             "|---|---|---|"]
+    for reason in reasons:
+        found = causes(reason, role, direction)
+        send = ", ".join(str(n) for n in found.send_causes) or words.NONE_OF_THEM
+        receive = ", ".join(str(n) for n in found.receive_causes) or words.NONE_OF_THEM
+        lines.append(f"| `{reason.value}` | {send} | {receive} |")
+    return "\n".join(lines)
+
+
 # -- causes for the CLI ----------------------------------------------------
 def cause_lines(config: Config, target: Target, reason: Reason,
                 phase: str | None = None) -> list[str]:
