@@ -146,6 +146,8 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
               show_default=True, help="Output format of log messages.")
 def main(log_level: str, log_format: str) -> None:
     """Prometheus exporter for DICOM transfer between hospitals."""
+    # Before any file is read: the unit's `nohup` ignored SIGHUP until now.
+    startup_sighup.take_over_ignored()
     logs.setup(log_level, log_format)
 
 

@@ -34,12 +34,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extra=""
 [ "${1:-}" = "--test" ] && extra="[test]"
+# Reinstall when pyproject.toml's content changed since the last install (a
+# checkout or merge does not always make it newer than the stamp).
 stamp=".venv/.installed${extra}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     # The distribution was once called dicom-exporter: an old install of that
     # name would own the same command and package, so it goes first.
     .venv/bin/pip uninstall --quiet --yes dicom-exporter >/dev/null 2>&1 || true
-    .venv/bin/pip install --quiet --disable-pip-version-check -e ".${extra}" 2>&1 \
-        | grep -v "^WARNING: Location" || true
-    touch "$stamp"
+    if ! .venv/bin/pip install --quiet --disable-pip-version-check -e ".${extra}" \
+            >.venv/pip.log 2>&1; then
+        echo "setup: pip install -e .${extra} failed; its last lines (all in .venv/pip.log):" >&2
+        tail -n 15 .venv/pip.log >&2
+        exit 1
+    fi
+    echo "$wanted" >"$stamp"
 fi

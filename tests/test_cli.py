@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import platform
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -26,6 +28,8 @@ from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
 from tests.support.webauth import basic, users_yaml
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+UNIT = EXAMPLES / "dicom-exporter.service"
+INSTALLED = "/opt/dicom-exporter/bin/dicom-exporter"
 TESTDATA = Path(__file__).parent / "testdata"
 
 
@@ -302,10 +306,14 @@ def test_a_port_in_use_is_one_structured_error_line(tmp_path: Path) -> None:
     assert f"cannot listen on {LOOPBACK}:{port}: Address already in use" in lines[0]
 
 
-def _catches_sighup(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/status").read_text()
-    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
-    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+def _sighup_disposition(pid: int) -> str:
+    """"caught", "ignored" or "default", from the kernel's masks of the process."""
+    masks = dict(line.split(":\t", 1) for line in
+                 Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGHUP - 1)
+    if int(masks["SigCgt"], 16) & bit:
+        return "caught"
+    return "ignored" if int(masks["SigIgn"], 16) & bit else "default"
 
 
 # Imports what `python -m exporter` imports first, then waits for one line on
@@ -359,7 +367,7 @@ def test_sighup_while_starting_does_not_kill_the_process(tmp_path: Path) -> None
     assert process.stdin is not None
     try:
         deadline = time.monotonic() + 30
-        while not _catches_sighup(process.pid):
+        while _sighup_disposition(process.pid) != "caught":
             assert process.poll() is None
             assert time.monotonic() < deadline, "exporter.sighup should catch SIGHUP at import"
             time.sleep(0.005)
@@ -369,15 +377,104 @@ def test_sighup_while_starting_does_not_kill_the_process(tmp_path: Path) -> None
         wait_for_port(port, process)
         with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/healthy") as answer:
             assert answer.status == 200
-        deadline = time.monotonic() + 20  # the remembered SIGHUP reloads once serving
-        while "config reloaded" not in log_file.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for_reload(log_file)  # the remembered SIGHUP reloads once serving
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-    stderr = log_file.read_text()
-    assert process.returncode == 0, stderr
-    assert "config reloaded" in stderr and "Traceback" not in stderr
+        _stop(process)
+    _assert_reloaded_and_stopped(process, log_file)
+
+
+def _wait_for_reload(log_file: Path) -> None:
+    deadline = time.monotonic() + 20
+    while "config reloaded" not in log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+def _assert_reloaded_and_stopped(process: subprocess.Popen, log_file: Path) -> str:
+    output = log_file.read_text()
+    assert process.returncode == 0, output
+    assert "config reloaded" in output and "Traceback" not in output
+    return output
+
+
+def shipped_exec_start(config: Path, port: int) -> list[str]:
+    """The shipped unit's ExecStart as systemd would run it, with this
+    checkout's installed command for the install path, and a test config and
+    listen address for ${CONFIG} and $ARGS: nothing else changed."""
+    (line,) = re.findall(r"^ExecStart=(.*)$", UNIT.read_text(encoding="utf-8"), re.MULTILINE)
+    line = line.replace(INSTALLED, str(Path(sys.executable).with_name("dicom-exporter")))
+    line = line.replace("${CONFIG}", str(config))
+    return shlex.split(line.replace("$ARGS", f"--web.listen-address={LOOPBACK}:{port}"))
+
+
+def test_the_shipped_unit_survives_sighup_in_the_first_milliseconds(tmp_path: Path) -> None:
+    """systemd resets every signal to its default before exec, and SIGHUP's
+    default ends the process: before `exporter.sighup` runs (the interpreter's
+    own start, some 20 ms) a `kill -HUP` killed the exporter (0 of 5 at 25 ms).
+    The unit's ExecStart ignores SIGHUP from exec on (`nohup`), so:
+    SIGHUPs 25, 40 and 60 ms after exec leave it alive and serving; from the
+    moment the interpreter runs, SIGHUP is never at its default (checked while
+    starting, every half millisecond: deterministic, no timing threshold);
+    once serving, our handler has replaced the inherited SIG_IGN (a SIGHUP
+    reloads, and no child would inherit an ignored SIGHUP); and with output
+    that is not a terminal, nohup writes no nohup.out and no line of its own."""
+    argv = shipped_exec_start(write_config(tmp_path / "c.yml", 104), port := free_port())
+    wrapper = os.path.realpath(argv[0])
+    log_file = tmp_path / "output.log"
+    with open(log_file, "w") as log:
+        process = subprocess.Popen(argv, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)},
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    started = time.monotonic()  # Popen returns once the child has exec'd
+    signals = [0.025, 0.040, 0.060]
+    interpreter_seen: list[str] = []
+    try:
+        while signals or not interpreter_seen or interpreter_seen[-1] != "caught":
+            assert process.poll() is None, log_file.read_text()
+            assert time.monotonic() - started < 60, interpreter_seen
+            if signals and time.monotonic() - started >= signals[0]:
+                process.send_signal(signal.SIGHUP)
+                signals.pop(0)
+            with contextlib.suppress(FileNotFoundError):  # exec under way
+                if os.readlink(f"/proc/{process.pid}/exe") != wrapper:
+                    interpreter_seen.append(_sighup_disposition(process.pid))
+                    assert interpreter_seen[-1] != "default", "the interpreter runs, " \
+                        "SIGHUP is at its default: a SIGHUP now ends the process"
+            time.sleep(0.0005)
+        wait_for_port(port, process)
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics") as answer:
+            assert answer.status == 200 and b"dicom_exporter_" in answer.read()
+        assert _sighup_disposition(process.pid) == "caught"  # not SIG_IGN any more
+        process.send_signal(signal.SIGHUP)
+        _wait_for_reload(log_file)
+    finally:
+        _stop(process)
+    output = _assert_reloaded_and_stopped(process, log_file)
+    assert "nohup" not in output and not (tmp_path / "nohup.out").exists()
+
+
+# SIGHUP ignored as `nohup` leaves it; importing the package keeps that, the
+# command takes it over (held, as while starting) before it reads a file.
+UNDER_NOHUP = (
+    "import os, signal, sys\n"
+    "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+    "from exporter import sighup\n"
+    "from exporter.cli import main\n"
+    "imported = signal.getsignal(signal.SIGHUP)\n"
+    "main(['check-config', sys.argv[1]], standalone_mode=False)\n"
+    "os.kill(os.getpid(), signal.SIGHUP)\n"
+    "print(imported is signal.SIG_IGN, signal.getsignal(signal.SIGHUP) is sighup._hold,\n"
+    "      sighup.early())\n"
+)
+
+
+def test_the_command_takes_over_an_ignored_sighup() -> None:
+    result = subprocess.run([sys.executable, "-c", UNDER_NOHUP, str(EXAMPLES / "kronoberg.yml")],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split()[-3:] == ["True", "True", "True"], result.stdout
 
 
 def test_an_uncaught_exception_in_a_thread_is_one_structured_line(

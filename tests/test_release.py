@@ -242,7 +242,7 @@ def test_bundle_upgrades_rolls_back_and_refuses_a_version_that_rejects_the_confi
     text = unit.read_text(encoding="utf-8")
     (documentation,) = re.findall(r"^Documentation=file://(\S+)$", text, re.MULTILINE)
     assert (stage / documentation.lstrip("/")).is_file()
-    for program in re.findall(r"^Exec\w+=(/opt/\S+)", text, re.MULTILINE):
+    for program in re.findall(r"^Exec\w+=(?:/usr/bin/nohup )?(/opt/\S+)", text, re.MULTILINE):
         assert (stage / program.lstrip("/")).is_file(), program
     rules = stage / "usr/share/dicom-exporter/monitoring/alerts/dicom.rules.yml"
     assert rules.read_bytes() == (ROOT / "alerts/dicom.rules.yml").read_bytes()
@@ -466,7 +466,7 @@ def test_the_deb_installs_upgrades_removes_and_purges(releases: dict[str, Releas
             "dicom-exporter, version 1.0.0 ")
         assert run("getent", "passwd", "dicom-exporter").returncode == 0
         unit = Path("/lib/systemd/system/dicom-exporter.service").read_text(encoding="utf-8")
-        assert "ExecStart=/usr/bin/dicom-exporter " in unit and "/opt/" not in unit
+        assert "ExecStart=/usr/bin/nohup /usr/bin/dicom-exporter " in unit and "/opt/" not in unit
         (documentation,) = re.findall(r"^Documentation=file://(\S+)$", unit, re.MULTILINE)
         assert Path(documentation).is_file()
         assert Path("/usr/share/dicom-exporter/monitoring/alerts/dicom.rules.yml").is_file()
