@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerts import promtool_cases
 from exporter.monitoring import pack
+from exporter.reasons import Reason
 from tests.support.realpeers import require
 from tools.generate import outputs
 
@@ -151,3 +153,68 @@ def test_slo_burn_descriptions_say_what_their_expression_computes() -> None:
         description = rule["annotations"]["description"]
         assert "minst en plats är över" not in description
         assert "även från den plats som når det bäst" in description
+
+
+def _cadence_case(fast: str, slow_scrapes: str) -> tuple[list[dict], int]:
+    """A link computer's echo at its own job's interval and its negotiate at the
+    partners' (each scrape written as as many samples as it stays the newest),
+    in the shipped intervals, with their failure reasons. Returns the input
+    series and the sample step."""
+    from exporter import config as exporter_config
+    from exporter.config.strict import parse_duration
+    from exporter.monitoring import settings
+
+    m = settings.load(exporter_config.load(str(ROOT / "examples" / "kronoberg.yml")))
+    step = int(parse_duration(m.probe_interval_by_role["link_computer"]))
+    held = int(parse_duration(m.probe_interval_by_role["partner"])) // step
+    slow = " ".join(value for value in slow_scrapes.split() for _ in range(held))
+    labels = (f'instance="{promtool_cases.INSTANCE}", target="z83680", site="vaxjo", '
+              'role="link_computer", region="kronoberg", ae_title="Z83680"')
+    series = []
+    for job, module, prober, values, reason in (
+            ("dicom_probe_link_computer", "echo", "echo", fast, Reason.REFUSED),
+            ("dicom_probe", "negotiate_ct", "negotiate", slow, Reason.NO_ACCEPTED_CONTEXT)):
+        each = f'job="{job}", module="{module}", prober="{prober}", {labels}'
+        failing = values.replace("0", "X").replace("1", "0").replace("X", "1")
+        series += [{"series": f"probe_success{{{each}}}", "values": values},
+                   {"series": f'probe_dicom_failure_reason{{{each}, reason="{reason.value}"}}',
+                    "values": failing}]
+    return series, step
+
+
+def _promtool_link_down(tmp_path: Path, series: list[dict], step: int,
+                        expected: dict[int, list[dict]]) -> subprocess.CompletedProcess[str]:
+    """Run DicomLinkComputerDown over `series`, evaluated at the shipped
+    evaluation interval, expecting the alerts given at each second."""
+    evaluation = yaml.safe_load(
+        (ROOT / "exporter" / "monitoring" / "config.yml").read_text("utf-8"))
+    document = {"rule_files": [str(RULES)],
+                "evaluation_interval": evaluation["evaluation_interval"],
+                "tests": [{"interval": f"{step}s", "input_series": series,
+                           "alert_rule_test": [
+                               {"eval_time": f"{at}s", "alertname": "DicomLinkComputerDown",
+                                "exp_alerts": alerts} for at, alerts in expected.items()]}]}
+    test_file = tmp_path / "cadence.test.yml"
+    test_file.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
+    return subprocess.run([require("promtool"), "test", "rules", str(test_file)],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_a_blip_caught_by_one_slower_negotiate_scrape_pages_nobody(tmp_path: Path) -> None:
+    """A 10 s blip fails three echo probes and, at its end, one negotiate scrape,
+    which stays the newest sample for a whole partner interval: the failure
+    seen by the rule spans more than `for:` unless it discounts that one scrape."""
+    series, step = _cadence_case("1x9 0 0 0 1x60", "1 1 1 1 0 1x20")
+    result = _promtool_link_down(tmp_path, series, step, {at: [] for at in range(0, 300, step)})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_link_computer_refusing_ct_for_good_still_pages(tmp_path: Path) -> None:
+    series, step = _cadence_case("1x60", "1 1 0x20")
+    refusing = promtool_cases.link_down_alert("Z83680", "z83680", "vaxjo", "Växjö",
+                                              Reason.NO_ACCEPTED_CONTEXT, refuses_ct=True)
+    result = _promtool_link_down(tmp_path, series, step,
+                                 {25: [], 120: [refusing], 240: [refusing]})
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -27,7 +27,7 @@ import yaml
 
 from exporter import routine
 from exporter.config import Config, Target
-from exporter.config.strict import parse_duration
+from exporter.config.strict import format_duration, parse_duration
 from exporter.metrics import HOLIDAY_CALENDAR_END
 from exporter.monitoring import alertmanager, slo
 from exporter.monitoring.settings import Monitoring
@@ -189,12 +189,20 @@ class Rules:
         tls_days = m.thresholds["tls_expiry_warning_days"]
         min_partners = m.thresholds["min_partners_for_all_failing"]
         explanation = explanations(config)
+        slow_window = format_duration(2 * parse_duration(m.probe_interval_by_role["partner"]))
         link_down = alert(
             words.ALERT["link_computer_down"],
             # Every module, not only reachability: a link computer that answers but
             # refuses CT (negotiate, store) closes its hop in the route state too.
-            f"min by (target, ae_title, site, instance) "
-            f"(probe_success{{{probe}, {link_computers}}}) == 0",
+            # Those modules are scraped with the partners, less often than the
+            # link computers' own job: one failed sample stays the newest for a
+            # whole partner interval, which would stretch a blip past `for:`.
+            # They count as down only when every sample of two intervals failed.
+            f"min by (target, ae_title, site, instance) (\n"
+            f"  probe_success{{{probe}, {link_computers}, {reachability}}}\n"
+            f"  or max_over_time(probe_success{{{probe}, {link_computers}, "
+            f"{m.beyond_reachability}}}[{slow_window}])\n"
+            f") == 0",
             m.for_by_role["link_computer"],
             "critical",
             "Länkdator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
