@@ -27,13 +27,33 @@ RECEIVING_PROBERS = frozenset(k.name for k in KINDS.values() if k.checks_receivi
 
 def step_text(step: Step) -> str:
     """A quote in quotation marks, verbatim; our own words marked as ours, and so
-    the condition we put before a quote."""
+    the condition we put before a quote. A heading ends with a colon."""
+    if step.heading:
+        body = step.text.rstrip(".:")
+        return f"”{body}”:" if step.quote else f"{body} ({OWN}):"
     text = f"”{step.text}”" if step.quote else own(step.text)
     return f"{step.when} ({OWN}): {text}" if step.when else text
 
 
+def sections(steps: tuple[Step, ...]) -> list[tuple[Step | None, list[Step]]]:
+    """The steps under each heading (None: before the first), numbered from 1 under
+    each, as the routine numbers "Problem med att skicka" and its two Rutin parts."""
+    out: list[tuple[Step | None, list[Step]]] = [(None, [])]
+    for step in steps:
+        if step.heading:
+            out.append((step, []))
+        else:
+            out[-1][1].append(step)
+    return [(heading, items) for heading, items in out if heading is not None or items]
+
+
 def numbered(steps: tuple[Step, ...]) -> str:
-    return " ".join(f"{index}. {step_text(step)}" for index, step in enumerate(steps, 1))
+    parts = []
+    for heading, items in sections(steps):
+        if heading is not None:
+            parts.append(step_text(heading))
+        parts += [f"{index}. {step_text(step)}" for index, step in enumerate(items, 1)]
+    return " ".join(parts)
 
 
 def own(text: str) -> str:
@@ -247,10 +267,14 @@ def runbook_steps(config: Config, alert: str) -> str:
     for subject in [s for s in table if s != "default"] + ["default"]:
         if subject not in table:
             continue
-        steps = [step_text(step) for step in config.routine.steps_for(situation, subject)]
-        if situation == "route_fallback":
-            steps = [ROUTE_FALLBACK_FIRST, *steps]
-        lines = [f"{n}. {text}" for n, text in enumerate(steps, 1)]
+        lines: list[str] = []
+        for heading, items in sections(config.routine.steps_for(situation, subject)):
+            texts = [step_text(step) for step in items]
+            if situation == "route_fallback" and not lines:
+                texts = [ROUTE_FALLBACK_FIRST, *texts]
+            if heading is not None:
+                lines += ([""] if lines else []) + [f"*{step_text(heading)}*", ""]
+            lines += [f"{n}. {text}" for n, text in enumerate(texts, 1)]
         if len(table) > 1:
             title = "Övriga" if subject == "default" else _subject_name(config, subject, situation)
             lines = [f"**{title}:**", "", *lines]
