@@ -155,19 +155,18 @@ def test_slo_burn_descriptions_say_what_their_expression_computes() -> None:
         assert "även från den plats som når det bäst" in description
 
 
-def _cadence_case(fast: str, slow_scrapes: str) -> tuple[list[dict], int]:
+def _cadence_case(fast: str, slow_scrapes: list[str]) -> tuple[list[dict], int]:
     """A link computer's echo at its own job's interval and its negotiate at the
-    partners' (each scrape written as as many samples as it stays the newest),
-    in the shipped intervals, with their failure reasons. Returns the input
-    series and the sample step."""
+    partners' (one sample per scrape; "_" for none yet), in the shipped
+    intervals, with their failure reasons. Returns the series and the step."""
     from exporter import config as exporter_config
     from exporter.config.strict import parse_duration
     from exporter.monitoring import settings
 
     m = settings.load(exporter_config.load(str(ROOT / "examples" / "kronoberg.yml")))
     step = int(parse_duration(m.probe_interval_by_role["link_computer"]))
-    held = int(parse_duration(m.probe_interval_by_role["partner"])) // step
-    slow = " ".join(value for value in slow_scrapes.split() for _ in range(held))
+    between = int(parse_duration(m.probe_interval_by_role["partner"])) // step - 1
+    slow = " ".join(" ".join([value] + ["_"] * between) for value in slow_scrapes)
     labels = (f'instance="{promtool_cases.INSTANCE}", target="z83680", site="vaxjo", '
               'role="link_computer", region="kronoberg", ae_title="Z83680"')
     series = []
@@ -175,7 +174,9 @@ def _cadence_case(fast: str, slow_scrapes: str) -> tuple[list[dict], int]:
             ("dicom_probe_link_computer", "echo", "echo", fast, Reason.REFUSED),
             ("dicom_probe", "negotiate_ct", "negotiate", slow, Reason.NO_ACCEPTED_CONTEXT)):
         each = f'job="{job}", module="{module}", prober="{prober}", {labels}'
-        failing = values.replace("0", "X").replace("1", "0").replace("X", "1")
+        # 1 where the probe failed: each token's value flipped, its repeat kept.
+        failing = " ".join({"0": "1", "1": "0"}.get(token[0], token[0]) + token[1:]
+                           for token in values.split())
         series += [{"series": f"probe_success{{{each}}}", "values": values},
                    {"series": f'probe_dicom_failure_reason{{{each}, reason="{reason.value}"}}',
                     "values": failing}]
@@ -201,18 +202,24 @@ def _promtool_link_down(tmp_path: Path, series: list[dict], step: int,
 
 
 @pytest.mark.slow
-def test_a_blip_caught_by_one_slower_negotiate_scrape_pages_nobody(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scrapes", [
+    ["1"] * 4 + ["0"] + ["1"] * 20,
+    # The negotiate series is new: its first scrape ever falls in the blip.
+    ["_"] * 4 + ["0"] + ["1"] * 20,
+], ids=["steady", "first-scrape"])
+def test_a_blip_caught_by_one_slower_negotiate_scrape_pages_nobody(
+        tmp_path: Path, scrapes: list[str]) -> None:
     """A 10 s blip fails three echo probes and, at its end, one negotiate scrape,
     which stays the newest sample for a whole partner interval: the failure
     seen by the rule spans more than `for:` unless it discounts that one scrape."""
-    series, step = _cadence_case("1x9 0 0 0 1x60", "1 1 1 1 0 1x20")
+    series, step = _cadence_case("1x9 0 0 0 1x60", scrapes)
     result = _promtool_link_down(tmp_path, series, step, {at: [] for at in range(0, 300, step)})
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.slow
 def test_a_link_computer_refusing_ct_for_good_still_pages(tmp_path: Path) -> None:
-    series, step = _cadence_case("1x60", "1 1 0x20")
+    series, step = _cadence_case("1x60", ["1", "1"] + ["0"] * 20)
     refusing = promtool_cases.link_down_alert("Z83680", "z83680", "vaxjo", "Växjö",
                                               Reason.NO_ACCEPTED_CONTEXT, refuses_ct=True)
     result = _promtool_link_down(tmp_path, series, step,

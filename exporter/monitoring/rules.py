@@ -189,7 +189,8 @@ class Rules:
         tls_days = m.thresholds["tls_expiry_warning_days"]
         min_partners = m.thresholds["min_partners_for_all_failing"]
         explanation = explanations(config)
-        slow_window = format_duration(2 * parse_duration(m.probe_interval_by_role["partner"]))
+        slow = f"probe_success{{{probe}, {link_computers}, {m.beyond_reachability}}}"
+        slow_window = format_duration(parse_duration(m.probe_interval_by_role["partner"]) * 2.5)
         link_down = alert(
             words.ALERT["link_computer_down"],
             # Every module, not only reachability: a link computer that answers but
@@ -197,11 +198,12 @@ class Rules:
             # Those modules are scraped with the partners, less often than the
             # link computers' own job: one failed sample stays the newest for a
             # whole partner interval, which would stretch a blip past `for:`.
-            # They count as down only when every sample of two intervals failed.
+            # They count as down only when at least two scrapes in a row failed:
+            # every scrape of the last 2.5 intervals (two or three of them).
             f"min by (target, ae_title, site, instance) (\n"
             f"  probe_success{{{probe}, {link_computers}, {reachability}}}\n"
-            f"  or max_over_time(probe_success{{{probe}, {link_computers}, "
-            f"{m.beyond_reachability}}}[{slow_window}])\n"
+            f"  or (max_over_time({slow}[{slow_window}])\n"
+            f"      and count_over_time({slow}[{slow_window}]) >= 2)\n"
             f") == 0",
             m.for_by_role["link_computer"],
             "critical",
