@@ -7,6 +7,7 @@ committed as alerts/dicom.rules.test.yml, which promtool runs here.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -112,6 +113,46 @@ def test_transfer_faults_are_for_the_staff_and_carry_the_routines_next_step() ->
         staff = rule["alert"] in SITUATION_OF_ALERT
         assert rule["labels"]["audience"] == ("staff" if staff else "it"), rule["alert"]
         assert ("next_step" in rule["annotations"]) == staff, rule["alert"]
+
+
+def test_receiver_rejects_partner_names_the_region_and_the_routines_receive_causes() -> None:
+    """The partner as people say it ("Skåne", not the label value), and each refusal
+    reason as the routine's receive causes from exporter/reasons.py: a rejection for
+    another reason (e.g. overloaded) is our receiving computer (1) or the configuration
+    (3), not only 3."""
+    from exporter import routine
+    from exporter.reasons import Reason, causes
+
+    rule = next(r for r in alert_rules() if r["alert"] == "ReceiverRejectsPartner")
+    for key in ("summary", "description"):
+        text = rule["annotations"][key]
+        assert "$labels.partner" not in text and '{{ $partner = "Skåne" }}' in text, key
+    description = rule["annotations"]["description"]
+    for reason in routine.RECEIVER_REFUSALS:
+        numbers = causes(reason, "link_computer", "receive").receive_causes
+        points = " eller ".join(map(str, numbers))
+        assert (f'eq .Labels.reason "{reason.value}" }}}}Problem med att ta emot, punkt '
+                f"{points}: ") in description, reason
+    assert causes(Reason.REJECTED_OTHER, "link_computer", "receive").receive_causes == (1, 3)
+
+
+def test_slo_burn_descriptions_say_what_their_expression_computes() -> None:
+    """Issue 33: the SLO is the availability from at least one site, the best site's
+    (`max by` over the per-site ratios). Its error ratio is then over the threshold
+    from every site, the best one too: the text must not say "from at least one site
+    is over", which is the opposite (any site's failures would burn the budget)."""
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    records = {rule["record"]: rule["expr"] for group in groups for rule in group["rules"]
+               if "record" in rule}
+    burns = [rule for group in groups for rule in group["rules"]
+             if rule.get("alert", "").endswith("ErrorBudgetBurn")]
+    assert burns
+    for rule in burns:
+        ratios = set(re.findall(r"\b(target:probe_success:reachable_avg\w+)", rule["expr"]))
+        assert ratios and all(records[name].startswith("max by (") for name in ratios)
+        description = rule["annotations"]["description"]
+        assert "minst en plats är över" not in description
+        assert "även från den plats som når det bäst" in description
 
 
 def _cadence_case(fast: str, slow_scrapes: list[str]) -> tuple[list[dict], int]:

@@ -398,16 +398,21 @@ class Rules:
             extra_labels=STAFF,
             next_step=self.no_route_steps(),
         )
+        # The partner's region as people say it ("Skåne"), from the partner label.
+        partner = _named("partner", {t.name: routine.place(config, t)
+                                     for t in self.partner_targets})
         receiver = alert(
             words.ALERT["receiver_rejects"],
             f"probe_dicom_failure_reason{{{probe}, {receive}, {RECEIVER_REFUSALS}}} == 1",
             m.wait("receiver"),
             "critical",
-            "{{ $labels.ae_title }} tar inte emot DICOM från {{ $labels.partner }}",
-            "Vår länkdator {{ $labels.ae_title }} ({{ $site }}) avvisar {{ $labels.partner }} "
+            partner + "{{ $labels.ae_title }} tar inte emot DICOM från {{ $partner }}",
+            partner + "Vår länkdator {{ $labels.ae_title }} ({{ $site }}) avvisar {{ $partner }} "
             "(orsak {{ $labels.reason }}) när den anropar med sin AE-titel. Undersökningar från "
-            "{{ $labels.partner }} kommer inte fram: kommunikation mellan sändande och mottagande "
-            "enhet är felaktigt konfigurerad (Problem med att ta emot, punkt 3).",
+            "{{ $partner }} kommer inte fram. "
+            + switch([(f'eq .Labels.reason "{reason.value}"',
+                       routine.receiver_causes(config, reason))
+                      for reason in sorted(routine.RECEIVER_REFUSALS)], ""),
             extra_labels=STAFF,
             next_step=routine.next_step(config, "receiver_rejects"),
         )

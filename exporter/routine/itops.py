@@ -70,7 +70,8 @@ SLO_BURN_SUMMARY = {
                "felbudget för snabbt",
 }
 SLO_BURN_DESCRIPTION = (
-    "Andelen misslyckade prov från minst en plats är över {threshold} både de senaste "
+    "Målet räknas som uppe när minst en plats når det, och ändå misslyckas över "
+    "{threshold} av proven även från den plats som når det bäst, både de senaste "
     "{long} och de senaste {short}: {factor} gånger den takt som målet {objective} "
     "tillgänglighet över 30 dygn tillåter. I den takten är felbudgeten för 30 dygn "
     "slut inom {exhaustion}. Ett larm till IT per e-post, inte till personalen: akuta "
@@ -96,13 +97,12 @@ PANELS = {
     "outage_table": "Avbrott per mål över vald period",
 }
 OUTAGE_TABLE_DESCRIPTION = (
-    "En rad per avbrott: ett mål som ingen av de valda platserna nådde, längre än "
-    "rollens väntetid (larmet {alerts} var aktivt "
-    "från varje plats). Början är när den sista platsen började se felet, "
-    "slut den sista utvärderingen då alla platser fortfarande såg det; båda räknas "
-    "av Prometheus regelutvärdering, högst ett utvärderingsintervall efter "
-    "mätvärdet. Samma avbrott som i månadsrapporten (dicom-exporter report), där "
-    "tiderna kommer från mätvärdena själva."
+    "En rad per avbrott: ett mål som ingen plats nådde längre än rollens väntetid "
+    "(larmet {alerts} var aktivt från varje plats). Början är när den sista "
+    "platsen började se felet, slut den sista utvärderingen då alla platser "
+    "fortfarande såg det. Samma avbrott som i månadsrapporten (dicom-exporter "
+    "report), vars tider kommer från mätvärdena själva: här högst ett "
+    "utvärderingsintervall senare (början) eller tidigare (slut)."
 )
 OUTAGE_COLUMNS_DASHBOARD = {
     "target": COLUMNS["target"], "start": OUTAGE_COLUMNS[0], "end": OUTAGE_COLUMNS[1],
