@@ -508,29 +508,41 @@ def cases() -> list[Json]:
                               "kronoberg", "Z97117"),
                "prober": "echo", "partner": "skane", "direction": "receive"}
     refused = {**receive, "target": "z97117.from.blekinge", "partner": "blekinge"}
+
+    def rejects(labels: dict[str, str], reason: str, region: str, causes: str) -> Json:
+        return {"exp_labels": {**labels, "reason": reason, "severity": "critical",
+                               "audience": "staff"},
+                "exp_annotations": {
+                    "summary": f"Z97117 tar inte emot DICOM från {region}",
+                    "description": f"Vår länkdator Z97117 (Växjö) avvisar {region} (orsak "
+                                   f"{reason}) när den anropar med sin AE-titel. "
+                                   f"Undersökningar från {region} kommer inte fram. {causes}",
+                    "runbook_url": runbook("ReceiverRejectsPartner"),
+                    "next_step": NEXT[("receiver_rejects", "default")]}}
+
+    busy = {**receive, "target": "z97117.from.ostergotland", "partner": "ostergotland"}
     out.append(case(
         "our link computer turning a partner's AE title away is a receive alert, not a "
-        "dead link computer",
+        "dead link computer; it names the region and the routine's receive causes",
         [series("probe_success", FAILING, **receive),
          series("probe_dicom_failure_reason", "0 0 0 0 1x36", **receive,
                 reason="rejected_calling_ae"),
          series("probe_success", FAILING, **refused),
-         series("probe_dicom_failure_reason", "0 0 0 0 1x36", **refused, reason="refused")],
+         series("probe_dicom_failure_reason", "0 0 0 0 1x36", **refused, reason="refused"),
+         series("probe_success", FAILING, **busy),
+         series("probe_dicom_failure_reason", "0 0 0 0 1x36", **busy, reason="rejected_other")],
         [
-            ("3m", "ReceiverRejectsPartner", [{
-                "exp_labels": {**receive, "reason": "rejected_calling_ae",
-                               "severity": "critical", "audience": "staff"},
-                "exp_annotations": {
-                    "summary": "Z97117 tar inte emot DICOM från skane",
-                    "description": "Vår länkdator Z97117 (Växjö) avvisar skane (orsak "
-                                   "rejected_calling_ae) när den anropar med sin AE-titel. "
-                                   "Undersökningar från skane kommer inte fram: kommunikation "
-                                   "mellan sändande och mottagande enhet är felaktigt "
-                                   "konfigurerad (Problem med att ta emot, punkt 3).",
-                    "runbook_url": runbook("ReceiverRejectsPartner"),
-                    "next_step": NEXT[("receiver_rejects", "default")],
-                },
-            }]),
+            ("3m", "ReceiverRejectsPartner", [
+                rejects(receive, "rejected_calling_ae", "Skåne",
+                        "Problem med att ta emot, punkt 3: ”Kommunikation mellan sändande och "
+                        "mottagande enhet är felaktigt konfigurerad.”"),
+                # Rejected for another reason (e.g. overloaded): our receiving computer
+                # (ta emot 1) or the configuration (3), not the sending region (5).
+                rejects(busy, "rejected_other", "Östra Götaland",
+                        "Problem med att ta emot, punkt 1 eller 3: ”Mottagande dator Z83680 "
+                        "eller Z97117 är ur funktion/avstängd” eller ”Kommunikation mellan "
+                        "sändande och mottagande enhet är felaktigt konfigurerad.”"),
+            ]),
             ("3m", "DicomLinkComputerDown", []),
         ],
     ))

@@ -58,20 +58,29 @@ def steps(*texts: str) -> str:
     return " ".join(f"{n}. {text}" for n, text in enumerate(texts, 1))
 
 
+# A link computer both sends and receives: the routine's two parts under its own
+# headings, each numbered from 1, then the escalation of its Felsökning.
+SENDING = "”Driftstörning i överföring från Växjö/Ljungby till annan mottagare”:"
+RECEIVING = "”Driftstörning i överföring till Växjö/Ljungby från avsändande enhet”:"
+TROUBLESHOOTING = "”Felsökning”:"
 NEXT = {
-    ("link_computer_down", "z97117"): steps(
-        "”Starta om datorn och prova igen.”",
-        "”Ljungby skicka undersökningar via Blekinge, Halland eller Jönköping.”",
-        "Punkt 2 gäller även Växjös undersökningar: Ljungby skickar dem via Blekinge, Halland "
-        "eller Jönköping så länge Z83680 är i drift; så läser vi rutinen, som för Z83680 där "
-        "Växjö skickar Ljungbys (inte i rutinen).",
-        Z97117_DVD, RECEIVE_RESTART, RECEIVE_VIA, RECEIVE_DVD, *ESCALATION),
-    ("link_computer_down", "z83680"): steps(
-        "”Starta om datorn samt att Växjö starta om länka-datorn Z97117.”",
-        "”Växjö skickar undersökningar.”", Z83680_DVD, RECEIVE_RESTART, RECEIVE_VIA,
-        RECEIVE_DVD, *ESCALATION),
-    ("partner_unreachable", "skane"): steps(RESTART_BOTH, ASK, BLIND_SPOT, SKANE_VIA,
-                                            ONE_OR_ALL, *ESCALATION),
+    ("link_computer_down", "z97117"): " ".join((
+        SENDING, steps(
+            "”Starta om datorn och prova igen.”",
+            "”Ljungby skicka undersökningar via Blekinge, Halland eller Jönköping.”",
+            "Punkt 2 gäller även Växjös undersökningar: Ljungby skickar dem via Blekinge, "
+            "Halland eller Jönköping så länge Z83680 är i drift; så läser vi rutinen, som för "
+            "Z83680 där Växjö skickar Ljungbys (inte i rutinen).", Z97117_DVD),
+        RECEIVING, steps(RECEIVE_RESTART, RECEIVE_VIA, RECEIVE_DVD),
+        TROUBLESHOOTING, steps(*ESCALATION))),
+    ("link_computer_down", "z83680"): " ".join((
+        SENDING, steps("”Starta om datorn samt att Växjö starta om länka-datorn Z97117.”",
+                       "”Växjö skickar undersökningar.”", Z83680_DVD),
+        RECEIVING, steps(RECEIVE_RESTART, RECEIVE_VIA, RECEIVE_DVD),
+        TROUBLESHOOTING, steps(*ESCALATION))),
+    # The routine's order: "Har vi störningar ..." (Felsökning) before the Skåne fallback.
+    ("partner_unreachable", "skane"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
+                                            SKANE_VIA, *ESCALATION),
     ("partner_unreachable", "default"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
                                               *ESCALATION),
     ("partner_rejects", "default"): steps(

@@ -44,14 +44,16 @@ def burn(name: str, window: str, objective: str, target: str, role: str, region:
 
 
 FAST_LINK = (
-    "Andelen misslyckade prov från minst en plats är över 1,44 % både de senaste 1h och "
-    "de senaste 5m: 14,4 gånger den takt som målet 99,9 % tillgänglighet över 30 dygn "
-    "tillåter. I den takten är felbudgeten för 30 dygn slut inom 50 timmar. Ett larm till "
-    "IT per e-post, inte till personalen: akuta fel larmar för sig (inte i rutinen)."
+    "Målet räknas som uppe när minst en plats når det, och ändå misslyckas över 1,44 % av "
+    "proven även från den plats som når det bäst, både de senaste 1h och de senaste 5m: "
+    "14,4 gånger den takt som målet 99,9 % tillgänglighet över 30 dygn tillåter. I den "
+    "takten är felbudgeten för 30 dygn slut inom 50 timmar. Ett larm till IT per "
+    "e-post, inte till personalen: akuta fel larmar för sig (inte i rutinen)."
 )
 SLOW_PARTNER = (
-    "Andelen misslyckade prov från minst en plats är över 3 % både de senaste 6h och de "
-    "senaste 30m: 6 gånger den takt som målet 99,5 % tillgänglighet över 30 dygn tillåter. "
+    "Målet räknas som uppe när minst en plats når det, och ändå misslyckas över 3 % av "
+    "proven även från den plats som når det bäst, både de senaste 6h och de senaste 30m: "
+    "6 gånger den takt som målet 99,5 % tillgänglighet över 30 dygn tillåter. "
     "I den takten är felbudgeten för 30 dygn slut inom 5 dygn. Ett larm till IT per e-post, "
     "inte till personalen: akuta fel larmar för sig (inte i rutinen)."
 )

@@ -210,8 +210,11 @@ def causes(
     send, receive = set(base.send_causes), set(base.receive_causes)
     down = reason in SERVICE_DOWN and (reason, phase or "") not in PHASED
     if direction == "receive":
+        # Our receiver is the one that answers: "the sending region's system" (5) is,
+        # seen from the partner, our receiving computer (1), e.g. a link computer that
+        # rejects because it is overloaded (rejected_other).
         send = set()
-        receive = (receive & {2, 3, 4}) | ({1} if down else set())
+        receive = (receive & {2, 3, 4}) | ({1} if down or 5 in receive else set())
     elif role == "link_computer":
         own = {link_send_cause} if link_send_cause else {1, 2}
         send = (send & {3, 4, 5}) | (own if down else set())

@@ -7,13 +7,16 @@ committed as alerts/dicom.rules.test.yml, which promtool runs here.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from alerts import promtool_cases
 from exporter.monitoring import pack
+from exporter.reasons import Reason
 from tests.support.realpeers import require
 from tools.generate import outputs
 
@@ -110,3 +113,115 @@ def test_transfer_faults_are_for_the_staff_and_carry_the_routines_next_step() ->
         staff = rule["alert"] in SITUATION_OF_ALERT
         assert rule["labels"]["audience"] == ("staff" if staff else "it"), rule["alert"]
         assert ("next_step" in rule["annotations"]) == staff, rule["alert"]
+
+
+def test_receiver_rejects_partner_names_the_region_and_the_routines_receive_causes() -> None:
+    """The partner as people say it ("Skåne", not the label value), and each refusal
+    reason as the routine's receive causes from exporter/reasons.py: a rejection for
+    another reason (e.g. overloaded) is our receiving computer (1) or the configuration
+    (3), not only 3."""
+    from exporter import routine
+    from exporter.reasons import Reason, causes
+
+    rule = next(r for r in alert_rules() if r["alert"] == "ReceiverRejectsPartner")
+    for key in ("summary", "description"):
+        text = rule["annotations"][key]
+        assert "$labels.partner" not in text and '{{ $partner = "Skåne" }}' in text, key
+    description = rule["annotations"]["description"]
+    for reason in routine.RECEIVER_REFUSALS:
+        numbers = causes(reason, "link_computer", "receive").receive_causes
+        points = " eller ".join(map(str, numbers))
+        assert (f'eq .Labels.reason "{reason.value}" }}}}Problem med att ta emot, punkt '
+                f"{points}: ") in description, reason
+    assert causes(Reason.REJECTED_OTHER, "link_computer", "receive").receive_causes == (1, 3)
+
+
+def test_slo_burn_descriptions_say_what_their_expression_computes() -> None:
+    """Issue 33: the SLO is the availability from at least one site, the best site's
+    (`max by` over the per-site ratios). Its error ratio is then over the threshold
+    from every site, the best one too: the text must not say "from at least one site
+    is over", which is the opposite (any site's failures would burn the budget)."""
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    records = {rule["record"]: rule["expr"] for group in groups for rule in group["rules"]
+               if "record" in rule}
+    burns = [rule for group in groups for rule in group["rules"]
+             if rule.get("alert", "").endswith("ErrorBudgetBurn")]
+    assert burns
+    for rule in burns:
+        ratios = set(re.findall(r"\b(target:probe_success:reachable_avg\w+)", rule["expr"]))
+        assert ratios and all(records[name].startswith("max by (") for name in ratios)
+        description = rule["annotations"]["description"]
+        assert "minst en plats är över" not in description
+        assert "även från den plats som når det bäst" in description
+
+
+def _cadence_case(fast: str, slow_scrapes: list[str]) -> tuple[list[dict], int]:
+    """A link computer's echo at its own job's interval and its negotiate at the
+    partners' (one sample per scrape; "_" for none yet), in the shipped
+    intervals, with their failure reasons. Returns the series and the step."""
+    from exporter import config as exporter_config
+    from exporter.config.strict import parse_duration
+    from exporter.monitoring import settings
+
+    m = settings.load(exporter_config.load(str(ROOT / "examples" / "kronoberg.yml")))
+    step = int(parse_duration(m.probe_interval_by_role["link_computer"]))
+    between = int(parse_duration(m.probe_interval_by_role["partner"])) // step - 1
+    slow = " ".join(" ".join([value] + ["_"] * between) for value in slow_scrapes)
+    labels = (f'instance="{promtool_cases.INSTANCE}", target="z83680", site="vaxjo", '
+              'role="link_computer", region="kronoberg", ae_title="Z83680"')
+    series = []
+    for job, module, prober, values, reason in (
+            ("dicom_probe_link_computer", "echo", "echo", fast, Reason.REFUSED),
+            ("dicom_probe", "negotiate_ct", "negotiate", slow, Reason.NO_ACCEPTED_CONTEXT)):
+        each = f'job="{job}", module="{module}", prober="{prober}", {labels}'
+        # 1 where the probe failed: each token's value flipped, its repeat kept.
+        failing = " ".join({"0": "1", "1": "0"}.get(token[0], token[0]) + token[1:]
+                           for token in values.split())
+        series += [{"series": f"probe_success{{{each}}}", "values": values},
+                   {"series": f'probe_dicom_failure_reason{{{each}, reason="{reason.value}"}}',
+                    "values": failing}]
+    return series, step
+
+
+def _promtool_link_down(tmp_path: Path, series: list[dict], step: int,
+                        expected: dict[int, list[dict]]) -> subprocess.CompletedProcess[str]:
+    """Run DicomLinkComputerDown over `series`, evaluated at the shipped
+    evaluation interval, expecting the alerts given at each second."""
+    evaluation = yaml.safe_load(
+        (ROOT / "exporter" / "monitoring" / "config.yml").read_text("utf-8"))
+    document = {"rule_files": [str(RULES)],
+                "evaluation_interval": evaluation["evaluation_interval"],
+                "tests": [{"interval": f"{step}s", "input_series": series,
+                           "alert_rule_test": [
+                               {"eval_time": f"{at}s", "alertname": "DicomLinkComputerDown",
+                                "exp_alerts": alerts} for at, alerts in expected.items()]}]}
+    test_file = tmp_path / "cadence.test.yml"
+    test_file.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
+    return subprocess.run([require("promtool"), "test", "rules", str(test_file)],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scrapes", [
+    ["1"] * 4 + ["0"] + ["1"] * 20,
+    # The negotiate series is new: its first scrape ever falls in the blip.
+    ["_"] * 4 + ["0"] + ["1"] * 20,
+], ids=["steady", "first-scrape"])
+def test_a_blip_caught_by_one_slower_negotiate_scrape_pages_nobody(
+        tmp_path: Path, scrapes: list[str]) -> None:
+    """A 10 s blip fails three echo probes and, at its end, one negotiate scrape,
+    which stays the newest sample for a whole partner interval: the failure
+    seen by the rule spans more than `for:` unless it discounts that one scrape."""
+    series, step = _cadence_case("1x9 0 0 0 1x60", scrapes)
+    result = _promtool_link_down(tmp_path, series, step, {at: [] for at in range(0, 300, step)})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_link_computer_refusing_ct_for_good_still_pages(tmp_path: Path) -> None:
+    series, step = _cadence_case("1x60", ["1", "1"] + ["0"] * 20)
+    refusing = promtool_cases.link_down_alert("Z83680", "z83680", "vaxjo", "Växjö",
+                                              Reason.NO_ACCEPTED_CONTEXT, refuses_ct=True)
+    result = _promtool_link_down(tmp_path, series, step,
+                                 {25: [], 120: [refusing], 240: [refusing]})
+    assert result.returncode == 0, result.stdout + result.stderr

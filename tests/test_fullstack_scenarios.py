@@ -107,6 +107,15 @@ def firing_in_prometheus(prometheus_url: str, seconds: float) -> list[dict]:
                                  f'alertname!="Watchdog"}}[{window}s])')
 
 
+def samples(prometheus_url: str, target: str, began: float) -> list[str]:
+    """Every probe_success sample of `target` since a minute before `began`, as
+    seconds after it: what a failed timing assertion needs to be explained."""
+    window = math.ceil(time.time() - began) + 60
+    return [f"{r['metric'].get('site')} {r['metric'].get('module')}: "
+            + " ".join(f"{float(t) - began:+.1f}={v}" for t, v in r["values"])
+            for r in query(prometheus_url, f'probe_success{{target="{target}"}}[{window}s]')]
+
+
 def test_a_ten_second_blip_of_z83680_fails_probes_and_pages_nobody(stack: Stack) -> None:
     seen_up_from_both_sites(stack, "z83680")
     since, began = time.monotonic(), time.time()
@@ -126,7 +135,8 @@ def test_a_ten_second_blip_of_z83680_fails_probes_and_pages_nobody(stack: Stack)
                        f'sum(count_over_time(probe_success{{target="z83680"}}[{window:g}s])'
                        f' - sum_over_time(probe_success{{target="z83680"}}[{window:g}s]))')
         assert failed and float(failed[0]["value"][1]) >= 1, (site.name, failed)
-        assert firing_in_prometheus(site.prometheus_url, window) == [], site.name
+        fired = firing_in_prometheus(site.prometheus_url, window)
+        assert fired == [], (site.name, fired, samples(site.prometheus_url, "z83680", began))
     assert [as_table_row(n) for n in delivered_since(stack, since)] == []
 
 

@@ -294,8 +294,9 @@ def _commit_config(path: Path) -> Path:
 def _serve(config: Path, *flags: str) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "serve", "--config.file", str(config),
-         "--web.listen-address", f"{LOOPBACK}:{port}", *flags],
+        # Debug: each association's end and why is in stderr if a test fails.
+        [sys.executable, "-m", "exporter", "--log.level=debug", "serve", "--config.file",
+         str(config), "--web.listen-address", f"{LOOPBACK}:{port}", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return process, port
 
@@ -315,7 +316,11 @@ def test_serve_runs_the_listener_only_when_asked_and_counts_in_metrics(
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
-    assert status.Status == 0 and rejected.is_rejected
+    assert status is not None and status.Status == 0, stderr
+    # Failed once in ~100 runs under load (not rejected: why unknown); the
+    # requester's own state and the listener's debug lines say which side.
+    assert rejected.is_rejected, (f"established={rejected.is_established} "
+                                  f"aborted={rejected.is_aborted}\n{stderr}")
     # wait_for_port's own connect counts as one closed before any A-ASSOCIATE-RQ
     assert 'dicom_exporter_listener_associations_total{result="accepted"} 1.0' in page
     assert ('dicom_exporter_listener_associations_total{result="rejected_calling_ae"} 1.0'

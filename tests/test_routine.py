@@ -97,7 +97,8 @@ def test_each_runbook_starts_with_the_models_steps(alert: str) -> None:
 def test_our_own_steps_are_marked_and_quotes_are_not() -> None:
     for step in CONFIG.routine.steps.values():
         text = routine.step_text(step)
-        assert text.endswith("(inte i rutinen).") != step.quote, text
+        assert text.endswith("(inte i rutinen):" if step.heading else "(inte i rutinen).") \
+            != step.quote, text
 
 
 # -- the same next step everywhere ---------------------------------------------
@@ -193,6 +194,10 @@ def test_receive_side_causes_name_our_receiver() -> None:
     found = causes(Reason.STATUS_WARNING, "link_computer", "receive")
     assert (found.send_causes, found.receive_causes) == ((), (2,))  # already on Z97117
     assert causes(Reason.REJECTED_CALLING_AE, "link_computer", "receive").receive_causes == (3,)
+    # Our receiver turning a partner away for another reason (e.g. overloaded) is our
+    # receiving computer (1) or the configuration (3), never "the sending region" (5).
+    assert causes(Reason.REJECTED_OTHER, "link_computer", "receive").receive_causes == (1, 3)
+    assert causes(Reason.NO_ACCEPTED_CONTEXT, "link_computer", "receive").receive_causes == (3,)
 
 
 def test_an_expired_certificate_is_configuration_not_the_firewall() -> None:
@@ -288,6 +293,12 @@ QUOTE_SITUATIONS = {
     "Kontakta sedan leverantör GE enligt dokument ”Vem ringa...”": FELSOKNING,
     "Kontakta administratör eller någon av cheferna.": FELSOKNING,
     "Administratör kontakter sedan IT.": FELSOKNING,
+    # The routine's headings: Felsökning, and Rutin's two parts, which a link computer
+    # (it sends and receives) shows both of.
+    "Felsökning": {("link_computer_down", "z97117"), ("link_computer_down", "z83680")},
+    "Driftstörning i överföring från Växjö/Ljungby till annan mottagare": {
+        ("link_computer_down", "z97117"), ("link_computer_down", "z83680")},
+    "Driftstörning i överföring till Växjö/Ljungby från avsändande enhet": RECEIVING,
     # Rutin 1, Z97117 ur funktion.
     "Starta om datorn och prova igen.": {("link_computer_down", "z97117")},
     "Ljungby skicka undersökningar via Blekinge, Halland eller Jönköping.": {
@@ -384,3 +395,66 @@ def test_a_when_of_a_step_must_be_words(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"routine\.steps\.skane_patient\.when: must be a "):
         config_module.load(path)
+
+
+def test_every_situation_follows_the_routines_order() -> None:
+    """Felsökning's steps keep the routine's order among themselves, and "Har vi
+    störningar i överföring till/från andra enheter?" (one partner or all?) comes before
+    any step of the routine's own Rutin section (the Skåne fallback, for one)."""
+    troubleshooting_end = ROUTINE_TEXT.index("Problem med att skicka:")
+    rutin_start = ROUTINE_TEXT.index("Rutin 1 Driftstörning")
+    one_or_all = "Har vi störningar i överföring till/från andra enheter?"
+    for situation, table in CONFIG.routine.situations.items():
+        for subject, keys in table.items():
+            quoted = [_flat(CONFIG.routine.steps[key].text) for key in keys
+                      if CONFIG.routine.steps[key].quote]
+            where = [ROUTINE_TEXT.index(text) for text in quoted]
+            felsokning = [at for at in where if at < troubleshooting_end]
+            assert felsokning == sorted(felsokning), f"{situation}.{subject}"
+            if one_or_all in quoted:
+                first = quoted.index(one_or_all)
+                assert all(at < rutin_start for at in where[:first]), f"{situation}.{subject}"
+
+
+def test_sending_and_receiving_steps_stand_under_the_routines_own_headings() -> None:
+    """A link computer sends (Rutin 1) and receives (Rutin 2): the alert, the status page
+    and the runbook show the two lists apart, each under the routine's heading and
+    numbered from 1, as the routine does, never run together as one list."""
+    rutin_2 = ROUTINE_TEXT.index("2 Driftstörning i överföring till Växjö/Ljungby")
+    roller = ROUTINE_TEXT.index("Roller Personal")
+    rutin_1 = ROUTINE_TEXT.index("Rutin 1 Driftstörning")
+    mixed = 0
+    for situation, table in CONFIG.routine.situations.items():
+        for subject in table:
+            steps = CONFIG.routine.steps_for(situation, subject)
+            part = {rutin_1: 1, rutin_2: 2}
+            parts = {1 if rutin_1 <= at < rutin_2 else 2
+                     for step in steps if step.quote and not step.heading
+                     and rutin_1 <= (at := ROUTINE_TEXT.index(_flat(step.text))) < roller}
+            if parts != {1, 2}:
+                continue
+            mixed += 1
+            for heading, items in routine.sections(steps):
+                assert heading is not None, f"{situation}.{subject}: steps before a heading"
+                where = ROUTINE_TEXT.index(heading.text)
+                own_part = part[max(at for at in part if at <= where)] if where >= rutin_1 \
+                    else None
+                for step in items:
+                    if step.quote and rutin_1 <= ROUTINE_TEXT.index(_flat(step.text)) < roller:
+                        at = ROUTINE_TEXT.index(_flat(step.text))
+                        assert own_part == (1 if at < rutin_2 else 2), (situation, subject,
+                                                                        step.text)
+            text = routine.next_step(CONFIG, situation, subject)
+            assert text.index("”Driftstörning i överföring från") < text.index(
+                "”Driftstörning i överföring till") < text.index("”Starta om länkadatorn och be")
+    assert mixed == 2  # Z97117 and Z83680
+    page = runbooks.source("DicomLinkComputerDown") or ""
+    assert page.count("*”Driftstörning i överföring till Växjö/Ljungby från avsändande "
+                      "enhet”:*") == 2
+
+
+def test_a_heading_flag_must_be_a_boolean() -> None:
+    def edit(document: dict) -> None:
+        document["routine"]["steps"]["sending"]["heading"] = "yes"
+    with pytest.raises(ConfigError, match=r"routine\.steps\.sending\.heading: must be true or "):
+        config_module.parse(_with(edit), "k.yml")

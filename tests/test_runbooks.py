@@ -14,9 +14,11 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import routine
 from exporter.app import Exporter
 from exporter.demo.embedded import Demo
 from exporter.metrics import render_probe
+from exporter.reasons import Reason
 from exporter.schedule import Scheduler
 from exporter.web import runbooks
 from exporter.web import server as web_server
@@ -320,7 +322,10 @@ def test_the_link_computer_runbook_covers_a_refused_ct_and_counts_one_alert_per_
     groups by target, not by site: two alerts in one notification."""
     by_name = {rule["alert"]: rule for rule in rules()}
     expr = by_name["DicomLinkComputerDown"]["expr"]
-    assert "prober" not in expr  # every module: tcp, echo, negotiate, store
+    # Every module: tcp and echo as they are, the others (negotiate, store) over two of
+    # their slower scrapes; no module left out.
+    reach = re.findall(r'prober(=~|!~)"([^"]+)"', expr)
+    assert {op for op, _ in reach} == {"=~", "!~"} and len({kinds for _, kinds in reach}) == 1
     text = " ".join((runbooks.source("DicomLinkComputerDown") or "").split())
     assert "svarar men tar inte emot CT" in text
     assert "ett larm, inte två" not in text
@@ -359,3 +364,29 @@ def test_the_index_gives_moving_the_patient_only_for_skane() -> None:
     row = next(line for line in text.splitlines() if "[NoRouteAvailable]" in line)
     assert "flytta patienten" not in row
     assert "bara för Skåne" in row
+
+
+@pytest.mark.parametrize("name", ("DicomEchoLatencyHigh", "DicomTLSCertificateExpiringSoon"))
+def test_early_warnings_quote_no_escalation_of_the_routine(name: str) -> None:
+    """A slow echo or a certificate about to expire is no transfer fault yet: the
+    routine's "Administratör kontakter sedan IT." (its troubleshooting of transfer
+    faults) is not these alerts' escalation; ours is marked as ours."""
+    escalation = section(runbooks.source(name) or "", "Eskalering")
+    assert "”" not in escalation and "inte i rutinen" in escalation
+
+
+def test_partner_unreachable_maps_every_reason_it_can_carry_to_the_routines_causes() -> None:
+    """The reason → cause table is the exporter's own mapping (exporter/reasons.py), for
+    every reason the alert can carry: none left out, none mapped by hand."""
+    text = runbooks.source("DicomPartnerUnreachable") or ""
+    table = routine.cause_table(routine.PARTNER_UNREACHABLE_REASONS, "partner")
+    assert text.index("## Diagnos") < text.index(table) < text.index("## Åtgärd")
+    rule = next(rule for rule in rules() if rule["alert"] == "DicomPartnerUnreachable")
+    excluded = set(Reason) - set(routine.PARTNER_UNREACHABLE_REASONS)
+    # Left out only: what the rule itself leaves out (AE rejections), what an echo
+    # cannot give (the store's verification) and our own shutdown.
+    assert {r.value for r in routine.AE_REJECTIONS} == set(
+        re.search(r'reason=~"([^"]+)"', rule["expr"])[1].split("|"))
+    assert excluded == routine.AE_REJECTIONS | routine.VERIFY_REASONS | {Reason.SHUTDOWN}
+    for reason in ("reset", "tls", "aborted", "rejected_other"):
+        assert f"| `{reason}` |" in table

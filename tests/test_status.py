@@ -67,7 +67,7 @@ def test_a_single_partner_fault_gives_its_next_step_and_runbook() -> None:
     assert fault.next_step.startswith(
         "1. ”Felsökning måste börja med att starta om länka-dator Z97117 (Växjö) och Z83680 "
         "(Ljungby).” 2. ”Därefter får ni ta kontakt med mottagande/sändande enhet")
-    assert ("4. ”Om Region Skåne inte kan ta emot undersökningar kan vi prova skicka via "
+    assert ("5. ”Om Region Skåne inte kan ta emot undersökningar kan vi prova skicka via "
             "Blekinge eller Halland.”") in fault.next_step
     skane = next(t for t in result.targets if t.name == "skane")
     assert (skane.state, skane.reason) == ("nere", "connect_timeout")

@@ -38,7 +38,7 @@ _TOP_KEYS = {"document", "regions", "networks", "causes", "link_computers", "rol
              "ranking", "situations"}
 _NETWORK_KEYS = {"ours", "wide"}
 _CAUSE_KEYS = {"send", "receive"}
-_STEP_KEYS = {"quote", "own", "when"}
+_STEP_KEYS = {"quote", "own", "when", "heading"}
 _LINK_KEYS = {"send_cause", "receive_cause"}
 _ROLE_KEYS = {"name", "contact"}
 
@@ -51,6 +51,9 @@ class Step:
     # it is shown in has more causes than the routine's ("Om det är Skåne som
     # inte kan ta emot"); shown before it, marked as ours.
     when: str = ""
+    # A heading of the routine's ("Driftstörning i överföring till Växjö/Ljungby ..."),
+    # not a step: the steps after it are numbered from 1 under it, as the routine does.
+    heading: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,13 @@ def _steps(check: Checker, raw: object) -> dict[str, Step]:
             continue
         text = check.string(entry[kinds[0]], f"{path}.{kinds[0]}")
         when = check.string(entry["when"], f"{path}.when") if "when" in entry else ""
+        heading = entry.get("heading", False)
+        if not isinstance(heading, bool):
+            check.error(f"{path}.heading", "must be true or false")
+            heading = False
         if text is not None and when is not None:
             steps[str(key)] = Step(" ".join(text.split()), kinds[0] == "quote",
-                                   " ".join(when.split()))
+                                   " ".join(when.split()), heading)
     return steps
 
 

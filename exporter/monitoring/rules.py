@@ -27,7 +27,7 @@ import yaml
 
 from exporter import routine
 from exporter.config import Config, Target
-from exporter.config.strict import parse_duration
+from exporter.config.strict import format_duration, parse_duration
 from exporter.metrics import HOLIDAY_CALENDAR_END
 from exporter.monitoring import alertmanager, slo
 from exporter.monitoring.settings import Monitoring
@@ -189,12 +189,22 @@ class Rules:
         tls_days = m.thresholds["tls_expiry_warning_days"]
         min_partners = m.thresholds["min_partners_for_all_failing"]
         explanation = explanations(config)
+        slow = f"probe_success{{{probe}, {link_computers}, {m.beyond_reachability}}}"
+        slow_window = format_duration(parse_duration(m.probe_interval_by_role["partner"]) * 2.5)
         link_down = alert(
             words.ALERT["link_computer_down"],
             # Every module, not only reachability: a link computer that answers but
             # refuses CT (negotiate, store) closes its hop in the route state too.
-            f"min by (target, ae_title, site, instance) "
-            f"(probe_success{{{probe}, {link_computers}}}) == 0",
+            # Those modules are scraped with the partners, less often than the
+            # link computers' own job: one failed sample stays the newest for a
+            # whole partner interval, which would stretch a blip past `for:`.
+            # They count as down only when at least two scrapes in a row failed:
+            # every scrape of the last 2.5 intervals (two or three of them).
+            f"min by (target, ae_title, site, instance) (\n"
+            f"  probe_success{{{probe}, {link_computers}, {reachability}}}\n"
+            f"  or (max_over_time({slow}[{slow_window}])\n"
+            f"      and count_over_time({slow}[{slow_window}]) >= 2)\n"
+            f") == 0",
             m.for_by_role["link_computer"],
             "critical",
             "Länkdator {{ $labels.ae_title }} är ur funktion (sett från {{ $site }})",
@@ -388,16 +398,21 @@ class Rules:
             extra_labels=STAFF,
             next_step=self.no_route_steps(),
         )
+        # The partner's region as people say it ("Skåne"), from the partner label.
+        partner = _named("partner", {t.name: routine.place(config, t)
+                                     for t in self.partner_targets})
         receiver = alert(
             words.ALERT["receiver_rejects"],
             f"probe_dicom_failure_reason{{{probe}, {receive}, {RECEIVER_REFUSALS}}} == 1",
             m.wait("receiver"),
             "critical",
-            "{{ $labels.ae_title }} tar inte emot DICOM från {{ $labels.partner }}",
-            "Vår länkdator {{ $labels.ae_title }} ({{ $site }}) avvisar {{ $labels.partner }} "
+            partner + "{{ $labels.ae_title }} tar inte emot DICOM från {{ $partner }}",
+            partner + "Vår länkdator {{ $labels.ae_title }} ({{ $site }}) avvisar {{ $partner }} "
             "(orsak {{ $labels.reason }}) när den anropar med sin AE-titel. Undersökningar från "
-            "{{ $labels.partner }} kommer inte fram: kommunikation mellan sändande och mottagande "
-            "enhet är felaktigt konfigurerad (Problem med att ta emot, punkt 3).",
+            "{{ $partner }} kommer inte fram. "
+            + switch([(f'eq .Labels.reason "{reason.value}"',
+                       routine.receiver_causes(config, reason))
+                      for reason in sorted(routine.RECEIVER_REFUSALS)], ""),
             extra_labels=STAFF,
             next_step=routine.next_step(config, "receiver_rejects"),
         )

@@ -121,6 +121,11 @@ class Monitoring:
         return f'prober=~"{selector("answers_reachability")}"'
 
     @property
+    def beyond_reachability(self) -> str:
+        """The probers the link computers' fast job leaves to the partners' job."""
+        return f'prober!~"{selector("answers_reachability")}"'
+
+    @property
     def receiving(self) -> str:
         return f'prober=~"{selector("checks_receiving")}"'
 

@@ -27,13 +27,33 @@ RECEIVING_PROBERS = frozenset(k.name for k in KINDS.values() if k.checks_receivi
 
 def step_text(step: Step) -> str:
     """A quote in quotation marks, verbatim; our own words marked as ours, and so
-    the condition we put before a quote."""
+    the condition we put before a quote. A heading ends with a colon."""
+    if step.heading:
+        body = step.text.rstrip(".:")
+        return f"”{body}”:" if step.quote else f"{body} ({OWN}):"
     text = f"”{step.text}”" if step.quote else own(step.text)
     return f"{step.when} ({OWN}): {text}" if step.when else text
 
 
+def sections(steps: tuple[Step, ...]) -> list[tuple[Step | None, list[Step]]]:
+    """The steps under each heading (None: before the first), numbered from 1 under
+    each, as the routine numbers "Problem med att skicka" and its two Rutin parts."""
+    out: list[tuple[Step | None, list[Step]]] = [(None, [])]
+    for step in steps:
+        if step.heading:
+            out.append((step, []))
+        else:
+            out[-1][1].append(step)
+    return [(heading, items) for heading, items in out if heading is not None or items]
+
+
 def numbered(steps: tuple[Step, ...]) -> str:
-    return " ".join(f"{index}. {step_text(step)}" for index, step in enumerate(steps, 1))
+    parts = []
+    for heading, items in sections(steps):
+        if heading is not None:
+            parts.append(step_text(heading))
+        parts += [f"{index}. {step_text(step)}" for index, step in enumerate(items, 1)]
+    return " ".join(parts)
 
 
 def own(text: str) -> str:
@@ -147,6 +167,48 @@ def no_route_next_step(config: Config, route: Route) -> str:
     return next_step(config, "no_route", route.name, route.partner, route.site)
 
 
+# -- causes ------------------------------------------------------------------
+def cause_reference(config: Config, numbers: tuple[int, ...], which: str) -> str:
+    """ "Problem med att ta emot, punkt 1 eller 3: ”…” eller ”…”": the routine's
+    numbered causes, by number and in its words (`which`: "send" or "receive")."""
+    texts = config.routine.send_causes if which == "send" else config.routine.receive_causes
+    if not numbers:
+        return ""
+    points = f" {words.OR} ".join(str(n) for n in numbers)
+    quoted = f" {words.OR} ".join(f"”{texts[n - 1]}”" for n in numbers if n <= len(texts))
+    head = f"{words.CAUSE_LIST[which]}, {words.POINT} {points}"
+    return f"{head}: {quoted}" if quoted else head
+
+
+def receiver_causes(config: Config, reason: Reason) -> str:
+    """Our link computer turning a partner away, as the routine's receive causes."""
+    found = causes(reason, "link_computer", "receive")
+    return cause_reference(config, found.receive_causes, "receive")
+
+
+# The reasons DicomPartnerUnreachable can carry: an echo that fails, but not on our AE
+# title (DicomPartnerRejectsAssociation) and not our own shutdown (never alerted). The
+# store's verification reasons need a store, which the rule does not read.
+VERIFY_REASONS = frozenset({Reason.NOT_FOUND_AFTER_STORE, Reason.QUERY_REFUSED,
+                            Reason.NOT_COMMITTED, Reason.COMMITMENT_TIMEOUT})
+PARTNER_UNREACHABLE_REASONS = tuple(
+    reason for reason in Reason
+    if reason not in AE_REJECTIONS | VERIFY_REASONS | {Reason.SHUTDOWN})
+
+
+def cause_table(reasons: tuple[Reason, ...], role: str, direction: str = "send") -> str:
+    """A Markdown table for a runbook: each reason and the routine's numbered causes it
+    can be for this role (exporter/reasons.py's mapping, so the two never disagree)."""
+    lines = [f"| `reason` | {words.CAUSE_LIST['send']} | {words.CAUSE_LIST['receive']} |",
+             "|---|---|---|"]
+    for reason in reasons:
+        found = causes(reason, role, direction)
+        send = ", ".join(str(n) for n in found.send_causes) or words.NONE_OF_THEM
+        receive = ", ".join(str(n) for n in found.receive_causes) or words.NONE_OF_THEM
+        lines.append(f"| `{reason.value}` | {send} | {receive} |")
+    return "\n".join(lines)
+
+
 # -- causes for the CLI ----------------------------------------------------
 def cause_lines(config: Config, target: Target, reason: Reason,
                 phase: str | None = None) -> list[str]:
@@ -205,10 +267,14 @@ def runbook_steps(config: Config, alert: str) -> str:
     for subject in [s for s in table if s != "default"] + ["default"]:
         if subject not in table:
             continue
-        steps = [step_text(step) for step in config.routine.steps_for(situation, subject)]
-        if situation == "route_fallback":
-            steps = [ROUTE_FALLBACK_FIRST, *steps]
-        lines = [f"{n}. {text}" for n, text in enumerate(steps, 1)]
+        lines: list[str] = []
+        for heading, items in sections(config.routine.steps_for(situation, subject)):
+            texts = [step_text(step) for step in items]
+            if situation == "route_fallback" and not lines:
+                texts = [ROUTE_FALLBACK_FIRST, *texts]
+            if heading is not None:
+                lines += ([""] if lines else []) + [f"*{step_text(heading)}*", ""]
+            lines += [f"{n}. {text}" for n, text in enumerate(texts, 1)]
         if len(table) > 1:
             title = "Övriga" if subject == "default" else _subject_name(config, subject, situation)
             lines = [f"**{title}:**", "", *lines]

@@ -70,7 +70,8 @@ SLO_BURN_SUMMARY = {
                "felbudget för snabbt",
 }
 SLO_BURN_DESCRIPTION = (
-    "Andelen misslyckade prov från minst en plats är över {threshold} både de senaste "
+    "Målet räknas som uppe när minst en plats når det, och ändå misslyckas över "
+    "{threshold} av proven även från den plats som når det bäst, både de senaste "
     "{long} och de senaste {short}: {factor} gånger den takt som målet {objective} "
     "tillgänglighet över 30 dygn tillåter. I den takten är felbudgeten för 30 dygn "
     "slut inom {exhaustion}. Ett larm till IT per e-post, inte till personalen: akuta "

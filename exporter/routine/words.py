@@ -42,6 +42,11 @@ RUNBOOK_FOR_ROUTE_STATUS = {"fallback": ALERT_FOR["route_fallback"],
 
 # Marks our own sentences: "Vår text (inte i rutinen)."
 OWN = "inte i rutinen"
+# The routine's two numbered lists of causes, by its own headings; "punkt 1 eller 3".
+CAUSE_LIST = {"send": "Problem med att skicka", "receive": "Problem med att ta emot"}
+POINT = "punkt"
+OR = "eller"
+NONE_OF_THEM = "\N{EN DASH}"  # a reason that is none of the routine's causes
 
 # Where a partner is probed from, and what that cannot see (issue 27: the blind spot).
 PARTNER_VANTAGE = ("Partnern kontrolleras från övervakningens dator, inte från länkdatorn: "
