@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import click
 
-from exporter import __version__, buildinfo, logs, notify, route_state, routine
+from exporter import __version__, buildinfo, heap, logs, notify, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
     DEFAULT_MAX_CONCURRENT,
@@ -204,9 +204,10 @@ def _serve_until_signalled(
     log.info("connection limits", extra={"fields": {
         "max_connections": server.limits.max_connections, "workers": server.limits.workers,
         "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}})
+    trimmer = heap.Trimmer(lambda: server.loop.closed)  # a flood's memory goes back
     try:
         while not stop.wait(0.5):
-            pass
+            trimmer.tick()
     finally:
         if scheduler:
             scheduler.stop()
