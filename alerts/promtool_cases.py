@@ -208,8 +208,8 @@ def cases() -> list[Json]:
                            "audience": "staff"},
             "exp_annotations": {
                 "summary": f"{region} ({ae}) avvisar vår DICOM-förbindelse",
-                "description": f"{text} Kommunikation mellan mottagare och sändare är inte rätt "
-                               "konfigurerad (Problem med att skicka, punkt 5).",
+                "description": f"{text} Problem med att skicka, punkt 5: ”Kommunikation "
+                               "mellan mottagare och sändare är inte rätt konfigurerad.”",
                 "runbook_url": runbook("DicomPartnerRejectsAssociation"),
                 "next_step": NEXT[("partner_rejects", "default")],
             },
@@ -239,8 +239,10 @@ def cases() -> list[Json]:
                 "summary": "Jönköping (JONKOPING_PACS) svarar men kan inte ta emot bilder",
                 "description": "jonkoping svarar på C-ECHO men negotiate misslyckas. Orsak: "
                                "no_accepted_context. "
-                               f"{explanation(Reason.NO_ACCEPTED_CONTEXT)} Mottagande region "
-                               "kan inte ta emot DICOM (Problem med att skicka, punkt 6).",
+                               f"{explanation(Reason.NO_ACCEPTED_CONTEXT)} Problem med att "
+                               "skicka, punkt 5 eller 6: ”Kommunikation mellan mottagare och "
+                               "sändare är inte rätt konfigurerad.” eller ”Mottagande region "
+                               "kan inte ta emot DICOM.”",
                 "runbook_url": runbook("DicomPartnerCannotReceive"),
                 "reason": "no_accepted_context",
                 "next_step": NEXT[("partner_cannot_receive", "default")],
@@ -261,9 +263,9 @@ def cases() -> list[Json]:
                 "summary": "Jönköping (JONKOPING_PACS) svarar men kan inte ta emot bilder",
                 "description": "jonkoping svarar på C-ECHO men store misslyckas. Orsak: "
                                "query_refused. "
-                               f"{explanation(Reason.QUERY_REFUSED)} Kommunikation mellan "
-                               "mottagare och sändare är inte rätt konfigurerad (Problem med "
-                               "att skicka, punkt 5).",
+                               f"{explanation(Reason.QUERY_REFUSED)} Problem med att skicka, "
+                               "punkt 5: ”Kommunikation mellan mottagare och sändare är inte "
+                               "rätt konfigurerad.”",
                 "runbook_url": runbook("DicomPartnerCannotReceive"),
                 "reason": "query_refused",
                 "next_step": NEXT[("partner_cannot_receive", "default")],

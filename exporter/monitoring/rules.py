@@ -270,8 +270,8 @@ class Rules:
             "{{ else }}{{ $labels.target }} har inte AE-titeln {{ $labels.ae_title }} "
             "som vi anropar (called AE); vissa system svarar så även när det är vår egen "
             "AE-titel de inte känner igen.{{ end }} "
-            "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad "
-            "(Problem med att skicka, punkt 5).",
+            # Both rejections are the same send cause (exporter/reasons.py): one text.
+            + routine.partner_send_causes(config, Reason.REJECTED_CALLING_AE),
             extra_labels=STAFF,
             next_step=self.by_target("partner_rejects", self.partner_targets),
         )
@@ -285,13 +285,11 @@ class Rules:
             "{{ $region }} ({{ $labels.ae_title }}) svarar men kan inte ta emot bilder",
             "{{ $labels.target }} svarar på C-ECHO men {{ $labels.module }} misslyckas. "
             "Orsak: {{ $reason }}. " + explanation + " "
-            # The store went through but the partner will not let us verify it:
-            # configuration (5), not a region that cannot receive (6).
-            '{{ if eq $reason "query_refused" }}'
-            "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad "
-            "(Problem med att skicka, punkt 5).{{ else }}"
-            "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6)."
-            "{{ end }}",
+            # The routine's send causes of the reason (exporter/reasons.py): a store
+            # that went through but may not be verified is configuration (5), a refused
+            # image type configuration or a region that cannot receive (5, 6).
+            + switch([(f'eq $reason "{reason.value}"', routine.partner_send_causes(config, reason))
+                      for reason in Reason], ""),
             reason=True,
             extra_labels=STAFF,
             next_step=self.by_target("partner_cannot_receive", self.partner_targets),

@@ -235,6 +235,11 @@ def cause_reference(config: Config, numbers: tuple[int, ...], which: str) -> str
     return f"{head}: {quoted}" if quoted else head
 
 
+def partner_send_causes(config: Config, reason: Reason) -> str:
+    """A partner's failure as the routine's send causes ("" when none is)."""
+    return cause_reference(config, causes(reason, "partner", "send").send_causes, "send")
+
+
 def receiver_causes(config: Config, reason: Reason) -> str:
     """Our link computer turning a partner away, as the routine's receive causes."""
     found = causes(reason, "link_computer", "receive")
