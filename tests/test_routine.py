@@ -480,3 +480,22 @@ def test_a_heading_flag_must_be_a_boolean() -> None:
         document["routine"]["steps"]["sending"]["heading"] = "yes"
     with pytest.raises(ConfigError, match=r"routine\.steps\.sending\.heading: must be true or "):
         config_module.parse(_with(edit), "k.yml")
+
+
+def test_the_configs_last_resort_is_shown_as_ours_wherever_it_is_read() -> None:
+    """The config's `last_resort` ("bränn DVD på dator med IntelliSpace Portal i
+    granskningen") rewords the routine: the status page's advice and the CLI's route
+    table mark it as ours; the routine's own sentence is in the next step."""
+    from exporter.cli import route_table
+    from exporter.route_state import current
+
+    down = {"z97117": Reason.REFUSED, "z83680": Reason.REFUSED}
+    page = oncall.build(CONFIG, _snapshot(down), NOW)
+    nones = [r for r in page.routes if r.status == "none"]
+    assert nones and all(r.advice.endswith("(inte i rutinen).") for r in nones)
+    assert all("”Bränna en DVD på dator med Intellispace portal" in r.next_step
+               for r in nones if r.name.startswith("vaxjo-"))
+    lines = route_table(CONFIG, current(CONFIG, _snapshot(down), NOW))
+    last = [line for line in lines if line.strip().startswith("sista utväg")]
+    assert len(last) == len(CONFIG.routes)
+    assert all(line.endswith("(inte i rutinen).") for line in last)
