@@ -41,15 +41,18 @@ def metric(text: str, name: str) -> float:
 
 
 @contextlib.contextmanager
-def exporter_process(config_file: Path, python: str = sys.executable, timeout: float = 20
+def exporter_process(config_file: Path, python: str = sys.executable, timeout: float = 20,
+                     extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
                      ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """The exporter serving `config_file` on a free loopback port. It binds only
-    once the config is loaded, so a port that accepts is a config that is in use."""
+    """The exporter serving `config_file` on a free loopback port (`extra`: more
+    flags of serve; `env`: its environment). It binds only once the config is
+    loaded, so a port that accepts is a config that is in use."""
     port = free_port()
     process = subprocess.Popen(
         [python, "-m", "exporter", "--log.level", "error", "serve",
-         "--config.file", str(config_file), "--web.listen-address", f"{LOOPBACK}:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--config.file", str(config_file), "--web.listen-address", f"{LOOPBACK}:{port}",
+         *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     try:
         wait_for_port(port, process, timeout)

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import click
 
-from exporter import __version__, buildinfo, logs, notify, route_state, routine
+from exporter import __version__, buildinfo, heap, logs, notify, route_state, routine
 from exporter import config as config_module
 from exporter.app import (
     DEFAULT_MAX_CONCURRENT,
@@ -204,9 +204,10 @@ def _serve_until_signalled(
     log.info("connection limits", extra={"fields": {
         "max_connections": server.limits.max_connections, "workers": server.limits.workers,
         "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}})
+    trimmer = heap.Trimmer(lambda: server.loop.closed)  # a flood's memory goes back
     try:
         while not stop.wait(0.5):
-            pass
+            trimmer.tick()
     finally:
         if scheduler:
             scheduler.stop()
@@ -535,7 +536,7 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
             mark = "*" if state.active is path else " "
             lines.append(f"  {mark} {path.path.name:<{width}}  "
                          f"{route_state.SWEDISH_STATE[path.state]:<7} {hops}{assumed}")
-        lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {route.last_resort}")
+        lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {routine.own(route.last_resort)}")
         lines.append("")
     return lines
 

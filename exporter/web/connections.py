@@ -227,6 +227,7 @@ class ConnectionLoop:
         self._answering = 0  # of them, answering a request (the lock not held)
         self._answered = threading.Condition(self._lock)  # _answering went down
         self.shed = 0  # connections closed to make room, for tests and logs
+        self.closed = 0  # connections closed so far: the end of a burst, for `heap`
 
     # -- lifecycle -----------------------------------------------------------
     def run(self) -> None:
@@ -561,6 +562,7 @@ class ConnectionLoop:
             self._forget(fd)
             if self._connections.get(fd) is connection:
                 del self._connections[fd]
+                self.closed += 1
                 self._per_client[connection.client] -= 1
                 if not self._per_client[connection.client]:
                     del self._per_client[connection.client]
