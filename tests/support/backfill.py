@@ -114,10 +114,17 @@ class HistoricalPrometheus:
     def backfill_rules(self, rule_file: Path, start: float, end: float) -> None:
         """Evaluate the recording rules of `rule_file` over [start, end) against this
         Prometheus, then restart it on the new blocks."""
+        self.backfill_rules_over(rule_file, [(start, end)])
+
+    def backfill_rules_over(self, rule_file: Path, spans: Iterable[tuple[float, float]]
+                            ) -> None:
+        """The same over each [start, end) of `spans` (promtool evaluates every two hours
+        of a span apart: seconds a day), with one restart."""
         out = self.workdir / "rule-blocks"
-        promtool("tsdb", "create-blocks-from", "rules", "--quiet", f"--url={self.base}",
-                 f"--start={start:.0f}", f"--end={end:.0f}", f"--output-dir={out}",
-                 str(rule_file), cwd=self.workdir)
+        for start, end in spans:
+            promtool("tsdb", "create-blocks-from", "rules", "--quiet", f"--url={self.base}",
+                     f"--start={start:.0f}", f"--end={end:.0f}", f"--output-dir={out}",
+                     str(rule_file), cwd=self.workdir)
         self.stop()
         for block in out.iterdir():
             shutil.move(str(block), self.data / block.name)
