@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from alerts import slo_cases
-from alerts.scenarios import BLIP_Z83680, NEXT, fallback
+from alerts.scenarios import BLIP_Z83680, DVD_OWN, NEXT, SKANE_LAST, Z97117_DVD, fallback, no_route
 from exporter.reasons import Reason
 
 OUT = Path(__file__).resolve().parent / "dicom.rules.test.yml"
@@ -208,8 +208,8 @@ def cases() -> list[Json]:
                            "audience": "staff"},
             "exp_annotations": {
                 "summary": f"{region} ({ae}) avvisar vår DICOM-förbindelse",
-                "description": f"{text} Kommunikation mellan mottagare och sändare är inte rätt "
-                               "konfigurerad (Problem med att skicka, punkt 5).",
+                "description": f"{text} Problem med att skicka, punkt 5: ”Kommunikation "
+                               "mellan mottagare och sändare är inte rätt konfigurerad.”",
                 "runbook_url": runbook("DicomPartnerRejectsAssociation"),
                 "next_step": NEXT[("partner_rejects", "default")],
             },
@@ -239,8 +239,10 @@ def cases() -> list[Json]:
                 "summary": "Jönköping (JONKOPING_PACS) svarar men kan inte ta emot bilder",
                 "description": "jonkoping svarar på C-ECHO men negotiate misslyckas. Orsak: "
                                "no_accepted_context. "
-                               f"{explanation(Reason.NO_ACCEPTED_CONTEXT)} Mottagande region "
-                               "kan inte ta emot DICOM (Problem med att skicka, punkt 6).",
+                               f"{explanation(Reason.NO_ACCEPTED_CONTEXT)} Problem med att "
+                               "skicka, punkt 5 eller 6: ”Kommunikation mellan mottagare och "
+                               "sändare är inte rätt konfigurerad.” eller ”Mottagande region "
+                               "kan inte ta emot DICOM.”",
                 "runbook_url": runbook("DicomPartnerCannotReceive"),
                 "reason": "no_accepted_context",
                 "next_step": NEXT[("partner_cannot_receive", "default")],
@@ -261,9 +263,9 @@ def cases() -> list[Json]:
                 "summary": "Jönköping (JONKOPING_PACS) svarar men kan inte ta emot bilder",
                 "description": "jonkoping svarar på C-ECHO men store misslyckas. Orsak: "
                                "query_refused. "
-                               f"{explanation(Reason.QUERY_REFUSED)} Kommunikation mellan "
-                               "mottagare och sändare är inte rätt konfigurerad (Problem med "
-                               "att skicka, punkt 5).",
+                               f"{explanation(Reason.QUERY_REFUSED)} Problem med att skicka, "
+                               "punkt 5: ”Kommunikation mellan mottagare och sändare är inte "
+                               "rätt konfigurerad.”",
                 "runbook_url": runbook("DicomPartnerCannotReceive"),
                 "reason": "query_refused",
                 "next_step": NEXT[("partner_cannot_receive", "default")],
@@ -432,10 +434,18 @@ def cases() -> list[Json]:
              "site": "ljungby", "partner": "skane", "region": "skane"}
     dvd = "Ljungby bränner DVD på dator med IntelliSpace Portal i granskningen"
     other = {**route, "route": "vaxjo-skane", "site": "vaxjo"}
+    # What is down, as the route states read it: the alerts choose the routine's words.
+    hop = {"job": "dicom_exporter", "instance": INSTANCE}
+    z97117_then_skane = [series("dicom_route_hop_state", "1x44", **hop, target="z97117",
+                                state="down"),
+                         series("dicom_route_hop_state", "_x24 1x20", **hop, target="skane",
+                                state="down")]
     out.append(case(
-        "a route on its fallback names the path, then no route gives the routine's last steps; "
-        "one route without a path never hides another route's fallback",
-        [series("dicom_route_active", "1x12 stale",
+        "a route on its fallback names the path and the routine's first step for what is "
+        "down, then no route gives the routine's last resort for what is down; one route "
+        "without a path never hides another route's fallback",
+        [*z97117_then_skane,
+         series("dicom_route_active", "1x12 stale",
                 **route, status="primary", path="ordinarie väg"),
          series("dicom_route_active", "_x12 1x12 stale",
                 **route, status="fallback", path="skicka via Blekinge"),
@@ -477,22 +487,23 @@ def cases() -> list[Json]:
                     "summary": "Ljungby → Skåne: ingen väg öppen",
                     "description": "Varken ordinarie väg eller någon reservväg som svarar mot "
                                    "felet är öppen från Ljungby till Skåne. Sista utväg: "
-                                   f"{dvd}.",
+                                   f"{Z97117_DVD} {SKANE_LAST}",
                     "runbook_url": runbook("NoRouteAvailable"),
-                    "next_step": NEXT[("no_route", "skane")],
+                    "next_step": no_route(f"{Z97117_DVD} {SKANE_LAST}"),
                 },
             }]),
         ],
     ))
-    no_route = {"exp_labels": {**route, "status": "none", "path": dvd, "severity": "critical",
-                               "audience": "staff"},
-                "exp_annotations": {
-                    "summary": "Ljungby → Skåne: ingen väg öppen",
-                    "description": "Varken ordinarie väg eller någon reservväg som svarar mot "
-                                   "felet är öppen från Ljungby till Skåne. Sista utväg: "
-                                   f"{dvd}.",
-                    "runbook_url": runbook("NoRouteAvailable"),
-                    "next_step": NEXT[("no_route", "skane")]}}
+    # No hop state known (an exporter before dicom_route_hop_state): our own DVD advice.
+    unknown = {"exp_labels": {**route, "status": "none", "path": dvd, "severity": "critical",
+                              "audience": "staff"},
+               "exp_annotations": {
+                   "summary": "Ljungby → Skåne: ingen väg öppen",
+                   "description": "Varken ordinarie väg eller någon reservväg som svarar mot "
+                                  "felet är öppen från Ljungby till Skåne. Sista utväg: "
+                                  f"{DVD_OWN}",
+                   "runbook_url": runbook("NoRouteAvailable"),
+                   "next_step": no_route(DVD_OWN)}}
     out.append(case(
         "no route stays firing while the route is only unknown (stale results), and resolves "
         "when a way is really open",
@@ -500,7 +511,7 @@ def cases() -> list[Json]:
          series("dicom_route_active", "_x13 1x10 stale", **route, status="unknown", path=""),
          series("dicom_route_active", "_x25 1x20", **route, status="primary",
                 path="ordinarie väg")],
-        [("2m", "NoRouteAvailable", [no_route]), ("5m", "NoRouteAvailable", [no_route]),
+        [("2m", "NoRouteAvailable", [unknown]), ("5m", "NoRouteAvailable", [unknown]),
          ("8m", "NoRouteAvailable", [])],
     ))
     # -- receive side ---------------------------------------------------------
@@ -609,6 +620,8 @@ def route_cases() -> list[Json]:
     for down in sampled_route_states():
         hops = {n: HopState.DOWN if n in down else HopState.UP for n in ROUTE_NODES}
         inputs, fallbacks, nones = [], [], []
+        inputs += [series("dicom_route_hop_state", "1x20", job="dicom_exporter",
+                          instance=INSTANCE, target=n, state=hops[n].value) for n in ROUTE_NODES]
         for route in config.routes.values():
             state = evaluate(route, hops)
             partner = config.targets[route.partner]
@@ -630,7 +643,8 @@ def route_cases() -> list[Json]:
                                        "Den reservväg som svarar mot felet och är öppen: "
                                        f"{path.name}.",
                         "runbook_url": runbook("RouteOnFallback"),
-                        "next_step": routine.fallback_next_step(config, route, path),
+                        "next_step": routine.fallback_next_step(config, route, path,
+                                                                state.down_hops),
                     }})
             elif state.status is RouteStatus.NONE:
                 inputs.append(series("dicom_route_active", "1x20", **labels,
@@ -642,9 +656,11 @@ def route_cases() -> list[Json]:
                         "summary": f"{title}: ingen väg öppen",
                         "description": "Varken ordinarie väg eller någon reservväg som "
                                        f"svarar mot felet är öppen från {site} till {region}. "
-                                       f"Sista utväg: {route.last_resort}.",
+                                       "Sista utväg: "
+                                       + routine.last_resort(config, route, state.down_hops),
                         "runbook_url": runbook("NoRouteAvailable"),
-                        "next_step": routine.no_route_next_step(config, route),
+                        "next_step": routine.no_route_next_step(config, route,
+                                                                state.down_hops),
                     }})
             else:
                 inputs.append(series("dicom_route_active", "1x20", **labels,

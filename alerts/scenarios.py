@@ -27,12 +27,12 @@ ADMIN_IT = "”Administratör kontakter sedan IT.”"
 ESCALATION = (GE, ADMIN, ADMIN_IT)
 SKANE_VIA = ("”Om Region Skåne inte kan ta emot undersökningar kan vi prova skicka via Blekinge "
              "eller Halland.”")
-# The routine gives it for Skåne not receiving; the route also closes for the link computers.
-SKANE_PATIENT = ("Om det är Skåne som inte kan ta emot, inte länkdatorerna (inte i rutinen): "
-                 "”Kan Region Skåne inte ta emot bildöverföring från någon annan region, måste "
+# The routine gives it for Skåne not receiving: shown only when Skåne's hop is down.
+SKANE_PATIENT = ("”Kan Region Skåne inte ta emot bildöverföring från någon annan region, måste "
                  "det övervägas att skicka patienten till annan region. Remitterande enhet måste "
                  "då ta den kontakten med denna region.”")
 SKANE_DVD = "”Vi kan även bränna DVD för att skicka med patienttransporten.”"
+SKANE_LAST = f"{SKANE_PATIENT} {SKANE_DVD}"
 RECEIVE_VIA = ("”I vissa fall kan de skicka via andra enheter, tex. kan Skåne skicka via Blekinge "
                "eller Halland (och vice versa).”")
 RECEIVE_DVD = "”Vid akuta fall får de skicka DVD/CD.”"
@@ -40,6 +40,9 @@ Z97117_DVD = (f"”Bränna en DVD på dator med Intellispace portal {DASH} lämp
               "granskningen.”")
 Z83680_DVD = (f"”Ljungby får bränna DVD på dator med Intellispace Portal {DASH} lämpligen på "
               "dator i granskningen.”")
+# The routine's first step for a link computer being down (Rutin 1, punkt 1).
+Z97117_RESTART = "”Starta om datorn och prova igen.”"
+Z83680_RESTART = "”Starta om datorn samt att Växjö starta om länka-datorn Z97117.”"
 COMMUNICATE = ("”Personal i Arkivet samt LARS under jouren, ansvarar för att kommunicera "
                "överföringsfel in röntgen/klinfys.”")
 RECEIVE_RESTART = "”Starta om länkadatorn och be dem skicka igen.”"
@@ -66,7 +69,7 @@ TROUBLESHOOTING = "”Felsökning”:"
 NEXT = {
     ("link_computer_down", "z97117"): " ".join((
         SENDING, steps(
-            "”Starta om datorn och prova igen.”",
+            Z97117_RESTART,
             "”Ljungby skicka undersökningar via Blekinge, Halland eller Jönköping.”",
             "Punkt 2 gäller även Växjös undersökningar: Ljungby skickar dem via Blekinge, "
             "Halland eller Jönköping så länge Z83680 är i drift; så läser vi rutinen, som för "
@@ -74,8 +77,7 @@ NEXT = {
         RECEIVING, steps(RECEIVE_RESTART, RECEIVE_VIA, RECEIVE_DVD),
         TROUBLESHOOTING, steps(*ESCALATION))),
     ("link_computer_down", "z83680"): " ".join((
-        SENDING, steps("”Starta om datorn samt att Växjö starta om länka-datorn Z97117.”",
-                       "”Växjö skickar undersökningar.”", Z83680_DVD),
+        SENDING, steps(Z83680_RESTART, "”Växjö skickar undersökningar.”", Z83680_DVD),
         RECEIVING, steps(RECEIVE_RESTART, RECEIVE_VIA, RECEIVE_DVD),
         TROUBLESHOOTING, steps(*ESCALATION))),
     # The routine's order: "Har vi störningar ..." (Felsökning) before the Skåne fallback.
@@ -93,11 +95,6 @@ NEXT = {
     ("partner_cannot_receive", "default"): steps(RESTART_BOTH, ASK, BLIND_SPOT, ONE_OR_ALL,
                                                  *ESCALATION),
     ("all_partners_failing", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, *ESCALATION),
-    # The routine's DVD sentences are for a link computer being down (that alert quotes
-    # them) and for Skåne; for another region the DVD is our advice.
-    ("no_route", "skane"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, SKANE_PATIENT, SKANE_DVD,
-                                 *ESCALATION),
-    ("no_route", "default"): steps(RESTART_BOTH, ASK, ONE_OR_ALL, DVD_OWN, *ESCALATION),
     ("receiver_rejects", "default"): steps(
         "”Starta om länkadatorn och be dem skicka igen.”",
         "Kontrollera att avsändarens AE-titel, värdnamn och port finns i länkdatorns "
@@ -105,9 +102,18 @@ NEXT = {
 }
 
 
-def fallback(path: str, reading: bool = False) -> str:
-    """RouteOnFallback's next step: the open path, how we read the routine, who tells whom."""
-    return f"Nu: {path}. " + (f"{READING} " if reading else "") + steps(COMMUNICATE)
+def fallback(path: str, reading: bool = False, restart: str = Z97117_RESTART) -> str:
+    """RouteOnFallback's next step: the open path, how we read the routine, the routine's
+    first step for what is down (Z97117: restart it; Skåne: Felsökning's restart of
+    both link computers), who tells whom."""
+    return f"Nu: {path}. " + (f"{READING} " if reading else "") + steps(restart, COMMUNICATE)
+
+
+def no_route(last: str) -> str:
+    """NoRouteAvailable's next step: Felsökning, and as step 4 the routine's last resort
+    for what is down: a dead link computer's DVD sentence, Skåne's for Skåne not
+    receiving, our own DVD advice for another region."""
+    return steps(RESTART_BOTH, ASK, ONE_OR_ALL, last, *ESCALATION)
 
 
 # -- scenarios -----------------------------------------------------------------
@@ -195,8 +201,10 @@ Z97117_BLEKINGE_FALLBACKS = {
     "ljungby-jonkoping": fallback("skicka direkt till Jönköping"),
     "ljungby-vastragotland": fallback("skicka via Halland"),
 }
-BLEKINGE_NO_ROUTE = dict.fromkeys(("vaxjo-blekinge", "ljungby-blekinge"),
-                                  NEXT[("no_route", "default")])
+BLEKINGE_NO_ROUTE = dict.fromkeys(("vaxjo-blekinge", "ljungby-blekinge"), no_route(DVD_OWN))
+# With Z97117 down too, the routine's DVD sentence for Z97117 (the route's first hop down).
+Z97117_BLEKINGE_NO_ROUTE = dict.fromkeys(("vaxjo-blekinge", "ljungby-blekinge"),
+                                         no_route(Z97117_DVD))
 
 SCENARIOS = [
     Scenario("Z97117 dies on a Saturday night", "2026-11-28T03:00", [Stage(
@@ -207,14 +215,16 @@ SCENARIOS = [
     Scenario("Z83680 dies on a weekday in office hours", "2026-11-25T10:00", [Stage(
         {"z83680": "connect_timeout"},
         staff("DicomLinkComputerDown", each("z83680", LCD_Z83680))
-        + staff("RouteOnFallback", {r: fallback("Växjö skickar") for r in LJUNGBY_ROUTES},
+        + staff("RouteOnFallback", {r: fallback("Växjö skickar", restart=Z83680_RESTART)
+                                    for r in LJUNGBY_ROUTES},
                 critical=False),
     )]),
     Scenario("Skåne down, weekday evening", "2026-11-24T22:00", [Stage(
         {"skane": "connect_timeout"},
         staff("DicomPartnerUnreachable", each("skane", PU_SKANE))
-        + staff("RouteOnFallback", {"vaxjo-skane": fallback("skicka via Blekinge"),
-                                    "ljungby-skane": fallback("skicka via Blekinge")},
+        + staff("RouteOnFallback",
+                {"vaxjo-skane": fallback("skicka via Blekinge", restart=RESTART_BOTH),
+                 "ljungby-skane": fallback("skicka via Blekinge", restart=RESTART_BOTH)},
                 critical=False),
     )]),
     Scenario("Skåne rejects our AE title, office hours", "2026-11-25T09:00", [Stage(
@@ -230,10 +240,9 @@ SCENARIOS = [
               {"vaxjo": NEXT[("all_partners_failing", "default")],
                "ljungby": NEXT[("all_partners_failing", "default")]})
         + staff("NoRouteAvailable",
-                {"vaxjo-skane": NEXT[("no_route", "skane")],
-                 "ljungby-skane": NEXT[("no_route", "skane")],
-                 **{r: NEXT[("no_route", "default")]
-                    for r in VAXJO_ROUTES[1:] + LJUNGBY_ROUTES[1:]}}),
+                {"vaxjo-skane": no_route(SKANE_LAST),
+                 "ljungby-skane": no_route(SKANE_LAST),
+                 **{r: no_route(DVD_OWN) for r in VAXJO_ROUTES[1:] + LJUNGBY_ROUTES[1:]}}),
     )], notes="Single-partner alerts are inhibited by DicomAllPartnersFailing of their site."),
     Scenario("Z97117 rejects Blekinge's calling AE title, office hours", "2026-11-26T13:00", [
         Stage({"z97117.from.blekinge": "rejected_calling_ae"},
@@ -245,16 +254,17 @@ SCENARIOS = [
         staff("DicomPartnerUnreachable", each("skane", PU_SKANE))
         + staff("DicomPartnerUnreachable", each("blekinge", PU))
         + staff("DicomPartnerUnreachable", each("halland", PU))
-        + staff("NoRouteAvailable", {"vaxjo-skane": NEXT[("no_route", "skane")],
-                                     "ljungby-skane": NEXT[("no_route", "skane")],
+        + staff("NoRouteAvailable", {"vaxjo-skane": no_route(SKANE_LAST),
+                                     "ljungby-skane": no_route(SKANE_LAST),
                                      **BLEKINGE_NO_ROUTE}),
     )], notes="Skåne's own outage: Jönköping is not the routine's relay for it."),
     Scenario("Skåne and Blekinge down, office hours", "2026-11-27T08:30", [Stage(
         {"skane": "refused", "blekinge": "refused"},
         staff("DicomPartnerUnreachable", each("skane", PU_SKANE))
         + staff("DicomPartnerUnreachable", each("blekinge", PU))
-        + staff("RouteOnFallback", {"vaxjo-skane": fallback("skicka via Halland"),
-                                    "ljungby-skane": fallback("skicka via Halland")},
+        + staff("RouteOnFallback",
+                {"vaxjo-skane": fallback("skicka via Halland", restart=RESTART_BOTH),
+                 "ljungby-skane": fallback("skicka via Halland", restart=RESTART_BOTH)},
                 critical=False)
         + staff("NoRouteAvailable", BLEKINGE_NO_ROUTE),
     )], notes="A NoRouteAvailable (critical, no target) beside another route's "
@@ -270,7 +280,7 @@ SCENARIOS = [
               + staff("RouteOnFallback", Z97117_BLEKINGE_FALLBACKS, critical=False,
                       resolved=tuple(k for k, v in Z97117_FALLBACKS.items()
                                      if "Blekinge" in v))
-              + staff("NoRouteAvailable", BLEKINGE_NO_ROUTE)),
+              + staff("NoRouteAvailable", Z97117_BLEKINGE_NO_ROUTE)),
     ], notes="Blekinge's own outage is delivered while Z97117 is down."),
     Scenario("Blekinge, then Z97117, a weekday night", "2026-11-26T02:00", [
         Stage({"blekinge": "connect_timeout"},

@@ -536,7 +536,7 @@ def route_table(config: Config, states: list[route_state.RouteState]) -> list[st
             mark = "*" if state.active is path else " "
             lines.append(f"  {mark} {path.path.name:<{width}}  "
                          f"{route_state.SWEDISH_STATE[path.state]:<7} {hops}{assumed}")
-        lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {route.last_resort}")
+        lines.append(f"    {routine.words.LAST_RESORT:<{width}}  {routine.own(route.last_resort)}")
         lines.append("")
     return lines
 

@@ -33,7 +33,7 @@ from typing import NamedTuple
 from exporter.config import Config, Target
 from exporter.config.topology import PRIMARY_NAME, Route, RoutePath, Way
 from exporter.reasons import Reason
-from exporter.routine import words
+from exporter.routine import own, words
 from exporter.stats import Snapshot
 
 
@@ -73,13 +73,14 @@ class RouteState:
 
     @property
     def advice(self) -> str:
-        """What to do now, short: the path's name ("skicka via Blekinge") or the last resort."""
+        """What to do now, short: the path's name ("skicka via Blekinge") or the last
+        resort, the config's words, marked as ours (the next step quotes the routine)."""
         if self.status is RouteStatus.PRIMARY:
             return f"{words.SEND} {PRIMARY_NAME}"
         if self.status is RouteStatus.FALLBACK and self.active is not None:
             return self.active.path.name
         if self.status is RouteStatus.NONE:
-            return f"{words.NO_ROUTE}: {self.route.last_resort}" if self.route.last_resort \
+            return f"{words.NO_ROUTE}: {own(self.route.last_resort)}" if self.route.last_resort \
                 else words.NO_ROUTE
         return words.ROUTE_UNKNOWN
 

@@ -406,11 +406,12 @@ def fired(down: dict[str, str], exporter_down: tuple[str, ...]) -> dict[str, dic
             if state.status is RouteStatus.FALLBACK and state.active is not None:
                 add("RouteOnFallback", base | {"status": "fallback", "severity": "warning",
                                                "path": state.active.path.name},
-                    routine.fallback_next_step(config, route, state.active.path))
+                    routine.fallback_next_step(config, route, state.active.path,
+                                               state.down_hops))
             elif state.status is RouteStatus.NONE:
                 add("NoRouteAvailable", base | {"status": "none", "severity": "critical",
                                                 "path": route.last_resort},
-                    routine.no_route_next_step(config, route))
+                    routine.no_route_next_step(config, route, state.down_hops))
     for instance in exporter_down:
         add("DicomExporterDown", {"job": "dicom_exporter", "instance": instance,
                                   "severity": "critical", "audience": "it"})

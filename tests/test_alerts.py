@@ -225,3 +225,23 @@ def test_a_link_computer_refusing_ct_for_good_still_pages(tmp_path: Path) -> Non
     result = _promtool_link_down(tmp_path, series, step,
                                  {25: [], 120: [refusing], 240: [refusing]})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_partner_cannot_receive_gives_each_reason_the_routines_send_causes() -> None:
+    """Not "punkt 6" for every reason: each reason's send causes from exporter/reasons.py
+    (query_refused is configuration, 5; a refused image type 5 or 6; a warning none)."""
+    from exporter import routine
+    from exporter.config import load
+    from exporter.reasons import Reason, causes
+
+    config = load(str(ROOT / "examples" / "kronoberg.yml"))
+    rule = next(r for r in alert_rules() if r["alert"] == "DicomPartnerCannotReceive")
+    description = rule["annotations"]["description"]
+    for reason in Reason:
+        numbers = causes(reason, "partner", "send").send_causes
+        text = routine.partner_send_causes(config, reason)
+        assert bool(text) == bool(numbers)
+        if numbers:
+            assert f'eq $reason "{reason.value}" }}}}{text}' in description, reason
+    assert causes(Reason.QUERY_REFUSED, "partner", "send").send_causes == (5,)
+    assert causes(Reason.STATUS_WARNING, "partner", "send").send_causes == ()

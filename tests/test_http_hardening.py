@@ -6,6 +6,7 @@ namespace the test creates); clients are raw sockets so they can misbehave.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gzip
@@ -256,17 +257,35 @@ def test_a_probe_socket_is_closed_after_the_answer_is_left_to_the_caller() -> No
         assert closed.wait(5)
 
 
+def _our_sockets_to(port: int) -> int:
+    """This process's TCP sockets whose far end is `port` on loopback: the
+    probes' own, not the peer's accepted ones nor anything another test left
+    running in this worker (counting every descriptor of the process raced
+    with those)."""
+    ours = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            if link.startswith("socket:["):
+                ours.add(link[8:-1])
+    count = 0
+    for line in Path("/proc/self/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port and fields[9] in ours:
+            count += 1
+    return count
+
+
 def test_probe_sockets_are_closed_once_the_answer_is_written() -> None:
     closed = threading.Event()
     with ScriptedPeer(lambda p, conn: _closed_by_us(conn, closed)) as peer:
         server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0))
         try:
-            fds = len(os.listdir("/proc/self/fd"))
             for _ in range(30):
                 closed.clear()
                 assert get(server, "/probe?target=peer&module=tcp").status == 200
-                assert closed.wait(5)
-            assert len(os.listdir("/proc/self/fd")) <= fds + 2
+                assert closed.wait(5)  # the peer read our FIN
+            assert _our_sockets_to(peer.port) == 0
         finally:
             server.shutdown()
             server.server_close()

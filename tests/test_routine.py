@@ -278,7 +278,8 @@ def test_a_config_without_a_routine_has_no_next_steps_but_works() -> None:
 # the routine names one, the subject) each sentence is given for. "*": any subject.
 FELSOKNING = {("link_computer_down", "*"), ("partner_unreachable", "*"),
               ("partner_rejects", "*"), ("partner_cannot_receive", "*"),
-              ("all_partners_failing", "*"), ("no_route", "*"), ("receiver_rejects", "*")}
+              ("all_partners_failing", "*"), ("no_route", "*"), ("receiver_rejects", "*"),
+              ("restart", "*")}
 RECEIVING = {("receiver_rejects", "*"), ("link_computer_down", "z97117"),
              ("link_computer_down", "z83680")}  # Rutin 2: the link computers receive
 SKANE_CANNOT_RECEIVE = {("partner_unreachable", "skane"), ("partner_cannot_receive", "skane"),
@@ -300,24 +301,25 @@ QUOTE_SITUATIONS = {
         ("link_computer_down", "z97117"), ("link_computer_down", "z83680")},
     "Driftstörning i överföring till Växjö/Ljungby från avsändande enhet": RECEIVING,
     # Rutin 1, Z97117 ur funktion.
-    "Starta om datorn och prova igen.": {("link_computer_down", "z97117")},
+    "Starta om datorn och prova igen.": {("link_computer_down", "z97117"),
+                                         ("restart", "z97117")},
     "Ljungby skicka undersökningar via Blekinge, Halland eller Jönköping.": {
         ("link_computer_down", "z97117")},
     "Bränna en DVD på dator med Intellispace portal \N{EN DASH} lämpligen på dator i "
-    "granskningen.": {("link_computer_down", "z97117")},
+    "granskningen.": {("link_computer_down", "z97117"), ("last_resort", "z97117")},
     # Rutin 1, Z83680 ur funktion.
     "Starta om datorn samt att Växjö starta om länka-datorn Z97117.": {
-        ("link_computer_down", "z83680")},
+        ("link_computer_down", "z83680"), ("restart", "z83680")},
     "Växjö skickar undersökningar.": {("link_computer_down", "z83680")},
     "Ljungby får bränna DVD på dator med Intellispace Portal \N{EN DASH} lämpligen på dator i "
-    "granskningen.": {("link_computer_down", "z83680")},
+    "granskningen.": {("link_computer_down", "z83680"), ("last_resort", "z83680")},
     # Rutin 1, Region Skåne.
     "Om Region Skåne inte kan ta emot undersökningar kan vi prova skicka via Blekinge eller "
     "Halland.": SKANE_CANNOT_RECEIVE,
     "Kan Region Skåne inte ta emot bildöverföring från någon annan region, måste det "
     "övervägas att skicka patienten till annan region. Remitterande enhet måste då ta den "
-    "kontakten med denna region.": {("no_route", "skane")},
-    "Vi kan även bränna DVD för att skicka med patienttransporten.": {("no_route", "skane")},
+    "kontakten med denna region.": {("last_resort", "skane")},
+    "Vi kan även bränna DVD för att skicka med patienttransporten.": {("last_resort", "skane")},
     # Rutin 2: to Växjö/Ljungby.
     "Starta om länkadatorn och be dem skicka igen.": RECEIVING,
     "I vissa fall kan de skicka via andra enheter, tex. kan Skåne skicka via Blekinge eller "
@@ -347,8 +349,8 @@ def test_each_quote_is_used_only_in_a_situation_the_routine_gives_it_for() -> No
     for situation, table in CONFIG.routine.situations.items():
         for subject, keys in table.items():
             for key in keys:
-                step = CONFIG.routine.steps[key]
-                if not step.quote:
+                step = CONFIG.routine.steps.get(key)
+                if step is None or not step.quote:  # a slot: its own situation's steps
                     continue
                 allowed = QUOTE_SITUATIONS[step.text]
                 if (situation, "*") in allowed or (
@@ -370,31 +372,51 @@ def test_the_routines_ranking_is_where_partners_are_read_about() -> None:
     assert "most important partner" not in EXAMPLE.read_text(encoding="utf-8")
 
 
-def test_the_skane_patient_quote_says_it_is_for_when_skane_cannot_receive() -> None:
-    """A route to Skåne closes also when both link computers are down and Skåne is
-    fine; the routine gives "send the patient elsewhere" only for Skåne not receiving,
-    so the alert and the runbook put that condition, as our words, before the quote."""
-    quote = "”Kan Region Skåne inte ta emot bildöverföring från någon annan region"
-    condition = "Om det är Skåne som inte kan ta emot, inte länkdatorerna (inte i rutinen): "
-    to_skane = [route for route in CONFIG.routes.values() if route.partner == "skane"]
-    assert to_skane
-    for route in to_skane:
-        step = _flat(routine.no_route_next_step(CONFIG, route))
-        assert quote in step, route.name
-        assert condition + quote in step, route.name
-    page = _flat(runbooks.source("NoRouteAvailable") or "")
-    assert page.count(quote) == page.count(condition + quote) == 1
+def test_the_last_resort_and_the_first_step_are_chosen_from_what_is_down() -> None:
+    """No path open (or a fallback taken): the routine's words for the hop that is
+    down, never a sentence it gives for another fault. A route to Skåne also closes
+    when the link computers are down and Skåne is fine: then no "send the patient
+    elsewhere" (the routine gives it for Skåne not receiving), but Z97117's DVD
+    sentence; Skåne down gives Skåne's; a region the routine says nothing of gets our
+    DVD advice, marked. The alert rules carry the same words per hop."""
+    patient = "”Kan Region Skåne inte ta emot bildöverföring från någon annan region"
+    z97117_dvd = "”Bränna en DVD på dator med Intellispace portal"
+    z83680_dvd = "”Ljungby får bränna DVD"
+    ours = "Bränn DVD på dator med IntelliSpace Portal i granskningen om undersökningen är " \
+           "akut (inte i rutinen)."
+    to_skane, from_ljungby = CONFIG.routes["vaxjo-skane"], CONFIG.routes["ljungby-skane"]
+    links_only = _flat(routine.no_route_next_step(CONFIG, to_skane, {"z97117"}))
+    assert z97117_dvd in links_only and patient not in links_only and ours not in links_only
+    skane = _flat(routine.no_route_next_step(CONFIG, to_skane, {"skane", "blekinge"}))
+    assert patient in skane and z97117_dvd not in skane
+    both = routine.last_resort(CONFIG, from_ljungby, {"z83680", "z97117", "skane"})
+    assert both.index(z83680_dvd) < both.index(z97117_dvd) < both.index(patient)
+    blekinge = routine.no_route_next_step(CONFIG, CONFIG.routes["vaxjo-blekinge"], {"blekinge"})
+    assert ours in blekinge and "”" + "Bränna" not in blekinge and patient not in blekinge
+    # The page and the alert read the same choice: the status page for a state ...
+    down = {"z97117": Reason.REFUSED, "z83680": Reason.REFUSED}
+    page = {r.name: r for r in oncall.build(CONFIG, _snapshot(down), NOW).routes}
+    assert page["vaxjo-skane"].status == "none"
+    assert patient not in page["vaxjo-skane"].next_step
+    assert z97117_dvd in page["vaxjo-skane"].next_step
+    # ... and the rule, which asks Prometheus what is down when it fires.
     rules = (ROOT / "alerts" / "dicom.rules.yml").read_text(encoding="utf-8")
-    assert rules.count(quote) == rules.count(condition + quote) > 0
+    assert "Om det är Skåne som inte kan ta emot" not in rules
+    assert 'dicom_route_hop_state{instance="%s",target="skane",state="down"}' in rules
+    # RouteOnFallback: the routine's first step for the fault (Rutin 1, punkt 1).
+    path = next(p for p in to_skane.fallbacks if p.name == "Ljungby skickar via Blekinge")
+    fallback_step = routine.fallback_next_step(CONFIG, to_skane, path, {"z97117"})
+    assert "1. ”Starta om datorn och prova igen.”" in fallback_step
+    z83680 = next(p for p in from_ljungby.fallbacks if p.name == "Växjö skickar")
+    assert "1. ”Starta om datorn samt att Växjö starta om länka-datorn Z97117.”" in \
+        routine.fallback_next_step(CONFIG, from_ljungby, z83680, {"z83680"})
 
 
-def test_a_when_of_a_step_must_be_words(tmp_path: Path) -> None:
-    text = EXAMPLE.read_text(encoding="utf-8").replace(
-        '{when: "Om det är Skåne som inte kan ta emot, inte länkdatorerna",', "{when: 3,")
-    path = tmp_path / "bad.yml"
-    path.write_text(text, encoding="utf-8")
+def test_a_when_of_a_step_must_be_words() -> None:
+    def edit(document: dict) -> None:
+        document["routine"]["steps"]["skane_patient"]["when"] = 3
     with pytest.raises(ConfigError, match=r"routine\.steps\.skane_patient\.when: must be a "):
-        config_module.load(path)
+        config_module.parse(_with(edit), "k.yml")
 
 
 def test_every_situation_follows_the_routines_order() -> None:
@@ -407,7 +429,7 @@ def test_every_situation_follows_the_routines_order() -> None:
     for situation, table in CONFIG.routine.situations.items():
         for subject, keys in table.items():
             quoted = [_flat(CONFIG.routine.steps[key].text) for key in keys
-                      if CONFIG.routine.steps[key].quote]
+                      if key in CONFIG.routine.steps and CONFIG.routine.steps[key].quote]
             where = [ROUTINE_TEXT.index(text) for text in quoted]
             felsokning = [at for at in where if at < troubleshooting_end]
             assert felsokning == sorted(felsokning), f"{situation}.{subject}"
@@ -458,3 +480,22 @@ def test_a_heading_flag_must_be_a_boolean() -> None:
         document["routine"]["steps"]["sending"]["heading"] = "yes"
     with pytest.raises(ConfigError, match=r"routine\.steps\.sending\.heading: must be true or "):
         config_module.parse(_with(edit), "k.yml")
+
+
+def test_the_configs_last_resort_is_shown_as_ours_wherever_it_is_read() -> None:
+    """The config's `last_resort` ("bränn DVD på dator med IntelliSpace Portal i
+    granskningen") rewords the routine: the status page's advice and the CLI's route
+    table mark it as ours; the routine's own sentence is in the next step."""
+    from exporter.cli import route_table
+    from exporter.route_state import current
+
+    down = {"z97117": Reason.REFUSED, "z83680": Reason.REFUSED}
+    page = oncall.build(CONFIG, _snapshot(down), NOW)
+    nones = [r for r in page.routes if r.status == "none"]
+    assert nones and all(r.advice.endswith("(inte i rutinen).") for r in nones)
+    assert all("”Bränna en DVD på dator med Intellispace portal" in r.next_step
+               for r in nones if r.name.startswith("vaxjo-"))
+    lines = route_table(CONFIG, current(CONFIG, _snapshot(down), NOW))
+    last = [line for line in lines if line.strip().startswith("sista utväg")]
+    assert len(last) == len(CONFIG.routes)
+    assert all(line.endswith("(inte i rutinen).") for line in last)

@@ -85,20 +85,24 @@ def test_every_route_without_an_open_path_is_a_fault_with_its_own_steps() -> Non
     assert runbooks.count("NoRouteAvailable") == 10  # every route of both sites
     faults = {f.what: f for f in result.faults if f.runbook == "NoRouteAvailable"}
     skane = faults["Växjö → Skåne: ingen väg är öppen."]
-    # The routine's order: restart, ask the receiver, then move the patient or DVD.
+    # The routine's order: restart, ask the receiver, then the last resort for what is
+    # down: Z97117 is (Skåne is not), so its DVD sentence, not Skåne's "move the patient".
     assert skane.next_step.index("starta om länka-dator") < skane.next_step.index(
-        "ta kontakt med mottagande") < skane.next_step.index("skicka patienten till annan "
-                                                            "region") < skane.next_step.index(
-        "patienttransporten")
+        "ta kontakt med mottagande") < skane.next_step.index("”Bränna en DVD på dator")
+    assert "skicka patienten" not in skane.next_step
     blekinge = faults["Ljungby → Blekinge: ingen väg är öppen."]
-    # The routine's DVD sentences belong to a link computer being down (and to Skåne):
-    # for Blekinge the DVD is our advice, marked as ours.
-    assert "Intellispace" not in blekinge.next_step
+    assert "”Bränna en DVD på dator med Intellispace portal" in blekinge.next_step
+    # Blekinge alone down: the routine has no DVD sentence for it; ours, marked.
+    alone = oncall.build(CONFIG, snapshot({"blekinge": Reason.REFUSED}), NOW)
+    [only] = [f for f in alone.faults if f.what == "Ljungby → Blekinge: ingen väg är öppen."]
+    assert "Intellispace" not in only.next_step
     assert ("Bränn DVD på dator med IntelliSpace Portal i granskningen om undersökningen är "
-            "akut (inte i rutinen).") in blekinge.next_step
+            "akut (inte i rutinen).") in only.next_step
     routes = {r.name: r for r in result.routes}
+    # The short advice is the config's words: marked as ours.
     assert routes["ljungby-skane"].advice == (
-        "ingen väg: Ljungby bränner DVD på dator med IntelliSpace Portal i granskningen")
+        "ingen väg: Ljungby bränner DVD på dator med IntelliSpace Portal i granskningen "
+        "(inte i rutinen).")
 
 
 def test_z97117_down_sends_vaxjo_via_ljungby_and_says_it_is_our_reading() -> None:

@@ -32,7 +32,15 @@ SITUATIONS = (
     "route_fallback",          # subject: route name; after the route's own advice
     "no_route",                # subject: the partner's target name
     "receiver_rejects",        # our link computer turns a partner away
+    # By the hop that is down (subject: its target name), filled into the route
+    # situations' lists where they name them (SLOTS), as the route's hops stand now.
+    "restart",                 # the routine's first step for that fault
+    "last_resort",             # what the routine says when no path is open
 )
+# A route situation's list may name one of these: the steps of that situation for the
+# route's hops that are down, chosen when the text is shown (the alert, the status page).
+SLOTS = ("restart", "last_resort")
+ROUTE_SITUATIONS = ("route_fallback", "no_route")
 DEFAULT = "default"
 _TOP_KEYS = {"document", "regions", "networks", "causes", "link_computers", "roles", "steps",
              "ranking", "situations"}
@@ -54,6 +62,8 @@ class Step:
     # A heading of the routine's ("Driftstörning i överföring till Växjö/Ljungby ..."),
     # not a step: the steps after it are numbered from 1 under it, as the routine does.
     heading: bool = False
+    # A slot (SLOTS) in a situation's list, not a step: `text` is the slot's name.
+    slot: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,11 @@ class Routine:
         table = self.situations.get(situation, {})
         for subject in subjects:
             if subject in table:
-                return tuple(self.steps[key] for key in table[subject])
-        return tuple(self.steps[key] for key in table.get(DEFAULT, ()))
+                return tuple(self._step(key) for key in table[subject])
+        return tuple(self._step(key) for key in table.get(DEFAULT, ()))
+
+    def _step(self, key: str) -> Step:
+        return self.steps[key] if key in self.steps else Step(key, False, slot=True)
 
     def quotes(self) -> list[str]:
         return [step.text for step in self.steps.values() if step.quote] + [
@@ -144,6 +157,8 @@ def _situations(
                                   "a route or a site")
             listed = check.string_list(keys, path)
             for index, key in enumerate(listed):
+                if key in SLOTS and name in ROUTE_SITUATIONS:
+                    continue
                 if key not in steps:
                     check.error(f"{path}[{index}]", f"unknown step {key!r}")
             table[str(subject)] = tuple(listed)

@@ -27,8 +27,10 @@ import yaml
 
 from exporter import routine
 from exporter.config import Config, Target
+from exporter.config.routine_model import SLOTS
 from exporter.config.strict import format_duration, parse_duration
-from exporter.metrics import HOLIDAY_CALENDAR_END
+from exporter.config.topology import Route
+from exporter.metrics import HOLIDAY_CALENDAR_END, ROUTE_HOP_STATE
 from exporter.monitoring import alertmanager, slo
 from exporter.monitoring.settings import Monitoring
 from exporter.reasons import Reason
@@ -135,19 +137,45 @@ class Rules:
             routine.next_step(self.config, situation),
         )
 
+    def slots(self, route: Route) -> dict[str, str]:
+        """The route's slots as templates: each hop's words when that hop is down now
+        (the exporter's dicom_route_hop_state, the route states' own reading), the
+        slot's default when none of them is."""
+        out = {}
+        for slot in SLOTS:
+            cases, default = routine.slot_cases(self.config, slot, route)
+            said = f"$said_{slot}"
+            text = f"{{{{ {said} := false }}}}" + "".join(
+                f"{{{{ if printf `{ROUTE_HOP_STATE}{{instance=\"%s\",target=\"{hop}\","
+                f"state=\"down\"}} == 1` .Labels.instance | query }}}}"
+                f"{{{{ if {said} }}}} {{{{ end }}}}{{{{ {said} = true }}}}{words_of}{{{{ end }}}}"
+                for hop, words_of in cases)
+            out[slot] = (text + f"{{{{ if not {said} }}}}{default}{{{{ end }}}}"
+                         if cases else default)
+        return out
+
     def fallback_steps(self) -> str:
         cases = [
             (f'and (eq .Labels.route "{route.name}") (eq .Labels.path "{path.name}")',
-             routine.fallback_next_step(self.config, route, path))
+             routine.fallback_next_step(self.config, route, path, slots=self.slots(route)))
             for route in self.config.routes.values() for path in route.fallbacks
         ]
         return switch(cases, "")
 
     def no_route_steps(self) -> str:
         return switch(
-            [(f'eq .Labels.route "{route.name}"', routine.no_route_next_step(self.config, route))
+            [(f'eq .Labels.route "{route.name}"',
+              routine.no_route_next_step(self.config, route, slots=self.slots(route)))
              for route in self.config.routes.values()],
             routine.next_step(self.config, "no_route"),
+        )
+
+    def last_resort(self) -> str:
+        """What the routine says when no path is open, for what is down now."""
+        return switch(
+            [(f'eq .Labels.route "{route.name}"', self.slots(route)["last_resort"])
+             for route in self.config.routes.values()],
+            routine.slot_text(self.config.routine.steps_for("last_resort")),
         )
 
     def alert(
@@ -242,8 +270,8 @@ class Rules:
             "{{ else }}{{ $labels.target }} har inte AE-titeln {{ $labels.ae_title }} "
             "som vi anropar (called AE); vissa system svarar så även när det är vår egen "
             "AE-titel de inte känner igen.{{ end }} "
-            "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad "
-            "(Problem med att skicka, punkt 5).",
+            # Both rejections are the same send cause (exporter/reasons.py): one text.
+            + routine.partner_send_causes(config, Reason.REJECTED_CALLING_AE),
             extra_labels=STAFF,
             next_step=self.by_target("partner_rejects", self.partner_targets),
         )
@@ -257,13 +285,11 @@ class Rules:
             "{{ $region }} ({{ $labels.ae_title }}) svarar men kan inte ta emot bilder",
             "{{ $labels.target }} svarar på C-ECHO men {{ $labels.module }} misslyckas. "
             "Orsak: {{ $reason }}. " + explanation + " "
-            # The store went through but the partner will not let us verify it:
-            # configuration (5), not a region that cannot receive (6).
-            '{{ if eq $reason "query_refused" }}'
-            "Kommunikation mellan mottagare och sändare är inte rätt konfigurerad "
-            "(Problem med att skicka, punkt 5).{{ else }}"
-            "Mottagande region kan inte ta emot DICOM (Problem med att skicka, punkt 6)."
-            "{{ end }}",
+            # The routine's send causes of the reason (exporter/reasons.py): a store
+            # that went through but may not be verified is configuration (5), a refused
+            # image type configuration or a region that cannot receive (5, 6).
+            + switch([(f'eq $reason "{reason.value}"', routine.partner_send_causes(config, reason))
+                      for reason in Reason], ""),
             reason=True,
             extra_labels=STAFF,
             next_step=self.by_target("partner_cannot_receive", self.partner_targets),
@@ -394,7 +420,7 @@ class Rules:
             "critical",
             "{{ $site }} → {{ $region }}: ingen väg öppen",
             "Varken ordinarie väg eller någon reservväg som svarar mot felet är öppen från "
-            "{{ $site }} till {{ $region }}. Sista utväg: {{ $labels.path }}.",
+            "{{ $site }} till {{ $region }}. Sista utväg: " + self.last_resort(),
             extra_labels=STAFF,
             next_step=self.no_route_steps(),
         )

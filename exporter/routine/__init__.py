@@ -10,11 +10,12 @@ shown in quotation marks and our own additions are marked "inte i rutinen".
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from exporter.config import Config, Target
 from exporter.config.prober_kinds import KINDS
-from exporter.config.routine_model import Step
+from exporter.config.routine_model import SLOTS, Step
 from exporter.config.topology import Route, RoutePath
 from exporter.reasons import PHASED, ROUTINE, Reason, causes
 from exporter.routine import words
@@ -47,12 +48,16 @@ def sections(steps: tuple[Step, ...]) -> list[tuple[Step | None, list[Step]]]:
     return [(heading, items) for heading, items in out if heading is not None or items]
 
 
-def numbered(steps: tuple[Step, ...]) -> str:
+def numbered(steps: tuple[Step, ...], slots: Mapping[str, str] | None = None) -> str:
+    """One line: "1. … 2. …", numbered from 1 under each heading; a slot is its text
+    in `slots` (a step that names nothing is left out)."""
     parts = []
     for heading, items in sections(steps):
         if heading is not None:
             parts.append(step_text(heading))
-        parts += [f"{index}. {step_text(step)}" for index, step in enumerate(items, 1)]
+        texts = [(slots or {}).get(step.text, "") if step.slot else step_text(step)
+                 for step in items]
+        parts += [f"{index}. {text}" for index, text in enumerate(filter(None, texts), 1)]
     return " ".join(parts)
 
 
@@ -79,8 +84,45 @@ def place(config: Config, target: Target) -> str:
 
 
 def next_step(config: Config, situation: str, *subjects: str) -> str:
-    """The numbered steps of a situation for the first subject that has its own."""
-    return numbered(config.routine.steps_for(situation, *subjects))
+    """The numbered steps of a situation for the first subject that has its own (a
+    slot, not knowing what is down, as its default)."""
+    defaults = {slot: slot_text(config.routine.steps_for(slot)) for slot in SLOTS}
+    return numbered(config.routine.steps_for(situation, *subjects), defaults)
+
+
+# -- by the hops that are down ---------------------------------------------------
+def slot_steps(config: Config, slot: str, route: Route, down: Collection[str]) -> tuple[Step, ...]:
+    """A slot's steps for the route's hops that are down, in the route's order (a
+    dead Z97117 gives the routine's DVD sentence for Z97117, Skåne not receiving gives
+    Skåne's); the slot's default when none of them has its own."""
+    table = config.routine.situations.get(slot, {})
+    found: dict[str, Step] = {}
+    for hop in route.primary.hops:
+        if hop in down and hop in table:
+            found.update((key, config.routine.steps[key]) for key in table[hop])
+    return tuple(found.values()) or config.routine.steps_for(slot)
+
+
+def slot_text(steps: tuple[Step, ...]) -> str:
+    return " ".join(step_text(step) for step in steps)
+
+
+def slot_cases(config: Config, slot: str, route: Route) -> tuple[list[tuple[str, str]], str]:
+    """For the alert rules, which learn what is down when they fire: (hop, its text)
+    for each of the route's hops that has its own steps, in order, and the default."""
+    table = config.routine.situations.get(slot, {})
+    cases = [(hop, slot_text(tuple(config.routine.steps[key] for key in table[hop])))
+             for hop in route.primary.hops if hop in table]
+    return cases, slot_text(config.routine.steps_for(slot))
+
+
+def route_slots(config: Config, route: Route, down: Collection[str]) -> dict[str, str]:
+    return {slot: slot_text(slot_steps(config, slot, route, down)) for slot in SLOTS}
+
+
+def last_resort(config: Config, route: Route, down: Collection[str]) -> str:
+    """What the routine says when no path of the route is open, for what is down."""
+    return route_slots(config, route, down)["last_resort"]
 
 
 def ranking(config: Config) -> str:
@@ -158,13 +200,26 @@ def path_advice(path: RoutePath) -> str:
     return f"{text} {own(path.note)}" if path.note else text
 
 
-def fallback_next_step(config: Config, route: Route, path: RoutePath) -> str:
-    steps = next_step(config, "route_fallback", route.name, route.partner, route.site)
+def route_next_step(config: Config, situation: str, route: Route,
+                    slots: Mapping[str, str]) -> str:
+    return numbered(config.routine.steps_for(situation, route.name, route.partner,
+                                             route.site), slots)
+
+
+def fallback_next_step(config: Config, route: Route, path: RoutePath,
+                       down: Collection[str] = (), slots: Mapping[str, str] | None = None
+                       ) -> str:
+    """`down`: the route's hops that are down now (their restart step is the routine's
+    first); `slots`: the slots' texts as given (the alert rules' templates)."""
+    steps = route_next_step(config, "route_fallback", route,
+                            route_slots(config, route, down) if slots is None else slots)
     return f"{path_advice(path)} {steps}".strip()
 
 
-def no_route_next_step(config: Config, route: Route) -> str:
-    return next_step(config, "no_route", route.name, route.partner, route.site)
+def no_route_next_step(config: Config, route: Route, down: Collection[str] = (),
+                       slots: Mapping[str, str] | None = None) -> str:
+    return route_next_step(config, "no_route", route,
+                           route_slots(config, route, down) if slots is None else slots)
 
 
 # -- causes ------------------------------------------------------------------
@@ -178,6 +233,11 @@ def cause_reference(config: Config, numbers: tuple[int, ...], which: str) -> str
     quoted = f" {words.OR} ".join(f"”{texts[n - 1]}”" for n in numbers if n <= len(texts))
     head = f"{words.CAUSE_LIST[which]}, {words.POINT} {points}"
     return f"{head}: {quoted}" if quoted else head
+
+
+def partner_send_causes(config: Config, reason: Reason) -> str:
+    """A partner's failure as the routine's send causes ("" when none is)."""
+    return cause_reference(config, causes(reason, "partner", "send").send_causes, "send")
 
 
 def receiver_causes(config: Config, reason: Reason) -> str:
@@ -255,6 +315,22 @@ def _subject_name(config: Config, subject: str, situation: str) -> str:
     return subject
 
 
+def _runbook_slot(config: Config, slot: str) -> str:
+    """A slot in a runbook: what the alert chooses, for each hop that has its own."""
+    table = config.routine.situations.get(slot, {})
+    lines = [words.SLOT_INTRO[slot]]
+    for hop, keys in table.items():
+        if hop == "default":
+            continue
+        name = place(config, config.targets[hop]) if hop in config.targets else hop
+        steps = tuple(config.routine.steps[key] for key in keys)
+        lines.append(f"   - {name} {words.HOP_STATE['down'].lower()}: {slot_text(steps)}")
+    default = slot_text(config.routine.steps_for(slot))
+    if default:
+        lines.append(f"   - {words.OTHERWISE}: {default}")
+    return "\n".join(lines)
+
+
 def runbook_steps(config: Config, alert: str) -> str:
     """The "Gör nu" section of an alert's runbook, in Markdown, from the routine model.
 
@@ -269,9 +345,12 @@ def runbook_steps(config: Config, alert: str) -> str:
             continue
         lines: list[str] = []
         for heading, items in sections(config.routine.steps_for(situation, subject)):
-            texts = [step_text(step) for step in items]
+            texts = [_runbook_slot(config, step.text) if step.slot else step_text(step)
+                     for step in items]
             if situation == "route_fallback" and not lines:
-                texts = [ROUTE_FALLBACK_FIRST, *texts]
+                # After the routine's first step for the fault (restart), as Rutin 1 has it.
+                at = 1 if items and items[0].slot else 0
+                texts = [*texts[:at], ROUTE_FALLBACK_FIRST, *texts[at:]]
             if heading is not None:
                 lines += ([""] if lines else []) + [f"*{step_text(heading)}*", ""]
             lines += [f"{n}. {text}" for n, text in enumerate(texts, 1)]

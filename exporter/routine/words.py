@@ -48,6 +48,16 @@ POINT = "punkt"
 OR = "eller"
 NONE_OF_THEM = "\N{EN DASH}"  # a reason that is none of the routine's causes
 
+# A slot of a route situation's steps (exporter/config/routine_model.SLOTS) as a
+# runbook shows it: the alert and the status page choose by what is down.
+SLOT_INTRO = {
+    "restart": "Det rutinen säger först om det som är nere (larmet och statussidan "
+               "väljer efter vad som är nere; inte i rutinen):",
+    "last_resort": "Sista utväg, efter vad som är nere (larmet och statussidan väljer; "
+                   "inte i rutinen):",
+}
+OTHERWISE = "annars"
+
 # Where a partner is probed from, and what that cannot see (issue 27: the blind spot).
 PARTNER_VANTAGE = ("Partnern kontrolleras från övervakningens dator, inte från länkdatorn: "
                    "ett fel här är partnerns eller nätets, men en brandväggsregel som bara "

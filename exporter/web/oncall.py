@@ -113,9 +113,10 @@ def _route_view(config: Config, state: RouteState) -> RouteView:
     ]
     next_step = ""
     if state.status is RouteStatus.FALLBACK and state.active is not None:
-        next_step = routine.fallback_next_step(config, route, state.active.path)
+        next_step = routine.fallback_next_step(config, route, state.active.path,
+                                               state.down_hops)
     elif state.status is RouteStatus.NONE:
-        next_step = routine.no_route_next_step(config, route)
+        next_step = routine.no_route_next_step(config, route, state.down_hops)
     return RouteView(route.name, title, state.status.value, state.advice, paths, next_step)
 
 
@@ -123,7 +124,8 @@ def _no_route_faults(config: Config, states: list[RouteState]) -> list[Fault]:
     """One fault per route with no open path, with that route's steps."""
     return [
         Fault("no_route", f"{route_title(config, state.route)}: {words.NO_ROUTE_OPEN}",
-              routine.no_route_next_step(config, state.route), words.ALERT_FOR["no_route"])
+              routine.no_route_next_step(config, state.route, state.down_hops),
+              words.ALERT_FOR["no_route"])
         for state in states if state.status is RouteStatus.NONE
     ]
 
