@@ -59,6 +59,88 @@ SLOW_PARTNER = (
 )
 
 
+def reason(site: str, values: str) -> Case:
+    """Skåne's echo from `site` failing with connect_timeout where `values` is 1."""
+    return series("probe_dicom_failure_reason", values, job="dicom_probe",
+                  instance=f"exporter.{site}.invalid:10104", target="skane", module="echo",
+                  prober="echo", role="partner", site=site, region="skane",
+                  ae_title="SKANE_PACS", reason="connect_timeout")
+
+
+def last_evaluation_within_one(seconds: int, labels: str) -> Case:
+    """The alerts' latest evaluation at `seconds`: that one, or the one 15 s before when
+    promtool happens to run the outage group first (it orders groups at random)."""
+    return {"expr": f"{seconds} - target_reason:dicom_outage:last_evaluation <= bool 15",
+            "eval_time": f"{seconds}s", "exp_samples": [{"labels": labels, "value": 1}]}
+
+
+def outage_cases() -> list[Case]:
+    """The outage table's recording rules: a run the alert's `for:` long, from every site."""
+    down = "1x9 0x10 1x10"  # one sample a minute: down from 10m to 20m
+    failing = "0x9 1x10 0x10"
+    start = 'target_reason:dicom_outage:start{reason="connect_timeout",target="skane"}'
+    last = '{reason="connect_timeout",target="skane"}'  # arithmetic drops the name
+    return [
+        {
+            "name": "Skåne down from both sites: its outage's start and last evaluation, "
+                    "with the reason",
+            "interval": "1m",
+            "input_series": [probe("skane", "echo", "vaxjo", down),
+                             probe("skane", "echo", "ljungby", down),
+                             reason("vaxjo", failing), reason("ljungby", failing)],
+            "promql_expr_test": [
+                # 10m: the alerts are pending (for: 1m), not an outage yet.
+                {"expr": "target_reason:dicom_outage:start", "eval_time": "10m",
+                 "exp_samples": []},
+                {"expr": "target_reason:dicom_outage:start", "eval_time": "15m",
+                 "exp_samples": [{"labels": start, "value": 600}]},
+                *[last_evaluation_within_one(seconds, last) for seconds in (900, 1200)],
+                {"expr": "target_reason:dicom_outage:start", "eval_time": "21m",
+                 "exp_samples": []},
+            ],
+        },
+        {
+            "name": "Skåne down from Ljungby only is reached from Växjö: no outage",
+            "interval": "1m",
+            "input_series": [probe("skane", "echo", "vaxjo", "1x30"),
+                             probe("skane", "echo", "ljungby", down),
+                             reason("ljungby", failing)],
+            "promql_expr_test": [
+                {"expr": "target_reason:dicom_outage:start", "eval_time": "15m",
+                 "exp_samples": []},
+            ],
+        },
+        {
+            "name": "a link computer whose CT negotiation alone fails pages, but is reached: "
+                    "no outage",
+            "interval": "15s",  # the rule wants two failed negotiations in a row
+            "input_series": [
+                probe("z97117", module, site,
+                      "1x80" if module != "negotiate_ct" else "1x19 0x40 1x20",
+                      role="link_computer", region="kronoberg", ae="Z97117")
+                for site in ("vaxjo", "ljungby") for module in ("tcp", "echo", "negotiate_ct")],
+            "promql_expr_test": [
+                {"expr": 'count(ALERTS{alertname="DicomLinkComputerDown", '
+                         'alertstate="firing"})',
+                 "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 2}]},
+                {"expr": "target_reason:dicom_outage:start", "eval_time": "10m",
+                 "exp_samples": []},
+            ],
+        },
+        {
+            "name": "the last site to fail starts the outage; no reason reported: no label",
+            "interval": "1m",
+            "input_series": [probe("skane", "echo", "vaxjo", "1x4 0x15 1x10"),
+                             probe("skane", "echo", "ljungby", down)],
+            "promql_expr_test": [
+                {"expr": "target_reason:dicom_outage:start", "eval_time": "15m",
+                 "exp_samples": [{"labels": 'target_reason:dicom_outage:start{target="skane"}',
+                                  "value": 600}]},
+            ],
+        },
+    ]
+
+
 def cases() -> list[Case]:
     link = {"role": "link_computer", "region": "kronoberg", "ae": "Z97117"}
     down_10m = "1x49 0x10 1x60"  # one sample a minute: up 50 m, down 10 m, up

@@ -149,7 +149,7 @@ def test_z97117_dies_at_night_and_exactly_the_table_arrives(stack: Stack) -> Non
         sort_keys=True, ensure_ascii=False) for n in stage.expected}
     assert set(stage.down) == {"z97117"}  # what the simulated peers can do: refuse
     seen_up_from_both_sites(stack, "z97117")
-    since = time.monotonic()
+    since, went_down = time.monotonic(), time.time()
     stack.peers.set_state("z97117", "down")
     try:
         def arrived() -> bool:
@@ -179,5 +179,36 @@ def test_z97117_dies_at_night_and_exactly_the_table_arrives(stack: Stack) -> Non
             pending = {(a["labels"]["alertname"], key(a["labels"]))  # type: ignore[index]
                        for a in active if a["labels"]["alertname"] != "Watchdog"}  # type: ignore
             assert pending == wanted, site.name
+        for site in stack.sites.values():
+            outage_is_recorded(site.prometheus_url, went_down)
     finally:
         stack.peers.set_state("z97117", "up")
+
+
+def outage_is_recorded(prometheus_url: str, went_down: float) -> None:
+    """The outage table's recording rules, from the shipped rules' real evaluation:
+    Z97117 is out since the last site's first failed probe, to within an evaluation
+    or two: of any probe the page reads (the CT negotiation may fail first), and
+    no later than the first failed tcp or echo (the monthly report's start)."""
+    window = math.ceil(time.time() - went_down) + 10
+
+    def began(probers: str) -> float:
+        """When the last site saw its first failure of these probes."""
+        first: dict[str, float] = {}
+        for series in query(prometheus_url, f'probe_success{{target="z97117", '
+                                            f'prober=~"{probers}", '
+                                            f'direction!="receive"}}[{window}s]'):
+            failed = [float(t) for t, value in series["values"] if value == "0"]
+            site = series["metric"]["site"]
+            first[site] = min([*failed, first.get(site, math.inf)])
+        assert sorted(first) == ["ljungby", "vaxjo"], first
+        return max(first.values())
+    (start,) = query(prometheus_url, 'target_reason:dicom_outage:start{target="z97117"}')
+    (last,) = query(prometheus_url,
+                    'target_reason:dicom_outage:last_evaluation{target="z97117"}')
+    assert start["metric"]["reason"] == last["metric"]["reason"] == "refused", start
+    # activeAt is whole seconds, from the first evaluation that read the sample.
+    earliest, report = began(".+"), began("tcp|echo")
+    assert earliest - 1 <= float(start["value"][1]) <= report + 3 * INTERVAL, (
+        start, earliest, report)
+    assert float(start["value"][1]) < float(last["value"][1]) <= time.time()

@@ -7,6 +7,7 @@ in test_stack.py.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,89 @@ def test_it_dashboard_panels_link_to_their_runbook_and_the_status_page() -> None
         urls = [link["url"] for link in panel["links"]]
         assert any("/runbooks/Dicom" in url and url.endswith("ErrorBudgetBurn") for url in urls)
         assert "${exporter_url}/" in urls, panel["title"]
+
+
+# Grafana's transformations (DataTransformerID, packages/grafana-data/src/
+# transformations/transformers/ids.ts) and calculations (ReducerID, fieldReducer.ts)
+# as of Grafana 8; later versions add, never remove.
+TRANSFORMATIONS = {
+    "append", "reduce", "order", "organize", "rename", "calculateField", "seriesToColumns",
+    "seriesToRows", "merge", "concatenate", "labelsToFields", "filterFields",
+    "filterFieldsByName", "filterFrames", "filterByRefId", "renameByRegex", "filterByValue",
+    "noop", "ensureColumns", "groupBy", "sortBy"}
+REDUCERS = {
+    "sum", "max", "min", "logmin", "mean", "last", "first", "count", "range", "diff",
+    "diffperc", "delta", "step", "firstNotNull", "lastNotNull", "changeCount",
+    "distinctCount", "allIsZero", "allIsNull", "allValues", "uniqueValues"}
+RECORDED = re.compile(r"\b([a-z_]+):[a-z_]+:[a-z_0-9]+\b")
+
+
+def query_fields(panel: dict) -> set[str]:
+    """The columns of the panel's table-format queries: Time, `Value #<refId>` and the
+    labels, here those of recording rules (`level:metric:operations`, the level naming
+    the labels kept)."""
+    fields = {"Time"}
+    for query in panel["targets"]:
+        assert query["format"] == "table", panel["title"]
+        fields.add(f"Value #{query['refId']}")
+        for level in RECORDED.findall(query["expr"]):
+            fields.update(level.split("_"))
+    return fields
+
+
+def fields_after(step: dict, fields: set[str]) -> set[str]:
+    """What one transformation makes of the fields, failing on a name it does not have."""
+    kind, options = step["id"], step["options"]
+    if kind == "merge":
+        return fields
+    if kind == "groupBy":
+        out = set()
+        for name, option in options["fields"].items():
+            assert name in fields, f"groupBy: no field {name!r} in {sorted(fields)}"
+            if option["operation"] == "groupby":
+                out.add(name)
+            else:
+                assert option["operation"] == "aggregate" and option["aggregations"]
+                assert set(option["aggregations"]) <= REDUCERS, option
+                out.update(f"{name} ({calc})" for calc in option["aggregations"])
+        return out
+    if kind == "calculateField":
+        binary = options["binary"]
+        for side in (binary["left"], binary["right"]):
+            assert side in fields, f"calculateField: no field {side!r} in {sorted(fields)}"
+        assert options["mode"] == "binary" and binary["operator"] in "+-*/"
+        return fields | {options["alias"]}
+    if kind == "organize":
+        for key in ("renameByName", "indexByName", "excludeByName"):
+            for name in options.get(key, {}):
+                assert name in fields, f"organize: no field {name!r} in {sorted(fields)}"
+        kept = {f for f in fields if not options.get("excludeByName", {}).get(f)}
+        return {options.get("renameByName", {}).get(f, f) for f in kept}
+    if kind == "sortBy":
+        for each in options["sort"]:
+            assert each["field"] in fields, f"sortBy: no field {each['field']!r}"
+        return fields
+    raise AssertionError(f"no field rule here for {kind}")
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_transformations_exist_in_grafana_and_read_fields_made_before(path: Path) -> None:
+    for panel in load(path)["panels"]:
+        if not panel.get("transformations"):
+            continue
+        fields = query_fields(panel)
+        for step in panel["transformations"]:
+            assert step["id"] in TRANSFORMATIONS, step["id"]
+            fields = fields_after(step, fields)
+        for override in panel["fieldConfig"]["overrides"]:
+            if override["matcher"]["id"] == "byName":
+                assert override["matcher"]["options"] in fields, (panel["title"], fields)
+
+
+def test_the_outage_table_is_one_row_per_target_and_start() -> None:
+    (table,) = [p for p in load(GRAFANA / "dashboards" / "itops.json")["panels"]
+                if p["type"] == "table"]
+    steps = {step["id"]: step["options"] for step in table["transformations"]}
+    keys = {k for k, o in steps["groupBy"]["fields"].items() if o["operation"] == "groupby"}
+    assert keys == {"target", "Value #A"}  # the target and its outage's start
+    assert all(not q["instant"] for q in table["targets"])  # every step of the range

@@ -10,6 +10,7 @@ hand below, to 0.01 percentage points.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -100,21 +101,64 @@ def scenario() -> list[Series]:
     out.append(probe_series("jonkoping", "vaxjo", "store", "partner", "jonkoping",
                             "JONKOPING_PACS", (J_STORE,)))
     out += [d for s in out for d in probe_details(s)] + exporter_history()
+    out += outage_alerts(out)
     out += [
         Series("ALERTS", {"alertname": "DicomEchoLatencyHigh", "alertstate": "firing",
                           "target": "skane", "site": "ljungby", "instance": INSTANCE["ljungby"],
                           "severity": "warning", "audience": "staff"},
                lambda t: 1.0 if inside(t, LATENCY_ALERT) else None),
-        Series("ALERTS", {"alertname": "DicomLinkComputerDown", "alertstate": "firing",
-                          "target": "z97117", "site": "vaxjo", "ae_title": "Z97117",
-                          "instance": INSTANCE["vaxjo"], "severity": "critical",
-                          "audience": "staff"},
-               lambda t: 1.0 if Z_A[0] + STEP <= t < Z_A[1] else None),
         Series("ALERTS", {"alertname": "DicomExporterDown", "alertstate": "firing",
                           "instance": INSTANCE["vaxjo"], "job": "dicom_exporter",
                           "severity": "critical", "audience": "it"},
                lambda t: 1.0 if GAP_VAXJO[0] + STEP <= t < GAP_VAXJO[1] else None),
     ]
+    return out
+
+
+# The outage alerts as Prometheus writes them, evaluated once a minute here:
+# ALERTS_FOR_STATE (its value the first evaluation that saw the failure) while
+# pending or firing, ALERTS{alertstate="firing"} once the failure has lasted the
+# role's for:. Per site, from the probe samples above.
+FOR_SECONDS = {"link_computer": 20.0, "partner": 60.0}
+OUTAGE_ALERT = {"link_computer": "DicomLinkComputerDown", "partner": "DicomPartnerUnreachable"}
+
+
+def outage_alerts(series: list[Series]) -> list[Series]:
+    probes: dict[tuple[str, str], list[Series]] = {}
+    for s in series:
+        labels = s.labels
+        if s.name == "probe_success" and labels["module"] in ("tcp", "echo"):
+            probes.setdefault((labels["target"], labels["site"]), []).append(s)
+    times = [BEGIN + n * STEP for n in range(int((END - BEGIN) / STEP))]
+    out = []
+    for (name, _site), members in probes.items():
+        role = members[0].labels["role"]
+        if name == "jonkoping":
+            continue  # never down
+        if role == "partner":  # per probe series: every label of probe_success
+            (echo,) = members
+            labels = dict(echo.labels)
+        else:  # min by (target, ae_title, site, instance)
+            labels = {k: members[0].labels[k] for k in ("target", "ae_title", "site", "instance")}
+        labels.update(alertname=OUTAGE_ALERT[role], severity="critical", audience="staff")
+        active_at: dict[float, float] = {}
+        since = None
+        for t in times:
+            values = [m.value(t) for m in members]
+            if 0.0 in values:
+                since = t if since is None else since
+                active_at[t] = since
+            else:
+                since = None
+
+        def state(t: float, active_at: dict[float, float] = active_at) -> float | None:
+            return active_at.get(t)
+
+        def firing(t: float, active_at: dict[float, float] = active_at,
+                   wait: float = FOR_SECONDS[role]) -> float | None:
+            return 1.0 if t in active_at and t - active_at[t] >= wait else None
+        out.append(Series("ALERTS_FOR_STATE", labels, state))
+        out.append(Series("ALERTS", {**labels, "alertstate": "firing"}, firing))
     return out
 
 
@@ -184,10 +228,15 @@ def probe_details(success: Series) -> list[Series]:
     def failed(t: float) -> float | None:
         v = success.value(t)
         return None if v is None else 1.0 - v
+    def reason(t: float) -> float | None:
+        """Every sample in the last five days; before, only the failed ones (what the
+        outage table reads), to keep the history small."""
+        value = failed(t)
+        return value if t >= END - 5 * 86400 or value == 1.0 else None
     out = [Series("probe_duration_seconds", labels, when_known(0.02), RECENT),
            Series("scrape_duration_seconds", labels, when_known(0.03), RECENT),
            Series("probe_dicom_failure_reason", {**labels, "reason": "connect_timeout"},
-                  failed, END - 5 * 86400)]
+                  reason, BEGIN)]
     if labels["prober"] != "tcp":
         out.append(Series("probe_dicom_phase_duration_seconds", {**labels, "phase": "echo"},
                           when_known(0.004), RECENT))
@@ -264,8 +313,14 @@ def test_october_figures_equal_the_hand_computed_ones(october: dict[str, Any]) -
     assert z["sites"]["vaxjo"]["unknown_seconds"] == UNKNOWN_VAXJO
     dst = max(z["outages"], key=lambda o: o["seconds"])
     assert (dst["start"], dst["end"]) == ("2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00")
+    # Firing from the second evaluation (for: 20s, evaluated every minute) to the
+    # first sample up, from each site that saw it: not C (one evaluation, pending).
+    run_a = ("DicomLinkComputerDown", "2026-10-10T12:01:00+02:00", "2026-10-10T12:30:00+02:00")
+    run_b = ("DicomLinkComputerDown", "2026-10-12T08:01:00+02:00", "2026-10-12T09:00:00+02:00")
+    run_dst = ("DicomLinkComputerDown", "2026-10-25T02:31:00+02:00",
+               "2026-10-25T02:30:00+01:00")
     assert [(a["alertname"], a["start"], a["end"]) for a in z["alerts_firing"]] == [
-        ("DicomLinkComputerDown", "2026-10-10T12:01:00+02:00", "2026-10-10T12:30:00+02:00")]
+        run_a, run_a, run_b, run_dst, run_dst]
 
     s = targets["skane"]
     s_down = 60 + 7800 + 1800  # the blip, D, October's part of the edge outage
@@ -331,6 +386,7 @@ DASHBOARDS = sorted((Path(__file__).parent.parent / "grafana" / "dashboards").gl
 # Recording rules backfilled over the history's last two hours: every panel reads them
 # at its end (over 30 days they average what there is), and each hour costs seconds.
 RECORDING_SECONDS = 2 * 3600
+OUTAGE_DAYS = 31  # the IT dashboard's 30 days, and its first step's window
 # (dashboard uid, panel title): why the panel may be empty on this history.
 MAY_BE_EMPTY: dict[tuple[str, str], str] = {}
 LABEL_VALUES = re.compile(r"^label_values\((?:(.*),\s*)?(\w+)\)$")
@@ -342,13 +398,42 @@ def grafana_range(board: dict) -> float:
     return int(amount) * {"m": 60, "h": 3600, "d": 86400}[unit]
 
 
-def expand(expr: str, values: dict[str, str], range_seconds: float) -> str:
+def expand(expr: str, values: dict[str, str], range_seconds: float, interval: str = "1m"
+           ) -> str:
     """Grafana's variables: every query variable as all its values, the built-in ones as
     Grafana sets them for the dashboard's default range."""
     for name, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
         expr = expr.replace(f"${{{name}}}", value).replace(f"${name}", value)
-    return (expr.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+    return (expr.replace("$__rate_interval", "5m").replace("$__interval", interval)
             .replace("$__range", f"{int(range_seconds)}s"))
+
+
+# Grafana's step for a range query: the range over the panel's points (a panel about
+# 1,000 pixels wide), never below the query's own minimum interval.
+GRAFANA_POINTS = 1000
+DURATION = re.compile(r"(\d+)([smhd])")
+
+
+def grafana_step(query: dict, range_seconds: float) -> float:
+    least = query.get("interval") or "15s"
+    amount, unit = DURATION.fullmatch(least).groups()  # type: ignore[union-attr]
+    return max(int(amount) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit],
+               math.ceil(range_seconds / GRAFANA_POINTS))
+
+
+def run_panel_query(prometheus: HistoricalPrometheus, query: dict, values: dict[str, str],
+                    range_seconds: float, at_time: float) -> dict[str, Any]:
+    """One target of a panel as Grafana sends it: an instant query at `at_time`, or a
+    range query over the dashboard's range ending there, at Grafana's step."""
+    if query.get("instant", False):
+        return prometheus.api("/api/v1/query", query=expand(query["expr"], values,
+                                                            range_seconds),
+                              time=f"{at_time:.0f}")
+    step = grafana_step(query, range_seconds)
+    return prometheus.api("/api/v1/query_range",
+                          query=expand(query["expr"], values, range_seconds, f"{step}s"),
+                          start=f"{at_time - range_seconds:.0f}", end=f"{at_time:.0f}",
+                          step=f"{step}")
 
 
 def variable_values(prometheus: HistoricalPrometheus, board: dict, at_time: float
@@ -375,11 +460,17 @@ def with_recording_rules(prometheus: HistoricalPrometheus, tmp_path_factory: pyt
                          ) -> HistoricalPrometheus:
     """The generated recording rules, backfilled over the history's last two hours."""
     from exporter import config as config_module
-    from exporter.monitoring import pack, slo
+    from exporter.monitoring import outages, pack, slo
     config = config_module.load(str(Path(__file__).parent.parent / "examples" / "kronoberg.yml"))
-    rules = tmp_path_factory.mktemp("rules") / "recording.yml"
-    rules.write_text(json.dumps({"groups": slo.recording_groups(pack.load(config))}))
+    monitoring = pack.load(config)
+    folder = tmp_path_factory.mktemp("rules")
+    rules = folder / "recording.yml"
+    rules.write_text(json.dumps({"groups": slo.recording_groups(monitoring)}))
     prometheus.backfill_rules(rules, END - RECORDING_SECONDS, END)
+    # The outage table's rules read only the outage alerts' series: the whole month.
+    outage_rules = folder / "outages.yml"
+    outage_rules.write_text(json.dumps({"groups": [outages.group(monitoring)]}))
+    prometheus.backfill_rules(outage_rules, END - OUTAGE_DAYS * 86400, END)
     return prometheus
 
 
@@ -389,18 +480,17 @@ def test_every_dashboard_query_returns_data_on_the_history(
     prometheus = with_recording_rules
     board = json.loads(path.read_text(encoding="utf-8"))
     values = variable_values(prometheus, board, END)
-    queries = [(panel["title"], t["expr"]) for panel in board["panels"]
+    queries = [(panel["title"], t) for panel in board["panels"]
                for t in panel.get("targets", [])]
-    queries += [(f"annotation {a['name']}", a["expr"])
+    queries += [(f"annotation {a['name']}", {**a, "instant": True})
                 for a in board["annotations"]["list"] if a.get("expr")]
     empty, failed = [], []
-    for title, expr in queries:
-        query = expand(expr, values, grafana_range(board))
-        answer = prometheus.api("/api/v1/query", query=query, time=f"{END - 60:.0f}")
+    for title, query in queries:
+        answer = run_panel_query(prometheus, query, values, grafana_range(board), END - 60)
         if answer.get("status") != "success":
             failed.append(f"{title}: {answer.get('error')}")
         elif not answer["data"]["result"] and (board["uid"], title) not in MAY_BE_EMPTY:
-            empty.append(f"{title}: {query}")
+            empty.append(f"{title}: {query['expr']}")
     assert not failed, "\n".join(failed)
     assert not empty, "queries that return nothing:\n" + "\n".join(empty)
 
@@ -420,3 +510,102 @@ def test_a_stale_probe_shows_as_unknown_not_as_its_last_value(
               for r in answer["data"]["result"]}
     assert values[("z97117", "ljungby")] == "-1"
     assert values[("z97117", "vaxjo")] == "1"
+
+
+# -- the outage table: Grafana's transformations, done here by their documented rules ---
+def table_rows(answer: dict[str, Any], ref_id: str) -> list[dict[str, Any]]:
+    """A range query in table format as Grafana's Prometheus source makes it: a row per
+    series and step, with Time (ms), the labels and `Value #<refId>`."""
+    return [{"Time": float(t) * 1000, **{k: v for k, v in series["metric"].items()
+                                         if k != "__name__"},
+             f"Value #{ref_id}": float(value)}
+            for series in answer["data"]["result"] for t, value in series["values"]]
+
+
+def merge(frames: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """`merge`: rows with equal values in every field but the values are one row."""
+    fields = sorted({k for rows in frames for row in rows for k in row
+                     if not k.startswith("Value #")})
+    merged: dict[tuple, dict[str, Any]] = {}
+    for rows in frames:
+        for row in rows:
+            merged.setdefault(tuple(row.get(k) for k in fields), {}).update(row)
+    return list(merged.values())
+
+
+REDUCERS: dict[str, Callable[[list[Any]], Any]] = {
+    "max": lambda values: max(v for v in values if v is not None),
+    "uniqueValues": lambda values: list(dict.fromkeys(v for v in values if v is not None)),
+}
+
+
+def group_by(rows: list[dict[str, Any]], options: dict) -> list[dict[str, Any]]:
+    """`groupBy`: one row per distinct value of the group fields; each aggregated field
+    becomes `<name> (<calculation>)`; fields with no option are dropped."""
+    keys = [k for k, o in options["fields"].items() if o["operation"] == "groupby"]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
+    out = []
+    for key, members in groups.items():
+        row = dict(zip(keys, key, strict=True))
+        for name, option in options["fields"].items():
+            if option["operation"] == "aggregate":
+                for calc in option["aggregations"]:
+                    row[f"{name} ({calc})"] = REDUCERS[calc]([m.get(name) for m in members])
+        out.append(row)
+    return out
+
+
+def transform(rows: list[dict[str, Any]], steps: list[dict]) -> list[dict[str, Any]]:
+    """The panel's transformations after `merge`, in order."""
+    for step in steps:
+        options = step["options"]
+        if step["id"] == "groupBy":
+            rows = group_by(rows, options)
+        elif step["id"] == "calculateField":
+            binary = options["binary"]
+            assert options["mode"] == "binary" and binary["operator"] == "-"
+            rows = [{**r, options["alias"]: r[binary["left"]] - r[binary["right"]]}
+                    for r in rows]
+        elif step["id"] == "organize":
+            rows = [{options["renameByName"].get(k, k): v for k, v in r.items()
+                     if not options.get("excludeByName", {}).get(k)} for r in rows]
+        elif step["id"] == "sortBy":
+            (by,) = options["sort"]
+            rows = sorted(rows, key=lambda r: r[by["field"]], reverse=by["desc"])
+        else:
+            raise AssertionError(f"no rule here for Grafana's {step['id']}")
+    return rows
+
+
+def test_the_outage_table_has_one_row_per_outage_as_the_report_counts_them(
+        with_recording_rules: HistoricalPrometheus) -> None:
+    """The outages of the 30 days before END, from at least one site and longer than
+    the role's for:, each with its start, end, length and reason. Start is the first
+    evaluation that saw the last site fail (the first failed sample here, as the
+    report's); end is the last evaluation that saw every site still down, one minute
+    (one evaluation here) before the report's end, the first sample up. Left out:
+    Z_B and S_LJ (one site only), Z_C and S_BLIP (never firing: one failed sample)."""
+    prometheus = with_recording_rules
+    board = json.loads((DASHBOARDS[0].parent / "itops.json").read_text(encoding="utf-8"))
+    (panel,) = [p for p in board["panels"] if p["type"] == "table"]
+    assert panel["transformations"][0]["id"] == "merge"
+    values = variable_values(prometheus, board, END)
+    frames = []
+    for query in panel["targets"]:
+        assert not query["instant"] and query["format"] == "table"
+        answer = run_panel_query(prometheus, query, values, grafana_range(board), END)
+        assert answer["status"] == "success", answer
+        frames.append(table_rows(answer, query["refId"]))
+    rows = transform(merge(frames), panel["transformations"][1:])
+
+    def row(target: str, span: tuple[float, float]) -> dict[str, Any]:
+        end = span[1] - STEP
+        return {"Mål": target, "Början": span[0] * 1000, "Slut": end * 1000,
+                "Längd": (end - span[0]) * 1000, "Orsak": ["connect_timeout"]}
+    assert rows == [row("skane", S_EDGE), row("z97117", Z_DST), row("skane", S_D),
+                    row("z97117", Z_A)]
+    overrides = {o["matcher"]["options"]: o["properties"][0]["value"]
+                 for o in panel["fieldConfig"]["overrides"]}
+    assert overrides == {"Början": "dateTimeAsIso", "Slut": "dateTimeAsIso", "Längd": "ms"}

@@ -2,8 +2,9 @@
 
 Availability and budget read the recording rules of exporter.monitoring.slo
 (30 days of raw 5-second samples would be slow to average on every load);
-the outage panels read raw `probe_success` so each outage keeps its start and
-end. Words from exporter.routine.itops; the SLO objectives from the
+the outage timeline reads raw `probe_success`, the outage table the
+recording rules of exporter.monitoring.outages, so each outage keeps its
+start. Words from exporter.routine.itops; the SLO objectives from the
 monitoring config.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from exporter.monitoring import slo
+from exporter.monitoring import outages, slo
 from exporter.monitoring.dashboards import (
     SITE,
     UNKNOWN,
@@ -61,33 +62,63 @@ def budget(m: Monitoring) -> str:
     return "\n or ".join(parts)
 
 
-def outage_table(m: Monitoring) -> Json:
-    down = (f"(min by (target, site) (probe_success{{{m.probe}, {m.reachability}, "
-            f'direction!="receive", site=~"$site"}}) == 0)')
-    reasons = (f"max by (target, site, reason) (max_over_time(probe_dicom_failure_reason"
-               f'{{{m.probe}, {m.reachability}, direction!="receive", site=~"$site"}}'
-               f"[$__range])) == 1")
+# Grafana's column names for the two queries, before the table renames them.
+START, END = "Value #A", "Value #B"
+END_MAX = f"{END} (max)"
+REASONS = "reason (uniqueValues)"
+
+
+def outage_queries() -> tuple[str, str]:
+    """Each outage's start and the last evaluation that saw it, per step of the range.
+
+    The recording rules of exporter.monitoring.outages hold both only while
+    the target is out; max_over_time over Grafana's step sees every
+    evaluation, whatever the step. Two outages of one target less than a step
+    apart: the step that holds both shows the later, so the earlier one's end
+    reads up to a step early (or, inside one step, the row is the later's).
+    """
+    return (f"max_over_time({outages.START}[$__interval]) * 1000",
+            f"max_over_time({outages.LAST_EVALUATION}[$__interval]) * 1000")
+
+
+def outage_transformations() -> list[Json]:
+    """One row per outage: the rows of every step, grouped by target and start."""
     c = words.OUTAGE_COLUMNS_DASHBOARD
-    each = panel("table", words.PANELS["outage_table"], [
-        target(f"min_over_time(timestamp{down}[$__range:1m]) * 1000", c["first"], "table", True),
-        target(f"max_over_time(timestamp{down}[$__range:1m]) * 1000", c["last"], "table", True),
-        target(f"count_over_time({down}[$__range:1m]) * 60", c["down"], "table", True),
-        target(reasons, c["reason"], "table", True),
-    ], 24, 8, words.OUTAGE_TABLE_DESCRIPTION)
-    each["transformations"] = [
+    return [
         {"id": "merge", "options": {}},
+        {"id": "groupBy", "options": {"fields": {
+            "target": {"operation": "groupby", "aggregations": []},
+            START: {"operation": "groupby", "aggregations": []},
+            END: {"operation": "aggregate", "aggregations": ["max"]},
+            "reason": {"operation": "aggregate", "aggregations": ["uniqueValues"]},
+        }}},
+        {"id": "calculateField", "options": {
+            "mode": "binary", "alias": c["duration"], "replaceFields": False,
+            "binary": {"left": END_MAX, "operator": "-", "right": START}}},
         {"id": "organize", "options": {
-            "excludeByName": {"Time": True, "Value #D": True},
-            "renameByName": {"Value #A": c["first"], "Value #B": c["last"],
-                             "Value #C": c["down"], "reason": c["reason"]}}},
+            "indexByName": {"target": 0, START: 1, END_MAX: 2, c["duration"]: 3, REASONS: 4},
+            "renameByName": {"target": c["target"], START: c["start"], END_MAX: c["end"],
+                             REASONS: c["reason"]}}},
+        {"id": "sortBy", "options": {"sort": [{"field": c["start"], "desc": True}]}},
     ]
+
+
+def outage_table(m: Monitoring) -> Json:
+    start, last = outage_queries()
+    c = words.OUTAGE_COLUMNS_DASHBOARD
+    queries = [target(start, c["start"], "table"), target(last, c["end"], "table")]
+    for each_query in queries:
+        each_query["interval"] = "1m"
+    each = panel("table", words.PANELS["outage_table"], queries, 24, 8,
+                 words.OUTAGE_TABLE_DESCRIPTION.format(alerts=" / ".join(outages.ALERTS)))
+    each["transformations"] = outage_transformations()
     each["fieldConfig"]["overrides"] = [
-        {"matcher": {"id": "byName", "options": c["first"]},
+        {"matcher": {"id": "byName", "options": c["start"]},
          "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},
-        {"matcher": {"id": "byName", "options": c["last"]},
+        {"matcher": {"id": "byName", "options": c["end"]},
          "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},
-        {"matcher": {"id": "byName", "options": c["down"]},
-         "properties": [{"id": "unit", "value": "s"}]},
+        {"matcher": {"id": "byName", "options": c["duration"]},
+         "properties": [{"id": "unit", "value": "ms"}]},
     ]
     each["links"] = links(m, slo.ALERT_NAME["partners"])
     return each

@@ -31,7 +31,7 @@ from exporter.config.routine_model import SLOTS
 from exporter.config.strict import format_duration, parse_duration
 from exporter.config.topology import Route
 from exporter.metrics import HOLIDAY_CALENDAR_END, ROUTE_HOP_STATE
-from exporter.monitoring import alertmanager, slo
+from exporter.monitoring import alertmanager, outages, slo
 from exporter.monitoring.settings import Monitoring
 from exporter.reasons import Reason
 from exporter.routine import words
@@ -516,7 +516,7 @@ def _humanized(seconds: int) -> str:
 def groups(m: Monitoring, config: Config) -> list[dict[str, Any]]:
     """The rule groups of dicom.rules.yml: one place to add a group."""
     return [{"name": "dicom", "rules": Rules(m, config).alerts()},
-            *slo.recording_groups(m),
+            *slo.recording_groups(m), outages.group(m),
             {"name": "dicom_slo", "rules": slo.burn_alerts(m)}]
 
 

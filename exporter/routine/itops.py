@@ -94,15 +94,19 @@ PANELS = {
     "store": "Lagring lyckad per partner över vald period",
     "ratio": "Andel lyckade prov (5 min)",
     "outages": "Avbrott (minst en plats nere)",
-    "outage_table": "Avbrott per mål och plats över vald period",
+    "outage_table": "Avbrott per mål över vald period",
 }
 OUTAGE_TABLE_DESCRIPTION = (
-    "En rad per mål och plats som var nere under perioden: första och senaste "
-    "fel, tid nere och orsakerna. Varje enskilt avbrott syns i panelen Avbrott "
-    "och i månadsrapporten (dicom-exporter report)."
+    "En rad per avbrott: ett mål som ingen plats nådde längre än rollens väntetid "
+    "(larmet {alerts} var aktivt från varje plats). Början är när den sista "
+    "platsen började se felet, slut den sista utvärderingen då alla platser "
+    "fortfarande såg det. Samma avbrott som i månadsrapporten (dicom-exporter "
+    "report), vars tider kommer från mätvärdena själva: här högst ett "
+    "utvärderingsintervall senare (början) eller tidigare (slut)."
 )
 OUTAGE_COLUMNS_DASHBOARD = {
-    "first": "Första fel", "last": "Senaste fel", "down": "Tid nere", "reason": "Orsak",
+    "target": COLUMNS["target"], "start": OUTAGE_COLUMNS[0], "end": OUTAGE_COLUMNS[1],
+    "duration": OUTAGE_COLUMNS[2], "reason": "Orsak",
 }
 LINK_RUNBOOK = "Runbook"
 LINK_STATUS = "Statussidan"

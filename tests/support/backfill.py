@@ -59,7 +59,7 @@ def openmetrics(series: Iterable[Series], times: Iterable[float], path: Path) ->
                 for t in stamps[bisect.bisect_left(stamps, s.since):]:
                     value = s.value(t)
                     if value is not None:
-                        lines.append(f"{prefix}{value:g} {t:.0f}\n")
+                        lines.append(f"{prefix}{value!r} {t:.0f}\n")  # exact: a time is 10 digits
                 out.writelines(lines)
                 count += len(lines)
         out.write("# EOF\n")
