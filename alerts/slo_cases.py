@@ -185,7 +185,7 @@ def cases() -> list[Case]:
                  "exp_alerts": [burn(
                      "DicomPartnerErrorBudgetBurn", "6h/30m", "0.995", "skane", "partner", "skane",
                      "SKANE_PACS",
-                     "DICOM till skane (SKANE_PACS) förbrukar sin felbudget för snabbt",
+                     "DICOM till Skåne (SKANE_PACS) förbrukar sin felbudget för snabbt",
                      SLOW_PARTNER)]},
             ],
         },

@@ -125,6 +125,13 @@ def test_every_metric_a_rule_uses_is_exposed_by_the_exporter(demo_exporter, pki,
         for text in rule.get("annotations", {}).values():
             used.update(re.findall(r"`([a-z_:]+)\{", text))
     used.discard("up")  # Prometheus' own
+    # Prometheus writes ALERTS and ALERTS_FOR_STATE for alerting rules: those
+    # read must name alerts that exist.
+    alerts = {rule["alert"] for rule in every if "alert" in rule}
+    for rule in every:
+        for names in re.findall(r'ALERTS(?:_FOR_STATE)?\{alertname=~?"([^"]+)"', rule["expr"]):
+            assert set(names.split("|")) <= alerts, (rule.get("record"), names)
+    used -= {"ALERTS", "ALERTS_FOR_STATE"}
     assert used, "no metric found in the rules"
     recorded = {rule["record"] for rule in every if "record" in rule}
     exposed = exposed_names(exporter) | tls_names | recorded

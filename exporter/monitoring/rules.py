@@ -515,9 +515,10 @@ def _humanized(seconds: int) -> str:
 
 def groups(m: Monitoring, config: Config) -> list[dict[str, Any]]:
     """The rule groups of dicom.rules.yml: one place to add a group."""
-    return [{"name": "dicom", "rules": Rules(m, config).alerts()},
+    rules = Rules(m, config)
+    return [{"name": "dicom", "rules": rules.alerts()},
             *slo.recording_groups(m), outages.group(m),
-            {"name": "dicom_slo", "rules": slo.burn_alerts(m)}]
+            {"name": "dicom_slo", "rules": slo.burn_alerts(m, rules.names)}]
 
 
 def render_calendar_tests(m: Monitoring) -> str:

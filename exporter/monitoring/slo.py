@@ -102,9 +102,10 @@ def exhaustion(factor: float) -> str:
     return f"{hours / 24:.0f} dygn" if hours % 24 == 0 else f"{hours:.0f} timmar"
 
 
-def burn_alerts(m: Monitoring) -> list[Rule]:
+def burn_alerts(m: Monitoring, names: str = "") -> list[Rule]:
     """A fast (1 h/5 m) and a slow (6 h/30 m) burn rule per alert and objective: roles
-    that share an alert and an objective (partners and relays) share the rules."""
+    that share an alert and an objective (partners and relays) share the rules.
+    `names` sets the template variables ($region) the summaries say people's names with."""
     shared: dict[tuple[str, float], list[str]] = {}
     for role in m.roles:
         objective = m.slo_objectives.get(role)
@@ -129,7 +130,7 @@ def burn_alerts(m: Monitoring) -> list[Rule]:
                 "labels": {**IT_MAIL, "slo_window": f"{long}/{short}",
                            "slo_objective": f"{objective:g}"},
                 "annotations": {
-                    "summary": words.SLO_BURN_SUMMARY[
+                    "summary": names + words.SLO_BURN_SUMMARY[
                         "link_computer" if group == "link_computers" else "partner"],
                     "description": words.SLO_BURN_DESCRIPTION.format(
                         threshold=percent(factor * budget), long=long, short=short,

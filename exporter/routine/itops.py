@@ -66,7 +66,7 @@ HOW_COUNTED = (
 # -- the SLO burn-rate alerts ---------------------------------------------------
 SLO_BURN_SUMMARY = {
     "link_computer": "Länkdator {{ $labels.ae_title }} förbrukar sin felbudget för snabbt",
-    "partner": "DICOM till {{ $labels.target }} ({{ $labels.ae_title }}) förbrukar sin "
+    "partner": "DICOM till {{ $region }} ({{ $labels.ae_title }}) förbrukar sin "
                "felbudget för snabbt",
 }
 SLO_BURN_DESCRIPTION = (
@@ -93,7 +93,7 @@ PANELS = {
     "per_site": "Tillgänglighet per plats över vald period",
     "store": "Lagring lyckad per partner över vald period",
     "ratio": "Andel lyckade prov (5 min)",
-    "outages": "Avbrott (minst en plats nere)",
+    "outages": "Avbrott (ingen plats når målet)",
     "outage_table": "Avbrott per mål över vald period",
 }
 OUTAGE_TABLE_DESCRIPTION = (
