@@ -10,9 +10,6 @@ import http.client as httpclient
 import socket
 import statistics
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from exporter.app import Exporter
 from exporter.web import server as web_server
@@ -20,14 +17,9 @@ from exporter.web.connections import Limits
 from tests.support.configs import make_config
 from tests.support.hostile import ScriptedPeer
 from tests.support.realpeers import LOOPBACK
+from tests.support.served import silent_peer  # noqa: F401 (fixture)
 
 PIPELINED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 50
-
-
-@pytest.fixture
-def peer() -> Iterator[ScriptedPeer]:
-    with ScriptedPeer(lambda p, conn: None) as listening:
-        yield listening
 
 
 def _exporter(peer: ScriptedPeer, others: int = 0) -> Exporter:

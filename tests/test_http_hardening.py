@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -51,28 +51,14 @@ from exporter.web.connections import Connection, ConnectionLoop, Limits, Refusal
 from tests.support.configs import make_config
 from tests.support.hostile import ScriptedPeer, read_pdu
 from tests.support.realpeers import LOOPBACK, free_port, wait_for_port
+from tests.support.served import (  # noqa: F401 (fixtures)
+    exporter_with_peer,
+    served_exporter,
+    silent_peer,
+)
 from tests.support.webauth import basic, users_yaml
 
 ROOT = Path(__file__).parent.parent
-
-
-def exporter_with_peer(peer: ScriptedPeer, limits: ProbeLimits | None = None) -> Exporter:
-    return Exporter(make_config({"peer": {"port": peer.port, "ae_title": "PEER",
-                                          "modules": ["tcp", "echo"]}}), limits=limits)
-
-
-@pytest.fixture
-def peer() -> Iterator[ScriptedPeer]:
-    with ScriptedPeer(lambda p, conn: None) as listening:
-        yield listening
-
-
-@pytest.fixture
-def served(peer: ScriptedPeer) -> Iterator[web_server.Server]:
-    server, _ = web_server.start(exporter_with_peer(peer), (LOOPBACK, 0))
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def connect(server: web_server.Server) -> socket.socket:

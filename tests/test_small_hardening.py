@@ -11,13 +11,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from pynetdicom.pdu import P_DATA_TF
 
 from exporter import probers
-from exporter.app import Exporter
 from exporter.reasons import Reason
 from exporter.web import server as web_server
 from tests.support import pdus
@@ -29,22 +27,7 @@ from tests.support.hostile import (
     read_pdu,
 )
 from tests.support.realpeers import LOOPBACK
-
-
-@pytest.fixture
-def peer() -> Iterator[ScriptedPeer]:
-    with ScriptedPeer(lambda p, conn: None) as listening:
-        yield listening
-
-
-@pytest.fixture
-def served(peer: ScriptedPeer) -> Iterator[web_server.Server]:
-    exporter = Exporter(make_config({"peer": {"port": peer.port, "ae_title": "PEER",
-                                              "modules": ["tcp", "echo"]}}))
-    server, _ = web_server.start(exporter, (LOOPBACK, 0))
-    yield server
-    server.shutdown()
-    server.server_close()
+from tests.support.served import served_exporter, silent_peer  # noqa: F401 (fixtures)
 
 
 def _exchange(server: web_server.Server, request: bytes) -> bytes:
