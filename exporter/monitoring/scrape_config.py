@@ -48,16 +48,7 @@ scrape_configs:
       - source_labels: [role, prober, direction]
         regex: "link_computer;({reachability});"
         action: drop
-      # The SD entry's address is the target name: pass it as ?target=.
-      - source_labels: [__address__]
-        target_label: __param_target
-      - source_labels: [__param_target]
-        target_label: target
-      # ?module= comes from the __param_module label /sd sets.
-      # Scrape the exporter whose /sd listed the target: the SD URL's host.
-      - source_labels: [__meta_url]
-        regex: https?://([^/]+)/sd
-        target_label: __address__
+{to_exporter}
 
   # Link computers carry every transfer: probed every {link_interval}, so a dead
   # one pages soon after its `for:` (benchmarks/detection.py). {reachability}
@@ -71,13 +62,7 @@ scrape_configs:
       - source_labels: [role, prober, direction]
         regex: "link_computer;({reachability});"
         action: keep
-      - source_labels: [__address__]
-        target_label: __param_target
-      - source_labels: [__param_target]
-        target_label: target
-      - source_labels: [__meta_url]
-        regex: https?://([^/]+)/sd
-        target_label: __address__
+{to_exporter}
 
   # The exporters' own metrics: counters, histograms, reload status, routes,
   # and the URL each serves its runbooks at (runbook links of the alerts).
@@ -102,6 +87,20 @@ alerting:
 """
 
 
+# Both probe jobs: ask the exporter that listed the target to probe it.
+TO_EXPORTER = """\
+      # The SD entry's address is the target name: pass it as ?target=.
+      - source_labels: [__address__]
+        target_label: __param_target
+      - source_labels: [__param_target]
+        target_label: target
+      # ?module= comes from the __param_module label /sd sets.
+      # Scrape the exporter whose /sd listed the target: the SD URL's host.
+      - source_labels: [__meta_url]
+        regex: https?://([^/]+)/sd
+        target_label: __address__"""
+
+
 def render(m: Monitoring) -> str:
     p = m.prometheus
     sd = "\n".join(f"      - url: http://{exporter}/sd\n        refresh_interval: 1m"
@@ -114,5 +113,6 @@ def render(m: Monitoring) -> str:
         exporter_job=m.exporter_job,
         link_interval=m.probe_interval_by_role["link_computer"],
         reachability=selector("answers_reachability"),
-        sd=sd, exporters=", ".join(p.exporters), alertmanagers=", ".join(p.alertmanagers),
+        sd=sd, to_exporter=TO_EXPORTER,
+        exporters=", ".join(p.exporters), alertmanagers=", ".join(p.alertmanagers),
     )
