@@ -128,6 +128,8 @@ class Rules:
                       and t.labels.get("direction") != "receive"]
         self.partner_targets = [t for t in targets
                                 if t.labels.get("role") in ("partner", "relay")]
+        # Read by the fallback, no-route and last-resort texts alike: made once.
+        self.slots = {name: self._slots(route) for name, route in config.routes.items()}
 
     def by_target(self, situation: str, targets: list[Target]) -> str:
         """`next_step` of a target alert: the routine's steps for the alert's `target`."""
@@ -137,7 +139,7 @@ class Rules:
             routine.next_step(self.config, situation),
         )
 
-    def slots(self, route: Route) -> dict[str, str]:
+    def _slots(self, route: Route) -> dict[str, str]:
         """The route's slots as templates: each hop's words when that hop is down now
         (the exporter's dicom_route_hop_state, the route states' own reading), the
         slot's default when none of them is."""
@@ -157,7 +159,7 @@ class Rules:
     def fallback_steps(self) -> str:
         cases = [
             (f'and (eq .Labels.route "{route.name}") (eq .Labels.path "{path.name}")',
-             routine.fallback_next_step(self.config, route, path, slots=self.slots(route)))
+             routine.fallback_next_step(self.config, route, path, slots=self.slots[route.name]))
             for route in self.config.routes.values() for path in route.fallbacks
         ]
         return switch(cases, "")
@@ -165,7 +167,7 @@ class Rules:
     def no_route_steps(self) -> str:
         return switch(
             [(f'eq .Labels.route "{route.name}"',
-              routine.no_route_next_step(self.config, route, slots=self.slots(route)))
+              routine.no_route_next_step(self.config, route, slots=self.slots[route.name]))
              for route in self.config.routes.values()],
             routine.next_step(self.config, "no_route"),
         )
@@ -173,7 +175,7 @@ class Rules:
     def last_resort(self) -> str:
         """What the routine says when no path is open, for what is down now."""
         return switch(
-            [(f'eq .Labels.route "{route.name}"', self.slots(route)["last_resort"])
+            [(f'eq .Labels.route "{route.name}"', self.slots[route.name]["last_resort"])
              for route in self.config.routes.values()],
             routine.slot_text(self.config.routine.steps_for("last_resort")),
         )
